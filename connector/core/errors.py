@@ -1,0 +1,117 @@
+"""One error vocabulary for the whole connector (STYLE.md §8).
+
+    ConnectorError(code: ErrorCode, reasons: list[str])
+    ├─ BadRequestError     bad_request    invalid JSON / schema / policy-invalid input
+    ├─ UnauthorizedError   unauthorized   missing/invalid token or key, wrong audience
+    ├─ ForbiddenError      forbidden      authenticated, but a policy or rule denies it
+    ├─ NotFoundError       not_found      unknown id, or one the caller may not see
+    ├─ ConflictError       conflict       illegal state transition, id taken, still referenced
+    │  └─ IllegalTransitionError
+    ├─ TooLargeError       too_large      request body over the limit
+    ├─ RateLimitedError    rate_limited   caller over its rate (carries retry_after seconds)
+    ├─ UnavailableError    unavailable    a dependency (Temporal, Postgres, Redis) is unreachable
+    └─ UnexpectedError     unexpected     a bug; the wire carries only an error id
+
+The mapping of codes to HTTP statuses per surface lives in `api/errors.py` (one place).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+__all__ = [
+    "BadRequestError",
+    "ConflictError",
+    "ConnectorError",
+    "ErrorCode",
+    "ForbiddenError",
+    "IllegalTransitionError",
+    "NotFoundError",
+    "RateLimitedError",
+    "TooLargeError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "UnexpectedError",
+]
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    UNEXPECTED = "unexpected"
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    code: ErrorCode = ErrorCode.UNEXPECTED
+
+    def __init__(self, *reasons: str, pointer: str | None = None) -> None:
+        self.reasons: list[str] = [r for r in reasons if r] or [self.code.value.replace("_", " ")]
+        # JSON pointer to the offending part of the input, when one is known (problem+json).
+        self.pointer = pointer
+        super().__init__("; ".join(self.reasons))
+
+
+class BadRequestError(ConnectorError):
+    code = ErrorCode.BAD_REQUEST
+
+
+class UnauthorizedError(ConnectorError):
+    code = ErrorCode.UNAUTHORIZED
+
+
+class ForbiddenError(ConnectorError):
+    code = ErrorCode.FORBIDDEN
+
+
+class NotFoundError(ConnectorError):
+    code = ErrorCode.NOT_FOUND
+
+
+class ConflictError(ConnectorError):
+    code = ErrorCode.CONFLICT
+
+
+class IllegalTransitionError(ConflictError):
+    """A message that the state machine does not allow in the current state or from this sender."""
+
+
+class TooLargeError(ConnectorError):
+    code = ErrorCode.TOO_LARGE
+
+
+class RateLimitedError(ConnectorError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, *reasons: str, retry_after: int = 1) -> None:
+        super().__init__(*reasons)
+        self.retry_after = retry_after
+
+
+class UnavailableError(ConnectorError):
+    code = ErrorCode.UNAVAILABLE
+
+
+class UnexpectedError(ConnectorError):
+    code = ErrorCode.UNEXPECTED
+
+
+ERROR_TYPES: Final[dict[ErrorCode, type[ConnectorError]]] = {
+    ErrorCode.BAD_REQUEST: BadRequestError,
+    ErrorCode.UNAUTHORIZED: UnauthorizedError,
+    ErrorCode.FORBIDDEN: ForbiddenError,
+    ErrorCode.NOT_FOUND: NotFoundError,
+    ErrorCode.CONFLICT: ConflictError,
+    ErrorCode.TOO_LARGE: TooLargeError,
+    ErrorCode.RATE_LIMITED: RateLimitedError,
+    ErrorCode.UNAVAILABLE: UnavailableError,
+    ErrorCode.UNEXPECTED: UnexpectedError,
+}
