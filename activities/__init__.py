@@ -1,0 +1,1 @@
+"""Activities: thin, idempotent I/O adapters called by workflows by name."""

@@ -1,0 +1,1 @@
+"""The control plane's HTTP front end: DSP protocol API, management API, health."""

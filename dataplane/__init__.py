@@ -1,0 +1,1 @@
+"""The data plane: a separate process that moves bytes, near the data."""

@@ -1,0 +1,1 @@
+"""Worker processes: poll Temporal task queues and run workflows and activities."""

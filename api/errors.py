@@ -1,0 +1,191 @@
+"""Errors to HTTP, in one place: each ErrorCode gets one status per surface, in its own shape.
+
+DSP routes answer the protocol's `*Error` bodies (an illegal transition is 400, as DSP requires);
+the management API answers RFC 9457 problem+json; everything else plain JSON.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connector.core.errors import (
+    ERROR_TYPES,
+    BadRequestError,
+    ConnectorError,
+    ErrorCode,
+    RateLimitedError,
+    UnexpectedError,
+)
+from connector.logging import get_logger
+
+log = get_logger(__name__)
+
+DSP_CONTEXT_2025: Final = "https://w3id.org/dspace/2025/1/context.jsonld"
+DSP_CONTEXT_08: Final = "https://w3id.org/dspace/v0.8/context.json"
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+class Surface(StrEnum):
+    DSP = "dsp"
+    MANAGEMENT = "management"
+    DATA_PLANE = "dataplane"
+    OTHER = "other"
+
+
+STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
+    Surface.DSP: {
+        ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNAUTHORIZED: 401,
+        ErrorCode.FORBIDDEN: 403,
+        ErrorCode.NOT_FOUND: 404,
+        ErrorCode.CONFLICT: 400,  # DSP: an invalid transition MUST be answered with 400
+        ErrorCode.TOO_LARGE: 413,
+        ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.UNAVAILABLE: 503,
+        ErrorCode.UNEXPECTED: 500,
+    },
+    Surface.MANAGEMENT: {
+        ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNAUTHORIZED: 401,
+        ErrorCode.FORBIDDEN: 403,
+        ErrorCode.NOT_FOUND: 404,
+        ErrorCode.CONFLICT: 409,
+        ErrorCode.TOO_LARGE: 413,
+        ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.UNAVAILABLE: 503,
+        ErrorCode.UNEXPECTED: 500,
+    },
+    Surface.DATA_PLANE: {
+        ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNAUTHORIZED: 401,
+        ErrorCode.FORBIDDEN: 403,
+        ErrorCode.NOT_FOUND: 404,
+        ErrorCode.CONFLICT: 409,
+        ErrorCode.TOO_LARGE: 413,
+        ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.UNAVAILABLE: 503,
+        ErrorCode.UNEXPECTED: 500,
+    },
+}
+STATUS[Surface.OTHER] = STATUS[Surface.MANAGEMENT]
+
+# The DSP error type depends on the router family the path belongs to.
+DSP_ERROR_TYPES: Final[dict[str, str]] = {
+    "catalog": "CatalogError",
+    "negotiations": "ContractNegotiationError",
+    "transfers": "TransferError",
+}
+
+
+def surface_of(path: str) -> Surface:
+    if path.startswith("/dsp/"):
+        return Surface.DSP
+    if path.startswith("/management/"):
+        return Surface.MANAGEMENT
+    if path.startswith(("/public/", "/signaling/")):
+        return Surface.DATA_PLANE
+    return Surface.OTHER
+
+
+def dsp_error_body(
+    path: str, status: int, reasons: list[str], pids: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A DSP `*Error` body for the router family of `path`, in that version's shape."""
+    parts = path.split("/")
+    version = parts[2] if len(parts) > 2 else "2025-1"
+    family = parts[3] if len(parts) > 3 else "catalog"
+    error_type = DSP_ERROR_TYPES.get(family, "CatalogError")
+    pids = pids or {}
+    if version == "0.8":
+        body: dict[str, Any] = {
+            "@context": DSP_CONTEXT_08,
+            "@type": f"dspace:{error_type}",
+            "dspace:code": str(status),
+            "dspace:reason": [{"@value": r} for r in reasons],
+        }
+        for key, value in pids.items():
+            body[f"dspace:{key}"] = value
+        return body
+    body = {
+        "@context": [DSP_CONTEXT_2025],
+        "@type": error_type,
+        "code": str(status),
+        "reason": reasons,
+    }
+    if error_type != "CatalogError":
+        # The 2025-1 schemas require both pids; an unknown one is sent as a fixed URN (ADR 0002).
+        body["consumerPid"] = pids.get("consumerPid", "urn:connector:unknown")
+        body["providerPid"] = pids.get("providerPid", "urn:connector:unknown")
+    return body
+
+
+def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
+    path = request.url.path
+    surface = surface_of(path)
+    status = STATUS[surface][exc.code]
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
+    if surface is Surface.DSP:
+        pids = getattr(exc, "pids", None)
+        return JSONResponse(dsp_error_body(path, status, exc.reasons, pids), status, headers)
+    if surface is Surface.MANAGEMENT:
+        problem: dict[str, Any] = {
+            "type": f"urn:connector:error:{exc.code.value}",
+            "title": exc.code.value.replace("_", " "),
+            "status": status,
+            "detail": "; ".join(exc.reasons),
+            "errors": exc.reasons,
+        }
+        if exc.pointer is not None:
+            problem["pointer"] = exc.pointer
+        return JSONResponse(problem, status, headers, media_type=PROBLEM_JSON)
+    return JSONResponse({"error": exc.code.value, "reasons": exc.reasons}, status, headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_connector_error(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, ConnectorError):  # pragma: no cover - registered for this type
+            raise exc
+        return error_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        reasons = [
+            f"{'/'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in errors
+        ] or ["invalid request"]
+        pointer = "/" + "/".join(str(p) for p in errors[0]["loc"][1:]) if errors else None
+        return error_response(request, BadRequestError(*reasons, pointer=pointer))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        code = {
+            400: ErrorCode.BAD_REQUEST,
+            401: ErrorCode.UNAUTHORIZED,
+            403: ErrorCode.FORBIDDEN,
+            404: ErrorCode.NOT_FOUND,
+            405: ErrorCode.BAD_REQUEST,
+            413: ErrorCode.TOO_LARGE,
+            429: ErrorCode.RATE_LIMITED,
+            503: ErrorCode.UNAVAILABLE,
+        }.get(status, ErrorCode.UNEXPECTED)
+        detail = exc.detail if isinstance(exc, StarletteHTTPException) else "error"
+        return error_response(request, ERROR_TYPES[code](str(detail)))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = str(uuid.uuid4())
+        log.error("unexpected error", error_id=error_id, path=request.url.path, exc_info=exc)
+        return error_response(request, UnexpectedError(f"error id {error_id}"))
+
+    app.add_exception_handler(ConnectorError, on_connector_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,155 @@
+"""The `connector` command: one entrypoint per process role, plus operator tools.
+
+    connector up                    everything on one machine (embedded stack when not configured)
+    connector control-plane         DSP + management API (port 3000)
+    connector data-plane            data plane (port 3001)
+    connector worker [--queue Q]    Temporal worker for one or more task queues
+    connector migrate               apply SQL migrations and exit
+    connector temporal-bootstrap    namespace, retention, search attributes; exit
+    connector config show           effective configuration, secrets redacted
+
+A bad configuration value exits with code 2 and one line naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from connector.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connector", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole connector on this machine")
+    up.add_argument("--workers", type=int, help="worker processes (default workers.processes)")
+    sub.add_parser("control-plane", help="serve the control plane")
+    sub.add_parser("data-plane", help="serve the data plane")
+    worker = sub.add_parser("worker", help="run a Temporal worker")
+    worker.add_argument(
+        "--queue", action="append", help="task queue (repeatable; default: every queue)"
+    )
+    worker.add_argument("--name", default="worker", help="name in logs and metrics")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("temporal-bootstrap", help="register namespace and search attributes")
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {}
+    if args.command == "up" and args.workers:
+        overrides["workers"] = {"processes": args.workers}
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ConfigError as exc:
+        print(f"connector: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from connector.logging import configure_logging
+
+    role = args.command
+    configure_logging(settings.logging, role)
+    if args.command == "config":
+        print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+        return 0
+    if args.command == "up":
+        from connector.runner import up
+
+        return _exit(asyncio.run(up(settings, args.config)))
+    if args.command == "control-plane":
+        from api.app import create_app
+
+        return _serve(settings, create_app(settings), settings.server.host, settings.server.port)
+    if args.command == "data-plane":
+        from dataplane.app import create_app as create_dataplane
+
+        return _serve(
+            settings, create_dataplane(settings), settings.dataplane.host, settings.dataplane.port
+        )
+    if args.command == "worker":
+        from workers.main import run as run_worker
+
+        queues = args.queue or settings.temporal.task_queues.all()
+        unknown = [q for q in queues if q not in settings.temporal.task_queues.all()]
+        if unknown:
+            print(f"connector: unknown task queue(s): {', '.join(unknown)}", file=sys.stderr)
+            return EXIT_CONFIG
+        asyncio.run(run_worker(settings, queues, name=args.name))
+        return _exit(0)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "temporal-bootstrap":
+        return _exit(asyncio.run(_temporal_bootstrap(settings)))
+    return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
+
+
+def _serve(settings: Settings, app: object, host: str, port: int) -> int:
+    import uvicorn
+
+    if settings.metrics.port:
+        from prometheus_client import REGISTRY, start_http_server
+
+        metrics = getattr(getattr(app, "state", None), "metrics", None)
+        start_http_server(
+            settings.metrics.port,
+            addr=settings.metrics.host,
+            registry=metrics.registry if metrics else REGISTRY,
+        )
+    uvicorn.run(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    import asyncpg
+
+    from connector.stores import migrate
+    from connector.stores.pool import database_url
+
+    conn = await asyncpg.connect(database_url(settings.database))
+    try:
+        applied = await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    print(
+        f"applied {len(names)} migration(s){': ' + ', '.join(names) if names else ''}; "
+        f"schema at version {migrate.latest_version()}"
+    )
+    return 0
+
+
+async def _temporal_bootstrap(settings: Settings) -> int:
+    from connector.temporal.client import bootstrap, connect
+
+    client = await connect(settings.temporal, namespace="default")
+    for change in await bootstrap(client, settings.temporal) or ["nothing to change"]:
+        print(change)
+    return 0
+
+
+def _exit(code: int) -> int:
+    # The Temporal SDK's native runtime can crash during interpreter teardown (sdk-python #300);
+    # leave without teardown once our own work is flushed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,50 @@
+"""Connections a process holds (Postgres pool, Redis, Temporal client), opened from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from temporalio.client import Client
+from temporalio.runtime import Runtime
+
+from connector.settings import RedisSettings, Settings
+from connector.stores.pool import create_pool
+from connector.temporal.client import connect
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    temporal: Client | None
+
+
+def redis_client(settings: RedisSettings) -> aioredis.Redis:
+    if settings.url is None:
+        raise ValueError("redis.url is not set (connector up sets it for the embedded server)")
+    return aioredis.Redis.from_url(
+        settings.url.get_secret_value(),
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=15,
+        decode_responses=False,
+    )
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings, *, temporal: bool = True, runtime: Runtime | None = None
+) -> AsyncIterator[Resources]:
+    """Open everything lazily: a dependency that is down shows in /health instead of a crash."""
+    async with AsyncExitStack() as stack:
+        pool = await create_pool(settings.database)
+        stack.push_async_callback(pool.close)
+        redis = redis_client(settings.redis)
+        stack.push_async_callback(redis.aclose)
+        client = await connect(settings.temporal, lazy=True, runtime=runtime) if temporal else None
+        yield Resources(settings=settings, pool=pool, redis=redis, temporal=client)

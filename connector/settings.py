@@ -1,0 +1,442 @@
+"""The one settings tree. Built once per entrypoint (`load_settings`) and passed down.
+
+Sources, strongest first: explicit keyword arguments, environment variables
+`CONNECTOR_<SECTION>__<FIELD>` (e.g. `CONNECTOR_DATABASE__POOL__MAX`), the optional YAML file given
+with `--config` (shaped like the seed's `config.yaml`), then defaults. No module-level instance:
+two connectors live in one test process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CONNECTOR_"
+ENV_NESTED_DELIMITER = "__"
+
+TASK_QUEUE_CONTROL = "connector.control"
+TASK_QUEUE_DATAPLANE = "connector.dataplane"
+TASK_QUEUE_OPS = "connector.ops"
+
+
+class _Section(BaseModel):
+    # YAML from the seed uses camelCase (keyPath); env vars and Python use snake_case.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="Base URL counterparties use to reach this control plane."
+    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=4, le=1000)
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class PoolSettings(_Section):
+    min: int = Field(default=1, ge=0, le=100)
+    max: int = Field(default=10, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> PoolSettings:
+        if self.min > self.max:
+            raise ValueError(f"pool.min ({self.min}) must not exceed pool.max ({self.max})")
+        return self
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr | None = Field(
+        default=None,
+        description="postgresql:// URL. Unset: `connector up` starts an embedded Postgres.",
+    )
+    pool: PoolSettings = PoolSettings()
+    embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port")
+    command_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_scheme(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return v
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = Field(
+        default=None, description="redis:// URL. Unset: `connector up` starts an embedded Redis."
+    )
+    embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
+class TaskQueues(_Section):
+    control: str = TASK_QUEUE_CONTROL
+    dataplane: str = TASK_QUEUE_DATAPLANE
+    ops: str = TASK_QUEUE_OPS
+
+    def all(self) -> list[str]:
+        return [self.control, self.dataplane, self.ops]
+
+
+class TemporalSettings(_Section):
+    address: str | None = Field(
+        default=None,
+        description="Temporal frontend host:port; unset: `connector up` starts a dev server.",
+    )
+    namespace: str = "connector"
+    api_key: SecretStr | None = None
+    tls: bool = False
+    task_queues: TaskQueues = TaskQueues()
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    embedded_port: int = Field(default=7233, ge=0, le=65535)
+    ui_port: int = Field(default=8233, ge=0, le=65535, description="0 disables the Web UI")
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class IdentitySettings(_Section):
+    participant_id: str | None = Field(
+        default=None, description="DSP participant id; defaults to the DID."
+    )
+    did: str | None = Field(
+        default=None, description="did:web of this connector; derived from server.public_url."
+    )
+    key_path: Path | None = Field(
+        default=None, description="PEM private key (EC P-256). Unset: <data dir>/keys/."
+    )
+    cert_path: Path | None = None
+    profile: Literal["secure", "dev"] = "secure"
+    allow_insecure: bool = Field(
+        default=False, description="Required to start the `dev` profile (unsigned tokens)."
+    )
+    trusted_participants: list[str] = Field(default_factory=list)
+    trusted_issuers: list[str] = Field(default_factory=list)
+    relaxed_capability_invocation: list[str] = Field(default_factory=list)
+    outbound_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs or host names outbound calls may reach despite the SSRF guard.",
+    )
+
+
+class ManagementSettings(_Section):
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Accepted X-Api-Key values (plain or sha256:<hex>). Empty in edge mode: "
+        "a key is generated into <data dir>/management-api-key.",
+    )
+    port: int | None = Field(default=None, description="Own listener for the management API.")
+
+
+class PoliciesSettings(_Section):
+    default_policy: Path | None = None
+    auto_accept_offers: bool = True
+
+
+class AdapterSettings(_Section):
+    type: Literal["http", "file", "s3"]
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataPlaneSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=3001, ge=0, le=65535)
+    public_url: str | None = None
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+class MetricsSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics listener")
+    temporal_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Loopback port of the Temporal SDK exporter; 0 = free",
+    )
+
+
+class WorkerSettings(_Section):
+    processes: int = Field(
+        default=1, ge=1, le=64, description="Worker processes `connector up` runs"
+    )
+    health_port: int = Field(default=3002, ge=0, le=65535)
+    graceful_shutdown_seconds: float = Field(default=8.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path("var"), validation_alias=AliasChoices("data_dir", "dataDir")
+    )
+    server: ServerSettings = ServerSettings()
+    management: ManagementSettings = ManagementSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    temporal: TemporalSettings = TemporalSettings()
+    logging: LoggingSettings = LoggingSettings()
+    identity: IdentitySettings = IdentitySettings()
+    policies: PoliciesSettings = PoliciesSettings()
+    adapters: list[AdapterSettings] = Field(default_factory=list)
+    dataplane: DataPlaneSettings = DataPlaneSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    workers: WorkerSettings = WorkerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env file: configuration comes from the environment and the --config file only.
+        return (init_settings, env_settings, file_secret_settings)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets replaced by '**********'."""
+        redacted: dict[str, Any] = _redact(self.model_dump(mode="json"), self)
+        return redacted
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message is one line naming the key and the problem."""
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from defaults, the YAML file, the environment and overrides.
+
+    Raises:
+        ConfigError: one line naming the first bad key (and its env var) and the problem.
+    """
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {_one_line(exc)}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file}: top level must be a mapping")
+        file_data = loaded
+    env_data = _env_tree(os.environ if env is None else env)
+    merged = _deep_merge(_deep_merge(_normalise_keys(file_data), env_data), overrides)
+    try:
+        # Env has already been merged by hand, so the settings class must not read it again.
+        return _NoEnvSettings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+class _NoEnvSettings(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The settings as CONNECTOR_* env vars (how `connector up` configures its children)."""
+    out: dict[str, str] = {}
+    for key, value in settings.model_dump(mode="python", exclude_none=True).items():
+        _flatten(value, ENV_PREFIX + key.upper(), out)
+    return out
+
+
+def _flatten(value: Any, name: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(inner, f"{name}{ENV_NESTED_DELIMITER}{key.upper()}", out)
+        return
+    out[name] = _env_value(value)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return json.dumps(
+            [v.get_secret_value() if isinstance(v, SecretStr) else _plain(v) for v in value]
+        )
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _env_tree(env: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER)]
+        if not all(path):
+            continue
+        node = tree
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                break
+            node = nxt
+        else:
+            node[path[-1]] = _maybe_json(value)
+    return tree
+
+
+def _maybe_json(value: str) -> Any:
+    # Lists and mappings arrive as JSON in env vars (CONNECTOR_MANAGEMENT__API_KEYS='["k1","k2"]').
+    stripped = value.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            return value
+    return value
+
+
+def _normalise_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_snake(str(k)): _normalise_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_normalise_keys(v) for v in data]
+    return data
+
+
+def _snake(name: str) -> str:
+    out = []
+    for ch in name:
+        if ch.isupper():
+            out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out).lstrip("_")
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    dotted = ".".join(_snake(p) for p in loc) or "<root>"
+    env_var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(_snake(p).upper() for p in loc)
+    given = err.get("input")
+    shown = "" if isinstance(given, dict | list) or given is None else f" (got {given!r})"
+    if "secret" in dotted or "url" in dotted or "key" in dotted:
+        shown = ""
+    return f"invalid configuration: {dotted} [{env_var}]: {_one_line(err['msg'])}{shown}"
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _redact(data: Any, settings: Settings) -> Any:
+    secrets = _secret_paths(settings)
+
+    def walk(node: Any, path: tuple[str, ...]) -> Any:
+        if path in secrets:
+            return None if node is None else "**********"
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, path) for v in node]
+        return node
+
+    return walk(data, ())
+
+
+def _secret_paths(model: BaseModel, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = (*prefix, name)
+        if isinstance(value, SecretStr) or (
+            isinstance(value, list) and any(isinstance(v, SecretStr) for v in value)
+        ):
+            found.add(path)
+        elif isinstance(value, BaseModel):
+            found |= _secret_paths(value, path)
+    annotations = {
+        ("database", "url"),
+        ("redis", "url"),
+        ("temporal", "api_key"),
+        ("management", "api_keys"),
+    }
+    return found | {a for a in annotations if a[: len(prefix)] == prefix}

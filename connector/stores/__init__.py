@@ -1,0 +1,1 @@
+"""Postgres stores (asyncpg, plain SQL): projections and the operator's write model."""

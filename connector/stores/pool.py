@@ -1,0 +1,27 @@
+"""The asyncpg pool, created lazily so a process starts (and says so) while Postgres is down."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from connector.settings import DatabaseSettings
+
+
+def database_url(settings: DatabaseSettings) -> str:
+    if settings.url is None:
+        raise ValueError("database.url is not set (connector up sets it for the embedded server)")
+    return settings.url.get_secret_value()
+
+
+async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
+    """A pool that opens connections on demand; health checks notice an outage and recover."""
+    # min_size=0 at creation: no connection is attempted here, so a control plane comes up (and
+    # reports `database` unhealthy) while Postgres is still starting or temporarily gone.
+    pool = await asyncpg.create_pool(
+        database_url(settings),
+        min_size=0,
+        max_size=settings.pool.max,
+        command_timeout=settings.command_timeout,
+        max_inactive_connection_lifetime=60.0,
+    )
+    return pool

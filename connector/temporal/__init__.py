@@ -1,0 +1,1 @@
+"""Temporal client construction and namespace bootstrap."""

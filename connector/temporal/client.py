@@ -1,0 +1,95 @@
+"""Connect to Temporal (pydantic data converter); register the namespace and search attributes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    RegisterNamespaceRequest,
+    UpdateNamespaceRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
+
+from connector.core import search_attributes
+from connector.settings import TemporalSettings
+
+
+def target(settings: TemporalSettings) -> str:
+    if settings.address is None:
+        raise ValueError("temporal.address is not set (connector up sets it for the dev server)")
+    return settings.address
+
+
+async def connect(
+    settings: TemporalSettings,
+    *,
+    runtime: Runtime | None = None,
+    lazy: bool = False,
+    namespace: str | None = None,
+) -> Client:
+    """A client for our namespace. `lazy` lets an API process start while Temporal is down."""
+    return await Client.connect(
+        target(settings),
+        namespace=namespace or settings.namespace,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        tls=settings.tls,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+        lazy=lazy,
+    )
+
+
+async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
+    """Idempotently ensure our namespace (with retention) and search attributes exist.
+
+    Returns what it changed, for the caller to print. The dev server's `default` namespace keeps
+    closed workflows only a day; an operator explaining last month's negotiation needs weeks.
+    """
+    changed: list[str] = []
+    retention = timedelta(days=settings.retention_days)
+    service = client.workflow_service
+    try:
+        described = await service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.namespace)
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        request = RegisterNamespaceRequest(namespace=settings.namespace)
+        request.workflow_execution_retention_period.FromTimedelta(retention)
+        await service.register_namespace(request)
+        changed.append(f"namespace {settings.namespace} registered")
+    else:
+        current = described.config.workflow_execution_retention_ttl.ToTimedelta()
+        if current != retention:
+            config = NamespaceConfig()
+            config.workflow_execution_retention_ttl.FromTimedelta(retention)
+            await service.update_namespace(
+                UpdateNamespaceRequest(namespace=settings.namespace, config=config)
+            )
+            changed.append(f"namespace {settings.namespace} retention {current} -> {retention}")
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=settings.namespace)
+    )
+    missing = [name for name in search_attributes.KEYWORDS if name not in listed.custom_attributes]
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=settings.namespace,
+                search_attributes=dict.fromkeys(
+                    missing, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                ),
+            )
+        )
+        changed.append(f"search attributes added: {', '.join(missing)}")
+    return changed

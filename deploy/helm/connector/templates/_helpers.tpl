@@ -1,0 +1,297 @@
+{{/* ------------------------------------------------------------------ names and labels */}}
+{{- define "connector.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "connector.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "connector.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "connector.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "connector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "connector.labels" -}}
+helm.sh/chart: {{ include "connector.chart" . }}
+{{ include "connector.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: dataspace-connector
+connector.io/environment: {{ .Values.environment | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "connector.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "connector.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Secret holding database/redis URLs, API keys and the identity key (chart-made or existing). */}}
+{{- define "connector.secretName" -}}
+{{- default (printf "%s-secrets" (include "connector.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "connector.configMapName" -}}
+{{- printf "%s-config" (include "connector.fullname" .) }}
+{{- end }}
+
+{{/* Image for a Dockerfile target: <repository>:<tag>-<target>, or @<digest> when pinned. */}}
+{{- define "connector.image" -}}
+{{- $root := .root }}
+{{- $img := $root.Values.image }}
+{{- $digest := get ($img.digests | default dict) .target }}
+{{- if $digest }}
+{{- printf "%s@%s" $img.repository $digest }}
+{{- else }}
+{{- printf "%s:%s-%s" $img.repository (default $root.Chart.AppVersion $img.tag) .target }}
+{{- end }}
+{{- end }}
+
+{{/* Temporal has a usable KEDA: values switch plus (unless forced) the CRD API present. */}}
+{{- define "connector.kedaEnabled" -}}
+{{- if and .Values.keda.enabled (or .Values.keda.assumeInstalled (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) -}}
+true
+{{- end }}
+{{- end }}
+
+{{- define "connector.prometheusOperator" -}}
+{{- if or .Values.metrics.assumePrometheusOperator (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* ------------------------------------------------------------------ environment */}}
+{{- define "connector.env" -}}
+- name: CONNECTOR_DATABASE__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "connector.secretName" . }}
+      key: {{ .Values.secrets.keys.databaseUrl }}
+- name: CONNECTOR_REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "connector.secretName" . }}
+      key: {{ .Values.secrets.keys.redisUrl }}
+- name: CONNECTOR_MANAGEMENT__API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "connector.secretName" . }}
+      key: {{ .Values.secrets.keys.managementApiKeys }}
+{{- if .Values.temporal.apiKey.enabled }}
+- name: CONNECTOR_TEMPORAL__API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "connector.secretName" . }}
+      key: {{ .Values.secrets.keys.temporalApiKey }}
+{{- end }}
+- name: CONNECTOR_DATABASE__POOL__MIN
+  value: {{ .Values.config.database.pool.min | quote }}
+- name: CONNECTOR_DATABASE__POOL__MAX
+  value: {{ .Values.config.database.pool.max | quote }}
+- name: CONNECTOR_TEMPORAL__ADDRESS
+  value: {{ .Values.temporal.address | quote }}
+- name: CONNECTOR_TEMPORAL__NAMESPACE
+  value: {{ .Values.temporal.namespace | quote }}
+- name: CONNECTOR_SERVER__PORT
+  value: {{ .Values.controlPlane.port | quote }}
+- name: CONNECTOR_SERVER__PUBLIC_URL
+  value: {{ .Values.config.publicUrl | quote }}
+- name: CONNECTOR_DATAPLANE__PORT
+  value: {{ .Values.dataPlane.port | quote }}
+- name: CONNECTOR_DATAPLANE__PUBLIC_URL
+  value: {{ .Values.config.dataPlanePublicUrl | quote }}
+- name: CONNECTOR_METRICS__PORT
+  value: {{ .Values.metrics.port | quote }}
+- name: CONNECTOR_LOGGING__LEVEL
+  value: {{ .Values.config.logging.level | quote }}
+- name: CONNECTOR_LOGGING__FORMAT
+  value: {{ .Values.config.logging.format | quote }}
+- name: CONNECTOR_IDENTITY__PARTICIPANT_ID
+  value: {{ .Values.config.identity.participantId | quote }}
+- name: CONNECTOR_IDENTITY__DID
+  value: {{ .Values.config.identity.did | quote }}
+- name: CONNECTOR_IDENTITY__KEY_PATH
+  value: "/etc/connector/keys/{{ .Values.secrets.keys.identityKey }}"
+- name: CONNECTOR_DATA_DIR
+  value: "/var/lib/connector"
+{{- end }}
+
+{{/* ------------------------------------------------------------------ pod template
+     dict: root, component, target, args, ports (list of {name,port}), probePort (name or ""),
+           spec (component values: resources, nodeSelector, affinity, tolerations, ...),
+           restartPolicy (optional), terminationGracePeriodSeconds (optional) */}}
+{{- define "connector.podTemplate" -}}
+{{- $root := .root }}
+{{- $spec := .spec }}
+metadata:
+  labels:
+    {{- include "connector.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+  annotations:
+    checksum/config: {{ include (print $root.Template.BasePath "/config/configmap.yaml") $root | sha256sum }}
+    {{- if not $root.Values.secrets.existingSecret }}
+    checksum/secret: {{ include (print $root.Template.BasePath "/config/secret.yaml") $root | sha256sum }}
+    {{- end }}
+    {{- with $root.Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "connector.serviceAccountName" $root }}
+  automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .restartPolicy }}
+  restartPolicy: {{ . }}
+  {{- end }}
+  {{- with .terminationGracePeriodSeconds }}
+  terminationGracePeriodSeconds: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "connector.image" (dict "root" $root "target" .target) | quote }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        {{- toYaml .args | nindent 8 }}
+        - --config
+        - /etc/connector/config.yaml
+      {{- with .ports }}
+      ports:
+        {{- range . }}
+        - name: {{ .name }}
+          containerPort: {{ .port }}
+          protocol: TCP
+        {{- end }}
+      {{- end }}
+      env:
+        {{- include "connector.env" $root | nindent 8 }}
+        {{- with $spec.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- if .probePort }}
+      startupProbe:
+        httpGet:
+          path: /health
+          port: {{ .probePort }}
+        periodSeconds: 5
+        failureThreshold: 30
+      livenessProbe:
+        httpGet:
+          path: /health
+          port: {{ .probePort }}
+        initialDelaySeconds: 30
+        periodSeconds: 10
+        timeoutSeconds: 5
+        failureThreshold: 3
+      readinessProbe:
+        httpGet:
+          path: /ready
+          port: {{ .probePort }}
+        initialDelaySeconds: 5
+        periodSeconds: 5
+        timeoutSeconds: 3
+        failureThreshold: 3
+      {{- end }}
+      resources:
+        {{- toYaml $spec.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/connector/config.yaml
+          subPath: config.yaml
+          readOnly: true
+        - name: identity-key
+          mountPath: /etc/connector/keys
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+        - name: data
+          mountPath: /var/lib/connector
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "connector.configMapName" $root }}
+    - name: identity-key
+      secret:
+        secretName: {{ include "connector.secretName" $root }}
+        defaultMode: 0440
+        optional: true
+        items:
+          - key: {{ $root.Values.secrets.keys.identityKey }}
+            path: {{ $root.Values.secrets.keys.identityKey }}
+    - name: tmp
+      emptyDir:
+        medium: Memory
+        sizeLimit: {{ $root.Values.tmpSizeLimit }}
+    - name: data
+      emptyDir:
+        sizeLimit: {{ $spec.dataSizeLimit | default "1Gi" }}
+  {{- with $spec.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $spec.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $spec.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if $spec.topologySpread }}
+  topologySpreadConstraints:
+    - maxSkew: 1
+      topologyKey: topology.kubernetes.io/zone
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "connector.selectorLabels" $root | nindent 10 }}
+          app.kubernetes.io/component: {{ .component }}
+    - maxSkew: 1
+      topologyKey: kubernetes.io/hostname
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "connector.selectorLabels" $root | nindent 10 }}
+          app.kubernetes.io/component: {{ .component }}
+  {{- end }}
+{{- end }}
+
+{{/* HPA behaviour (seed policy): slow scale-down (10 %/min after 5 min), fast scale-up (50 %/min). */}}
+{{- define "connector.hpaBehavior" -}}
+scaleDown:
+  stabilizationWindowSeconds: {{ .scaleDownStabilizationSeconds | default 300 }}
+  policies:
+    - type: Percent
+      value: 10
+      periodSeconds: 60
+scaleUp:
+  stabilizationWindowSeconds: 60
+  policies:
+    - type: Percent
+      value: 50
+      periodSeconds: 60
+{{- end }}

@@ -1,0 +1,174 @@
+"""Worker composition root: open resources, build activities, run one Worker per task queue.
+
+Also serves `/health` and `/ready` on the worker's health port and, standalone, its metrics
+(our registry plus the Temporal SDK's own, proxied) on the metrics port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import timedelta
+from typing import Any
+
+import uvicorn
+from prometheus_client import generate_latest
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
+
+from connector import health
+from connector.embedded import free_port
+from connector.logging import get_logger
+from connector.metrics import Metrics, TemporalProxyCollector, child_registry
+from connector.resources import Resources, open_resources
+from connector.settings import Settings
+from workers.registry import registry
+
+log = get_logger(__name__)
+ROLE = "worker"
+
+
+def _checks(resources: Resources) -> dict[str, health.Check]:
+    checks = {
+        "database": health.database_check(resources.pool),
+        "redis": health.redis_check(resources.redis),
+    }
+    if resources.temporal is not None:
+        checks["temporal"] = health.temporal_check(resources.temporal)
+    return checks
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+
+def health_app(
+    resources: Resources, metrics_text: Callable[[], bytes] | None
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A bare ASGI app: a worker needs three GET routes, not a web framework."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope.get("path", "")
+        content_type = b"application/json"
+        if path == "/health":
+            status, body = await health.health(_checks(resources))
+            payload = json.dumps(body).encode()
+        elif path == "/ready":
+            status, body = await health.ready(
+                _checks(resources), health.migrations_check(resources.pool)
+            )
+            payload = json.dumps(body).encode()
+        elif path == "/metrics" and metrics_text is not None:
+            status, payload = 200, metrics_text()
+            content_type = b"text/plain; version=0.0.4"
+        else:
+            status, payload = 404, b'{"error":"not_found"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type)],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
+async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
+    from connector.temporal.client import connect
+
+    delay = 0.2
+    while True:
+        try:
+            return await connect(settings.temporal, runtime=runtime)
+        except RuntimeError as exc:
+            log.warning("temporal not reachable yet", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def run(settings: Settings, queues: list[str], *, name: str = "worker") -> None:
+    """Run until SIGTERM/SIGINT; drain in-flight tasks for the configured grace period."""
+    temporal_metrics_port = settings.metrics.temporal_port or free_port()
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=f"127.0.0.1:{temporal_metrics_port}",
+                counters_total_suffix=True,
+                durations_as_seconds=True,
+            ),
+            global_tags={"worker": name},
+        )
+    )
+    metrics = Metrics(child_registry(), ROLE)
+    metrics.registry.register(
+        TemporalProxyCollector(lambda: [f"http://127.0.0.1:{temporal_metrics_port}/metrics"])
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with open_resources(settings, temporal=False) as resources:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                health_app(resources, lambda: generate_latest(metrics.registry)),
+                host=settings.server.host,
+                port=settings.workers.health_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        server_task = asyncio.create_task(server.serve())
+        if settings.metrics.port:
+            from prometheus_client import start_http_server
+
+            start_http_server(
+                settings.metrics.port, addr=settings.metrics.host, registry=metrics.registry
+            )
+        connect_task = asyncio.create_task(_connect_with_retry(settings, runtime))
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({connect_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if connect_task not in done:
+            connect_task.cancel()
+            server.should_exit = True
+            await server_task
+            return
+        client = connect_task.result()
+        resources.temporal = client
+        table = registry(settings.temporal.task_queues)
+        workers = []
+        for queue in queues:
+            entry = table[queue]
+            workers.append(
+                Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=list(entry.workflows),
+                    activities=list(entry.activities(resources)),
+                    graceful_shutdown_timeout=timedelta(
+                        seconds=settings.workers.graceful_shutdown_seconds
+                    ),
+                    workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+                    activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+                )
+            )
+        runs = [asyncio.create_task(w.run()) for w in workers]
+        log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
+        await stop.wait()
+        log.info("worker stopping", grace_seconds=settings.workers.graceful_shutdown_seconds)
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*runs, return_exceptions=True)
+        server.should_exit = True
+        await server_task
