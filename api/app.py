@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import discovery
 from api import health as health_routes
-from api.errors import install_error_handlers
+from connector.http_errors import install_error_handlers
 from connector import __version__
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.resources import open_resources

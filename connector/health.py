@@ -11,15 +11,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client
 
 from connector import __version__
 from connector.stores import migrate
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -69,6 +70,9 @@ def redis_check(client: aioredis.Redis) -> Check:
 
 
 def temporal_check(client: Client) -> Check:
+    # Imported here: the data plane has no Temporal client and should not pay for the SDK.
+    from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
     async def check() -> None:
         await client.workflow_service.get_system_info(
             GetSystemInfoRequest(), timeout=timedelta(seconds=CHECK_TIMEOUT_SECONDS)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -68,6 +69,7 @@ _NAT64: Final = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:
 _SIX_TO_FOUR: Final = ipaddress.ip_network("2002::/16")
 _TEREDO: Final = ipaddress.ip_network("2001::/32")
 
+_HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "x-api-key", "proxy-authorization")
 
@@ -187,6 +189,11 @@ class _Guard:
         host = url.host
         if not host:
             raise OutboundRefusedError("URL has no host")
+        if not _HOST_RE.match(host):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise OutboundRefusedError("URL host is not a valid host name") from None
         port = url.port or (443 if scheme == "https" else 80)
         allowed_ports = self._config.allowed_ports
         if allowed_ports is not None and port not in allowed_ports:
@@ -319,6 +326,13 @@ class _CappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
+def _parse_url(url: str | httpx.URL) -> httpx.URL:
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise OutboundRefusedError(f"invalid URL ({exc})") from None
+
+
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
@@ -374,11 +388,7 @@ class GuardedHttp:
         Raises:
             OutboundRefusedError: the destination must not be contacted.
         """
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise OutboundRefusedError(f"invalid URL ({exc})") from None
-        return await self._guard.vet(parsed)
+        return await self._guard.vet(_parse_url(url))
 
     @asynccontextmanager
     async def stream(
@@ -463,7 +473,7 @@ class GuardedHttp:
         params: Mapping[str, str] | None,
         follow_redirects: bool,
     ) -> httpx.Response:
-        current = httpx.URL(url)
+        current = _parse_url(url)
         if params:
             current = current.copy_merge_params(params)
         hop_headers = httpx.Headers(headers or {})
@@ -486,7 +496,10 @@ class GuardedHttp:
             await response.aclose()
             if hop == self.config.max_redirects:
                 break
-            target = current.join(location)
+            try:
+                target = current.join(location)
+            except httpx.InvalidURL:
+                raise OutboundRefusedError("redirect to an invalid URL") from None
             if not _same_origin(current, target):
                 for name in _CREDENTIAL_HEADERS:
                     hop_headers.pop(name, None)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as aioredis
-from temporalio.client import Client
-from temporalio.runtime import Runtime
 
 from connector.settings import RedisSettings, Settings
 from connector.stores.pool import create_pool
-from connector.temporal.client import connect
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+    from temporalio.runtime import Runtime
 
 
 @dataclass
@@ -46,5 +48,10 @@ async def open_resources(
         stack.push_async_callback(pool.close)
         redis = redis_client(settings.redis)
         stack.push_async_callback(redis.aclose)
-        client = await connect(settings.temporal, lazy=True, runtime=runtime) if temporal else None
+        client = None
+        if temporal:
+            # Imported here: the data plane runs without Temporal and need not load the SDK.
+            from connector.temporal.client import connect
+
+            client = await connect(settings.temporal, lazy=True, runtime=runtime)
         yield Resources(settings=settings, pool=pool, redis=redis, temporal=client)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.errors import install_error_handlers
+from connector.http_errors import install_error_handlers
 from connector import __version__, health
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.resources import Resources, open_resources

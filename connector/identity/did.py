@@ -204,7 +204,7 @@ def select_key(
     else:
         candidates = [m for m in methods if m in related] if require_relationship else [*methods]
         if len(candidates) != 1:
-            raise DidResolutionError("token has no kid and the DID has several keys")
+            raise DidResolutionError("token has no kid and the DID does not have exactly one key")
         vm_id = candidates[0]
     if require_relationship and vm_id not in related:
         raise DidResolutionError(f"signing key is not listed under {relationship}")

@@ -80,6 +80,12 @@ def decode(body: object, model: type[M], version: DspVersion, *, check_schema: b
     context: list[str] = []
     if expected is not None:
         context = check_context(data.pop("@context", _MISSING), version)
+        nested = _nested_context(data, ())
+        if nested is not None:
+            # A scoped context could redefine protected terms for anyone re-reading the body.
+            raise BadRequestError(
+                "unknown @context: nested contexts are not accepted", pointer=nested
+            )
         if version is DspVersion.V0_8:
             data, paths = v08.from_v08(data, expected)
         _check_type(data.get("@type"), expected)
@@ -110,6 +116,22 @@ def encode(model: DspModel, version: DspVersion = DspVersion.V2025_1) -> dict[st
     if version is DspVersion.V2025_1:
         return {"@context": [DSP_CONTEXT_2025_1], **wire}
     return {"@context": DSP_CONTEXT_0_8, **v08.to_v08(wire, type_name)}
+
+
+def _nested_context(node: object, path: tuple[str | int, ...]) -> str | None:
+    if isinstance(node, dict):
+        if "@context" in node:
+            return json_pointer((*path, "@context"))
+        children: list[tuple[str | int, object]] = list(node.items())
+    elif isinstance(node, list):
+        children = list(enumerate(node))
+    else:
+        return None
+    for key, child in children:
+        found = _nested_context(child, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _schema_for(type_name: str, version: DspVersion) -> str | None:

@@ -133,17 +133,11 @@ class _Evaluator:
             return False, "/permission", [reason]
         if granted:
             path, outcome, notes = granted[0]
-            how = (
-                f"all constraints hold: {'; '.join(outcome.holds)}"
-                if outcome.holds
-                else ("unconditionally")
-            )
-            return (
-                True,
-                path,
-                [f"permission {path} grants '{action}' {how}", *notes]
-                + [note for _, note in obligations],
-            )
+            grant = f"permission {path} grants '{action}'"
+            if not outcome.holds:
+                grant += " unconditionally"
+            obligation_notes = [note for _, note in obligations]
+            return True, path, [grant, *outcome.holds, *notes, *obligation_notes]
         decided_by = refused[0].culprit if len(refused) == 1 else "/permission"
         return False, decided_by, [f for o in refused for f in o.failures]
 
@@ -217,8 +211,10 @@ class _Evaluator:
         children = [self.node(c, f"{path}/{name}/{i}") for i, c in enumerate(lc.constraints)]
         if lc.operator in (LogicalOperator.AND, LogicalOperator.AND_SEQUENCE):
             outcome = _conjunction(children, path)
-            bad = sum(o.truth is not True for o in children)
-            message = f"{len(children) - bad} of {len(children)} '{name}' constraints hold"
+            n, hits = len(children), sum(o.truth is True for o in children)
+            message = f"{hits} of {n} '{name}' constraints hold"
+            if outcome.truth is None:
+                message = f"'{name}' cannot be decided: {message}, the others are undecidable"
         else:
             outcome, message = _alternatives(lc.operator, children, path)
         reason = f"constraint {path}: {message}"

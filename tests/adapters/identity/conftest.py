@@ -4,13 +4,16 @@ never touches a system Redis on 6379."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import pytest
 import redis
 
@@ -37,8 +40,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir: Path = tmp_path_factory.mktemp("redis")
     port = _free_port()
     proc = subprocess.Popen(
-        [_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
+        [
+            _server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -59,3 +73,90 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         client.close()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- loopback HTTP server and connection spy shared by the identity adapter tests -------------
+
+Route = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class LoopbackServer:
+    """A tiny HTTP/1.1 server on 127.0.0.1 with settable routes; records every request."""
+
+    port: int = 0
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            if length:
+                await reader.readexactly(length)
+            self.requests.append((method, target, headers))
+            status, extra, body = self.routes.get(target, (404, {}, b"not found"))
+            out = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
+            out += [f"{k}: {v}" for k, v in extra.items()]
+            writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def loopback_server() -> AsyncIterator[LoopbackServer]:
+    state = LoopbackServer()
+    server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class SpyBackend(httpcore.AsyncNetworkBackend):
+    """Real sockets underneath, but records every TCP connect (host, port)."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        self.connects.append((host, port))
+        return await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise AssertionError("unix socket connect attempted")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+@pytest.fixture
+def spy_backend() -> SpyBackend:
+    return SpyBackend()
+
+
+def fake_resolver(table: dict[str, list[str]]) -> Callable[[str, int], object]:
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in table:
+            raise OSError("unknown host")
+        return list(table[host])
+
+    return resolve
+
+
+@pytest.fixture
+def make_resolver() -> Callable[[dict[str, list[str]]], object]:
+    return fake_resolver

@@ -77,7 +77,9 @@ def test_example_parses_and_encodes_back_to_the_0_8_form(path: Path) -> None:
     encoded = encode(model, V08)
     assert encoded["@context"] == DSP_CONTEXT_0_8
     assert encoded["@type"] == body["@type"]
-    unprefixed = [k for k in encoded if not k.startswith(("@", "dspace:", "dcat:", "dct:", "odrl:"))]
+    unprefixed = [
+        k for k in encoded if not k.startswith(("@", "dspace:", "dcat:", "dct:", "odrl:"))
+    ]
     assert unprefixed == []
 
 
@@ -144,7 +146,9 @@ def test_0_8_reasons_become_strings_and_go_back_language_tagged() -> None:
 def test_0_8_message_reencodes_as_valid_2025_1() -> None:
     body = _load(EXAMPLES / "transfer" / "transfer-request-message.json")
     message = decode(body, TransferRequestMessage, V08)
-    assert validate_against_schema(encode(message), "TransferRequestMessage", DspVersion.V2025_1) == []
+    assert (
+        validate_against_schema(encode(message), "TransferRequestMessage", DspVersion.V2025_1) == []
+    )
 
 
 def test_0_8_request_keeps_callback_and_both_pids() -> None:

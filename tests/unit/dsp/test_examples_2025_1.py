@@ -19,9 +19,7 @@ from connector.core.jsonld import DspVersion, decode, encode
 
 EXAMPLES = Path(__file__).parents[2] / "fixtures" / "dsp" / "2025-1"
 DID_SERVICE = {"catalogservice-did-service.json", "dataservice-did-service.json"}
-MESSAGE_EXAMPLES = sorted(
-    p for p in EXAMPLES.rglob("*.json") if p.name not in DID_SERVICE
-)
+MESSAGE_EXAMPLES = sorted(p for p in EXAMPLES.rglob("*.json") if p.name not in DID_SERVICE)
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+# The one command surface. Every target creates or refreshes .venv itself, so a fresh clone
+# with only Python 3.11 works: `make up`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test test-fast lint fmt typecheck bench demo deploy-check load clean-venv help
+
+help:
+	@echo "make up            run the connector on the embedded stack (Postgres, Redis, Temporal)"
+	@echo "make test          install everything and run the whole test suite"
+	@echo "make lint          ruff, format check, import rules, mypy --strict"
+	@echo "make bench         benchmarks, results in docs/benchmarks.md"
+	@echo "make demo          two connectors: catalog, negotiation, transfer"
+	@echo "make deploy-check  validate Docker, Helm, Terraform, CI, alerts and dashboards offline"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/connector up
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) deploy-check
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not e2e and not deploy"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.run
+
+demo: $(STAMP)
+	$(BIN)/python -m tests.demo
+
+deploy-check: $(STAMP)
+	@if [ -f deploy/tools/install.sh ]; then bash deploy/tools/install.sh && bash deploy/check.sh; \
+	else echo "deploy-check: no deploy/ artifacts yet"; fi
+
+clean-venv:
+	rm -rf $(VENV)
