@@ -28,6 +28,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connector.identity.trust import TrustConfig
+from connector.outbound import OutboundConfig
+
 ENV_PREFIX = "CONNECTOR_"
 ENV_NESTED_DELIMITER = "__"
 
@@ -139,20 +142,36 @@ class IdentitySettings(_Section):
         default=None, description="did:web of this connector; derived from server.public_url."
     )
     key_path: Path | None = Field(
-        default=None, description="PEM private key (EC P-256). Unset: <data dir>/keys/."
+        default=None, description="PEM private key (EC P-256). Unset: generated in <data dir>/keys."
     )
+    previous_key_paths: list[Path] = Field(
+        default_factory=list, description="Retired PEM keys still published (rotation grace)."
+    )
+    rotation_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     cert_path: Path | None = None
     profile: Literal["secure", "dev"] = "secure"
     allow_insecure: bool = Field(
         default=False, description="Required to start the `dev` profile (unsigned tokens)."
     )
-    trusted_participants: list[str] = Field(default_factory=list)
-    trusted_issuers: list[str] = Field(default_factory=list)
-    relaxed_capability_invocation: list[str] = Field(default_factory=list)
-    outbound_allow: list[str] = Field(
-        default_factory=list,
-        description="CIDRs or host names outbound calls may reach despite the SSRF guard.",
-    )
+    trust: TrustConfig = TrustConfig()
+    did_cache_ttl_seconds: int = Field(default=300, ge=0)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    def resolved_did(self, server: ServerSettings) -> str:
+        if self.did:
+            return self.did
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(server.base_url())
+        host = parts.hostname or "localhost"
+        return f"did:web:{host}%3A{parts.port}" if parts.port else f"did:web:{host}"
+
+    def resolved_participant_id(self, server: ServerSettings) -> str:
+        return self.participant_id or self.resolved_did(server)
+
+
+class RateLimitSettings(_Section):
+    requests_per_minute: int = Field(default=600, ge=0, description="Per DSP caller; 0 = off")
 
 
 class ManagementSettings(_Section):
@@ -225,6 +244,8 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = TemporalSettings()
     logging: LoggingSettings = LoggingSettings()
     identity: IdentitySettings = IdentitySettings()
+    outbound: OutboundConfig = OutboundConfig()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     policies: PoliciesSettings = PoliciesSettings()
     adapters: list[AdapterSettings] = Field(default_factory=list)
     dataplane: DataPlaneSettings = DataPlaneSettings()

@@ -20,7 +20,9 @@ def entry():
 
 def test_our_did_encodes_the_port():
     assert did_web("Connector.example", 8443) == "did:web:connector.example%3A8443"
-    assert did_web("localhost", 8080, ["tenants", "acme"]) == "did:web:localhost%3A8080:tenants:acme"
+    assert (
+        did_web("localhost", 8080, ["tenants", "acme"]) == "did:web:localhost%3A8080:tenants:acme"
+    )
     assert did_web("example.com") == "did:web:example.com"
 
 
@@ -107,7 +109,9 @@ def doc_with(*, relationship_refs=None, vm_ids=("#k1",), vm_type="JsonWebKey2020
         "verificationMethod": [
             {"id": i, "type": vm_type, "controller": DID, "publicKeyJwk": public} for i in vm_ids
         ],
-        "capabilityInvocation": list(relationship_refs if relationship_refs is not None else vm_ids),
+        "capabilityInvocation": list(
+            relationship_refs if relationship_refs is not None else vm_ids
+        ),
     }
 
 
@@ -155,7 +159,11 @@ def test_capability_invocation_strict_and_relaxed():
     [
         ({**doc_with(), "id": "did:web:other"}, None, "does not match"),
         (doc_with(vm_type="Ed25519VerificationKey2018"), None, "JsonWebKey2020"),
-        (doc_with(jwk={"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}), None, "private"),
+        (
+            doc_with(jwk={"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}),
+            None,
+            "private",
+        ),
         (doc_with(jwk={"kty": "RSA", "n": "a", "e": "AQAB"}), None, "unsupported"),
         ({"id": DID, "verificationMethod": "x"}, None, "malformed"),
     ],

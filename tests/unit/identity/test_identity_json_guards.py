@@ -43,7 +43,7 @@ def test_thousand_deep_body_rejected_before_parsing():
 
 
 def test_brackets_inside_strings_do_not_count():
-    check_json_text_depth(json.dumps({"s": "[[[[[[{{{{\\\"[[["}), 1)
+    check_json_text_depth(json.dumps({"s": '[[[[[[{{{{\\"[[['}), 1)
     assert parse_json('{"s": "[[[[[["}', max_depth=1) == {"s": "[[[[[["}
 
 
@@ -64,7 +64,9 @@ def test_duplicate_keys_and_invalid_json_are_bad_requests():
         parse_json("{nope")
 
 
-@given(st.recursive(st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)))
+@given(
+    st.recursive(st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c))
+)
 def test_text_and_object_depth_checks_agree(value):
     text = json.dumps(value)
     depth_ok = True

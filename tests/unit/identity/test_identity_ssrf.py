@@ -183,7 +183,11 @@ async def test_vet_reports_addresses_without_connecting():
     dns, backend = FakeDns({"partner.example": ["93.184.216.34"]}), NoConnectBackend()
     async with client(dns, backend) as http:
         target = await http.vet("https://partner.example/callback")
-    assert (target.host, target.port, target.addresses) == ("partner.example", 443, ("93.184.216.34",))
+    assert (target.host, target.port, target.addresses) == (
+        "partner.example",
+        443,
+        ("93.184.216.34",),
+    )
     assert backend.attempts == []
 
 

@@ -51,16 +51,19 @@ def world():
     issuer = TokenIssuer(their_ring, THEM, clock=clock)
 
     def verifier(trust=None, profile=AuthProfile.SECURE):
-        return TokenVerifier(
-            source, replay, trust or TrustList.of([THEM]), US, clock, profile
-        )
+        return TokenVerifier(source, replay, trust or TrustList.of([THEM]), US, clock, profile)
 
     class World:
         pass
 
     w = World()
     w.ring, w.source, w.replay, w.clock, w.issuer, w.verifier = (
-        their_ring, source, replay, clock, issuer, verifier
+        their_ring,
+        source,
+        replay,
+        clock,
+        issuer,
+        verifier,
     )
     return w
 
@@ -194,7 +197,9 @@ async def test_alg_none_and_hs256_confusion_are_rejected(world):
     none_token = f"{b64({'alg': 'none'})}.{b64(base_claims())}."
     await expect_reject(world.verifier(), bearer(none_token), "algorithm not allowed")
     public = json.dumps(world.ring.current.public_jwk()).encode()
-    hs = jwt.encode({"alg": "HS256"}, base_claims(), OctKey.import_key(public), algorithms=["HS256"])
+    hs = jwt.encode(
+        {"alg": "HS256"}, base_claims(), OctKey.import_key(public), algorithms=["HS256"]
+    )
     await expect_reject(world.verifier(), bearer(hs), "algorithm not allowed")
 
 
@@ -217,9 +222,11 @@ async def test_iss_sub_mismatch_and_non_did_web_issuer(world):
 
 async def test_rejection_is_logged_without_the_token(world, caplog):
     token = world.issuer.issue("did:web:someone-else.example")
-    with caplog.at_level(logging.INFO, logger="connector.identity.tokens"):
-        with pytest.raises(UnauthorizedError):
-            await world.verifier().verify(bearer(token))
+    with (
+        caplog.at_level(logging.INFO, logger="connector.identity.tokens"),
+        pytest.raises(UnauthorizedError),
+    ):
+        await world.verifier().verify(bearer(token))
     assert caplog.records
     for record in caplog.records:
         assert token not in record.getMessage()
@@ -269,7 +276,9 @@ async def test_membership_from_untrusted_issuer_or_for_someone_else_is_rejected(
     rogue_ring = ring()
     rogue = "did:web:rogue.example"
     world.source.documents[rogue] = build_did_document(rogue, [rogue_ring.current])
-    token = world.issuer.issue(US, extra_claims={"membership": membership_vc(rogue_ring, rogue, THEM)})
+    token = world.issuer.issue(
+        US, extra_claims={"membership": membership_vc(rogue_ring, rogue, THEM)}
+    )
     await expect_reject(world.verifier(membership_trust()), bearer(token), "trusted issuer")
 
     token = world.issuer.issue(
@@ -283,7 +292,9 @@ async def test_membership_from_untrusted_issuer_or_for_someone_else_is_rejected(
 
 
 async def test_no_membership_and_not_allow_listed_is_rejected(world, authority):
-    await expect_reject(world.verifier(membership_trust()), bearer(world.issuer.issue(US)), "not trusted")
+    await expect_reject(
+        world.verifier(membership_trust()), bearer(world.issuer.issue(US)), "not trusted"
+    )
 
 
 # --- profiles ----------------------------------------------------------------------------------

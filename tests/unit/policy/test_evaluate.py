@@ -105,7 +105,11 @@ def test_decision_is_json_serialisable_and_round_trips() -> None:
     dumped = d.model_dump(mode="json")
     assert json.loads(json.dumps(dumped)) == dumped
     assert Decision.model_validate(dumped) == d
-    assert (dumped["scope"], dumped["policy_id"], dumped["action"]) == ("transfer", "urn:uuid:p", "use")
+    assert (dumped["scope"], dumped["policy_id"], dumped["action"]) == (
+        "transfer",
+        "urn:uuid:p",
+        "use",
+    )
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -141,7 +145,12 @@ def test_uncovered_action_lists_the_permitted_ones() -> None:
     [
         ({"and": [GOLD, RESEARCH]}, ["gold"], True, "/permission/0"),
         ({"and": [GOLD, RESEARCH]}, ["silver"], False, "/permission/0/constraint/0/and/0"),
-        ({"andSequence": [RESEARCH, GOLD]}, ["silver"], False, "/permission/0/constraint/0/andSequence/1"),  # fmt: skip
+        (
+            {"andSequence": [RESEARCH, GOLD]},
+            ["silver"],
+            False,
+            "/permission/0/constraint/0/andSequence/1",
+        ),
         ({"or": [GOLD, SILVER]}, ["silver"], True, "/permission/0"),
         ({"or": [GOLD, SILVER]}, ["bronze"], False, "/permission/0/constraint/0"),
         ({"or": [GOLD, UNKNOWN]}, ["gold"], True, "/permission/0"),
@@ -172,12 +181,16 @@ def test_logical_nodes_appear_in_the_trace_before_their_children() -> None:
         ("/permission/0/constraint/0/or/1/and/0", "eq", True),
         ("/permission/0/constraint/0/or/1/and/1", "lteq", False),
     ]
-    assert d.reasons[0] == "constraint /permission/0/constraint/0: none of the 2 'or' constraints holds"
+    assert (
+        d.reasons[0]
+        == "constraint /permission/0/constraint/0: none of the 2 'or' constraints holds"
+    )
 
 
 def test_xone_with_two_hits_explains_itself() -> None:
     d = decide(
-        {"permission": [permit({"xone": [GOLD, SILVER]})]}, claims={"membership": ["gold", "silver"]}
+        {"permission": [permit({"xone": [GOLD, SILVER]})]},
+        claims={"membership": ["gold", "silver"]},
     )
     assert d.reasons[0] == (
         "constraint /permission/0/constraint/0: 2 of 2 'xone' constraints hold; exactly one must"
@@ -211,7 +224,8 @@ def test_unknown_operator_denies_with_reason() -> None:
 
 
 def test_type_mismatch_denies_with_reason() -> None:
-    d = decide({"permission": [permit({"leftOperand": "dateTime", "operator": "gt", "rightOperand": 5})]})  # fmt: skip
+    mismatch = {"leftOperand": "dateTime", "operator": "gt", "rightOperand": 5}
+    d = decide({"permission": [permit(mismatch)]})
     assert not d.allowed
     assert "type mismatch" in d.reasons[0]
 
@@ -296,7 +310,10 @@ def test_duty_with_satisfiable_constraint_allows() -> None:
 
 def test_failing_obligation_denies() -> None:
     d = decide(
-        {"permission": [{"action": "use"}], "obligation": [{"action": "delete", "constraint": [PAST]}]}
+        {
+            "permission": [{"action": "use"}],
+            "obligation": [{"action": "delete", "constraint": [PAST]}],
+        }
     )
     assert not d.allowed
     assert d.decided_by == "/obligation/0/constraint/0"

@@ -72,7 +72,13 @@ CASES: list[tuple[str, str, JsonValue, dict[str, Any], bool]] = [
     ("membership", "eq", "gold", {}, False),
     ("membership", "isNoneOf", ["banned"], {}, True),
     # credential types
-    ("credential", "isA", "MembershipCredential", {"claims": {"credential_types": ["VerifiableCredential", "MembershipCredential"]}}, True),  # fmt: skip
+    (
+        "credential",
+        "isA",
+        "MembershipCredential",
+        {"claims": {"credential_types": ["VerifiableCredential", "MembershipCredential"]}},
+        True,
+    ),
     ("credentialType", "isAllOf", ["A", "B"], {"claims": {"credential_types": ["A"]}}, False),
     # generic claims and extra facts
     ("claim:tier", "gteq", 3, {"claims": {"tier": 4}}, True),

@@ -94,7 +94,7 @@ def test_logical_constraints_nest() -> None:
     [node] = parse_policy(doc).permissions[0].constraints
     assert isinstance(node, LogicalConstraint)
     assert node.operator is LogicalOperator.OR
-    assert [c.operator for c in node.constraints] == ["and", "xone"]  # type: ignore[union-attr]
+    assert [c.operator for c in node.constraints] == ["and", "xone"]
 
 
 def test_unknown_operator_and_left_operand_parse() -> None:
@@ -166,7 +166,9 @@ def test_to_json_emits_the_compact_form_and_round_trips() -> None:
 def test_to_json_omits_empty_arrays_and_unset_members() -> None:
     out = to_json(parse_policy({"@id": "urn:p", "permission": [{"action": "use"}]}))
     assert out == {"@id": "urn:p", "@type": "Set", "permission": [{"action": "use"}]}
-    single = to_json(parse_policy({"@id": "urn:p", "profile": "urn:x", "permission": [{"action": "use"}]}))
+    single = to_json(
+        parse_policy({"@id": "urn:p", "profile": "urn:x", "permission": [{"action": "use"}]})
+    )
     assert single["profile"] == "urn:x"
 
 
@@ -182,7 +184,7 @@ def _with(path: list[str | int], value: Any, *, delete: bool = False) -> dict[st
     return doc
 
 
-C1 = ["permission", 0, "constraint", 1]
+C1: list[str | int] = ["permission", 0, "constraint", 1]
 INVALID: list[tuple[str, Any, str]] = [
     ("not an object", [], ""),
     ("missing @id", _with(["@id"], None, delete=True), "/@id"),
@@ -192,39 +194,147 @@ INVALID: list[tuple[str, Any, str]] = [
     ("empty permission", _with(["permission"], []), "/permission"),
     ("permission not an array", _with(["permission"], "use"), "/permission"),
     ("rule not an object", _with(["permission", 0], "use"), "/permission/0"),
-    ("missing action", _with(["permission", 0, "action"], None, delete=True), "/permission/0/action"),  # fmt: skip
+    (
+        "missing action",
+        _with(["permission", 0, "action"], None, delete=True),
+        "/permission/0/action",
+    ),
     ("action a number", _with(["permission", 0, "action"], 3), "/permission/0/action"),
     ("action empty", _with(["permission", 0, "action"], ""), "/permission/0/action"),
-    ("action refinement", _with(["permission", 0, "action"], {"rdf:value": {"@id": "use"}, "refinement": []}), "/permission/0/action/refinement"),  # fmt: skip
-    ("constraint not an array", _with(["permission", 0, "constraint"], "x"), "/permission/0/constraint"),  # fmt: skip
-    ("constraint a string", _with(["permission", 0, "constraint", 0], "x"), "/permission/0/constraint/0"),  # fmt: skip
-    ("missing operator", _with([*C1, "operator"], None, delete=True), "/permission/0/constraint/1/operator"),  # fmt: skip
-    ("missing leftOperand", _with([*C1, "leftOperand"], None, delete=True), "/permission/0/constraint/1/leftOperand"),  # fmt: skip
-    ("missing rightOperand", _with([*C1, "rightOperand"], None, delete=True), "/permission/0/constraint/1/rightOperand"),  # fmt: skip
+    (
+        "action refinement",
+        _with(["permission", 0, "action"], {"rdf:value": {"@id": "use"}, "refinement": []}),
+        "/permission/0/action/refinement",
+    ),
+    (
+        "constraint not an array",
+        _with(["permission", 0, "constraint"], "x"),
+        "/permission/0/constraint",
+    ),
+    (
+        "constraint a string",
+        _with(["permission", 0, "constraint", 0], "x"),
+        "/permission/0/constraint/0",
+    ),
+    (
+        "missing operator",
+        _with([*C1, "operator"], None, delete=True),
+        "/permission/0/constraint/1/operator",
+    ),
+    (
+        "missing leftOperand",
+        _with([*C1, "leftOperand"], None, delete=True),
+        "/permission/0/constraint/1/leftOperand",
+    ),
+    (
+        "missing rightOperand",
+        _with([*C1, "rightOperand"], None, delete=True),
+        "/permission/0/constraint/1/rightOperand",
+    ),
     ("operator a number", _with([*C1, "operator"], 1), "/permission/0/constraint/1/operator"),
-    ("leftOperand a list", _with([*C1, "leftOperand"], ["a"]), "/permission/0/constraint/1/leftOperand"),  # fmt: skip
-    ("operator @id not a string", _with([*C1, "operator"], {"@id": 1}), "/permission/0/constraint/1/operator/@id"),  # fmt: skip
-    ("rightOperand null", _with([*C1, "rightOperand"], None), "/permission/0/constraint/1/rightOperand"),  # fmt: skip
-    ("rightOperand empty list", _with([*C1, "rightOperand"], []), "/permission/0/constraint/1/rightOperand"),  # fmt: skip
-    ("rightOperand not JSON", _with([*C1, "rightOperand"], {1, 2}), "/permission/0/constraint/1/rightOperand"),  # fmt: skip
-    ("rightOperand NaN", _with([*C1, "rightOperand"], float("nan")), "/permission/0/constraint/1/rightOperand"),  # fmt: skip
-    ("misspelt leftOperand", _with([*C1, "leftoperand"], "x"), "/permission/0/constraint/1/leftoperand"),  # fmt: skip
-    ("misspelt constraint", _with(["permission", 0, "constriant"], []), "/permission/0/constriant"),  # fmt: skip
-    ("logical next to atomic", _with([*C1, "and"], [DATE_LIMIT]), "/permission/0/constraint/1/leftOperand"),  # fmt: skip
-    ("empty logical", _with(["permission", 0, "constraint", 0], {"or": []}), "/permission/0/constraint/0/or"),  # fmt: skip
-    ("logical not a list", _with(["permission", 0, "constraint", 0], {"or": "x"}), "/permission/0/constraint/0/or"),  # fmt: skip
-    ("two logical operators", _with(["permission", 0, "constraint", 0], {"or": [DATE_LIMIT], "xone": [DATE_LIMIT]}), "/permission/0/constraint/0/xone"),  # fmt: skip
-    ("nested error", _with(["permission", 0, "constraint", 0], {"or": [DATE_LIMIT, {"leftOperand": "a", "rightOperand": "b"}]}), "/permission/0/constraint/0/or/1/operator"),  # fmt: skip
-    ("duty without action", _with(["permission", 0, "duty"], [{"constraint": []}]), "/permission/0/duty/0/action"),  # fmt: skip
+    (
+        "leftOperand a list",
+        _with([*C1, "leftOperand"], ["a"]),
+        "/permission/0/constraint/1/leftOperand",
+    ),
+    (
+        "operator @id not a string",
+        _with([*C1, "operator"], {"@id": 1}),
+        "/permission/0/constraint/1/operator/@id",
+    ),
+    (
+        "rightOperand null",
+        _with([*C1, "rightOperand"], None),
+        "/permission/0/constraint/1/rightOperand",
+    ),
+    (
+        "rightOperand empty list",
+        _with([*C1, "rightOperand"], []),
+        "/permission/0/constraint/1/rightOperand",
+    ),
+    (
+        "rightOperand not JSON",
+        _with([*C1, "rightOperand"], {1, 2}),
+        "/permission/0/constraint/1/rightOperand",
+    ),
+    (
+        "rightOperand NaN",
+        _with([*C1, "rightOperand"], float("nan")),
+        "/permission/0/constraint/1/rightOperand",
+    ),
+    (
+        "misspelt leftOperand",
+        _with([*C1, "leftoperand"], "x"),
+        "/permission/0/constraint/1/leftoperand",
+    ),
+    (
+        "misspelt constraint",
+        _with(["permission", 0, "constriant"], []),
+        "/permission/0/constriant",
+    ),
+    (
+        "logical next to atomic",
+        _with([*C1, "and"], [DATE_LIMIT]),
+        "/permission/0/constraint/1/leftOperand",
+    ),
+    (
+        "empty logical",
+        _with(["permission", 0, "constraint", 0], {"or": []}),
+        "/permission/0/constraint/0/or",
+    ),
+    (
+        "logical not a list",
+        _with(["permission", 0, "constraint", 0], {"or": "x"}),
+        "/permission/0/constraint/0/or",
+    ),
+    (
+        "two logical operators",
+        _with(["permission", 0, "constraint", 0], {"or": [DATE_LIMIT], "xone": [DATE_LIMIT]}),
+        "/permission/0/constraint/0/xone",
+    ),
+    (
+        "nested error",
+        _with(
+            ["permission", 0, "constraint", 0],
+            {"or": [DATE_LIMIT, {"leftOperand": "a", "rightOperand": "b"}]},
+        ),
+        "/permission/0/constraint/0/or/1/operator",
+    ),
+    (
+        "duty without action",
+        _with(["permission", 0, "duty"], [{"constraint": []}]),
+        "/permission/0/duty/0/action",
+    ),
     ("prohibition without action", _with(["prohibition"], [{}]), "/prohibition/0/action"),
-    ("obligation constraint", _with(["obligation"], [{"action": "delete", "constraint": [{"operator": "eq", "rightOperand": 1}]}]), "/obligation/0/constraint/0/leftOperand"),  # fmt: skip
+    (
+        "obligation constraint",
+        _with(
+            ["obligation"],
+            [{"action": "delete", "constraint": [{"operator": "eq", "rightOperand": 1}]}],
+        ),
+        "/obligation/0/constraint/0/leftOperand",
+    ),
     ("bad timestamp", _with(["timestamp"], "yesterday"), "/timestamp"),
     ("bad profile", _with(["profile"], 5), "/profile"),
     ("bad target", _with(["target"], ""), "/target"),
     ("duplicate term", _with(["odrl:permission"], [{"action": "use"}]), "/odrl:permission"),
-    ("escaped IRI key", _with(["http://www.w3.org/ns/odrl/2/prohibition"], []), "/http:~1~1www.w3.org~1ns~1odrl~12~1prohibition"),  # fmt: skip
+    (
+        "escaped IRI key",
+        _with(["http://www.w3.org/ns/odrl/2/prohibition"], []),
+        "/http:~1~1www.w3.org~1ns~1odrl~12~1prohibition",
+    ),
     ("unknown policy term", _with(["permissions"], []), "/permissions"),
-    ("agreement without assignee", {"@id": "urn:a", "@type": "Agreement", "target": "urn:d", "assigner": "urn:p", "permission": [{"action": "use"}]}, "/assignee"),  # fmt: skip
+    (
+        "agreement without assignee",
+        {
+            "@id": "urn:a",
+            "@type": "Agreement",
+            "target": "urn:d",
+            "assigner": "urn:p",
+            "permission": [{"action": "use"}],
+        },
+        "/assignee",
+    ),
 ]
 
 

@@ -61,8 +61,9 @@ def test_date_limited_policies_allow_before_and_deny_after(
     assert evaluate(policy, ctx(BEFORE)).allowed
     late = evaluate(policy, ctx(AFTER))
     assert not late.allowed
-    assert "constraint /permission/0/constraint/0: dateTime 2024-01-01T00:00:00+00:00 is not " in (
-        late.reasons[0]
+    assert (
+        "constraint /permission/0/constraint/0: dateTime 2024-01-01T00:00:00+00:00 is not "
+        in (late.reasons[0])
     )
 
 

@@ -1,0 +1,30 @@
+"""Reading request bodies defensively: size cap (413) while streaming, then the JSON guards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from connector.core.errors import BadRequestError, TooLargeError
+from connector.core.guards import parse_json
+
+
+async def read_json(request: Request) -> Any:
+    """The parsed JSON body; refused before reading all of it when over the size limit."""
+    settings = request.app.state.settings.server
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequestError("request body is empty; a JSON object is required")
+    return parse_json(raw, max_bytes=limit, max_depth=settings.max_json_depth)
