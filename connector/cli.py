@@ -64,6 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return 0
+    if args.command in ("up", "control-plane", "data-plane", "worker"):
+        from connector.identity.tokens import InsecureProfileError, check_profile
+
+        try:
+            check_profile(settings.identity.profile, settings.identity.allow_insecure)
+        except InsecureProfileError as exc:
+            print(f"connector: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     if args.command == "up":
         from connector.runner import up
 

@@ -174,6 +174,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._worker_metric_ports: list[int] = []
         self._metrics_server: Any = None
+        self.key_file: Path | None = None
 
     # --- start -----------------------------------------------------------------------------
 
@@ -262,6 +263,18 @@ class Supervisor:
         client = await connect(settings.temporal, namespace="default")
         changed = await bootstrap(client, settings.temporal)
         log.info("temporal bootstrap", changed=changed)
+        # Created here, before any child starts, so processes never race to generate two keys.
+        from connector.identity.apikeys import ensure_edge_api_key
+        from connector.identity.runtime import load_keyring
+
+        ring = load_keyring(settings)
+        log.info(
+            "identity", did=settings.identity.resolved_did(settings.server), kid=ring.current.key_id
+        )
+        if not settings.management.api_keys:
+            _, created = ensure_edge_api_key(settings.data_dir)
+            self.key_file = settings.data_dir.resolve() / "management-api-key"
+            log.info("management api key", file=str(self.key_file), created=created)
 
     def _child_env(self, settings: Settings, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
@@ -429,7 +442,7 @@ def banner(settings: Settings, key_file: Path | None) -> str:
             f"  Temporal UI     http://127.0.0.1:{s.temporal.ui_port}/namespaces/{s.temporal.namespace}"
         )
     if key_file is not None:
-        lines.append(f"  management key  {key_file}")
+        lines.append(f"  management key  {key_file}  (send it as X-Api-Key)")
     lines.append(f"  data dir        {s.data_dir.resolve()}")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(line for line in lines if line)
@@ -448,7 +461,7 @@ async def up(settings: Settings, config_file: Path | None = None) -> int:
         if start in done:
             stop_wait.cancel()
             start.result()
-            print(banner(supervisor.effective, None), file=sys.stderr, flush=True)
+            print(banner(supervisor.effective, supervisor.key_file), file=sys.stderr, flush=True)
             await supervisor.watch()
         else:
             start.cancel()

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import httpx
 from redis.asyncio import Redis
@@ -133,10 +133,10 @@ def build_did_document(
     did: str,
     keys: Sequence[KeyEntry],
     services: Sequence[Mapping[str, object]] = (),
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Our DID document: every key as JsonWebKey2020, referenced by all three relationships."""
     ids = [f"{did}#{entry.key_id}" for entry in keys]
-    document: dict[str, object] = {
+    document: dict[str, Any] = {
         "@context": list(DID_CONTEXTS),
         "id": did,
         "verificationMethod": [

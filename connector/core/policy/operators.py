@@ -101,32 +101,31 @@ def apply(op: Operator, label: str, left: Value, right: JsonValue) -> Verdict:
 # -- right operand ---------------------------------------------------------------------------
 
 
-def _unwrap(raw: JsonValue, *, top: bool = True) -> Value:
+def _unwrap(raw: JsonValue) -> Value:
     """JSON right operand -> value; unwraps JSON-LD `@value`, `@id`, `@list`/`@set` objects."""
-    if isinstance(raw, str | bool | int | float):
-        return raw
-    if isinstance(raw, dict):
-        if "@value" in raw:
-            return _unwrap(raw["@value"], top=False)
-        if isinstance(raw.get("@id"), str):
-            return _unwrap(raw["@id"], top=False)
-        for key in ("@list", "@set"):
-            if top and key in raw:
-                return _unwrap(raw[key])
-        raise _Incomparable(f"unsupported right operand object {render(raw)}")
-    if isinstance(raw, list) and top:
+    if isinstance(raw, list):
         items = tuple(_scalar(v) for v in raw)
         if not items:
             raise _Incomparable("the right operand is an empty list")
         return items
-    raise _Incomparable(f"unsupported right operand {render(raw)}")
+    if isinstance(raw, dict):
+        for key in ("@list", "@set"):
+            if key in raw:
+                return _unwrap(raw[key])
+    return _scalar(raw)
 
 
 def _scalar(raw: JsonValue) -> Scalar:
-    value = _unwrap(raw, top=False)
-    if isinstance(value, tuple):  # pragma: no cover - _unwrap(top=False) never returns a tuple
-        raise _Incomparable("nested lists are not supported")
-    return value
+    if isinstance(raw, str | bool | int | float):
+        return raw
+    if isinstance(raw, dict):
+        if "@value" in raw:
+            return _scalar(raw["@value"])
+        ident = raw.get("@id")
+        if isinstance(ident, str):
+            return ident
+        raise _Incomparable(f"unsupported right operand object {render(raw)}")
+    raise _Incomparable(f"unsupported right operand {render(raw)}")
 
 
 def _scalars(value: Value) -> tuple[Scalar, ...]:
@@ -163,9 +162,7 @@ def _as_datetime(value: Scalar) -> datetime | None:
     return None
 
 
-def _as_number(value: Scalar) -> float | None:
-    if isinstance(value, bool | datetime):
-        return None
+def _as_number(value: str | float) -> float | None:
     if isinstance(value, int | float):
         return value
     if _NUMBER.fullmatch(value):
@@ -216,7 +213,7 @@ def _ordered(op: Operator, left: Value, right: Value) -> bool:
     ldt, rdt = _as_datetime(left), _as_datetime(right)
     if ldt is not None and rdt is not None:
         return _holds(op, ldt, rdt)
-    if not isinstance(left, datetime):
+    if not isinstance(left, datetime) and not isinstance(right, datetime):
         ln, rn = _as_number(left), _as_number(right)
         if ln is not None and rn is not None:
             return _holds(op, ln, rn)

@@ -219,9 +219,14 @@ class _Parser:
         obligations = self._list(terms, "obligation", self._duty, non_empty=True)
         if "permission" not in terms and "prohibition" not in terms:
             self._fail("/permission", "a policy needs at least one permission or prohibition")
-        if len(self.problems) > before or uid is None or policy_type is None:
-            return None
-        if permissions is None or prohibitions is None or obligations is None:
+        if (
+            len(self.problems) > before
+            or uid is None
+            or policy_type is None
+            or permissions is None
+            or prohibitions is None
+            or obligations is None
+        ):
             return None
         return Policy(
             uid=uid,

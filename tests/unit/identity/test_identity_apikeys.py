@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from connector.identity import apikeys
 from connector.identity.apikeys import (
     EDGE_KEY_FILE,
     ensure_edge_api_key,
@@ -60,7 +59,7 @@ def test_every_digest_is_compared_without_early_exit(monkeypatch):
         calls.append(1)
         return real(a, b)
 
-    monkeypatch.setattr(apikeys.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     assert verifier.verify(keys[0]) == "key-1"
     assert len(calls) == 4
     verifier.verify("wrong" * 10)

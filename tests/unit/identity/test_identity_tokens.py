@@ -2,6 +2,7 @@ import base64
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from joserfc import jwt
@@ -53,19 +54,9 @@ def world():
     def verifier(trust=None, profile=AuthProfile.SECURE):
         return TokenVerifier(source, replay, trust or TrustList.of([THEM]), US, clock, profile)
 
-    class World:
-        pass
-
-    w = World()
-    w.ring, w.source, w.replay, w.clock, w.issuer, w.verifier = (
-        their_ring,
-        source,
-        replay,
-        clock,
-        issuer,
-        verifier,
+    return SimpleNamespace(
+        ring=their_ring, source=source, replay=replay, clock=clock, issuer=issuer, verifier=verifier
     )
-    return w
 
 
 def sign(ring_, claims, **header):

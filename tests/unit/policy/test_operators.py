@@ -60,6 +60,8 @@ CASES: list[tuple[str, Value, JsonValue, bool | None]] = [
     ("lteq", 4, 3, False),
     ("lteq", NOW, "2023-12-31T06:00Z", False),
     ("lteq", NOW, "not a date", None),
+    ("lteq", NOW, "2025-13-45", None),
+    ("lt", 3, "three", None),
     # isAnyOf / isNoneOf
     ("isAnyOf", "research", ["research", "science"], True),
     ("isAnyOf", "marketing", ["research"], False),

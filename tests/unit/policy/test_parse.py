@@ -82,6 +82,11 @@ def test_lone_objects_are_read_as_one_element_arrays() -> None:
     )
 
 
+def test_action_may_be_an_rdf_value_node() -> None:
+    doc = offer(permission=[{"action": {"rdf:value": {"@id": "odrl:read"}}}])
+    assert parse_policy(doc).permissions[0].action == Action(name="read")
+
+
 def test_logical_constraints_nest() -> None:
     doc = offer(
         permission=[
