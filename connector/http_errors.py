@@ -42,6 +42,7 @@ class Surface(StrEnum):
 STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
     Surface.DSP: {
         ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNPROCESSABLE: 400,
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
@@ -53,6 +54,7 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
     },
     Surface.MANAGEMENT: {
         ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNPROCESSABLE: 422,
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
@@ -64,6 +66,7 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
     },
     Surface.DATA_PLANE: {
         ErrorCode.BAD_REQUEST: 400,
+        ErrorCode.UNPROCESSABLE: 422,
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
@@ -174,6 +177,7 @@ def install_error_handlers(app: FastAPI) -> None:
             404: ErrorCode.NOT_FOUND,
             405: ErrorCode.BAD_REQUEST,
             413: ErrorCode.TOO_LARGE,
+            422: ErrorCode.UNPROCESSABLE,
             429: ErrorCode.RATE_LIMITED,
             503: ErrorCode.UNAVAILABLE,
         }.get(status, ErrorCode.UNEXPECTED)

@@ -186,7 +186,8 @@ class _Guard:
             raise OutboundRefusedError("plain http is not allowed (https required)")
         if url.userinfo:
             raise OutboundRefusedError("credentials in the URL are not allowed")
-        host = url.host
+        # The ASCII (IDNA) form is what httpcore connects to, so that is what we resolve and vet.
+        host = url.raw_host.decode("ascii", errors="replace")
         if not host:
             raise OutboundRefusedError("URL has no host")
         if not _HOST_RE.match(host):

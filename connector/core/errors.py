@@ -2,6 +2,7 @@
 
     ConnectorError(code: ErrorCode, reasons: list[str])
     ├─ BadRequestError     bad_request    invalid JSON / schema / policy-invalid input
+    │  └─ UnprocessableError unprocessable well-formed but semantically invalid (a bad policy)
     ├─ UnauthorizedError   unauthorized   missing/invalid token or key, wrong audience
     ├─ ForbiddenError      forbidden      authenticated, but a policy or rule denies it
     ├─ NotFoundError       not_found      unknown id, or one the caller may not see
@@ -33,11 +34,13 @@ __all__ = [
     "UnauthorizedError",
     "UnavailableError",
     "UnexpectedError",
+    "UnprocessableError",
 ]
 
 
 class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
+    UNPROCESSABLE = "unprocessable"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -62,6 +65,12 @@ class ConnectorError(Exception):
 
 class BadRequestError(ConnectorError):
     code = ErrorCode.BAD_REQUEST
+
+
+class UnprocessableError(BadRequestError):
+    """Well-formed input that is semantically invalid (management: 422; DSP: 400)."""
+
+    code = ErrorCode.UNPROCESSABLE
 
 
 class UnauthorizedError(ConnectorError):
@@ -106,6 +115,7 @@ class UnexpectedError(ConnectorError):
 
 ERROR_TYPES: Final[dict[ErrorCode, type[ConnectorError]]] = {
     ErrorCode.BAD_REQUEST: BadRequestError,
+    ErrorCode.UNPROCESSABLE: UnprocessableError,
     ErrorCode.UNAUTHORIZED: UnauthorizedError,
     ErrorCode.FORBIDDEN: ForbiddenError,
     ErrorCode.NOT_FOUND: NotFoundError,

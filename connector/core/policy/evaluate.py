@@ -1,4 +1,4 @@
-"""Evaluate an ODRL policy for a requested action (ODRL 2.2 §2.6-2.8 rules, STYLE.md §11). Pure.
+"""Evaluate an ODRL policy for an action (ODRL 2.2 Information Model: Rule, Duty; STYLE.md §11).
 
 Allowed iff no applicable prohibition holds, every policy obligation can be met, and at least
 one applicable permission has all its constraints satisfied and all its duties can be met."""

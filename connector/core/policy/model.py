@@ -64,7 +64,7 @@ class Action(_Frozen):
 
     def covers(self, requested: str) -> bool:
         """True if a rule with this action applies to `requested` ("use" covers every action)."""
-        return self.name in (USE, odrl_term(requested))
+        return odrl_term(self.name) in (USE, odrl_term(requested))
 
 
 class Constraint(_Frozen):

@@ -40,13 +40,14 @@ _PERMISSION_TERMS: Final = frozenset({"action", "constraint", "duty"})
 _RULE_TERMS: Final = frozenset({"action", "constraint"})
 _ATOMIC_TERMS: Final = frozenset({"leftOperand", "operator", "rightOperand"})
 _LOGICAL_TERMS: Final = frozenset(op.value for op in LogicalOperator)
-# ODRL terms we recognise but do not model. They never widen what a rule grants, so ignoring
-# them is safe; any other unprefixed term is an error, because a misspelt "constraint" would
-# otherwise silently turn a constrained permission into an unconditional one.
+# ODRL terms we recognise but do not model. Ignoring them never widens what a policy grants
+# (`conflict`: we always let prohibitions win; `consequence`/`remedy`/`failure` only add
+# duties after a violation). Any other unprefixed term is an error: a misspelt "constraint", or
+# an ignored rule-level `target`/`assignee` or `inheritFrom`, would silently grant more.
 _IGNORED_TERMS: Final = frozenset(
-    {"@context", "@type", "@id", "uid", "conflict", "inheritFrom", "target", "assigner"}
-    | {"assignee", "consequence", "remedy", "failure", "unit", "dataType", "status", "summary"}
+    {"@context", "@type", "@id", "uid", "conflict", "consequence", "remedy", "failure", "dataType"}
 )
+_POLICY_ONLY_TERMS: Final = frozenset({"target", "assigner", "assignee"})
 _ALIASES: Final = {"uid": "@id", "dspace:timestamp": "timestamp"}
 _POLICY_TYPES: Final = {t.value: t for t in PolicyType}
 # The `timestamp` pattern of contract-schema.json (Agreement).
@@ -120,6 +121,9 @@ class _Parser:
         """Map each known term to (pointer, value); report unknown and duplicated terms."""
         found: dict[str, tuple[str, object]] = {}
         for key, value in obj.items():
+            if not isinstance(key, str):
+                self._fail(ptr, f"{kind} keys must be strings")
+                continue
             term = _ALIASES.get(key, key)
             term = _ALIASES.get(odrl_term(term), odrl_term(term))
             pointer = f"{ptr}/{_escape(key)}"
@@ -131,6 +135,9 @@ class _Parser:
             elif term in _IGNORED_TERMS or ":" in term:
                 # Foreign vocabularies ("dct:title", full IRIs) are JSON-LD extensions, not ODRL.
                 continue
+            elif term in _POLICY_ONLY_TERMS:
+                # dsp.md §11: rules carry no target or parties; they belong to the policy.
+                self._fail(pointer, f"'{key}' is only allowed on the policy, not on a {kind}")
             else:
                 self._fail(pointer, f"unknown {kind} term '{key}'")
         return found

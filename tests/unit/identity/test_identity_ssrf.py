@@ -191,6 +191,15 @@ async def test_vet_reports_addresses_without_connecting():
     assert backend.attempts == []
 
 
+async def test_internationalized_host_is_vetted_in_its_ascii_form():
+    dns = FakeDns({"xn--bcher-kva.example": ["10.0.0.1"]})
+    backend = NoConnectBackend()
+    async with client(dns, backend) as http:
+        with pytest.raises(OutboundRefusedError, match="private address"):
+            await http.request("GET", "https://bücher.example/")
+    assert dns.calls == ["xn--bcher-kva.example"]
+
+
 async def test_allow_hosts_accepts_internal_partner():
     dns, backend = FakeDns({"erp.corp": ["10.1.2.3"]}), NoConnectBackend()
     async with client(dns, backend, allow_hosts=("erp.corp",)) as http:

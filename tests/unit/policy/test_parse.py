@@ -122,7 +122,11 @@ def test_unknown_operator_and_left_operand_parse() -> None:
 def test_foreign_and_ignored_terms_are_skipped() -> None:
     doc = offer(**{"dct:title": "x", "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"]})
     doc["permission"][0]["@type"] = "Permission"
-    doc["permission"][0]["constraint"][0] = DATE_LIMIT | {"unit": "x", "@id": "urn:c"}
+    doc["permission"][0]["constraint"][0] = DATE_LIMIT | {
+        "dataType": "xsd:dateTime",
+        "@id": "urn:c",
+    }
+    doc["prohibition"] = [{"action": "print", "remedy": [{"action": "delete"}]}]
     assert validate_policy(doc) == []
 
 
@@ -329,6 +333,15 @@ INVALID: list[tuple[str, Any, str]] = [
         "/http:~1~1www.w3.org~1ns~1odrl~12~1prohibition",
     ),
     ("unknown policy term", _with(["permissions"], []), "/permissions"),
+    ("inheritFrom", _with(["inheritFrom"], "urn:parent"), "/inheritFrom"),
+    ("rule target", _with(["permission", 0, "target"], "urn:d"), "/permission/0/target"),
+    (
+        "rule assignee",
+        _with(["permission", 0, "odrl:assignee"], "urn:x"),
+        "/permission/0/odrl:assignee",
+    ),
+    ("constraint unit", _with([*C1, "unit"], "EUR"), "/permission/0/constraint/1/unit"),
+    ("non-string key", _with(["permission", 0, 1], "x"), "/permission/0"),
     (
         "agreement without assignee",
         {

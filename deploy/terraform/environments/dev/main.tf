@@ -1,0 +1,45 @@
+# dev environment: `terraform init -backend-config=backend.hcl && terraform apply`.
+module "stack" {
+  source = "../../stack"
+
+  environment                  = var.environment
+  namespace                    = var.namespace
+  instance_name                = var.instance_name
+  database_name                = var.database_name
+  database_username            = var.database_username
+  database_storage_size        = var.database_storage_size
+  redis_storage_size           = var.redis_storage_size
+  image_repository             = var.image_repository
+  image_tag                    = var.image_tag
+  ingress_host                 = var.ingress_host
+  tls_secret_name              = var.tls_secret_name
+  storage_class                = var.storage_class
+  temporal_self_hosted         = var.temporal_self_hosted
+  temporal_address             = var.temporal_address
+  temporal_namespace           = var.temporal_namespace
+  temporal_retention           = var.temporal_retention
+  control_plane_replicas       = var.control_plane_replicas
+  data_plane_replicas          = var.data_plane_replicas
+  control_plane_cpu_request    = var.control_plane_cpu_request
+  control_plane_memory_request = var.control_plane_memory_request
+  control_plane_cpu_limit      = var.control_plane_cpu_limit
+  control_plane_memory_limit   = var.control_plane_memory_limit
+  data_plane_cpu_request       = var.data_plane_cpu_request
+  data_plane_memory_request    = var.data_plane_memory_request
+  data_plane_cpu_limit         = var.data_plane_cpu_limit
+  data_plane_memory_limit      = var.data_plane_memory_limit
+  database_password            = var.database_password
+  temporal_database_password   = var.temporal_database_password
+  redis_password               = var.redis_password
+  management_api_keys          = var.management_api_keys
+  temporal_api_key             = var.temporal_api_key
+  identity_key_pem             = var.identity_key_pem
+}
+
+output "temporal_address" {
+  value = module.stack.temporal_address
+}
+
+output "connector_release" {
+  value = module.stack.connector_release
+}

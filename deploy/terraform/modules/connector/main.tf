@@ -1,0 +1,97 @@
+# The connector: the `connector-secrets` Secret (URLs, API keys, identity key) and the Helm release of
+# deploy/helm/connector with the environment's values file plus Terraform-driven overrides.
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    helm = {
+      source  = "hashicorp/helm"
+      version = "~> 2.17"
+    }
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = "~> 2.35"
+    }
+  }
+}
+
+locals {
+  values_file = {
+    dev        = "values-dev.yaml"
+    staging    = "values-staging.yaml"
+    production = "values-prod.yaml"
+  }[var.environment]
+  chart_dir   = "${path.module}/../../../helm/connector"
+  secret_name = "connector-secrets"
+}
+
+resource "kubernetes_secret" "connector" {
+  metadata {
+    name      = local.secret_name
+    namespace = var.namespace
+    labels = {
+      "app.kubernetes.io/name"     = "connector"
+      "app.kubernetes.io/instance" = var.instance_name
+    }
+  }
+  type = "Opaque"
+  data = merge(
+    {
+      "database-url"        = var.database_url
+      "redis-url"           = var.redis_url
+      "management-api-keys" = jsonencode(var.management_api_keys)
+    },
+    var.temporal_api_key == "" ? {} : { "temporal-api-key" = var.temporal_api_key },
+    var.identity_key_pem == "" ? {} : { "identity-key.pem" = var.identity_key_pem },
+  )
+}
+
+resource "helm_release" "connector" {
+  name      = "connector"
+  chart     = local.chart_dir
+  namespace = var.namespace
+  atomic    = true
+  wait      = true
+  timeout   = 900
+
+  values = [
+    file("${local.chart_dir}/${local.values_file}"),
+    yamlencode({
+      image = {
+        repository = var.image_repository
+        tag        = var.image_tag
+      }
+      secrets = { existingSecret = kubernetes_secret.connector.metadata[0].name }
+      temporal = {
+        address   = var.temporal_address
+        namespace = var.temporal_namespace
+        apiKey    = { enabled = var.temporal_api_key != "" }
+      }
+      config = {
+        publicUrl          = "https://${var.ingress_host}"
+        dataPlanePublicUrl = "https://${var.ingress_host}/public"
+      }
+      controlPlane = {
+        replicaCount = var.control_plane_replicas
+        autoscaling  = { minReplicas = var.control_plane_replicas }
+        resources    = var.control_plane_resources
+      }
+      dataPlane = {
+        replicaCount = var.data_plane_replicas
+        autoscaling  = { minReplicas = var.data_plane_replicas }
+        resources    = var.data_plane_resources
+      }
+      ingress = {
+        host = var.ingress_host
+        tls  = { secretName = var.tls_secret_name }
+      }
+    }),
+  ]
+}
+
+output "release" {
+  value = {
+    name      = helm_release.connector.name
+    namespace = helm_release.connector.namespace
+    version   = helm_release.connector.version
+  }
+}
