@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 
 from api import discovery, wellknown
 from api import health as health_routes
+from api import management as management_routes
+from api.dsp import catalog as dsp_catalog
+from api.dsp import negotiations as dsp_negotiations
+from api.gateway import TemporalGateway
+from api.management import negotiations as management_negotiations
+from api.negotiations import NegotiationEdge
 from connector import __version__
+from connector.core.dsp import DspVersion
 from connector.http_errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
 from connector.identity.runtime import build_identity
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.resources import open_resources
 from connector.settings import Settings
+from connector.stores import negotiations
 
 ROLE = "control-plane"
 
@@ -27,11 +38,23 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
             app.state.resources = resources
-            app.state.identity = build_identity(settings, resources.redis)
+            identity = build_identity(settings, resources.redis)
+            app.state.identity = identity
+            if resources.temporal is None:  # pragma: no cover - the control plane always has one
+                raise RuntimeError("the control plane needs a Temporal client")
+            gateway = TemporalGateway(
+                resources.temporal, resources.pool, settings.temporal.task_queues.control
+            )
+            app.state.gateway = gateway
+            app.state.negotiations = NegotiationEdge(
+                settings, resources.pool, gateway, identity.http
+            )
+            refresher = asyncio.create_task(_refresh_gauges(resources.pool, metrics))
             try:
                 yield
             finally:
-                await app.state.identity.http.aclose()
+                refresher.cancel()
+                await identity.http.aclose()
 
     app = FastAPI(
         title="Lightweight dataspace connector — control plane",
@@ -47,6 +70,11 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     app.include_router(health_routes.router)
     app.include_router(discovery.router)
     app.include_router(wellknown.router)
+    app.include_router(management_routes.router)
+    app.include_router(dsp_catalog.router)
+    app.include_router(management_negotiations.router)
+    for version in DspVersion:
+        app.include_router(dsp_negotiations.router(version))
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
 
@@ -58,3 +86,14 @@ def management_keys(settings: Settings) -> ApiKeyVerifier:
         key, _ = ensure_edge_api_key(settings.data_dir)
         values = [key]
     return load_api_keys(values)
+
+
+GAUGE_REFRESH_SECONDS = 15.0
+
+
+async def _refresh_gauges(pool: asyncpg.Pool, metrics: Metrics) -> None:
+    """Business gauges read from the store, so they are right whichever process did the work."""
+    while True:
+        with contextlib.suppress(Exception):  # an outage shows in /health, not here
+            metrics.active_agreements.set(await negotiations.count_agreements(pool))
+        await asyncio.sleep(GAUGE_REFRESH_SECONDS)

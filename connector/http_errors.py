@@ -111,7 +111,7 @@ def dsp_error_body(
             "@context": DSP_CONTEXT_08,
             "@type": f"dspace:{error_type}",
             "dspace:code": str(status),
-            "dspace:reason": [{"@value": r} for r in reasons],
+            "dspace:reason": [{"@value": r, "@language": "en"} for r in reasons],
         }
         for key, value in pids.items():
             body[f"dspace:{key}"] = value

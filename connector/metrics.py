@@ -125,6 +125,39 @@ class Metrics:
             buckets=_PROCESS_BUCKETS,
             registry=registry,
         )
+        # Backups: set by the ops worker's activities on every outcome (issue 8); alert on
+        # failures_total increasing, last_verified == 0 or last_success too old.
+        self.backup_last_success = Gauge(
+            BACKUP_LAST_SUCCESS,
+            "Unix time of the last backup that completed (and verified, when enabled).",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.backup_last_verified = Gauge(
+            BACKUP_LAST_VERIFIED,
+            "1 if the last verification of a backup passed, 0 if it failed.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.backup_size = Gauge(
+            BACKUP_SIZE_BYTES,
+            "Size of the last completed backup object.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.backup_duration = Gauge(
+            BACKUP_DURATION_SECONDS,
+            "Wall time of the last backup step, by stage (dump, verify, restore).",
+            ["stage"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.backup_failures = Counter(
+            _strip_total(BACKUP_FAILURES_TOTAL),
+            "Failed backup, verification or restore runs, by stage.",
+            ["stage"],
+            registry=registry,
+        )
 
 
 class TemporalProxyCollector(Collector):

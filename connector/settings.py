@@ -170,6 +170,15 @@ class IdentitySettings(_Section):
         return self.participant_id or self.resolved_did(server)
 
 
+class NegotiationSettings(_Section):
+    deadline_seconds: int = Field(
+        default=24 * 3600, ge=5, description="A negotiation not ended by then is TERMINATED."
+    )
+    back_to_back_pause_ms: int = Field(
+        default=0, ge=0, le=5000, description="Pause between two of our messages in a row."
+    )
+
+
 class RateLimitSettings(_Section):
     requests_per_minute: int = Field(default=600, ge=0, description="Per DSP caller; 0 = off")
 
@@ -224,6 +233,59 @@ class WorkerSettings(_Section):
     graceful_shutdown_seconds: float = Field(default=8.0, ge=0)
 
 
+class S3BackupSettings(_Section):
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph, ...); unset: AWS"
+    )
+    bucket: str | None = None
+    prefix: str = Field(default="connector-backups/", description="Key prefix for backups")
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="SSE for every object written"
+    )
+    kms_key_id: str | None = Field(default=None, description="KMS key for aws:kms")
+    part_size_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+
+class BackupSettings(_Section):
+    enabled: bool = Field(
+        default=True, description="false: the schedule exists but stays paused (visible in the UI)"
+    )
+    target: Literal["local", "s3"] = "local"
+    directory: Path | None = Field(
+        default=None, description="Local target; unset: <data dir>/backups"
+    )
+    s3: S3BackupSettings = S3BackupSettings()
+    schedule: str = Field(default="0 2 * * *", description="Cron expression of the backup")
+    time_zone: str = "UTC"
+    catchup_window_seconds: int = Field(
+        default=6 * 3600, ge=60, description="Run a missed backup only this late"
+    )
+    keep_daily: int = Field(default=7, ge=1, description="Newest backup of each of N days")
+    keep_weekly: int = Field(default=4, ge=0, description="Newest backup of each of M ISO weeks")
+    verify: bool = Field(default=True, description="Restore each backup into a scratch DB")
+    compression: str = Field(default="gzip:6", description="pg_dump --compress value")
+    pg_bin_dir: Path | None = Field(
+        default=None, description="pg_dump/pg_restore directory; unset: embedded, then PATH"
+    )
+    max_bytes_per_second: int = Field(
+        default=0, ge=0, description="Throttle dump/upload I/O; 0 = unlimited"
+    )
+    work_dir: Path | None = Field(
+        default=None, description="Scratch space for downloads; unset: <data dir>/backups-work"
+    )
+    maintenance_retry_after_seconds: int = Field(default=30, ge=1)
+
+    def resolved_directory(self, data_dir: Path) -> Path:
+        return (self.directory or data_dir / "backups").resolve()
+
+    def resolved_work_dir(self, data_dir: Path) -> Path:
+        return (self.work_dir or data_dir / "backups-work").resolve()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -246,11 +308,13 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     outbound: OutboundConfig = OutboundConfig()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    negotiation: NegotiationSettings = NegotiationSettings()
     policies: PoliciesSettings = PoliciesSettings()
     adapters: list[AdapterSettings] = Field(default_factory=list)
     dataplane: DataPlaneSettings = DataPlaneSettings()
     metrics: MetricsSettings = MetricsSettings()
     workers: WorkerSettings = WorkerSettings()
+    backup: BackupSettings = BackupSettings()
 
     @classmethod
     def settings_customise_sources(

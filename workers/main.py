@@ -21,11 +21,12 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from connector import health
 from connector.embedded import free_port
+from connector.identity.runtime import build_identity
 from connector.logging import get_logger
 from connector.metrics import Metrics, TemporalProxyCollector, child_registry
 from connector.resources import Resources, open_resources
 from connector.settings import Settings
-from workers.registry import registry
+from workers.registry import WorkerContext, registry
 
 log = get_logger(__name__)
 ROLE = "worker"
@@ -147,23 +148,10 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
             return
         client = connect_task.result()
         resources.temporal = client
-        table = registry(settings.temporal.task_queues)
-        workers = []
-        for queue in queues:
-            entry = table[queue]
-            workers.append(
-                Worker(
-                    client,
-                    task_queue=queue,
-                    workflows=list(entry.workflows),
-                    activities=list(entry.activities(resources)),
-                    graceful_shutdown_timeout=timedelta(
-                        seconds=settings.workers.graceful_shutdown_seconds
-                    ),
-                    workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
-                    activity_task_poller_behavior=PollerBehaviorAutoscaling(),
-                )
-            )
+        identity = build_identity(settings, resources.redis)
+        workers = build_workers(
+            client, settings, queues, WorkerContext(resources, identity, metrics)
+        )
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()
@@ -172,3 +160,27 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         await asyncio.gather(*runs, return_exceptions=True)
         server.should_exit = True
         await server_task
+
+
+def build_workers(
+    client: Client, settings: Settings, queues: list[str], context: WorkerContext
+) -> list[Worker]:
+    """One Worker per task queue, with the registry's workflows and activities."""
+    table = registry(settings.temporal.task_queues)
+    workers = []
+    for queue in queues:
+        entry = table[queue]
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue,
+                workflows=list(entry.workflows),
+                activities=list(entry.activities(context)),
+                graceful_shutdown_timeout=timedelta(
+                    seconds=settings.workers.graceful_shutdown_seconds
+                ),
+                workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+                activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+            )
+        )
+    return workers

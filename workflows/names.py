@@ -7,3 +7,49 @@ from typing import Final
 
 WF_BENCH_BARE: Final = "bench.bare"
 ACT_BENCH_NOOP: Final = "bench.noop"
+
+WF_NEGOTIATION: Final = "dsp.negotiation"
+UPD_NEGOTIATION_RECEIVE: Final = "negotiation.receive"
+UPD_NEGOTIATION_DECIDE: Final = "negotiation.decide"
+QRY_NEGOTIATION_VIEW: Final = "negotiation.view"
+ACT_SEND_NEGOTIATION_MESSAGE: Final = "dsp.send_negotiation_message"
+ACT_PROJECT_NEGOTIATION: Final = "projection.upsert_negotiation"
+
+# ApplicationError types activities raise (the `type` string, never a class name).
+ERR_PEER_REJECTED: Final = "dsp_peer_rejected"
+ERR_PEER_UNREACHABLE: Final = "dsp_peer_unreachable"
+ERR_OUTBOUND_REFUSED: Final = "dsp_outbound_refused"
+ERR_ILLEGAL_TRANSITION: Final = "illegal_transition"
+ERR_BAD_REQUEST: Final = "bad_request"
+
+# --- backup and disaster recovery (task queue `connector.ops`, issue 8) ---------------------
+WF_BACKUP: Final = "ops.backup"
+WF_BACKUP_VERIFY: Final = "ops.backup_verify"
+WF_RESTORE: Final = "ops.restore"
+QUERY_OPS_PROGRESS: Final = "ops.progress"
+
+ACT_BACKUP_DUMP: Final = "backup.dump"
+ACT_BACKUP_VERIFY: Final = "backup.verify"
+ACT_BACKUP_PRUNE: Final = "backup.prune"
+ACT_BACKUP_RECORD_OUTCOME: Final = "backup.record_outcome"
+ACT_RESTORE_RESOLVE: Final = "restore.resolve_backup"
+ACT_RESTORE_ENTER_MAINTENANCE: Final = "restore.enter_maintenance"
+ACT_RESTORE_DATABASE: Final = "restore.restore_database"
+ACT_RESTORE_RECONCILE: Final = "restore.reconcile"
+ACT_RESTORE_LEAVE_MAINTENANCE: Final = "restore.leave_maintenance"
+ACT_RESTORE_HEALTH_CHECK: Final = "restore.health_check"
+
+SCHEDULE_BACKUP: Final = "nightly-db-backup"
+SCHEDULE_BACKUP_ACTION_ID: Final = "backup"  # the Schedule appends the scheduled time
+
+
+def manual_backup_workflow_id(stamp: str) -> str:
+    return f"backup-manual-{stamp}"
+
+
+def verify_workflow_id(backup_id: str, stamp: str) -> str:
+    return f"backup-verify:{backup_id}:{stamp}"
+
+
+def restore_workflow_id(backup_id: str) -> str:
+    return f"restore:{backup_id}"

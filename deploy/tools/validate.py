@@ -10,6 +10,8 @@ Subcommands (each exits non-zero on failure; deploy/check.sh runs them all):
                TriggerAuthentication, Certificate) and for the Kyverno ClusterPolicy in deploy/policies/
   policy       every rendered workload satisfies deploy/policies/*.yaml (Kyverno patterns, evaluated here)
   promql       every rule/dashboard expression parses with promql-parser
+  hcl          Terraform parses (python-hcl2); module calls match module variables; secrets are
+               `sensitive = true` and absent from *.tfvars; environments share stack/variables.tf
   expect       structural expectations (KEDA vs HPA fallback, hooks, probes, chart files == ops files)
   all          everything above, in order
 
@@ -405,9 +407,87 @@ def cmd_expect(_: argparse.Namespace) -> int:
     return fails.done("hooks, probes, KEDA/HPA fallback, seed HPA behaviour, chart files == ops files")
 
 
+TF = ROOT / "deploy" / "terraform"
+SECRET_WORDS = ("password", "api_key", "api_keys", "key_pem", "secret", "token", "database_url", "redis_url")
+
+
+def is_secret_name(name: str) -> bool:
+    """password/api key/URL-with-credentials variables; `*_name` (e.g. tls_secret_name) are references."""
+    return any(w in name for w in SECRET_WORDS) and not name.endswith("_name")
+
+
+META_ARGS = {"source", "count", "for_each", "depends_on", "providers", "version"}
+
+
+def hcl_load(path: Path) -> dict[str, Any]:
+    import hcl2
+    from hcl2.utils import SerializationOptions
+
+    with path.open() as fh:
+        return hcl2.load(fh, serialization_options=SerializationOptions(
+            strip_string_quotes=True, explicit_blocks=False, with_comments=False))
+
+
+def tf_module_variables(directory: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.tf")):
+        for block in hcl_load(path).get("variable", []):
+            out.update(block)
+    return out
+
+
+def cmd_hcl(_: argparse.Namespace) -> int:
+    fails = Failures("Terraform (python-hcl2)")
+    files = sorted(TF.rglob("*.tf")) + sorted(TF.rglob("*.tfvars"))
+    parsed: dict[Path, dict[str, Any]] = {}
+    for path in files:
+        try:
+            parsed[path] = hcl_load(path)
+        except Exception as exc:
+            fails.add(f"{path.relative_to(ROOT)}: {type(exc).__name__}: {exc}")
+    dirs = sorted({p.parent for p in files if p.suffix == ".tf"})
+    for d in dirs:
+        variables = tf_module_variables(d)
+        for name, spec in variables.items():
+            if is_secret_name(name) and spec.get("sensitive") is not True:
+                fails.add(f"{d.relative_to(ROOT)}: variable {name} must be sensitive = true")
+        for path in sorted(d.glob("*.tf")):
+            for block in parsed.get(path, {}).get("module", []):
+                for mod_name, args in block.items():
+                    src = args.get("source", "")
+                    if not src.startswith("."):
+                        continue
+                    target = (d / src).resolve()
+                    declared = tf_module_variables(target)
+                    given = set(args) - META_ARGS
+                    for extra in sorted(given - set(declared)):
+                        fails.add(f"{path.relative_to(ROOT)}: module {mod_name} passes undeclared {extra}")
+                    for missing in sorted(n for n, v in declared.items() if "default" not in v and n not in given):
+                        fails.add(f"{path.relative_to(ROOT)}: module {mod_name} misses required {missing}")
+    for path in files:
+        if path.suffix == ".tfvars":
+            for key in parsed.get(path, {}):
+                if is_secret_name(key):
+                    fails.add(f"{path.relative_to(ROOT)}: secret {key} must come from TF_VAR_{key}, not tfvars")
+            root_vars = tf_module_variables(path.parent)
+            for key in parsed.get(path, {}):
+                if key not in root_vars:
+                    fails.add(f"{path.relative_to(ROOT)}: {key} is not a variable of {path.parent.name}")
+            missing = sorted(n for n, v in root_vars.items() if "default" not in v and n not in parsed.get(path, {})
+                             and not is_secret_name(n))
+            if missing:
+                fails.add(f"{path.relative_to(ROOT)}: no value for {missing}")
+    stack_vars = (TF / "stack" / "variables.tf").read_text().splitlines()[1:]
+    for env in ("dev", "staging", "production"):
+        env_vars = (TF / "environments" / env / "variables.tf").read_text().splitlines()[1:]
+        if env_vars != stack_vars:
+            fails.add(f"environments/{env}/variables.tf differs from stack/variables.tf")
+    return fails.done(f"{len(files)} files parse; module wiring, sensitive secrets, tfvars complete")
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "render": cmd_render, "lint": cmd_lint, "schema": cmd_schema, "kube": cmd_kube, "crds": cmd_crds,
-    "policy": cmd_policy, "promql": cmd_promql, "expect": cmd_expect,
+    "policy": cmd_policy, "promql": cmd_promql, "hcl": cmd_hcl, "expect": cmd_expect,
 }
 
 

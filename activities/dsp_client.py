@@ -1,0 +1,113 @@
+"""Outbound DSP messages to counterparties, through the SSRF-guarded client with our token.
+
+Errors are translated here, once: a 4xx answer is the peer's final word (non-retryable, with its
+code and reasons kept for the timeline); 5xx, timeouts and connection failures are retried by
+Temporal. A 404 for a process the peer already acknowledged is retried a few times first: the
+peer may not have finished storing it (conformance.md §2.7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from connector.core.dsp import DspVersion
+from connector.core.errors import ConnectorError
+from connector.core.jsonld import encode
+from connector.core.negotiation.wire import build_message, is_initial, message_path
+from connector.identity.runtime import Identity
+from connector.outbound import OutboundRefusedError
+from workflows import names
+from workflows.contracts import OutboundNegotiationMessage, PeerRejection, RemoteAck
+
+_MAX_BODY_IN_ERROR = 2000
+
+
+def _peer_reasons(resp: httpx.Response) -> PeerRejection:
+    body: Any = None
+    code: str | None = None
+    reasons: tuple[str, ...] = ()
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text[:_MAX_BODY_IN_ERROR]
+    if isinstance(body, dict):
+        raw_code = body.get("code", body.get("dspace:code"))
+        code = str(raw_code) if raw_code is not None else None
+        raw = body.get("reason", body.get("dspace:reason"))
+        items = raw if isinstance(raw, list) else [raw] if raw is not None else []
+        reasons = tuple(str(r.get("@value", r)) if isinstance(r, dict) else str(r) for r in items)
+    return PeerRejection(status=resp.status_code, code=code, reasons=reasons, body=None)
+
+
+class DspClientActivities:
+    def __init__(self, identity: Identity) -> None:
+        self._identity = identity
+
+    @activity.defn(name=names.ACT_SEND_NEGOTIATION_MESSAGE)
+    async def send_negotiation_message(self, out: OutboundNegotiationMessage) -> RemoteAck:
+        """POST one negotiation message; idempotent at the peer per (pid, message, content)."""
+        n = out.negotiation
+        if not n.counterparty_address:
+            raise ApplicationError(
+                "no counterparty address", type=names.ERR_BAD_REQUEST, non_retryable=True
+            )
+        try:
+            message = build_message(n, out.action, out.callback_address)
+            path = message_path(n, out.action)
+        except ConnectorError as exc:
+            raise ApplicationError(
+                str(exc), type=names.ERR_BAD_REQUEST, non_retryable=True
+            ) from None
+        version = DspVersion(out.dsp_version)
+        url = n.counterparty_address.rstrip("/") + path
+        headers = {
+            "Authorization": self._identity.authorization(n.counterparty_id),
+            "Content-Type": "application/json",
+        }
+        try:
+            resp = await self._identity.http.request(
+                "POST", url, json=encode(message, version), headers=headers
+            )
+        except OutboundRefusedError as exc:
+            raise ApplicationError(
+                f"refused to call {url}: {'; '.join(exc.reasons)}",
+                type=names.ERR_OUTBOUND_REFUSED,
+                non_retryable=True,
+            ) from None
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ApplicationError(
+                f"{type(exc).__name__} calling {url}: {exc}", type=names.ERR_PEER_UNREACHABLE
+            ) from None
+        if resp.status_code < 300:
+            return RemoteAck(status=resp.status_code, peer_pid=self._peer_pid(resp, out))
+        rejection = _peer_reasons(resp)
+        summary = f"{resp.status_code} from {url}" + (
+            f": {'; '.join(rejection.reasons)}" if rejection.reasons else ""
+        )
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
+        if (
+            resp.status_code == 404
+            and not is_initial(n, out.action)
+            and activity.info().attempt < out.not_found_attempts
+        ):
+            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
+        raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
+
+    @staticmethod
+    def _peer_pid(resp: httpx.Response, out: OutboundNegotiationMessage) -> str | None:
+        if not is_initial(out.negotiation, out.action):
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        key = "providerPid" if out.negotiation.role.value == "consumer" else "consumerPid"
+        value = body.get(key, body.get(f"dspace:{key}"))
+        return value if isinstance(value, str) else None

@@ -1,0 +1,32 @@
+"""Projection writes: version-guarded upserts of workflow state into Postgres, plus metrics."""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import NegotiationState
+from connector.metrics import Metrics
+from connector.stores import negotiations
+from workflows import names
+
+
+class ProjectionActivities:
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None) -> None:
+        self._pool = pool
+        self._metrics = metrics
+
+    @activity.defn(name=names.ACT_PROJECT_NEGOTIATION)
+    async def upsert_negotiation(self, record: NegotiationRecord) -> bool:
+        """Upsert one negotiation's projection; idempotent by (own pid, version)."""
+        async with self._pool.acquire() as conn:
+            result = await negotiations.upsert_view(conn, record)
+        if result.changed and self._metrics is not None:
+            n = record.negotiation
+            # Counted once per version: a retried or duplicate write changes nothing.
+            self._metrics.negotiations.labels(n.role.value, n.state.value).inc()
+            if n.state is NegotiationState.FINALIZED:
+                seconds = (n.updated_at - n.created_at).total_seconds()
+                self._metrics.negotiation_duration.labels(n.role.value).observe(seconds)
+        return result.changed

@@ -1,0 +1,203 @@
+"""The API's door to Temporal: inbound DSP messages become workflow updates, answers become
+projections before the HTTP answer leaves (read-your-writes, decision 0003).
+
+Temporal errors are mapped to the connector's error vocabulary in one function, `_map`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from connector.core.errors import (
+    BadRequestError,
+    ConnectorError,
+    IllegalTransitionError,
+    NotFoundError,
+    UnavailableError,
+)
+from connector.core.ids import negotiation_workflow_id
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import Role
+from connector.stores import negotiations
+from workflows import names
+from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
+
+T = TypeVar("T")
+
+
+def update_id(own_pid: str, msg: InboundNegotiationMessage) -> str:
+    """Stable per message content: a counterparty's retry is answered, not applied twice."""
+    canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{own_pid}|{canonical}".encode()).hexdigest()[:32]
+
+
+class TemporalGateway:
+    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+        self._client = client
+        self._pool = pool
+        self._task_queue = task_queue
+
+    async def _project(self, record: NegotiationRecord) -> NegotiationRecord:
+        async with self._pool.acquire() as conn:
+            await negotiations.upsert_view(conn, record)
+        return record
+
+    async def deliver(
+        self, role: Role, own_pid: str, msg: InboundNegotiationMessage
+    ) -> NegotiationRecord:
+        handle = self._client.get_workflow_handle(negotiation_workflow_id(role, own_pid))
+        record: NegotiationRecord = await self._call(
+            own_pid,
+            lambda: handle.execute_update(
+                names.UPD_NEGOTIATION_RECEIVE,
+                msg,
+                id=update_id(own_pid, msg),
+                result_type=NegotiationRecord,
+            ),
+        )
+        return await self._project(record)
+
+    async def start_with_message(
+        self, start: NegotiationStart, msg: InboundNegotiationMessage
+    ) -> NegotiationRecord:
+        """The counterparty's first message creates our side (update-with-start)."""
+        n = start.record.negotiation
+        own_pid = start.record.own_pid
+        operation = WithStartWorkflowOperation(
+            names.WF_NEGOTIATION,
+            start,
+            id=negotiation_workflow_id(n.role, own_pid),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished negotiation is final; a re-sent initial request gets its last state.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            result_type=NegotiationRecord,
+        )
+        try:
+            record: NegotiationRecord = await self._call(
+                own_pid,
+                lambda: self._client.execute_update_with_start_workflow(
+                    names.UPD_NEGOTIATION_RECEIVE,
+                    msg,
+                    start_workflow_operation=operation,
+                    id=update_id(own_pid, msg),
+                    result_type=NegotiationRecord,
+                ),
+            )
+        except _AlreadyClosed:
+            existing = await negotiations.get(self._pool, own_pid)
+            if existing is None:
+                raise NotFoundError(f"negotiation {own_pid} is unknown") from None
+            return existing
+        finally:
+            # Avoid "Future exception was never retrieved" when the start half failed.
+            # Only the update's outcome matters; the start half's error was already raised.
+            with contextlib.suppress(Exception):
+                await operation.workflow_handle()
+        return await self._project(record)
+
+    async def start(self, start: NegotiationStart) -> NegotiationRecord:
+        """We initiate (consumer request): start the workflow; joins one already running."""
+        n = start.record.negotiation
+        own_pid = start.record.own_pid
+        with contextlib.suppress(_AlreadyClosed):
+            await self._call(
+                own_pid,
+                lambda: self._client.start_workflow(
+                    names.WF_NEGOTIATION,
+                    start,
+                    id=negotiation_workflow_id(n.role, own_pid),
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                ),
+            )
+        existing = await negotiations.get(self._pool, own_pid)
+        return existing or await self._project(start.record)
+
+    async def decide(
+        self, role: Role, own_pid: str, decision: OperatorDecision
+    ) -> NegotiationRecord:
+        handle = self._client.get_workflow_handle(negotiation_workflow_id(role, own_pid))
+        record: NegotiationRecord = await self._call(
+            own_pid,
+            lambda: handle.execute_update(
+                names.UPD_NEGOTIATION_DECIDE, decision, result_type=NegotiationRecord
+            ),
+        )
+        return await self._project(record)
+
+    async def pending(self, role: Role, own_pid: str) -> dict[str, Any]:
+        """What the workflow is doing right now: retries with their last failure and next try."""
+        handle = self._client.get_workflow_handle(negotiation_workflow_id(role, own_pid))
+        try:
+            description = await handle.describe(rpc_timeout=timedelta(seconds=2))
+        except RPCError:
+            return {}
+        raw = description.raw_description
+        activities = []
+        for act in raw.pending_activities:
+            entry: dict[str, Any] = {
+                "activity": act.activity_type.name,
+                "attempt": act.attempt,
+                "state": str(act.state),
+            }
+            if act.HasField("last_failure"):
+                entry["lastError"] = act.last_failure.message
+            if act.HasField("next_attempt_schedule_time"):
+                entry["nextRetryAt"] = act.next_attempt_schedule_time.ToDatetime().isoformat() + "Z"
+            activities.append(entry)
+        return {
+            "workflowId": description.id,
+            "status": description.status.name if description.status else None,
+            "pendingActivities": activities,
+        }
+
+    async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except (WorkflowUpdateFailedError, RPCError, WorkflowAlreadyStartedError) as exc:
+            raise await self._map(own_pid, exc) from None
+
+    async def _map(self, own_pid: str, exc: Exception) -> Exception:
+        if isinstance(exc, WorkflowUpdateFailedError):
+            cause = exc.cause
+            while cause is not None and not isinstance(cause, ApplicationError):
+                cause = cause.__cause__
+            message = cause.message if isinstance(cause, ApplicationError) else str(exc)
+            if isinstance(cause, ApplicationError) and cause.type == names.ERR_BAD_REQUEST:
+                return BadRequestError(message)
+            return IllegalTransitionError(message)
+        if isinstance(exc, WorkflowAlreadyStartedError):
+            return _AlreadyClosed()
+        if isinstance(exc, RPCError):
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                # The workflow is gone (closed, or never existed): the projection knows which.
+                existing = await negotiations.get(self._pool, own_pid)
+                if existing is not None and existing.negotiation.is_terminal:
+                    state = existing.negotiation.state.value
+                    return IllegalTransitionError(f"negotiation {own_pid} is {state}")
+                return NotFoundError(f"negotiation {own_pid} is unknown")
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return UnavailableError("the workflow engine is not reachable; retry shortly")
+            return UnavailableError(f"workflow engine error: {exc.message}")
+        return exc  # pragma: no cover
+
+
+class _AlreadyClosed(ConnectorError):
+    """Internal: update-with-start met a closed workflow with the same id."""

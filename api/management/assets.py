@@ -1,0 +1,69 @@
+"""Management API: assets (`/management/v1/assets`), the datasets of our DSP catalog (dsp.md §7).
+
+An asset is `{id, properties, dataAddress: {type: http|file|s3, ...}, distributions}`; list
+query language in `api.management.models`. Deleting an asset named by an id-list offer is 409."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from api.body import read_json
+from api.catalog_service import CatalogServiceDep
+from api.management.models import (
+    AssetIn,
+    AssetOut,
+    AssetPage,
+    ListParamsDep,
+    parse_body,
+    resolve_id,
+)
+from connector.stores.catalog import ASSET_FIELDS
+
+router = APIRouter(prefix="/assets", tags=["management: assets"])
+
+
+async def _asset_in(request: Request) -> AssetIn:
+    return parse_body(AssetIn, await read_json(request))
+
+
+@router.post("", status_code=201, response_model=AssetOut, summary="Create an asset")
+async def create_asset(request: Request, service: CatalogServiceDep) -> AssetOut:
+    body = await _asset_in(request)
+    record = await service.create_asset(
+        resolve_id(None, body.id),
+        body.properties,
+        body.data_address.model_dump(),
+        body.distributions,
+    )
+    return AssetOut.of(record)
+
+
+@router.get("", response_model=AssetPage, summary="List assets (filter, sort, cursor)")
+async def list_assets(service: CatalogServiceDep, params: ListParamsDep) -> AssetPage:
+    page = await service.assets.list(params.query(ASSET_FIELDS))
+    return AssetPage(
+        items=[AssetOut.of(a) for a in page.items], total=page.total, next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{asset_id}", response_model=AssetOut, summary="Get an asset")
+async def get_asset(asset_id: str, service: CatalogServiceDep) -> AssetOut:
+    return AssetOut.of(await service.assets.get(asset_id))
+
+
+@router.put("/{asset_id}", response_model=AssetOut, summary="Replace an asset")
+async def replace_asset(asset_id: str, request: Request, service: CatalogServiceDep) -> AssetOut:
+    body = await _asset_in(request)
+    record = await service.replace_asset(
+        resolve_id(asset_id, body.id),
+        body.properties,
+        body.data_address.model_dump(),
+        body.distributions,
+    )
+    return AssetOut.of(record)
+
+
+@router.delete("/{asset_id}", status_code=204, summary="Delete an asset")
+async def delete_asset(asset_id: str, service: CatalogServiceDep) -> Response:
+    await service.delete_asset(asset_id)
+    return Response(status_code=204)

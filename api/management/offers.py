@@ -1,0 +1,67 @@
+"""Management API: offers (`/management/v1/offers`), EDC's contract definitions.
+
+An offer publishes the assets its `assetSelector` picks (a list of asset ids, or criteria
+`{operandLeft: id | properties.<key>, operator: = | in | like, operandRight}`, ANDed) to callers
+admitted by `accessPolicyId` (scope catalog), offering `contractPolicyId` as the DSP Offer.
+Unknown policies or assets are 422 with the pointer of the offending field."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from api.body import read_json
+from api.catalog_service import CatalogServiceDep
+from api.management.models import (
+    ListParamsDep,
+    OfferIn,
+    OfferOut,
+    OfferPage,
+    parse_body,
+    resolve_id,
+)
+from connector.stores.catalog import OFFER_FIELDS, parse_selector
+
+router = APIRouter(prefix="/offers", tags=["management: offers"])
+
+
+@router.post("", status_code=201, response_model=OfferOut, summary="Create an offer")
+async def create_offer(request: Request, service: CatalogServiceDep) -> OfferOut:
+    body = parse_body(OfferIn, await read_json(request))
+    record = await service.create_offer(
+        resolve_id(None, body.id),
+        parse_selector(body.asset_selector),
+        body.access_policy_id,
+        body.contract_policy_id,
+    )
+    return OfferOut.of(record)
+
+
+@router.get("", response_model=OfferPage, summary="List offers (filter, sort, cursor)")
+async def list_offers(service: CatalogServiceDep, params: ListParamsDep) -> OfferPage:
+    page = await service.offers.list(params.query(OFFER_FIELDS))
+    return OfferPage(
+        items=[OfferOut.of(o) for o in page.items], total=page.total, next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{offer_id}", response_model=OfferOut, summary="Get an offer")
+async def get_offer(offer_id: str, service: CatalogServiceDep) -> OfferOut:
+    return OfferOut.of(await service.offers.get(offer_id))
+
+
+@router.put("/{offer_id}", response_model=OfferOut, summary="Replace an offer")
+async def replace_offer(offer_id: str, request: Request, service: CatalogServiceDep) -> OfferOut:
+    body = parse_body(OfferIn, await read_json(request))
+    record = await service.replace_offer(
+        resolve_id(offer_id, body.id),
+        parse_selector(body.asset_selector),
+        body.access_policy_id,
+        body.contract_policy_id,
+    )
+    return OfferOut.of(record)
+
+
+@router.delete("/{offer_id}", status_code=204, summary="Delete an offer")
+async def delete_offer(offer_id: str, service: CatalogServiceDep) -> Response:
+    await service.delete_offer(offer_id)
+    return Response(status_code=204)

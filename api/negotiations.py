@@ -1,0 +1,326 @@
+"""Negotiation use cases at the API edge: turn a verified DSP message into a workflow update.
+
+The edge does what needs the database and the caller's identity (resolve the offer, evaluate
+the contract policy, check the caller owns the process); the workflow does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+
+from api.gateway import TemporalGateway
+from connector.catalog import caller_facts, policy_context, resolve_offer_id
+from connector.core.dsp import (
+    ContractAgreementMessage,
+    ContractAgreementVerificationMessage,
+    ContractNegotiationEventMessage,
+    ContractNegotiationTerminationMessage,
+    ContractOfferMessage,
+    ContractRequestMessage,
+    DspModel,
+    DspVersion,
+)
+from connector.core.errors import BadRequestError, ConnectorError, NotFoundError
+from connector.core.identity.claims import VerifiedCaller
+from connector.core.negotiation.aggregate import JsonObject, new_negotiation
+from connector.core.negotiation.messages import MessageKind
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import Role
+from connector.core.policy import Scope, evaluate, parse_policy
+from connector.outbound import GuardedHttp
+from connector.settings import Settings
+from connector.stores import negotiations
+from connector.stores.catalog import PgCatalogReadModel
+from workflows.contracts import InboundNegotiationMessage, NegotiationStart
+
+# Deterministic pids for a counterparty's initiating message: a re-sent identical request maps
+# to the same process (idempotent), never to a second negotiation.
+_PID_NAMESPACE: Final = uuid.UUID("6f0c2a8e-3b5d-4f1e-9a7c-2d4b8e6f1a30")
+_RULES: Final = ("permission", "prohibition", "obligation")
+
+
+def derived_pid(*parts: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_PID_NAMESPACE, '|'.join(parts))}"
+
+
+def new_pid() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _canonical_rules(policy: JsonObject | dict[str, Any], kind: str) -> list[str]:
+    value = policy.get(kind)
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    return sorted(json.dumps(item, sort_keys=True) for item in items)
+
+
+def offer_matches(sent: JsonObject, ours: dict[str, Any]) -> list[str]:
+    """Rule kinds in which the offer a consumer sent differs from the one we publish."""
+    return [k for k in _RULES if _canonical_rules(sent, k) != _canonical_rules(ours, k)]
+
+
+def _id_of(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("@id"), str):
+        return str(value["@id"])
+    return None
+
+
+class NegotiationEdge:
+    """Everything the DSP routes need, for one connector."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        gateway: TemporalGateway,
+        http: GuardedHttp | None = None,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._gateway = gateway
+        self._http = http
+        self._catalog = PgCatalogReadModel(pool)
+        self.participant_id = settings.identity.resolved_participant_id(settings.server)
+
+    def callback_address(self, version: DspVersion) -> str:
+        return self._settings.server.base_url() + version.path_segment
+
+    def deadline(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._settings.negotiation.deadline_seconds)
+
+    def start_options(self) -> dict[str, Any]:
+        return {
+            "auto_accept": self._settings.policies.auto_accept_offers,
+            "back_to_back_pause": timedelta(
+                milliseconds=self._settings.negotiation.back_to_back_pause_ms
+            ),
+        }
+
+    # --- lookups ------------------------------------------------------------------------
+
+    async def owned(self, pid: str, caller: VerifiedCaller) -> NegotiationRecord:
+        """Our negotiation `pid`, if the caller is its counterparty (else 404, as DSP wants)."""
+        record = await negotiations.get(self._pool, pid)
+        if record is None or record.negotiation.counterparty_id != caller.participant_id:
+            raise NotFoundError(f"negotiation {pid} is unknown")
+        return record
+
+    async def _contract_decision(
+        self, offer: JsonObject, caller: VerifiedCaller
+    ) -> tuple[JsonObject, str, str, bool, tuple[str, ...]]:
+        """Resolve the requested offer; (offer with target, offer id, asset id, allowed, why)."""
+        offer_id = _id_of(offer.get("@id"))
+        if offer_id is None:
+            raise BadRequestError("offer has no @id", pointer="/offer/@id")
+        try:
+            resolved = await resolve_offer_id(self._catalog, offer_id)
+        except NotFoundError as exc:
+            # An unknown offer in a request is a client error, not an unknown process.
+            raise BadRequestError(*exc.reasons, pointer="/offer/@id") from None
+        complete: JsonObject = dict(offer)
+        complete.setdefault("target", resolved.asset_id)
+        complete["assigner"] = self.participant_id
+        if _id_of(complete.get("target")) != resolved.asset_id:
+            return (
+                complete,
+                resolved.offer_id,
+                resolved.asset_id,
+                False,
+                (f"offer {offer_id} is for dataset {resolved.asset_id}, not {complete['target']}",),
+            )
+        differs = offer_matches(offer, resolved.contract_policy)
+        if differs:
+            return (
+                complete,
+                resolved.offer_id,
+                resolved.asset_id,
+                False,
+                (
+                    f"the requested {', '.join(differs)} differ from the offer's; "
+                    "counter-offers are not accepted",
+                ),
+            )
+        decision = evaluate(
+            parse_policy(resolved.contract_policy),
+            policy_context(caller_facts(caller), Scope.NEGOTIATION, datetime.now(UTC)),
+        )
+        return (
+            complete,
+            resolved.offer_id,
+            resolved.asset_id,
+            decision.allowed,
+            tuple(decision.reasons),
+        )
+
+    # --- provider side ------------------------------------------------------------------
+
+    async def initial_request(
+        self, msg: ContractRequestMessage, caller: VerifiedCaller, version: DspVersion
+    ) -> NegotiationRecord:
+        if msg.provider_pid is not None:
+            raise BadRequestError(
+                "an initial ContractRequestMessage carries no providerPid", pointer="/providerPid"
+            )
+        if not msg.callback_address:
+            raise BadRequestError("callbackAddress is required", pointer="/callbackAddress")
+        await self._vet(msg.callback_address)
+        offer = msg.offer.policy
+        complete, offer_id, asset_id, allowed, reasons = await self._contract_decision(
+            offer, caller
+        )
+        now = datetime.now(UTC)
+        provider_pid = derived_pid("provider", caller.participant_id, msg.consumer_pid)
+        record = NegotiationRecord(
+            negotiation=new_negotiation(
+                role=Role.PROVIDER,
+                initiator=Role.CONSUMER,
+                own_pid=provider_pid,
+                participant_id=self.participant_id,
+                counterparty_id=caller.participant_id,
+                at=now,
+            ),
+            dsp_version=version.value,
+            offer_id=offer_id,
+            asset_id=asset_id,
+            deadline_at=self.deadline(now),
+        )
+        start = NegotiationStart(
+            record=record,
+            callback_address=self.callback_address(version),
+            policy_allowed=allowed,
+            policy_reasons=reasons,
+            **self.start_options(),
+        )
+        inbound = InboundNegotiationMessage(
+            kind=MessageKind.CONTRACT_REQUEST,
+            sender=Role.CONSUMER,
+            consumer_pid=msg.consumer_pid,
+            counterparty_address=msg.callback_address,
+            offer=complete,
+        )
+        result: NegotiationRecord = await self._gateway.start_with_message(start, inbound)
+        return result
+
+    async def initial_offer(
+        self, msg: ContractOfferMessage, caller: VerifiedCaller, version: DspVersion
+    ) -> NegotiationRecord:
+        """A provider starts a negotiation with us (we are the consumer)."""
+        if msg.consumer_pid is not None:
+            raise BadRequestError(
+                "an initial ContractOfferMessage carries no consumerPid", pointer="/consumerPid"
+            )
+        if not msg.callback_address:
+            raise BadRequestError("callbackAddress is required", pointer="/callbackAddress")
+        await self._vet(msg.callback_address)
+        now = datetime.now(UTC)
+        consumer_pid = derived_pid("consumer", caller.participant_id, msg.provider_pid)
+        offer = msg.offer.policy
+        record = NegotiationRecord(
+            negotiation=new_negotiation(
+                role=Role.CONSUMER,
+                initiator=Role.PROVIDER,
+                own_pid=consumer_pid,
+                participant_id=self.participant_id,
+                counterparty_id=caller.participant_id,
+                at=now,
+            ),
+            dsp_version=version.value,
+            offer_id=_id_of(offer.get("@id")),
+            asset_id=_id_of(offer.get("target")),
+            deadline_at=self.deadline(now),
+        )
+        start = NegotiationStart(
+            record=record, callback_address=self.callback_address(version), **self.start_options()
+        )
+        inbound = InboundNegotiationMessage(
+            kind=MessageKind.CONTRACT_OFFER,
+            sender=Role.PROVIDER,
+            provider_pid=msg.provider_pid,
+            counterparty_address=msg.callback_address,
+            offer=offer,
+        )
+        result: NegotiationRecord = await self._gateway.start_with_message(start, inbound)
+        return result
+
+    async def message(
+        self, pid: str, msg: DspModel, caller: VerifiedCaller, expected_role: Role | None
+    ) -> NegotiationRecord:
+        """Any later message for our process `pid` (the path's pid is always the receiver's)."""
+        record = await self.owned(pid, caller)
+        n = record.negotiation
+        if expected_role is not None and n.role is not expected_role:
+            raise NotFoundError(f"negotiation {pid} is unknown")
+        own_field = "provider_pid" if n.role is Role.PROVIDER else "consumer_pid"
+        if getattr(msg, own_field, None) != pid:
+            raise BadRequestError(
+                f"{'providerPid' if n.role is Role.PROVIDER else 'consumerPid'} in the body "
+                f"does not match the path ({pid})"
+            )
+        inbound = await self._inbound(msg, n.role.counterparty, caller)
+        result: NegotiationRecord = await self._gateway.deliver(n.role, pid, inbound)
+        return result
+
+    async def _inbound(
+        self, msg: DspModel, sender: Role, caller: VerifiedCaller
+    ) -> InboundNegotiationMessage:
+        common = {
+            "sender": sender,
+            "consumer_pid": getattr(msg, "consumer_pid", None),
+            "provider_pid": getattr(msg, "provider_pid", None),
+        }
+        match msg:
+            case ContractRequestMessage():
+                complete, _, _, allowed, reasons = await self._contract_decision(
+                    msg.offer.policy, caller
+                )
+                return InboundNegotiationMessage(
+                    kind=MessageKind.CONTRACT_REQUEST,
+                    offer=complete,
+                    policy_allowed=allowed,
+                    policy_reasons=reasons,
+                    **common,
+                )
+            case ContractOfferMessage():
+                return InboundNegotiationMessage(
+                    kind=MessageKind.CONTRACT_OFFER, offer=msg.offer.policy, **common
+                )
+            case ContractAgreementMessage():
+                return InboundNegotiationMessage(
+                    kind=MessageKind.AGREEMENT,
+                    agreement=msg.agreement.policy,
+                    **common,
+                )
+            case ContractAgreementVerificationMessage():
+                return InboundNegotiationMessage(kind=MessageKind.VERIFICATION, **common)
+            case ContractNegotiationEventMessage():
+                kind = (
+                    MessageKind.ACCEPTED_EVENT
+                    if msg.event_type == "ACCEPTED"
+                    else MessageKind.FINALIZED_EVENT
+                )
+                return InboundNegotiationMessage(kind=kind, **common)
+            case ContractNegotiationTerminationMessage():
+                reasons = tuple(
+                    r if isinstance(r, str) else json.dumps(r) for r in (msg.reason or [])
+                )
+                return InboundNegotiationMessage(
+                    kind=MessageKind.TERMINATION, code=msg.code, reason=reasons, **common
+                )
+        raise BadRequestError(f"unexpected message {type(msg).__name__}")  # pragma: no cover
+
+    async def _vet(self, url: str) -> None:
+        """Refuse a callback address the SSRF guard would refuse, before anything is stored."""
+        if self._http is None:
+            return
+        try:
+            await self._http.vet(url)
+        except ConnectorError as exc:
+            raise BadRequestError(
+                f"callbackAddress refused: {'; '.join(exc.reasons)}", pointer="/callbackAddress"
+            ) from None

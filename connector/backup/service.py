@@ -1,0 +1,316 @@
+"""Backup operations over a database and a target: dump, verify, prune, resolve, restore.
+
+The ops activities are thin wrappers around `BackupService`; `connector backup list` uses it
+directly. Deliberate refusals raise `NotFoundError` (unknown backup, none verified) or
+`UnprocessableError` (checksum mismatch, failed verification, schema newer than this build);
+everything else is an ordinary (retryable) exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+
+from connector import __version__
+from connector.backup import pg
+from connector.backup.storage import BackupStorage, build_storage
+from connector.core.backup import (
+    BackupEntry,
+    BackupManifest,
+    BackupStatus,
+    SchemaVersion,
+    Verification,
+    compare_tables,
+    retained,
+    select_latest,
+)
+from connector.core.errors import NotFoundError, UnprocessableError
+from connector.settings import BackupSettings
+from connector.stores import migrate
+
+LATEST: Final = "latest"
+PARTIAL_MAX_AGE: Final = timedelta(hours=24)
+VERIFY_JOBS: Final = 2
+
+Heartbeat = Callable[[dict[str, Any]], None]
+
+
+def _noop(_: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    deleted: list[str]
+    kept: list[str]
+    partials_removed: int
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    restored_rows: dict[str, int]
+    migrations_applied: list[int]
+    duration_seconds: float
+
+
+class _Throttle:
+    def __init__(self, bytes_per_second: int) -> None:
+        self._rate = bytes_per_second
+        self._started = time.monotonic()
+
+    async def account(self, total_bytes: int) -> None:
+        if self._rate <= 0:
+            return
+        ahead = total_bytes / self._rate - (time.monotonic() - self._started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+
+class BackupService:
+    def __init__(
+        self,
+        settings: BackupSettings,
+        data_dir: Path,
+        database_url: str,
+        *,
+        storage: BackupStorage | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.storage = storage or build_storage(settings, data_dir)
+        self.work_dir = settings.resolved_work_dir(data_dir)
+        self.bin_dir = pg.find_bin_dir(settings.pg_bin_dir)
+
+    # --- dump ------------------------------------------------------------------------------
+
+    async def dump(
+        self,
+        backup_id: str,
+        *,
+        trigger: str,
+        workflow_id: str | None = None,
+        heartbeat: Heartbeat = _noop,
+    ) -> BackupManifest:
+        """Stream pg_dump into the target, hashing on the way; publish the manifest last."""
+        started = time.monotonic()
+        writer = await self.storage.begin(backup_id)
+        digest = hashlib.sha256()
+        size = 0
+        throttle = _Throttle(self.settings.max_bytes_per_second)
+        try:
+            async with pg.exported_snapshot(self.database_url) as (conn, snapshot):
+                created_at: datetime = await conn.fetchval("SELECT now()")
+                server_version: str = await conn.fetchval("SHOW server_version")
+                database: str = await conn.fetchval("SELECT current_database()")
+                applied = sorted(await migrate.applied_versions(conn))
+                stats_task = asyncio.create_task(pg.table_stats(conn))
+                try:
+                    chunks = pg.dump_chunks(
+                        self.bin_dir,
+                        self.database_url,
+                        snapshot=snapshot,
+                        compression=self.settings.compression,
+                    )
+                    async with contextlib.aclosing(chunks):
+                        async for chunk in chunks:
+                            digest.update(chunk)
+                            size += len(chunk)
+                            await writer.write(chunk)
+                            heartbeat({"stage": "dump", "bytes": size})
+                            await throttle.account(size)
+                    tables = await stats_task
+                finally:
+                    if not stats_task.done():
+                        stats_task.cancel()
+                        with contextlib.suppress(BaseException):
+                            await stats_task
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        manifest = BackupManifest(
+            backup_id=backup_id,
+            created_at=created_at.astimezone(UTC),
+            completed_at=datetime.now(UTC),
+            connector_version=__version__,
+            database=database,
+            server_version=server_version,
+            dump_tool=await pg.tool_version(self.bin_dir, "pg_dump"),
+            compression=self.settings.compression,
+            object_key=writer.key,
+            size_bytes=size,
+            sha256=digest.hexdigest(),
+            schema_version=SchemaVersion(latest=migrate.latest_version(), applied=applied),
+            tables=tables,
+            trigger=trigger,
+            workflow_id=workflow_id,
+        )
+        await self.storage.publish_manifest(manifest)
+        heartbeat({"stage": "published", "bytes": size, "seconds": time.monotonic() - started})
+        return manifest
+
+    # --- verify ----------------------------------------------------------------------------
+
+    async def verify(self, backup_id: str, *, heartbeat: Heartbeat = _noop) -> Verification:
+        """Restore into `connector_verify_<id>` on the same server, compare, drop; record it."""
+        entry = await self.storage.entry(backup_id)
+        if entry is None:
+            raise NotFoundError(f"no backup {backup_id} in {self.storage.description}")
+        manifest = entry.manifest
+        started = time.monotonic()
+        fetched = await self.storage.fetch(
+            backup_id, self.work_dir, lambda n: heartbeat({"stage": "fetch", "bytes": n})
+        )
+        scratch = pg.scratch_database_name(backup_id)
+        mismatches: list[str] = []
+        try:
+            checksum_ok = fetched.sha256 == manifest.sha256 and (
+                fetched.size_bytes == manifest.size_bytes
+            )
+            if not checksum_ok:
+                mismatches.append(
+                    f"archive sha256 {fetched.sha256} ({fetched.size_bytes} bytes) differs from "
+                    f"the manifest's {manifest.sha256} ({manifest.size_bytes} bytes)"
+                )
+            else:
+                mismatches = await self._restore_and_compare(
+                    manifest, fetched.path, scratch, heartbeat
+                )
+        finally:
+            fetched.discard()
+        verification = Verification(
+            backup_id=backup_id,
+            verified=not mismatches,
+            verified_at=datetime.now(UTC),
+            checksum_ok=checksum_ok,
+            mismatches=mismatches,
+            duration_seconds=time.monotonic() - started,
+            scratch_database=scratch if checksum_ok else None,
+        )
+        await self.storage.write_verification(verification)
+        return verification
+
+    async def _restore_and_compare(
+        self, manifest: BackupManifest, archive: Path, scratch: str, heartbeat: Heartbeat
+    ) -> list[str]:
+        await pg.create_database(self.database_url, scratch)
+        try:
+
+            async def tick() -> None:
+                heartbeat({"stage": "verify-restore"})
+
+            try:
+                await pg.restore_archive(
+                    self.bin_dir,
+                    pg.with_database(self.database_url, scratch),
+                    archive,
+                    clean=False,
+                    jobs=VERIFY_JOBS,
+                    on_tick=tick,
+                )
+            except pg.PgToolError as exc:
+                return [f"pg_restore into {scratch} failed: {exc}"]
+            heartbeat({"stage": "verify-compare"})
+            conn = await asyncpg.connect(pg.with_database(self.database_url, scratch))
+            try:
+                await pg.stabilise_session(conn)
+                restored = await pg.table_stats(conn)
+            finally:
+                await conn.close()
+            return compare_tables(manifest.tables, restored)
+        finally:
+            await pg.drop_database(self.database_url, scratch)
+
+    # --- list, prune, resolve --------------------------------------------------------------
+
+    async def list(self) -> list[BackupEntry]:
+        return await self.storage.entries()
+
+    async def prune(self, *, keep_daily: int, keep_weekly: int, protect: list[str]) -> PruneOutcome:
+        entries = await self.storage.entries()
+        keep = retained(entries, keep_daily=keep_daily, keep_weekly=keep_weekly, protect=protect)
+        deleted = [e.backup_id for e in entries if e.backup_id not in keep]
+        for backup_id in deleted:
+            await self.storage.delete(backup_id)
+        partials = await self.storage.cleanup_partials(PARTIAL_MAX_AGE, set(protect))
+        kept = [e.backup_id for e in entries if e.backup_id in keep]
+        return PruneOutcome(deleted=deleted, kept=kept, partials_removed=partials)
+
+    async def resolve(self, backup_id: str) -> BackupEntry:
+        """`latest` = newest verified backup; an explicit id must exist and not have failed."""
+        if backup_id == LATEST:
+            found = select_latest(await self.storage.entries())
+            if found is None:
+                raise NotFoundError(
+                    f"no verified backup in {self.storage.description}; pass --backup ID"
+                )
+            return found
+        entry = await self.storage.entry(backup_id)
+        if entry is None:
+            raise NotFoundError(f"no backup {backup_id} in {self.storage.description}")
+        if entry.status is BackupStatus.FAILED:
+            raise UnprocessableError(f"backup {backup_id} failed verification; choose another")
+        return entry
+
+    # --- restore ---------------------------------------------------------------------------
+
+    async def restore(
+        self, backup_id: str, *, expected_sha256: str, heartbeat: Heartbeat = _noop
+    ) -> RestoreOutcome:
+        """Check the archive, `pg_restore --clean --if-exists` it in one transaction, migrate."""
+        started = time.monotonic()
+        entry = await self.resolve(backup_id)
+        manifest = entry.manifest
+        if manifest.sha256 != expected_sha256:
+            raise UnprocessableError(f"backup {backup_id} changed since it was chosen")
+        if manifest.schema_version.current > migrate.latest_version():
+            raise UnprocessableError(
+                f"backup {backup_id} has schema {manifest.schema_version.current}, newer than "
+                f"this build's {migrate.latest_version()}: restore with a newer connector"
+            )
+        fetched = await self.storage.fetch(
+            backup_id, self.work_dir, lambda n: heartbeat({"stage": "fetch", "bytes": n})
+        )
+        try:
+            if fetched.sha256 != manifest.sha256:
+                await self.storage.write_verification(
+                    Verification(
+                        backup_id=backup_id,
+                        verified=False,
+                        verified_at=datetime.now(UTC),
+                        checksum_ok=False,
+                        mismatches=[f"archive sha256 {fetched.sha256} differs from manifest"],
+                    )
+                )
+                raise UnprocessableError(
+                    f"backup {backup_id} is corrupt (sha256 mismatch); nothing was restored"
+                )
+
+            async def tick() -> None:
+                heartbeat({"stage": "restore"})
+
+            await pg.restore_archive(
+                self.bin_dir, self.database_url, fetched.path, clean=True, on_tick=tick
+            )
+        finally:
+            fetched.discard()
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            applied = [m.version for m in await migrate.migrate(conn)]
+            counts = await pg.row_counts(conn)
+        finally:
+            await conn.close()
+        return RestoreOutcome(
+            restored_rows=counts,
+            migrations_applied=applied,
+            duration_seconds=time.monotonic() - started,
+        )

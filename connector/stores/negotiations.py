@@ -1,0 +1,291 @@
+"""Negotiation projections, timelines and agreements (Postgres, plain SQL).
+
+Every write is a version-guarded upsert: retries, duplicates and out-of-order writers (the API
+answering a message and the workflow projecting the same version) can never move a row back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import NegotiationState
+
+TABLE: Final = "negotiations"
+EVENTS_TABLE: Final = "negotiation_events"
+AGREEMENTS_TABLE: Final = "agreements"
+
+_UPSERT: Final = """
+INSERT INTO negotiations (
+    own_pid, role, state, consumer_pid, provider_pid, counterparty_id, counterparty_address,
+    dsp_version, offer_id, asset_id, agreement_id, awaiting_decision, termination_code,
+    termination_reason, deadline_at, record, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16::jsonb,
+        $17, $18, $19)
+ON CONFLICT (own_pid) DO UPDATE SET
+    state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
+    provider_pid = EXCLUDED.provider_pid, counterparty_address = EXCLUDED.counterparty_address,
+    offer_id = EXCLUDED.offer_id, asset_id = EXCLUDED.asset_id,
+    agreement_id = EXCLUDED.agreement_id, awaiting_decision = EXCLUDED.awaiting_decision,
+    termination_code = EXCLUDED.termination_code,
+    termination_reason = EXCLUDED.termination_reason, deadline_at = EXCLUDED.deadline_at,
+    record = EXCLUDED.record, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+WHERE negotiations.version < EXCLUDED.version
+   OR (negotiations.version = EXCLUDED.version
+       AND negotiations.awaiting_decision IS DISTINCT FROM EXCLUDED.awaiting_decision)
+RETURNING (xmax = 0) AS inserted
+"""
+
+_EVENT: Final = """
+INSERT INTO negotiation_events (own_pid, version, at, direction, kind, from_state, to_state, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (own_pid, version) DO NOTHING
+"""
+
+_AGREEMENT: Final = """
+INSERT INTO agreements (agreement_id, own_pid, role, provider_id, consumer_id, target, offer_id,
+                        asset_id, agreement, signed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+ON CONFLICT (agreement_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    changed: bool
+    inserted: bool
+
+
+def _id_of(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("@id"), str):
+        return str(value["@id"])
+    return None
+
+
+async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> UpsertResult:
+    """Project one negotiation; returns whether the row changed (a newer version arrived)."""
+    n = record.negotiation
+    agreement_id = _id_of((n.agreement or {}).get("@id"))
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            _UPSERT,
+            record.own_pid,
+            n.role.value,
+            n.state.value,
+            n.consumer_pid,
+            n.provider_pid,
+            n.counterparty_id,
+            n.counterparty_address,
+            record.dsp_version,
+            record.offer_id,
+            record.asset_id,
+            agreement_id,
+            record.awaiting_decision,
+            n.termination_code,
+            json.dumps(list(n.termination_reason)) if n.termination_reason else None,
+            record.deadline_at,
+            record.model_dump_json(),
+            n.version,
+            n.created_at,
+            n.updated_at,
+        )
+        if row is None:
+            return UpsertResult(changed=False, inserted=False)
+        start = n.version - len(n.timeline) + 1
+        await conn.executemany(
+            _EVENT,
+            [
+                (
+                    record.own_pid,
+                    start + i,
+                    e.at,
+                    e.direction.value,
+                    e.kind.value,
+                    e.from_state.value,
+                    e.to_state.value,
+                    e.detail,
+                )
+                for i, e in enumerate(n.timeline)
+            ],
+        )
+        if n.state is NegotiationState.FINALIZED and n.agreement and agreement_id:
+            await conn.execute(
+                _AGREEMENT,
+                agreement_id,
+                record.own_pid,
+                n.role.value,
+                n.provider_id,
+                n.consumer_id,
+                _id_of(n.agreement.get("target")) or "",
+                record.offer_id,
+                record.asset_id,
+                json.dumps(n.agreement),
+                n.updated_at,
+            )
+        return UpsertResult(changed=True, inserted=bool(row["inserted"]))
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> NegotiationRecord | None:
+    raw = await conn.fetchval("SELECT record FROM negotiations WHERE own_pid = $1", own_pid)
+    return NegotiationRecord.model_validate_json(raw) if raw is not None else None
+
+
+async def role_of(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> str | None:
+    role: str | None = await conn.fetchval(
+        "SELECT role FROM negotiations WHERE own_pid = $1", own_pid
+    )
+    return role
+
+
+async def find_reusable(
+    conn: asyncpg.Connection | asyncpg.Pool, counterparty_id: str, offer_id: str
+) -> NegotiationRecord | None:
+    """A FINALIZED or still running consumer negotiation for the same counterparty and offer."""
+    raw = await conn.fetchval(
+        """SELECT record FROM negotiations
+           WHERE role = 'consumer' AND counterparty_id = $1 AND offer_id = $2
+             AND state <> 'TERMINATED'
+           ORDER BY (state = 'FINALIZED') DESC, updated_at DESC
+           LIMIT 1""",
+        counterparty_id,
+        offer_id,
+    )
+    return NegotiationRecord.model_validate_json(raw) if raw is not None else None
+
+
+async def count_terminated(
+    conn: asyncpg.Connection | asyncpg.Pool, counterparty_id: str, offer_id: str
+) -> int:
+    count: int = await conn.fetchval(
+        """SELECT count(*) FROM negotiations WHERE role = 'consumer' AND counterparty_id = $1
+           AND offer_id = $2 AND state = 'TERMINATED'""",
+        counterparty_id,
+        offer_id,
+    )
+    return count
+
+
+def _encode_cursor(updated_at: datetime, own_pid: str) -> str:
+    raw = json.dumps([updated_at.isoformat(), own_pid]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, pid = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(at), str(pid)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[NegotiationRecord]
+    total: int
+    next_cursor: str | None
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    *,
+    state: str | None = None,
+    role: str | None = None,
+    counterparty_id: str | None = None,
+    asset_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Newest first, keyset-paginated, with the total of the filtered set."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("state", state),
+        ("role", role),
+        ("counterparty_id", counterparty_id),
+        ("asset_id", asset_id),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    filters = " AND ".join(where) or "TRUE"
+    total: int = await pool.fetchval(f"SELECT count(*) FROM negotiations WHERE {filters}", *args)  # noqa: S608
+    page_where = filters
+    page_args = list(args)
+    if cursor:
+        at, pid = _decode_cursor(cursor)
+        page_args += [at, pid]
+        page_where += f" AND (updated_at, own_pid) < (${len(page_args) - 1}, ${len(page_args)})"
+    page_args.append(limit + 1)
+    rows = await pool.fetch(
+        f"""SELECT record, updated_at, own_pid FROM negotiations WHERE {page_where}
+            ORDER BY updated_at DESC, own_pid DESC LIMIT ${len(page_args)}""",  # noqa: S608
+        *page_args,
+    )
+    items = [NegotiationRecord.model_validate_json(r["record"]) for r in rows[:limit]]
+    next_cursor = (
+        _encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["own_pid"])
+        if len(rows) > limit
+        else None
+    )
+    return Page(items=items, total=total, next_cursor=next_cursor)
+
+
+async def list_agreements(
+    pool: asyncpg.Pool, *, role: str | None = None, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    args: list[Any] = []
+    where = "TRUE"
+    if role is not None:
+        args.append(role)
+        where = "role = $1"
+    total: int = await pool.fetchval(f"SELECT count(*) FROM agreements WHERE {where}", *args)  # noqa: S608
+    rows = await pool.fetch(
+        f"""SELECT agreement_id, own_pid, role, provider_id, consumer_id, target, offer_id,
+                   asset_id, agreement, signed_at
+            FROM agreements WHERE {where} ORDER BY signed_at DESC, agreement_id
+            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",  # noqa: S608
+        *args,
+        limit,
+        offset,
+    )
+    return [_agreement_row(r) for r in rows], total
+
+
+async def get_agreement(
+    conn: asyncpg.Connection | asyncpg.Pool, agreement_id: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        """SELECT agreement_id, own_pid, role, provider_id, consumer_id, target, offer_id,
+                  asset_id, agreement, signed_at FROM agreements WHERE agreement_id = $1""",
+        agreement_id,
+    )
+    return _agreement_row(row) if row is not None else None
+
+
+async def count_agreements(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM agreements")
+    return count
+
+
+def _agreement_row(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "agreementId": row["agreement_id"],
+        "negotiationId": row["own_pid"],
+        "role": row["role"],
+        "providerId": row["provider_id"],
+        "consumerId": row["consumer_id"],
+        "target": row["target"],
+        "offerId": row["offer_id"],
+        "assetId": row["asset_id"],
+        "agreement": json.loads(row["agreement"]),
+        "signedAt": row["signed_at"].isoformat(),
+    }

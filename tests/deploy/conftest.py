@@ -1,0 +1,35 @@
+"""Fixtures for the offline deployment tests (issue 7).
+
+The tests run under the main venv and shell out to the validation toolchain that
+`bash deploy/tools/install.sh` puts into .venv-tools / .venv-checkov (tooling.md §10). A missing tool
+is a failure with an actionable message, never a skip.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+# Test helpers (deploy_testlib) and metric_refs live next to this file; --import-mode=importlib does
+# not put test directories on sys.path, so do it here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deploy_testlib import RENDERED, SCENARIOS, Run, make_runner, validate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def run() -> Run:
+    return make_runner()
+
+
+@pytest.fixture(scope="session")
+def rendered(run: Run) -> dict[str, list[dict[str, Any]]]:
+    """Render every scenario once per session (Helm Go SDK) and load the manifests."""
+    proc = validate(run, "render")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {name: [d for d in yaml.safe_load_all((RENDERED / f"{name}.yaml").read_text()) if d]
+            for name in SCENARIOS}

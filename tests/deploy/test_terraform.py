@@ -1,0 +1,87 @@
+"""Terraform: `terraform fmt -check`, python-hcl2 parse + module wiring, secrets only as sensitive vars."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deploy_testlib import ROOT, Run, tool, validate
+
+pytestmark = pytest.mark.deploy
+
+TF = ROOT / "deploy" / "terraform"
+ENVIRONMENTS = ("dev", "staging", "production")
+
+
+def hcl(run: Run, path: Path) -> dict[str, Any]:
+    code = (
+        "import hcl2, json, sys\n"
+        "from hcl2.utils import SerializationOptions\n"
+        "opts = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)\n"
+        "print(json.dumps(hcl2.load(open(sys.argv[1]), serialization_options=opts)))\n"
+    )
+    proc = run(tool("python"), "-c", code, path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_terraform_fmt_check(run: Run) -> None:
+    proc = run(tool("terraform"), "fmt", "-check", "-recursive", "-diff", TF)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_terraform_fmt_detects_bad_formatting(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "bad.tf").write_text('variable "x" {\ntype=string\n  default =   "a"\n}\n')
+    proc = run(tool("terraform"), "fmt", "-check", tmp_path)
+    assert proc.returncode != 0
+
+
+def test_hcl_parse_wiring_and_secrets(run: Run) -> None:
+    proc = validate(run, "hcl")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_layout() -> None:
+    for module in ("namespace", "postgres", "redis", "temporal", "connector"):
+        assert list((TF / "modules" / module).glob("*.tf")), module
+    for env in ENVIRONMENTS:
+        for name in ("main.tf", "variables.tf", "versions.tf", "terraform.tfvars"):
+            assert (TF / "environments" / env / name).exists(), f"{env}/{name}"
+
+
+def test_production_tfvars_follow_the_seed(run: Run) -> None:
+    v = hcl(run, TF / "environments" / "production" / "terraform.tfvars")
+    assert v["environment"] == "production" and v["namespace"] == "connector-prod"
+    assert v["database_storage_size"] == "100Gi" and v["redis_storage_size"] == "20Gi"
+    assert v["storage_class"] == "fast-ssd" and v["tls_secret_name"] == "connector-tls"
+    assert (v["control_plane_replicas"], v["data_plane_replicas"]) == (3, 2)
+    assert (v["control_plane_cpu_request"], v["control_plane_memory_limit"]) == ("500m", "4Gi")
+    assert (v["data_plane_cpu_limit"], v["data_plane_memory_limit"]) == ("4000m", "8Gi")
+
+
+def test_secrets_are_sensitive_and_not_in_tfvars(run: Run) -> None:
+    variables = {k: v for block in hcl(run, TF / "stack" / "variables.tf")["variable"] for k, v in block.items()}
+    for name in ("database_password", "temporal_database_password", "redis_password", "management_api_keys",
+                 "temporal_api_key", "identity_key_pem"):
+        assert variables[name]["sensitive"] is True, name
+    for env in ENVIRONMENTS:
+        text = (TF / "environments" / env / "terraform.tfvars").read_text()
+        assert "password" not in text.replace("TF_VAR_database_password", "").replace(
+            "TF_VAR_temporal_database_password", "").replace("TF_VAR_redis_password", ""), env
+
+
+def test_temporal_module_is_server_only_on_postgres(run: Run) -> None:
+    text = (TF / "modules" / "temporal" / "main.tf").read_text()
+    assert 'repository = "https://go.temporal.io/helm-charts"' in text
+    assert 'pluginName      = "postgres12"' in text
+    assert "cassandra" not in text.lower() and "elasticsearch" not in text.lower()
+
+
+def test_connector_module_uses_our_chart(run: Run) -> None:
+    text = (TF / "modules" / "connector" / "main.tf").read_text()
+    assert '"${path.module}/../../../helm/connector"' in text
+    assert (TF / "modules" / "connector" / "../../../helm/connector/Chart.yaml").resolve().exists()
+    for values in ("values-dev.yaml", "values-staging.yaml", "values-prod.yaml"):
+        assert values in text

@@ -1,0 +1,68 @@
+"""Two connectors on loopback negotiate to FINALIZED in secure mode; every DSP body validates."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.core.dsp import DspVersion, validate_against_schema
+from tests.twoconn import catalog_offer, connector_pair, publish_offer
+
+pytestmark = pytest.mark.e2e
+
+
+def _schema_problems(exchanges):
+    problems = []
+    for ex in exchanges:
+        for body in (ex.request, ex.response):
+            if isinstance(body, dict) and "@type" in body:
+                errors = validate_against_schema(body, body["@type"], DspVersion.V2025_1)
+                if errors:
+                    problems.append((ex.method, ex.path, body["@type"], errors))
+    return problems
+
+
+async def test_consumer_negotiates_with_provider_to_finalized(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
+        provider,
+        consumer,
+    ):
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+
+        started = await consumer.post(
+            "/negotiations",
+            {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
+        )
+        assert started.status_code == 201, started.text
+        negotiation_id = started.json()["id"]
+
+        done = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"})
+        assert done["state"] == "FINALIZED", done
+        provider_pid = done["providerPid"]
+        provider_side = await provider.wait_state(provider_pid, {"FINALIZED"})
+
+        assert done["agreementId"] == provider_side["agreementId"]
+        agreement = (await consumer.get(f"/agreements/{done['agreementId']}")).json()
+        assert agreement["agreement"]["assigner"] == provider.did
+        assert agreement["agreement"]["assignee"] == consumer.did
+        assert agreement["agreement"]["target"] == "asset-1"
+        assert "timestamp" in agreement["agreement"]
+        assert (await provider.get(f"/agreements/{done['agreementId']}")).status_code == 200
+
+        kinds = [e["kind"] for e in done["timeline"]]
+        assert kinds == ["contract_request", "agreement", "verification", "finalized_event"]
+
+        exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
+        types = {ex.request.get("@type") for ex in exchanged if isinstance(ex.request, dict)}
+        assert {
+            "ContractRequestMessage",
+            "ContractAgreementMessage",
+            "ContractAgreementVerificationMessage",
+            "ContractNegotiationEventMessage",
+        } <= types
+        assert all(ex.status < 400 for ex in exchanged), [
+            (ex.path, ex.status, ex.response) for ex in exchanged if ex.status >= 400
+        ]
+        assert _schema_problems(exchanged) == []

@@ -1,0 +1,292 @@
+"""Two connectors in one test process: own database and Temporal namespace each, real HTTP on
+loopback between them, secure identity (did:web with generated keys), in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+
+from api.app import create_app
+from connector.embedded import free_port
+from connector.identity.runtime import build_identity
+from connector.metrics import Metrics, build_registry
+from connector.resources import open_resources
+from connector.settings import Settings, load_settings
+from connector.stores.migrate import migrate
+from connector.temporal.client import bootstrap, connect
+from tests import services
+from workers.main import build_workers
+from workers.registry import WorkerContext
+
+KEY = "two-connector-test-management-key-0123456789"
+HEADERS = {"X-Api-Key": KEY}
+OPEN_POLICY = {"@id": "open", "@type": "Set", "permission": [{"action": "use"}]}
+
+
+def did_for(port: int) -> str:
+    return f"did:web:localhost%3A{port}"
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str
+    request: Any
+    status: int
+    response: Any
+
+
+class Recorder:
+    """ASGI wrapper that keeps every DSP request and response body (to validate them all)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.exchanges: list[Exchange] = []
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/dsp/"):
+            await self.app(scope, receive, send)
+            return
+        body_in = bytearray()
+        body_out = bytearray()
+        status = 0
+
+        async def recv() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body_in.extend(message.get("body", b""))
+            return message
+
+        async def snd(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                body_out.extend(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, recv, snd)
+        self.exchanges.append(
+            Exchange(scope["method"], scope["path"], _json(body_in), status, _json(body_out))
+        )
+
+
+def _json(raw: bytes | bytearray) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+@dataclass
+class Connector:
+    name: str
+    port: int
+    settings: Settings
+    recorder: Recorder
+    http: httpx.AsyncClient
+    db_url: str
+    workers: list[Any] = field(default_factory=list)
+    worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    worker_stack: AsyncExitStack | None = None
+
+    @property
+    def did(self) -> str:
+        return did_for(self.port)
+
+    @property
+    def base(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def dsp(self) -> str:
+        return f"{self.base}/dsp/2025-1"
+
+    async def post(self, path: str, body: Any) -> httpx.Response:
+        return await self.http.post(f"/management/v1{path}", json=body, headers=HEADERS)
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        return await self.http.get(f"/management/v1{path}", params=params, headers=HEADERS)
+
+    async def start_workers(self) -> None:
+        stack = AsyncExitStack()
+        resources = await stack.enter_async_context(open_resources(self.settings, temporal=False))
+        client = await connect(self.settings.temporal)
+        identity = build_identity(self.settings, resources.redis)
+        stack.push_async_callback(identity.http.aclose)
+        metrics = Metrics(build_registry(process_metrics=False), "worker")
+        self.workers = build_workers(
+            client,
+            self.settings,
+            [self.settings.temporal.task_queues.control],
+            WorkerContext(resources, identity, metrics),
+        )
+        self.worker_tasks = [asyncio.create_task(w.run()) for w in self.workers]
+        self.worker_stack = stack
+
+    async def stop_workers(self) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
+        await asyncio.gather(*self.worker_tasks, return_exceptions=True)
+        if self.worker_stack is not None:
+            await self.worker_stack.aclose()
+        self.workers, self.worker_tasks, self.worker_stack = [], [], None
+
+    async def wait_state(self, negotiation_id: str, states: set[str], timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            resp = await self.get(f"/negotiations/{negotiation_id}")
+            if resp.status_code == 200:
+                last = resp.json()
+                if last["state"] in states:
+                    return last
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{self.name}: {negotiation_id} not in {states}; last: {last}")
+
+
+@asynccontextmanager
+async def running_connector(
+    name: str,
+    port: int,
+    peer_did: str,
+    *,
+    pg_server_url: str,
+    redis_url: str,
+    temporal_address: str,
+    data_dir: Path,
+    **overrides: Any,
+) -> AsyncIterator[Connector]:
+    db_url = await services.create_database(pg_server_url)
+    conn = await asyncpg.connect(db_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    settings = load_settings(
+        env={},
+        data_dir=data_dir,
+        server={"host": "127.0.0.1", "port": port, "public_url": f"http://localhost:{port}"},
+        database={"url": db_url},
+        redis={"url": redis_url},
+        temporal={"address": temporal_address, "namespace": name},
+        management={"api_keys": [KEY]},
+        identity={"trust": {"allowed_dids": [peer_did]}},
+        outbound={"allow_cidrs": ["127.0.0.0/8", "::1/128"], "allow_http": True},
+        **overrides,
+    )
+    client = await connect(settings.temporal, namespace=name)
+    await bootstrap(client, settings.temporal)
+    app = create_app(settings, metrics=Metrics(build_registry(process_metrics=False), name))
+    recorder = Recorder(app)
+    server = uvicorn.Server(
+        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    # uvicorn runs the app's lifespan for the wrapper: forward lifespan to the FastAPI app.
+    server_task = asyncio.create_task(server.serve())
+    while not server.started:
+        if server_task.done():
+            server_task.result()
+        await asyncio.sleep(0.01)
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    connector = Connector(name, port, settings, recorder, http, db_url)
+    await connector.start_workers()
+    try:
+        yield connector
+    finally:
+        await connector.stop_workers()
+        await http.aclose()
+        server.should_exit = True
+        await server_task
+        await services.drop_database(pg_server_url, db_url)
+
+
+@asynccontextmanager
+async def connector_pair(
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp: Path, **overrides: Any
+) -> AsyncIterator[tuple[Connector, Connector]]:
+    provider_port, consumer_port = free_port(), free_port()
+    common = {
+        "pg_server_url": pg_server_url,
+        "redis_url": redis_url,
+        "temporal_address": temporal_address,
+    }
+    async with (
+        running_connector(
+            "provider",
+            provider_port,
+            did_for(consumer_port),
+            data_dir=tmp / "provider",
+            **common,
+            **overrides,
+        ) as provider,
+        running_connector(
+            "consumer",
+            consumer_port,
+            did_for(provider_port),
+            data_dir=tmp / "consumer",
+            **common,
+            **overrides,
+        ) as consumer,
+    ):
+        yield provider, consumer
+
+
+async def publish_offer(
+    provider: Connector, asset_id: str = "asset-1", policy: dict[str, Any] | None = None
+) -> None:
+    policy = policy or OPEN_POLICY
+    for path, body in (
+        (
+            "/assets",
+            {
+                "id": asset_id,
+                "properties": {"name": f"Dataset {asset_id}"},
+                "dataAddress": {"type": "http", "baseUrl": "http://127.0.0.1:9/data"},
+                "distributions": ["HttpData-PULL"],
+            },
+        ),
+        ("/policies", {"id": policy["@id"], "policy": policy}),
+        (
+            "/offers",
+            {
+                "id": f"offer-{asset_id}",
+                "assetSelector": [asset_id],
+                "accessPolicyId": policy["@id"],
+                "contractPolicyId": policy["@id"],
+            },
+        ),
+    ):
+        resp = await provider.post(path, body)
+        assert resp.status_code in (201, 409), resp.text
+
+
+async def catalog_offer(consumer: Connector, provider: Connector, asset_id: str) -> dict[str, Any]:
+    """The provider's offer for `asset_id`, as the consumer sees it in the catalog."""
+    resp = await consumer.post(
+        "/catalog/request", {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did}
+    )
+    assert resp.status_code == 200, resp.text
+    catalog = resp.json()
+    datasets = catalog.get("dataset", [])
+    for dataset in datasets if isinstance(datasets, list) else [datasets]:
+        if dataset.get("@id") == asset_id:
+            offers = dataset["hasPolicy"]
+            offer = dict(offers[0] if isinstance(offers, list) else offers)
+            offer["target"] = asset_id
+            return offer
+    raise AssertionError(f"{asset_id} not in catalog {catalog}")

@@ -1,0 +1,360 @@
+"""One side (provider or consumer) of one DSP contract negotiation, until FINALIZED or TERMINATED.
+
+DSP 2025-1 Contract Negotiation Protocol (dsp.md §8). Inbound messages arrive as the
+`negotiation.receive` update (validated against the state machine before anything is written);
+what we send next is decided by `connector.core.negotiation.decide`; sends are activities whose
+acknowledgement moves our state. Every state change is projected to Postgres and to search
+attributes, so an operator can always see where a negotiation is and why.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from connector.core import search_attributes
+    from connector.core.errors import ConnectorError, IllegalTransitionError
+    from connector.core.negotiation import decide, machine
+    from connector.core.negotiation.actions import Action, SendTermination
+    from connector.core.negotiation.aggregate import JsonObject, Negotiation
+    from connector.core.negotiation.messages import MessageKind
+    from connector.core.negotiation.record import NegotiationRecord
+    from connector.core.negotiation.states import Direction, NegotiationState, Role
+    from workflows import names, options
+    from workflows.contracts import (
+        InboundNegotiationMessage,
+        NegotiationStart,
+        OperatorDecision,
+        OutboundNegotiationMessage,
+        RemoteAck,
+    )
+
+STATE = SearchAttributeKey.for_keyword(search_attributes.NEGOTIATION_STATE)
+COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
+ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
+ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
+AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
+
+CODE_DEADLINE = "deadline_exceeded"
+FLUSH = timedelta(milliseconds=1)
+CODE_OPERATOR = "terminated_by_operator"
+
+
+def _as_update_error(exc: ConnectorError) -> ApplicationError:
+    kind = (
+        names.ERR_ILLEGAL_TRANSITION
+        if isinstance(exc, IllegalTransitionError)
+        else names.ERR_BAD_REQUEST
+    )
+    return ApplicationError("; ".join(exc.reasons), type=kind, non_retryable=True)
+
+
+class _DeadlinePassed(Exception):
+    """Retrying a send would outlive the negotiation's deadline."""
+
+
+def _failure_text(err: BaseException) -> str:
+    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    return str(cause) or type(cause).__name__
+
+
+def _rejected(err: ActivityError) -> ApplicationError | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in options.NON_RETRYABLE:
+        return cause
+    return None
+
+
+@workflow.defn(name=names.WF_NEGOTIATION)
+class NegotiationWorkflow:
+    @workflow.init
+    def __init__(self, start: NegotiationStart) -> None:
+        self._start = start
+        self._record = start.record
+        self._policy_allowed = start.policy_allowed
+        self._policy_reasons = start.policy_reasons
+        self._auto_accept = start.auto_accept
+        self._counter_offer: JsonObject | None = None
+        self._operator_termination: str | None = None
+        self._decisions = 0
+        # The state our in-flight outbound message leads to once the peer acknowledges it.
+        self._inflight_target: NegotiationState | None = None
+        self._agreement_id: str | None = None
+        self._projected_version = -1
+        self._sent_last = False
+        self._last_error: str | None = None
+
+    @property
+    def _n(self) -> Negotiation:
+        return self._record.negotiation
+
+    def _set(self, n: Negotiation) -> None:
+        awaiting = (
+            n.role is Role.CONSUMER
+            and n.state is NegotiationState.OFFERED
+            and not self._auto_accept
+            and self._counter_offer is None
+            and self._operator_termination is None
+        )
+        self._record = self._record.model_copy(
+            update={"negotiation": n, "awaiting_decision": awaiting}
+        )
+
+    # --- messages from the counterparty and the operator -------------------------------------
+
+    @workflow.query(name=names.QRY_NEGOTIATION_VIEW)
+    def view(self) -> NegotiationRecord:
+        return self._record
+
+    @workflow.update(name=names.UPD_NEGOTIATION_RECEIVE)
+    async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
+        if self._inflight_target is not None:
+            # Our own message that leads here is not acknowledged yet; the peer was faster.
+            await workflow.wait_condition(lambda: self._inflight_target is None)
+        try:
+            n = machine.apply(
+                self._n,
+                msg.kind,
+                msg.sender,
+                at=workflow.now(),
+                consumer_pid=msg.consumer_pid,
+                provider_pid=msg.provider_pid,
+                counterparty_address=msg.counterparty_address,
+                offer=msg.offer,
+                agreement=msg.agreement,
+                code=msg.code,
+                reason=msg.reason,
+            )
+        except ConnectorError as exc:
+            raise _as_update_error(exc) from None
+        if msg.policy_allowed is not None:
+            self._policy_allowed = msg.policy_allowed
+            self._policy_reasons = msg.policy_reasons
+        if msg.kind is MessageKind.CONTRACT_OFFER:
+            self._counter_offer = None
+        self._set(n)
+        return self._record
+
+    @receive.validator
+    def _validate_receive(self, msg: InboundNegotiationMessage) -> None:
+        # Rejected here, an illegal message never reaches history (the API answers DSP 400).
+        state = self._inflight_target or self._n.state
+        try:
+            machine.check(state, msg.kind, msg.sender)
+        except ConnectorError as exc:
+            raise _as_update_error(exc) from None
+
+    @workflow.update(name=names.UPD_NEGOTIATION_DECIDE)
+    def decide(self, decision: OperatorDecision) -> NegotiationRecord:
+        if decision.decision == "terminate":
+            self._operator_termination = decision.reason or "terminated by the operator"
+        elif decision.decision == "accept":
+            self._auto_accept = True
+        else:
+            self._counter_offer = decision.offer
+        self._decisions += 1
+        self._set(self._n)
+        return self._record
+
+    @decide.validator
+    def _validate_decide(self, decision: OperatorDecision) -> None:
+        n = self._n
+        if n.is_terminal:
+            raise ApplicationError(
+                f"negotiation is {n.state.value}", type=names.ERR_ILLEGAL_TRANSITION
+            )
+        if decision.decision == "terminate":
+            return
+        if not (n.role is Role.CONSUMER and n.state is NegotiationState.OFFERED):
+            raise ApplicationError(
+                f"only an offer received by the consumer can be accepted or countered "
+                f"(this is the {n.role.value} in {n.state.value})",
+                type=names.ERR_ILLEGAL_TRANSITION,
+            )
+        if decision.decision == "counter" and not decision.offer:
+            raise ApplicationError("a counter-offer needs an offer", type=names.ERR_BAD_REQUEST)
+
+    # --- the run loop -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: NegotiationStart) -> NegotiationRecord:
+        while True:
+            await self._project()
+            if self._n.is_terminal:
+                break
+            action = self._next_action()
+            if action is None:
+                self._sent_last = False
+                if not await self._wait_for_change():
+                    await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
+                continue
+            await self._send(action)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._project()
+        return self._record
+
+    def _next_action(self) -> Action | None:
+        if self._operator_termination is not None:
+            return SendTermination(code=CODE_OPERATOR, reason=(self._operator_termination,))
+        n = self._n
+        if n.role is Role.PROVIDER and self._agreement_id is None:
+            self._agreement_id = f"urn:uuid:{workflow.uuid4()}"
+        facts = decide.Facts(
+            policy_allowed=self._policy_allowed,
+            policy_reasons=self._policy_reasons,
+            agreement_id=self._agreement_id,
+            now=workflow.now(),
+            auto_accept=self._auto_accept,
+            counter_offer=self._counter_offer,
+        )
+        return decide.next_action(n, facts)
+
+    def _remaining(self) -> timedelta | None:
+        deadline = self._record.deadline_at
+        return None if deadline is None else deadline - workflow.now()
+
+    async def _wait_for_change(self) -> bool:
+        """Wait for the state or an operator decision to change; False when the deadline passed."""
+        version, decisions = self._n.version, self._decisions
+        remaining = self._remaining()
+        if remaining is not None and remaining <= timedelta(0):
+            return False
+        try:
+            await workflow.wait_condition(
+                lambda: self._n.version != version or self._decisions != decisions,
+                timeout=remaining,
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _send(self, action: Action) -> None:
+        try:
+            target = machine.check(self._n.state, action.message_kind, self._n.role)
+        except ConnectorError as exc:  # pragma: no cover - decide only proposes legal moves
+            raise ApplicationError(str(exc), non_retryable=True) from None
+        if self._sent_last and self._start.back_to_back_pause > timedelta(0):
+            await workflow.sleep(self._start.back_to_back_pause)
+        elif self._n.timeline and self._n.timeline[-1].direction is Direction.IN:
+            # A local activity keeps the workflow task open, and with it the answer to the
+            # update that just moved us; the peer waits for that answer before it acknowledges
+            # what we are about to send. A timer ends the task first, so the answer goes out.
+            await workflow.sleep(FLUSH)
+        self._inflight_target = target
+        try:
+            ack = await self._deliver(action)
+        except (ActivityError, _DeadlinePassed) as err:
+            self._inflight_target = None
+            await self._after_failed_send(action, err)
+            return
+        peer = {"provider_pid" if self._n.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
+        n = machine.apply_outbound(self._n, action, at=workflow.now(), **peer)
+        self._inflight_target = None
+        self._last_error = None
+        self._sent_last = True
+        self._set(n)
+
+    async def _deliver(self, action: Action) -> RemoteAck:
+        out = OutboundNegotiationMessage(
+            negotiation=self._n,
+            action=action,
+            callback_address=self._start.callback_address,
+            dsp_version=self._record.dsp_version,
+        )
+        try:
+            ack: RemoteAck = await workflow.execute_local_activity(
+                names.ACT_SEND_NEGOTIATION_MESSAGE,
+                out,
+                result_type=RemoteAck,
+                start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
+                retry_policy=options.SEND_LOCAL_RETRY,
+            )
+            return ack
+        except ActivityError as err:
+            if _rejected(err) is not None:
+                raise
+            self._last_error = _failure_text(err)
+        remaining = self._remaining()
+        if remaining is not None and remaining <= timedelta(seconds=1):
+            raise _DeadlinePassed(self._last_error or "deadline passed")
+        # Slow path: a scheduled activity, visible with its last failure and next attempt.
+        slow: RemoteAck = await workflow.execute_activity(
+            names.ACT_SEND_NEGOTIATION_MESSAGE,
+            out,
+            result_type=RemoteAck,
+            start_to_close_timeout=options.SEND_TIMEOUT,
+            schedule_to_close_timeout=remaining,
+            retry_policy=options.SEND_RETRY,
+        )
+        return slow
+
+    async def _after_failed_send(self, action: Action, err: Exception) -> None:
+        rejection = _rejected(err) if isinstance(err, ActivityError) else None
+        if isinstance(action, SendTermination):
+            # We were ending it anyway; the peer's answer does not change that.
+            self._set(
+                machine.apply_outbound(
+                    self._n, action, at=workflow.now(), detail=f"peer: {_failure_text(err)}"
+                )
+            )
+            return
+        if rejection is not None:
+            await self._give_up(
+                "peer_rejected",
+                f"the counterparty rejected our {action.message_kind.wire_name}: {rejection}",
+            )
+        else:
+            await self._give_up(
+                CODE_DEADLINE,
+                f"could not deliver {action.message_kind.wire_name} before the deadline: "
+                f"{self._last_error or _failure_text(err)}",
+            )
+
+    async def _give_up(self, code: str, reason: str) -> None:
+        """End the negotiation on our side and tell the counterparty, best effort."""
+        action = SendTermination(code=code, reason=(reason,))
+        detail = reason
+        if self._n.counterparty_pid is not None and self._n.counterparty_address:
+            out = OutboundNegotiationMessage(
+                negotiation=self._n,
+                action=action,
+                callback_address=self._start.callback_address,
+                dsp_version=self._record.dsp_version,
+            )
+            try:
+                await workflow.execute_local_activity(
+                    names.ACT_SEND_NEGOTIATION_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=options.NOTIFY_RETRY,
+                )
+            except ActivityError as err:
+                detail = f"{reason} (counterparty not told: {_failure_text(err)})"
+        self._set(machine.apply_outbound(self._n, action, at=workflow.now(), detail=detail))
+
+    async def _project(self) -> None:
+        if self._projected_version == self._n.version:
+            return
+        n = self._n
+        updates = [
+            STATE.value_set(n.state.value),
+            COUNTERPARTY.value_set(n.counterparty_id),
+            ROLE.value_set(n.role.value),
+        ]
+        if self._record.asset_id:
+            updates.append(ASSET.value_set(self._record.asset_id))
+        if n.agreement and isinstance(n.agreement.get("@id"), str):
+            updates.append(AGREEMENT.value_set(str(n.agreement["@id"])))
+        workflow.upsert_search_attributes(updates)
+        await workflow.execute_local_activity(
+            names.ACT_PROJECT_NEGOTIATION,
+            self._record,
+            start_to_close_timeout=options.PROJECT_TIMEOUT,
+            retry_policy=options.PROJECT_RETRY,
+        )
+        self._projected_version = n.version

@@ -1,0 +1,39 @@
+"""Activity option presets by purpose: timeouts and retry policies, in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+from temporalio.common import RetryPolicy
+
+from workflows import names
+
+# Non-retryable: the peer answered 4xx (it will answer the same again), the SSRF guard refused
+# the address (configuration, not chance), or our own input was invalid.
+NON_RETRYABLE: Final = [names.ERR_PEER_REJECTED, names.ERR_OUTBOUND_REFUSED, names.ERR_BAD_REQUEST]
+
+# First try in-process (fast path, ~50 ms less than a scheduled activity on the dev server).
+SEND_LOCAL_TIMEOUT: Final = timedelta(seconds=10)
+SEND_LOCAL_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_attempts=2,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+# Then as a regular activity: visible in the UI and in the timeline with its last failure and
+# next attempt, retried with back-off until the negotiation's deadline.
+SEND_TIMEOUT: Final = timedelta(seconds=15)
+SEND_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=NON_RETRYABLE,
+)
+# Best effort (telling a peer we gave up): one try.
+NOTIFY_RETRY: Final = RetryPolicy(maximum_attempts=1)
+
+PROJECT_TIMEOUT: Final = timedelta(seconds=10)
+PROJECT_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100),
+    maximum_interval=timedelta(seconds=5),
+)
