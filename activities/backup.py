@@ -101,9 +101,7 @@ class BackupActivities:
             verification = await self._service.verify(request.backup_id, heartbeat=_heartbeat)
         if self._metrics is not None:
             self._metrics.backup_last_verified.set(1 if verification.verified else 0)
-            self._metrics.backup_duration.labels(stage="verify").set(
-                verification.duration_seconds
-            )
+            self._metrics.backup_duration.labels(stage="verify").set(verification.duration_seconds)
         if not verification.verified:
             log.error(
                 "backup verification failed",

@@ -18,12 +18,25 @@ from connector.core.dsp import DspVersion
 from connector.core.errors import ConnectorError
 from connector.core.jsonld import encode
 from connector.core.negotiation.wire import build_message, is_initial, message_path
+from connector.core.transfer import wire as transfer_wire
 from connector.identity.runtime import Identity
 from connector.outbound import OutboundRefusedError
 from workflows import names
-from workflows.contracts import OutboundNegotiationMessage, PeerRejection, RemoteAck
+from workflows.contracts import (
+    OutboundNegotiationMessage,
+    OutboundTransferMessage,
+    PeerRejection,
+    RemoteAck,
+)
 
 _MAX_BODY_IN_ERROR = 2000
+_V08_NEEDS_CALLBACK = frozenset(
+    {
+        "dspace:ContractRequestMessage",
+        "dspace:ContractOfferMessage",
+        "dspace:ContractAgreementMessage",
+    }
+)
 
 
 def _peer_reasons(resp: httpx.Response) -> PeerRejection:
@@ -68,10 +81,13 @@ class DspClientActivities:
             "Authorization": self._identity.authorization(n.counterparty_id),
             "Content-Type": "application/json",
         }
+        body = encode(message, version)
+        if version is DspVersion.V0_8 and body.get("@type") in _V08_NEEDS_CALLBACK:
+            # 0.8 schemas require callbackAddress on every request, offer and agreement message
+            # (dsp.md §6); 2025-1 allows it only on initiating messages.
+            body.setdefault("dspace:callbackAddress", out.callback_address)
         try:
-            resp = await self._identity.http.request(
-                "POST", url, json=encode(message, version), headers=headers
-            )
+            resp = await self._identity.http.request("POST", url, json=body, headers=headers)
         except OutboundRefusedError as exc:
             raise ApplicationError(
                 f"refused to call {url}: {'; '.join(exc.reasons)}",
@@ -111,3 +127,72 @@ class DspClientActivities:
         key = "providerPid" if out.negotiation.role.value == "consumer" else "consumerPid"
         value = body.get(key, body.get(f"dspace:{key}"))
         return value if isinstance(value, str) else None
+
+    @activity.defn(name=names.ACT_SEND_TRANSFER_MESSAGE)
+    async def send_transfer_message(self, out: OutboundTransferMessage) -> RemoteAck:
+        """POST one transfer process message; the peer deduplicates by content."""
+        t = out.transfer
+        if not t.counterparty_address:
+            raise ApplicationError(
+                "no counterparty address", type=names.ERR_BAD_REQUEST, non_retryable=True
+            )
+        try:
+            message = transfer_wire.build_message(t, out.action, out.callback_address)
+            path = transfer_wire.message_path(t, out.action)
+        except ConnectorError as exc:
+            raise ApplicationError(
+                str(exc), type=names.ERR_BAD_REQUEST, non_retryable=True
+            ) from None
+        initial = transfer_wire.is_initial(t, out.action)
+        url = t.counterparty_address.rstrip("/") + path
+        resp = await self._post(
+            url, t.counterparty_id, encode(message, DspVersion(out.dsp_version))
+        )
+        if resp.status_code < 300:
+            peer_pid = _pid_in(resp, "providerPid") if initial else None
+            return RemoteAck(status=resp.status_code, peer_pid=peer_pid)
+        self._raise_for(resp, url, retry_404=not initial, not_found_attempts=out.not_found_attempts)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, url: str, audience: str, body: object) -> httpx.Response:
+        headers = {
+            "Authorization": self._identity.authorization(audience),
+            "Content-Type": "application/json",
+        }
+        try:
+            return await self._identity.http.request("POST", url, json=body, headers=headers)
+        except OutboundRefusedError as exc:
+            raise ApplicationError(
+                f"refused to call {url}: {'; '.join(exc.reasons)}",
+                type=names.ERR_OUTBOUND_REFUSED,
+                non_retryable=True,
+            ) from None
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise ApplicationError(
+                f"{type(exc).__name__} calling {url}: {exc}", type=names.ERR_PEER_UNREACHABLE
+            ) from None
+
+    @staticmethod
+    def _raise_for(
+        resp: httpx.Response, url: str, *, retry_404: bool, not_found_attempts: int
+    ) -> None:
+        rejection = _peer_reasons(resp)
+        summary = f"{resp.status_code} from {url}" + (
+            f": {'; '.join(rejection.reasons)}" if rejection.reasons else ""
+        )
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
+        if resp.status_code == 404 and retry_404 and activity.info().attempt < not_found_attempts:
+            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
+        raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
+
+
+def _pid_in(resp: httpx.Response, key: str) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    value = body.get(key, body.get(f"dspace:{key}"))
+    return value if isinstance(value, str) else None

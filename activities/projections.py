@@ -7,8 +7,10 @@ from temporalio import activity
 
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState
+from connector.core.transfer.record import TransferRecord
+from connector.core.transfer.states import TransferState
 from connector.metrics import Metrics
-from connector.stores import negotiations
+from connector.stores import negotiations, transfers
 from workflows import names
 
 
@@ -29,4 +31,18 @@ class ProjectionActivities:
             if n.state is NegotiationState.FINALIZED:
                 seconds = (n.updated_at - n.created_at).total_seconds()
                 self._metrics.negotiation_duration.labels(n.role.value).observe(seconds)
+        return result.changed
+
+    @activity.defn(name=names.ACT_PROJECT_TRANSFER)
+    async def upsert_transfer(self, record: TransferRecord) -> bool:
+        """Upsert one transfer's projection; idempotent by (own pid, version)."""
+        async with self._pool.acquire() as conn:
+            result = await transfers.upsert_view(conn, record)
+        t = record.transfer
+        if result.changed and self._metrics is not None and t.state is not TransferState.INITIAL:
+            # Counted once per version: a retried or duplicate write changes nothing.
+            self._metrics.transfers.labels(t.state.value).inc()
+            if t.state is TransferState.COMPLETED:
+                seconds = (t.updated_at - t.created_at).total_seconds()
+                self._metrics.transfer_duration.observe(seconds)
         return result.changed

@@ -74,7 +74,11 @@ class RestoreActivities:
     async def enter_maintenance(self, request: MaintenanceRequest) -> None:
         """Maintenance flag on in Redis and Postgres (upsert)."""
         await maintenance.enter(
-            self._pool, self._redis, self._key, reason=request.reason, workflow_id=request.workflow_id
+            self._pool,
+            self._redis,
+            self._key,
+            reason=request.reason,
+            workflow_id=request.workflow_id,
         )
         log.warning("maintenance mode ON", reason=request.reason, workflow_id=request.workflow_id)
 
@@ -88,10 +92,14 @@ class RestoreActivities:
                 heartbeat=lambda d: activity.heartbeat(d),
             )
         # Connections opened before the restore may hold plans for dropped tables.
-        self._pool.expire_connections()
+        await self._pool.expire_connections()
         # The restore replaced connector_meta with the backup's: set the durable flag again.
         await maintenance.enter(
-            self._pool, self._redis, self._key, reason=request.reason, workflow_id=request.workflow_id
+            self._pool,
+            self._redis,
+            self._key,
+            reason=request.reason,
+            workflow_id=request.workflow_id,
         )
         log.info(
             "database restored",

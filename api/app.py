@@ -15,9 +15,13 @@ from api import health as health_routes
 from api import management as management_routes
 from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
+from api.dsp import transfers as dsp_transfers
 from api.gateway import TemporalGateway
 from api.management import negotiations as management_negotiations
+from api.management import transfers as management_transfers
 from api.negotiations import NegotiationEdge
+from api.transfer_gateway import TransferGateway
+from api.transfers import TransferEdge
 from connector import __version__
 from connector.core.dsp import DspVersion
 from connector.http_errors import install_error_handlers
@@ -49,6 +53,13 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             app.state.negotiations = NegotiationEdge(
                 settings, resources.pool, gateway, identity.http
             )
+            transfer_gateway = TransferGateway(
+                resources.temporal, resources.pool, settings.temporal.task_queues.control
+            )
+            app.state.transfer_gateway = transfer_gateway
+            app.state.transfers = TransferEdge(
+                settings, resources.pool, transfer_gateway, identity.http
+            )
             refresher = asyncio.create_task(_refresh_gauges(resources.pool, metrics))
             try:
                 yield
@@ -73,8 +84,10 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     app.include_router(management_routes.router)
     app.include_router(dsp_catalog.router)
     app.include_router(management_negotiations.router)
+    app.include_router(management_transfers.router)
     for version in DspVersion:
         app.include_router(dsp_negotiations.router(version))
+        app.include_router(dsp_transfers.router(version))
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
 

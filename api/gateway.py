@@ -17,6 +17,7 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -32,7 +33,7 @@ from connector.core.errors import (
 )
 from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.record import NegotiationRecord
-from connector.core.negotiation.states import Role
+from connector.core.negotiation.states import Direction, Role
 from connector.stores import negotiations
 from workflows import names
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
@@ -40,10 +41,15 @@ from workflows.contracts import InboundNegotiationMessage, NegotiationStart, Ope
 T = TypeVar("T")
 
 
-def update_id(own_pid: str, msg: InboundNegotiationMessage) -> str:
-    """Stable per message content: a counterparty's retry is answered, not applied twice."""
+def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0) -> str:
+    """Stable per message content and the negotiation version it was judged against.
+
+    A counterparty's retry is answered, not applied twice (see `deliver`); the same message sent
+    again once the negotiation has moved on is judged again (a second identical offer while
+    ACCEPTED, or a verification after FINALIZED, is a DSP 400, not the first one's cached 200).
+    """
     canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{own_pid}|{canonical}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{own_pid}|{seen_version}|{canonical}".encode()).hexdigest()[:32]
 
 
 class TemporalGateway:
@@ -58,19 +64,45 @@ class TemporalGateway:
         return record
 
     async def deliver(
-        self, role: Role, own_pid: str, msg: InboundNegotiationMessage
+        self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0
     ) -> NegotiationRecord:
+        """Apply a counterparty's message; `seen_version` is the version the edge looked at.
+
+        A retry of the message that made the current version (its answer was lost, or our worker
+        crashed before the peer saw it) is answered with the current state instead of being
+        judged again; anything else is judged by the state machine.
+        """
         handle = self._client.get_workflow_handle(negotiation_workflow_id(role, own_pid))
-        record: NegotiationRecord = await self._call(
-            own_pid,
-            lambda: handle.execute_update(
-                names.UPD_NEGOTIATION_RECEIVE,
-                msg,
-                id=update_id(own_pid, msg),
-                result_type=NegotiationRecord,
-            ),
-        )
+        try:
+            record: NegotiationRecord = await self._call(
+                own_pid,
+                lambda: handle.execute_update(
+                    names.UPD_NEGOTIATION_RECEIVE,
+                    msg,
+                    id=update_id(own_pid, msg, seen_version),
+                    result_type=NegotiationRecord,
+                ),
+            )
+        except IllegalTransitionError:
+            previous = update_id(own_pid, msg, seen_version - 1)
+            if seen_version < 1 or not await self._applied(handle, previous):
+                raise
+            current = await negotiations.get(self._pool, own_pid)
+            if current is None:  # pragma: no cover - the edge just read it
+                raise
+            return current
         return await self._project(record)
+
+    @staticmethod
+    async def _applied(handle: WorkflowHandle[Any, Any], update: str) -> bool:
+        """Whether update `update` was accepted and completed (also after the workflow closed)."""
+        try:
+            await handle.get_update_handle(update, result_type=NegotiationRecord).result(
+                rpc_timeout=timedelta(seconds=2)
+            )
+        except (WorkflowUpdateFailedError, RPCError):
+            return False
+        return True
 
     async def start_with_message(
         self, start: NegotiationStart, msg: InboundNegotiationMessage
@@ -78,7 +110,7 @@ class TemporalGateway:
         """The counterparty's first message creates our side (update-with-start)."""
         n = start.record.negotiation
         own_pid = start.record.own_pid
-        operation = WithStartWorkflowOperation(
+        operation: WithStartWorkflowOperation[Any, NegotiationRecord] = WithStartWorkflowOperation(
             names.WF_NEGOTIATION,
             start,
             id=negotiation_workflow_id(n.role, own_pid),
@@ -176,7 +208,7 @@ class TemporalGateway:
 
     async def _map(self, own_pid: str, exc: Exception) -> Exception:
         if isinstance(exc, WorkflowUpdateFailedError):
-            cause = exc.cause
+            cause: BaseException | None = exc.cause
             while cause is not None and not isinstance(cause, ApplicationError):
                 cause = cause.__cause__
             message = cause.message if isinstance(cause, ApplicationError) else str(exc)
@@ -197,6 +229,14 @@ class TemporalGateway:
                 return UnavailableError("the workflow engine is not reachable; retry shortly")
             return UnavailableError(f"workflow engine error: {exc.message}")
         return exc  # pragma: no cover
+
+
+def _repeats_last(record: NegotiationRecord, msg: InboundNegotiationMessage) -> bool:
+    n = record.negotiation
+    if not n.is_terminal or not n.timeline:
+        return False
+    last = n.timeline[-1]
+    return last.direction is Direction.IN and last.kind is msg.kind
 
 
 class _AlreadyClosed(ConnectorError):

@@ -25,7 +25,12 @@ from connector.core.dsp import (
     DspModel,
     DspVersion,
 )
-from connector.core.errors import BadRequestError, ConnectorError, NotFoundError
+from connector.core.errors import (
+    BadRequestError,
+    ConnectorError,
+    IllegalTransitionError,
+    NotFoundError,
+)
 from connector.core.identity.claims import VerifiedCaller
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
 from connector.core.negotiation.messages import MessageKind
@@ -255,7 +260,12 @@ class NegotiationEdge:
         record = await self.owned(pid, caller)
         n = record.negotiation
         if expected_role is not None and n.role is not expected_role:
-            raise NotFoundError(f"negotiation {pid} is unknown")
+            # The caller owns this negotiation, so it is not unknown: the message is one its
+            # role may not send (e.g. a provider posting a verification) -> DSP 400 (dsp.md §8).
+            raise IllegalTransitionError(
+                f"{type(msg).__name__} is sent to the {expected_role.value}; "
+                f"we are the {n.role.value} of negotiation {pid}"
+            )
         own_field = "provider_pid" if n.role is Role.PROVIDER else "consumer_pid"
         if getattr(msg, own_field, None) != pid:
             raise BadRequestError(
@@ -263,7 +273,9 @@ class NegotiationEdge:
                 f"does not match the path ({pid})"
             )
         inbound = await self._inbound(msg, n.role.counterparty, caller)
-        result: NegotiationRecord = await self._gateway.deliver(n.role, pid, inbound)
+        result: NegotiationRecord = await self._gateway.deliver(
+            n.role, pid, inbound, seen_version=n.version
+        )
         return result
 
     async def _inbound(

@@ -12,7 +12,10 @@
   `connector:{participant}:catalog:{generation}:{class}:{page}` with a TTL. Keying by the
   admitted set rather than by the raw caller facts is exact (the page depends on nothing else)
   and stays correct for time-dependent constraints; callers that are admitted alike share pages.
-  Parsed access policies are memoised per generation in the process.
+  Parsed access policies are memoised per generation in the process; when none of them depends
+  on time (no `dateTime` operand), the admitted set is memoised per caller class too (hash of
+  participant id + claims). Pages are also kept in a small in-process LRU under the same key,
+  so a steady-state request costs one Redis GET (the generation).
 * **Redis is never required**: any Redis failure degrades to the database for a few seconds
   (`REDIS_RETRY_AFTER`), it never fails a request.
 * **Offer ids**: each catalog Offer's `@id` encodes (offer definition id, asset id), see
@@ -32,8 +35,9 @@ import json
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -72,6 +76,7 @@ from connector.core.policy import (
     to_json,
     validate_policy,
 )
+from connector.core.policy.functions import canonical_left_operand
 from connector.logging import get_logger
 from connector.outbound import GuardedHttp
 from connector.stores.catalog import (
@@ -119,6 +124,8 @@ GENERATION: Final = "generation"
 CACHE_TTL: Final = timedelta(seconds=60)
 REDIS_RETRY_AFTER: Final = 5.0  # seconds without Redis after a failure
 DEFAULT_PAGE_SIZE: Final = 50
+LOCAL_PAGES: Final = 512  # pages kept in process (keyed like Redis, generation included)
+MEMO_CALLER_CLASSES: Final = 10_000
 DEFAULT_FORMATS: Final = ("HttpData-PULL",)
 OFFER_ID_PREFIX: Final = "urn:connector:offer:"
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+")
@@ -239,6 +246,40 @@ def _json_claims(claims: Mapping[str, object]) -> dict[str, JsonValue]:
 
 def caller_facts(caller: VerifiedCaller) -> CallerFacts:
     return CallerFacts(caller.participant_id, _json_claims(caller.claims))
+
+
+# Left operands whose value depends only on the caller (participant id, claims), never on time.
+CALLER_ONLY_OPERANDS: Final = frozenset(
+    {"participantId", "assignee", "membership", "credential", "credentialType", "purpose"}
+    | {"spatial"}
+)
+
+
+def caller_only(policy: JsonValue) -> bool:
+    """True when every left operand in the (compact) policy depends on the caller alone, so its
+    decision for a caller cannot change until the policy does (it may then be memoised)."""
+    if isinstance(policy, dict):
+        for key, value in policy.items():
+            if key == "leftOperand":
+                name = canonical_left_operand(value) if isinstance(value, str) else ""
+                if name not in CALLER_ONLY_OPERANDS and not name.startswith("claim:"):
+                    return False
+            elif not caller_only(value):
+                return False
+    elif isinstance(policy, list):
+        return all(caller_only(v) for v in policy)
+    return True
+
+
+def decode_catalog_request(body: object, version: DspVersion) -> CatalogRequestMessage:
+    """Decode a CatalogRequestMessage. The schema check is skipped for the bare message
+    (`@context` + `@type` only): the codec's context and type checks already cover it.
+
+    Raises:
+        BadRequestError: not a valid CatalogRequestMessage of `version`.
+    """
+    bare = isinstance(body, dict) and set(body) <= {"@context", "@type"}
+    return decode(body, CatalogRequestMessage, version, check_schema=not bare)
 
 
 def policy_context(facts: CallerFacts, scope: Scope, now: datetime) -> PolicyContext:
@@ -406,6 +447,17 @@ def catalog_criteria(message: CatalogRequestMessage) -> list[Criterion]:
     return criteria
 
 
+@dataclass
+class _PolicyMemo:
+    """Parsed access policies of one generation, and admitted sets per caller class."""
+
+    generation: int | None
+    loaded_at: float
+    policies: list[tuple[str, Policy]]
+    caller_only: bool
+    admitted: dict[str, list[str]] = field(default_factory=dict)
+
+
 class CatalogService:
     """Catalog reads for counterparties and writes for operators (see the module docstring)."""
 
@@ -429,7 +481,8 @@ class CatalogService:
         self._clock = clock
         self._cache = _Cache(redis, participant_id, cache_ttl)
         self._memo_ttl = cache_ttl.total_seconds()
-        self._memo: tuple[int, float, list[tuple[str, Policy]]] | None = None
+        self._memo: _PolicyMemo | None = None
+        self._pages: OrderedDict[str, tuple[float, CatalogPage]] = OrderedDict()
 
     # ---- writes: store, then invalidate --------------------------------------------------
 
@@ -494,28 +547,47 @@ class CatalogService:
 
     # ---- policy evaluation ---------------------------------------------------------------
 
-    async def _access_policies(self, generation: int | None) -> list[tuple[str, Policy]]:
+    async def _access_policies(self, generation: int | None) -> _PolicyMemo:
         now = time.monotonic()
         memo = self._memo
-        if generation is not None and memo is not None:
-            gen, at, policies = memo
-            if gen == generation and now - at < self._memo_ttl:
-                return policies
-        loaded = [(pid, parse_policy(p)) for pid, p in await self.read_model.access_policies()]
+        if (
+            generation is not None
+            and memo is not None
+            and memo.generation == generation
+            and now - memo.loaded_at < self._memo_ttl
+        ):
+            return memo
+        rows = await self.read_model.access_policies()
+        loaded = _PolicyMemo(
+            generation,
+            now,
+            [(pid, parse_policy(p)) for pid, p in rows],
+            all(caller_only(p) for _, p in rows),
+        )
         if generation is not None:
-            self._memo = (generation, now, loaded)
+            self._memo = loaded
         return loaded
 
     async def admitted_policies(
         self, facts: CallerFacts, generation: int | None = None
     ) -> list[str]:
-        """Ids of the access policies that admit the caller now (each evaluated once)."""
+        """Ids of the access policies that admit the caller now (each evaluated once).
+
+        When no access policy depends on anything but the caller, the result is memoised per
+        generation and caller class (participant id + claims)."""
+        memo = await self._access_policies(generation)
+        key = (
+            _digest(facts.participant_id, facts.claims, facts.purpose, facts.spatial)
+            if memo.caller_only
+            else None
+        )
+        if key is not None and key in memo.admitted:
+            return memo.admitted[key]
         ctx = policy_context(facts, Scope.CATALOG, self._clock())
-        return [
-            pid
-            for pid, policy in await self._access_policies(generation)
-            if evaluate(policy, ctx).allowed
-        ]
+        admitted = [pid for pid, policy in memo.policies if evaluate(policy, ctx).allowed]
+        if key is not None and len(memo.admitted) < MEMO_CALLER_CLASSES:
+            memo.admitted[key] = admitted
+        return admitted
 
     async def evaluate_policy(
         self, policy_id: str, facts: CallerFacts, scope: Scope, now: datetime | None = None
@@ -617,13 +689,29 @@ class CatalogService:
             caller_class = _digest(sorted(admitted))
             page = _digest(version.value, limit, token, [c.to_json() for c in criteria])
             key = page_key(self.participant_id, generation, caller_class, page)
+            local = self._local_page(key)
+            if local is not None:
+                return local
             cached = await self._cache.get(key)
             if cached is not None:
-                return CatalogPage.from_cache(cached)
+                return self._remember(key, CatalogPage.from_cache(cached))
         result = await self._build_page(version, admitted, criteria, after, before, limit)
         if key is not None:
             await self._cache.put(key, result.to_cache())
+            self._remember(key, result)
         return result
+
+    def _local_page(self, key: str) -> CatalogPage | None:
+        hit = self._pages.get(key)
+        if hit is None or time.monotonic() - hit[0] >= self._memo_ttl:
+            return None
+        return hit[1]
+
+    def _remember(self, key: str, page: CatalogPage) -> CatalogPage:
+        self._pages[key] = (time.monotonic(), page)
+        if len(self._pages) > LOCAL_PAGES:
+            self._pages.popitem(last=False)
+        return page
 
     async def _build_page(
         self,

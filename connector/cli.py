@@ -7,6 +7,10 @@
     connector migrate               apply SQL migrations and exit
     connector temporal-bootstrap    namespace, retention, search attributes; exit
     connector config show           effective configuration, secrets redacted
+    connector backup now|list|verify ID|pause|resume
+                                    database backups (Temporal workflow + Schedule)
+    connector restore [--backup ID|latest]
+                                    disaster recovery from a backup (maintenance mode meanwhile)
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -41,10 +45,41 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default="worker", help="name in logs and metrics")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("temporal-bootstrap", help="register namespace and search attributes")
+    _backup_parsers(sub)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
     return parser
+
+
+def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backup = sub.add_parser("backup", help="database backups")
+    backup_sub = backup.add_subparsers(dest="backup_command", required=True)
+    now = backup_sub.add_parser("now", help="back up now (and verify, prune) and show progress")
+    now.add_argument("--no-verify", action="store_true", help="skip the scratch-DB verification")
+    now.add_argument("--no-wait", action="store_true", help="start the workflow and return")
+    listing = backup_sub.add_parser("list", help="backups with a manifest, oldest first")
+    listing.add_argument("--json", action="store_true")
+    verify = backup_sub.add_parser("verify", help="restore a backup into a scratch DB and compare")
+    verify.add_argument("backup_id")
+    pause = backup_sub.add_parser("pause", help="pause the backup schedule")
+    pause.add_argument("--note", help="why (shown in the Temporal UI)")
+    backup_sub.add_parser("resume", help="resume the backup schedule")
+    restore = sub.add_parser("restore", help="disaster recovery: restore a backup, reconcile")
+    restore.add_argument("--backup", default="latest", help="backup id, or latest (default)")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.add_argument("--again", action="store_true", help="repeat a completed restore")
+    restore.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _confirm_restore(args: argparse.Namespace) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print("connector restore: replaces the database; pass --yes to confirm", file=sys.stderr)
+        return False
+    answer = input(f"Restore backup {args.backup} over the connector database? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "temporal-bootstrap":
         return _exit(asyncio.run(_temporal_bootstrap(settings)))
+    if args.command == "backup":
+        from workers.backup_ops import run_backup_command
+
+        return _exit(asyncio.run(run_backup_command(settings, args)))
+    if args.command == "restore":
+        if not _confirm_restore(args):
+            return EXIT_CONFIG
+        from workers.backup_ops import run_restore_command
+
+        return _exit(asyncio.run(run_restore_command(settings, args)))
     return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -148,10 +193,12 @@ async def _migrate(settings: Settings) -> int:
 
 async def _temporal_bootstrap(settings: Settings) -> int:
     from connector.temporal.client import bootstrap, connect
+    from workers.backup_ops import ensure_backup_schedule
 
     client = await connect(settings.temporal, namespace="default")
     for change in await bootstrap(client, settings.temporal) or ["nothing to change"]:
         print(change)
+    print(await ensure_backup_schedule(await connect(settings.temporal), settings))
     return 0
 
 

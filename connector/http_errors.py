@@ -137,7 +137,7 @@ def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     if surface is Surface.DSP:
-        pids = getattr(exc, "pids", None)
+        pids = getattr(exc, "pids", None) or getattr(request.state, "dsp_pids", None)
         return JSONResponse(dsp_error_body(path, status, exc.reasons, pids), status, headers)
     if surface is Surface.MANAGEMENT:
         problem: dict[str, Any] = {

@@ -59,12 +59,18 @@ async def enter(
     }
     if redis is not None:
         await redis.set(key, json.dumps(info), ex=REDIS_TTL_SECONDS)
-    await conn.execute(
-        "INSERT INTO connector_meta (key, value) VALUES ($1, $2::jsonb) "
-        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        META_KEY,
-        json.dumps(info),
-    )
+    try:
+        await conn.execute(
+            "INSERT INTO connector_meta (key, value) VALUES ($1, $2::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+            META_KEY,
+            json.dumps(info),
+        )
+    except asyncpg.UndefinedTableError:
+        # The database is gone (the reason for a restore): Redis carries the flag until the
+        # restore recreates connector_meta and sets it again.
+        if redis is None:
+            raise
     return info
 
 

@@ -47,7 +47,7 @@ class ProjectionKind(Protocol):
     @property
     def query(self) -> str: ...
     @property
-    def version_field(self) -> str: ...
+    def version_field(self) -> str: ...  # dotted path into the view, e.g. "negotiation.version"
 
     async def upsert(self, conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool: ...
 
@@ -82,6 +82,16 @@ class KindCounts:
             self.errors.append(message)
 
 
+def _version(view: object, path: str) -> int | None:
+    """The view's version at a dotted path (`version`, `negotiation.version`)."""
+    node = view
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, int) and not isinstance(node, bool) else None
+
+
 async def workflow_ids(client: Client, kind: ProjectionKind) -> list[str]:
     """Every workflow id of the kind that visibility knows, open or closed, oldest first."""
     seen: dict[str, None] = {}
@@ -112,8 +122,8 @@ async def reconcile_kind(
             except Exception as exc:  # any query failure is reported, never fatal for others
                 counts.error(f"{workflow_id}: query {kind.query} failed: {exc}")
                 return
-            if not isinstance(view, Mapping) or kind.version_field not in view:
-                counts.error(f"{workflow_id}: view has no `{kind.version_field}` field")
+            if _version(view, kind.version_field) is None:
+                counts.error(f"{workflow_id}: view has no integer `{kind.version_field}`")
                 return
             try:
                 async with pool.acquire() as conn:

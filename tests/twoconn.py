@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -21,14 +25,16 @@ from connector.embedded import free_port
 from connector.identity.runtime import build_identity
 from connector.metrics import Metrics, build_registry
 from connector.resources import open_resources
-from connector.settings import Settings, load_settings
+from connector.settings import Settings, load_settings, to_env
 from connector.stores.migrate import migrate
 from connector.temporal.client import bootstrap, connect
+from dataplane.app import create_app as create_dataplane
 from tests import services
 from workers.main import build_workers
 from workers.registry import WorkerContext
 
 KEY = "two-connector-test-management-key-0123456789"
+SIGNALING_SECRET = "two-connector-test-signaling-secret-0123456789"
 HEADERS = {"X-Api-Key": KEY}
 OPEN_POLICY = {"@id": "open", "@type": "Set", "permission": [{"action": "use"}]}
 
@@ -104,6 +110,7 @@ class Connector:
     workers: list[Any] = field(default_factory=list)
     worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     worker_stack: AsyncExitStack | None = None
+    dataplane: DataPlane | None = None
 
     @property
     def did(self) -> str:
@@ -146,17 +153,101 @@ class Connector:
             await self.worker_stack.aclose()
         self.workers, self.worker_tasks, self.worker_stack = [], [], None
 
-    async def wait_state(self, negotiation_id: str, states: set[str], timeout: float = 30) -> Any:
+    async def wait_transfer(self, transfer_id: str, states: set[str], timeout: float = 30) -> Any:
+        return await self.wait_state(transfer_id, states, timeout, kind="transfers")
+
+    async def wait_state(
+        self, negotiation_id: str, states: set[str], timeout: float = 30, kind: str = "negotiations"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
-            resp = await self.get(f"/negotiations/{negotiation_id}")
+            resp = await self.get(f"/{kind}/{negotiation_id}")
             if resp.status_code == 200:
                 last = resp.json()
                 if last["state"] in states:
                     return last
             await asyncio.sleep(0.05)
         raise AssertionError(f"{self.name}: {negotiation_id} not in {states}; last: {last}")
+
+
+class DataPlane:
+    """A connector's data plane on its own port: in-process uvicorn or a separate process."""
+
+    def __init__(self, settings: Settings, mode: Literal["inproc", "process"]) -> None:
+        self.settings = settings
+        self.mode = mode
+        self.port = settings.dataplane.port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path(settings.data_dir) / "dataplane.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        if self.mode == "inproc":
+            self._server = uvicorn.Server(
+                uvicorn.Config(
+                    create_dataplane(self.settings),
+                    host="127.0.0.1",
+                    port=self.port,
+                    log_config=None,
+                    lifespan="on",
+                    access_log=False,
+                )
+            )
+            self._task = asyncio.create_task(self._server.serve())
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.01)
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env.update(to_env(self.settings))
+        env["CONNECTOR_METRICS__PORT"] = "0"
+        Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "connector", "data-plane"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient(timeout=1) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"data plane exited: {self.log.read_text()[-2000:]}")
+                try:
+                    if (await client.get(f"{self.base}/health")).status_code < 500:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("data plane did not come up")
+
+    def kill(self) -> None:
+        """kill -9 (process mode only)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server, self._task = None, None
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
 
 
 @asynccontextmanager
@@ -169,8 +260,18 @@ async def running_connector(
     redis_url: str,
     temporal_address: str,
     data_dir: Path,
+    dataplane: Literal["inproc", "process"] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Connector]:
+    dp_port = free_port()
+    dataplane_settings = {
+        "port": dp_port,
+        "public_url": f"http://localhost:{dp_port}",
+        "signaling_secret": SIGNALING_SECRET,
+        "file_base_path": str(data_dir / "files"),
+        **overrides.pop("dataplane", {}),
+    }
+    (data_dir / "files").mkdir(parents=True, exist_ok=True)
     db_url = await services.create_database(pg_server_url)
     conn = await asyncpg.connect(db_url)
     try:
@@ -187,6 +288,7 @@ async def running_connector(
         management={"api_keys": [KEY]},
         identity={"trust": {"allowed_dids": [peer_did]}},
         outbound={"allow_cidrs": ["127.0.0.0/8", "::1/128"], "allow_http": True},
+        dataplane=dataplane_settings,
         **overrides,
     )
     client = await connect(settings.temporal, namespace=name)
@@ -202,13 +304,18 @@ async def running_connector(
         if server_task.done():
             server_task.result()
         await asyncio.sleep(0.01)
-    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
     connector = Connector(name, port, settings, recorder, http, db_url)
+    if dataplane is not None:
+        connector.dataplane = DataPlane(settings, dataplane)
+        await connector.dataplane.start()
     await connector.start_workers()
     try:
         yield connector
     finally:
         await connector.stop_workers()
+        if connector.dataplane is not None:
+            await connector.dataplane.stop()
         await http.aclose()
         server.should_exit = True
         await server_task
@@ -217,7 +324,13 @@ async def running_connector(
 
 @asynccontextmanager
 async def connector_pair(
-    pg_server_url: str, redis_url: str, temporal_address: str, tmp: Path, **overrides: Any
+    pg_server_url: str,
+    redis_url: str,
+    temporal_address: str,
+    tmp: Path,
+    *,
+    provider_dataplane: Literal["inproc", "process"] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[Connector, Connector]]:
     provider_port, consumer_port = free_port(), free_port()
     common = {
@@ -231,6 +344,7 @@ async def connector_pair(
             provider_port,
             did_for(consumer_port),
             data_dir=tmp / "provider",
+            dataplane=provider_dataplane,
             **common,
             **overrides,
         ) as provider,
@@ -247,7 +361,12 @@ async def connector_pair(
 
 
 async def publish_offer(
-    provider: Connector, asset_id: str = "asset-1", policy: dict[str, Any] | None = None
+    provider: Connector,
+    asset_id: str = "asset-1",
+    policy: dict[str, Any] | None = None,
+    *,
+    data_address: dict[str, Any] | None = None,
+    distributions: list[str] | None = None,
 ) -> None:
     policy = policy or OPEN_POLICY
     for path, body in (
@@ -256,8 +375,9 @@ async def publish_offer(
             {
                 "id": asset_id,
                 "properties": {"name": f"Dataset {asset_id}"},
-                "dataAddress": {"type": "http", "baseUrl": "http://127.0.0.1:9/data"},
-                "distributions": ["HttpData-PULL"],
+                "dataAddress": data_address
+                or {"type": "http", "baseUrl": "http://127.0.0.1:9/data"},
+                "distributions": distributions or ["HttpData-PULL"],
             },
         ),
         ("/policies", {"id": policy["@id"], "policy": policy}),

@@ -98,6 +98,16 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
             delay = min(delay * 2, 5.0)
 
 
+async def _ensure_schedules(client: Client, settings: Settings) -> None:
+    """The ops worker keeps the backup Schedule in line with configuration (idempotent)."""
+    from workers.backup_ops import ensure_backup_schedule
+
+    try:
+        log.info("backup schedule", change=await ensure_backup_schedule(client, settings))
+    except Exception as exc:  # a schedule problem must not stop the worker; it is logged loudly
+        log.error("backup schedule not applied", error=str(exc))
+
+
 async def run(settings: Settings, queues: list[str], *, name: str = "worker") -> None:
     """Run until SIGTERM/SIGINT; drain in-flight tasks for the configured grace period."""
     temporal_metrics_port = settings.metrics.temporal_port or free_port()
@@ -152,6 +162,8 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         workers = build_workers(
             client, settings, queues, WorkerContext(resources, identity, metrics)
         )
+        if settings.temporal.task_queues.ops in queues:
+            await _ensure_schedules(client, settings)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from activities import bench as bench_activities
+from activities.backup import BackupActivities
+from activities.dataplane import DataPlaneActivities
 from activities.dsp_client import DspClientActivities
 from activities.projections import ProjectionActivities
+from activities.restore import RestoreActivities
+from connector.backup.service import BackupService
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.transfer.record import TransferRecord
 from connector.identity.runtime import Identity
+from connector.maintenance import maintenance_key
 from connector.metrics import Metrics
+from connector.reconcile import Projection, ProjectionKind
 from connector.resources import Resources
 from connector.settings import TaskQueues
+from connector.stores import negotiations, transfers
+from connector.stores.pool import database_url
+from dataplane.client import SignalingClient
+from dataplane.signaling import signaling_secret
+from workflows import names
+from workflows.backup import BackupWorkflow
+from workflows.backup_verify import BackupVerifyWorkflow
 from workflows.bench import BareWorkflow
 from workflows.negotiation import NegotiationWorkflow
+from workflows.restore import RestoreWorkflow
+from workflows.transfer import TransferWorkflow
 
 
 @dataclass(frozen=True)
@@ -35,13 +54,92 @@ class QueueRegistration:
 def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     dsp = DspClientActivities(ctx.identity)
     projections = ProjectionActivities(ctx.resources.pool, ctx.metrics)
-    return [bench_activities.noop, dsp.send_negotiation_message, projections.upsert_negotiation]
+    settings = ctx.resources.settings
+    signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
+    data_plane = DataPlaneActivities(signaling)
+    return [
+        bench_activities.noop,
+        dsp.send_negotiation_message,
+        projections.upsert_negotiation,
+        dsp.send_transfer_message,
+        projections.upsert_transfer,
+        data_plane.start_flow,
+        data_plane.resume_flow,
+        data_plane.stop_flow,
+        data_plane.await_flow,
+    ]
+
+
+async def _upsert_negotiation_view(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
+    result = await negotiations.upsert_view(conn, NegotiationRecord.model_validate(view))
+    return result.changed
+
+
+async def _upsert_transfer_view(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
+    result = await transfers.upsert_view(conn, TransferRecord.model_validate(view))
+    return result.changed
+
+
+def projection_kinds() -> list[ProjectionKind]:
+    """Projection tables the DR restore rebuilds from their workflows (connector.reconcile)."""
+    return [
+        Projection(
+            name="negotiations",
+            table=negotiations.TABLE,
+            workflow_type=names.WF_NEGOTIATION,
+            workflow_id_prefix="negotiation:",
+            query=names.QRY_NEGOTIATION_VIEW,
+            upsert_fn=_upsert_negotiation_view,
+            version_field="negotiation.version",
+        ),
+        Projection(
+            name="transfers",
+            table=transfers.TABLE,
+            workflow_type=names.WF_TRANSFER,
+            workflow_id_prefix="transfer:",
+            query=names.QRY_TRANSFER_VIEW,
+            upsert_fn=_upsert_transfer_view,
+            version_field="transfer.version",
+        ),
+    ]
+
+
+def ops_activities(
+    resources: Resources,
+    metrics: Metrics | None = None,
+    *,
+    kinds: Sequence[ProjectionKind] | None = None,
+) -> list[Callable[..., Any]]:
+    """Backup, verification and restore activities (task queue `connector.ops`)."""
+    settings = resources.settings
+    service = BackupService(settings.backup, settings.data_dir, database_url(settings.database))
+    backup = BackupActivities(service, pool=resources.pool, metrics=metrics)
+    restore = RestoreActivities(
+        service,
+        pool=resources.pool,
+        redis=resources.redis,
+        temporal=resources.temporal,
+        maintenance_key=maintenance_key(settings.identity.resolved_participant_id(settings.server)),
+        projection_kinds=projection_kinds() if kinds is None else kinds,
+    )
+    return [
+        backup.dump,
+        backup.verify,
+        backup.prune,
+        backup.record_outcome,
+        restore.resolve,
+        restore.enter_maintenance,
+        restore.restore_database,
+        restore.reconcile,
+        restore.leave_maintenance,
+        restore.health_check,
+    ]
 
 
 def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
     return {
         queues.control: QueueRegistration(
-            workflows=[BareWorkflow, NegotiationWorkflow],
+            workflows=[BareWorkflow, NegotiationWorkflow, TransferWorkflow],
             activities=_control_activities,
         ),
         queues.dataplane: QueueRegistration(
@@ -49,7 +147,10 @@ def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
             activities=lambda _: [bench_activities.noop],
         ),
         queues.ops: QueueRegistration(
-            workflows=[],
-            activities=lambda _: [bench_activities.noop],
+            workflows=[BackupWorkflow, BackupVerifyWorkflow, RestoreWorkflow],
+            activities=lambda ctx: [
+                bench_activities.noop,
+                *ops_activities(ctx.resources, ctx.metrics),
+            ],
         ),
     }

@@ -35,7 +35,7 @@ class BackupWorkflow:
     def __init__(self) -> None:
         self._progress = OpsProgress(stage="starting")
 
-    @workflow.query(name=names.QUERY_OPS_PROGRESS)
+    @workflow.query(name=names.QRY_OPS_PROGRESS)
     def progress(self) -> OpsProgress:
         return self._progress
 
@@ -93,7 +93,9 @@ class BackupWorkflow:
             raise
         duration = (workflow.now() - started).total_seconds()
         verified = verification.verified if verification else None
-        await self._record(wf_id, backup_id, started, ok=True, size=dump.size_bytes, verified=verified)
+        await self._record(
+            wf_id, backup_id, started, ok=True, size=dump.size_bytes, verified=verified
+        )
         self._stage("done", done="prune" if inp.prune else None)
         return BackupResult(
             backup_id=backup_id,

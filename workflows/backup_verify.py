@@ -27,7 +27,7 @@ class BackupVerifyWorkflow:
     def __init__(self) -> None:
         self._progress = OpsProgress(stage="starting")
 
-    @workflow.query(name=names.QUERY_OPS_PROGRESS)
+    @workflow.query(name=names.QRY_OPS_PROGRESS)
     def progress(self) -> OpsProgress:
         return self._progress
 

@@ -15,6 +15,10 @@ from connector.core.negotiation.aggregate import JsonObject, Negotiation
 from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
+from connector.core.transfer.actions import Action as TransferAction
+from connector.core.transfer.aggregate import Transfer
+from connector.core.transfer.messages import MessageKind as TransferMessageKind
+from connector.core.transfer.record import TransferRecord
 
 
 class _Contract(BaseModel):
@@ -75,3 +79,78 @@ class PeerRejection(_Contract):
     code: str | None = None
     reasons: tuple[str, ...] = ()
     body: JsonValue = None
+
+
+# --- transfer processes (dsp.md §9) ---------------------------------------------------------
+
+
+class TransferStart(_Contract):
+    record: TransferRecord
+    callback_address: str
+    back_to_back_pause: timedelta = timedelta(milliseconds=0)
+    # Provider: push attempts (a restart after a failed or interrupted push) before TERMINATED.
+    push_max_attempts: int = 3
+    # How long a message to the counterparty is retried before the transfer is given up.
+    send_deadline: timedelta = timedelta(minutes=10)
+    # Consumer shortcut (offer instead of agreement): the negotiation to run first, as a child.
+    negotiation: NegotiationStart | None = None
+
+
+class InboundTransferMessage(_Contract):
+    kind: TransferMessageKind
+    sender: Role
+    consumer_pid: str | None = None
+    provider_pid: str | None = None
+    counterparty_address: str | None = None
+    data_address: JsonObject | None = None
+    code: str | None = None
+    reason: tuple[str, ...] = ()
+
+
+class TransferCommand(_Contract):
+    """An operator's (or an integrator's) decision on one transfer."""
+
+    command: Literal["suspend", "resume", "terminate", "complete"]
+    reason: str | None = None
+
+
+class OutboundTransferMessage(_Contract):
+    transfer: Transfer
+    action: TransferAction
+    callback_address: str
+    dsp_version: str
+    not_found_attempts: int = 4
+
+
+class FlowStart(_Contract):
+    """Ask the data plane to prepare a pull (token + endpoint) or start a push."""
+
+    process_id: str
+    agreement_id: str
+    asset_id: str | None = None
+    consumer_id: str
+    format: str
+    push: bool
+    finite: bool = True
+    source: JsonObject
+    destination: JsonObject | None = None
+
+
+class FlowResult(_Contract):
+    state: str
+    # Pull: the DataAddress for the TransferStartMessage (endpoint + token).
+    data_address: JsonObject | None = None
+    attempt: int = 1
+
+
+class FlowStop(_Contract):
+    process_id: str
+    how: Literal["suspend", "terminate", "complete"]
+    reason: str | None = None
+
+
+class FlowStatus(_Contract):
+    state: str
+    bytes_moved: int = 0
+    attempt: int = 1
+    error: str | None = None

@@ -15,18 +15,31 @@ QRY_NEGOTIATION_VIEW: Final = "negotiation.view"
 ACT_SEND_NEGOTIATION_MESSAGE: Final = "dsp.send_negotiation_message"
 ACT_PROJECT_NEGOTIATION: Final = "projection.upsert_negotiation"
 
+WF_TRANSFER: Final = "dsp.transfer"
+UPD_TRANSFER_RECEIVE: Final = "transfer.receive"
+UPD_TRANSFER_COMMAND: Final = "transfer.command"
+QRY_TRANSFER_VIEW: Final = "transfer.view"
+ACT_SEND_TRANSFER_MESSAGE: Final = "dsp.send_transfer_message"
+ACT_PROJECT_TRANSFER: Final = "projection.upsert_transfer"
+# Data Plane Signaling calls (the data plane process moves the bytes, never a worker).
+ACT_DATAPLANE_START: Final = "dataplane.start_flow"
+ACT_DATAPLANE_RESUME: Final = "dataplane.resume_flow"
+ACT_DATAPLANE_STOP: Final = "dataplane.stop_flow"
+ACT_DATAPLANE_AWAIT: Final = "dataplane.await_flow"
+
 # ApplicationError types activities raise (the `type` string, never a class name).
 ERR_PEER_REJECTED: Final = "dsp_peer_rejected"
 ERR_PEER_UNREACHABLE: Final = "dsp_peer_unreachable"
 ERR_OUTBOUND_REFUSED: Final = "dsp_outbound_refused"
 ERR_ILLEGAL_TRANSITION: Final = "illegal_transition"
 ERR_BAD_REQUEST: Final = "bad_request"
+ERR_DATAPLANE_REFUSED: Final = "dataplane_refused"
 
 # --- backup and disaster recovery (task queue `connector.ops`, issue 8) ---------------------
 WF_BACKUP: Final = "ops.backup"
 WF_BACKUP_VERIFY: Final = "ops.backup_verify"
 WF_RESTORE: Final = "ops.restore"
-QUERY_OPS_PROGRESS: Final = "ops.progress"
+QRY_OPS_PROGRESS: Final = "ops.progress"
 
 ACT_BACKUP_DUMP: Final = "backup.dump"
 ACT_BACKUP_VERIFY: Final = "backup.verify"

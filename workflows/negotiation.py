@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from connector.core import search_attributes
@@ -57,13 +57,22 @@ class _DeadlinePassed(Exception):
     """Retrying a send would outlive the negotiation's deadline."""
 
 
+# A failed regular activity raises ActivityError (the cause inside); a failed local activity
+# raises the activity's ApplicationError itself. Both are handled alike.
+SendFailure = (ActivityError, ApplicationError)
+
+
+def _cause(err: BaseException) -> BaseException:
+    return err.cause if isinstance(err, ActivityError) and err.cause else err
+
+
 def _failure_text(err: BaseException) -> str:
-    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    cause = _cause(err)
     return str(cause) or type(cause).__name__
 
 
-def _rejected(err: ActivityError) -> ApplicationError | None:
-    cause = err.cause
+def _rejected(err: BaseException) -> ApplicationError | None:
+    cause = _cause(err)
     if isinstance(cause, ApplicationError) and cause.type in options.NON_RETRYABLE:
         return cause
     return None
@@ -87,6 +96,12 @@ class NegotiationWorkflow:
         self._projected_version = -1
         self._sent_last = False
         self._last_error: str | None = None
+        first = decide.next_action(self._record.negotiation, decide.Facts())
+        if first is not None:
+            # We open the negotiation: until that message is acknowledged, a fast peer's answer
+            # must wait for it (see `receive`), even before `run` gets to send it.
+            n = self._record.negotiation
+            self._inflight_target = machine.check(n.state, first.message_kind, n.role)
 
     @property
     def _n(self) -> Negotiation:
@@ -247,7 +262,7 @@ class NegotiationWorkflow:
         self._inflight_target = target
         try:
             ack = await self._deliver(action)
-        except (ActivityError, _DeadlinePassed) as err:
+        except (*SendFailure, _DeadlinePassed) as err:
             self._inflight_target = None
             await self._after_failed_send(action, err)
             return
@@ -274,7 +289,7 @@ class NegotiationWorkflow:
                 retry_policy=options.SEND_LOCAL_RETRY,
             )
             return ack
-        except ActivityError as err:
+        except SendFailure as err:
             if _rejected(err) is not None:
                 raise
             self._last_error = _failure_text(err)
@@ -293,7 +308,7 @@ class NegotiationWorkflow:
         return slow
 
     async def _after_failed_send(self, action: Action, err: Exception) -> None:
-        rejection = _rejected(err) if isinstance(err, ActivityError) else None
+        rejection = _rejected(err)
         if isinstance(action, SendTermination):
             # We were ending it anyway; the peer's answer does not change that.
             self._set(
@@ -333,7 +348,7 @@ class NegotiationWorkflow:
                     start_to_close_timeout=timedelta(seconds=5),
                     retry_policy=options.NOTIFY_RETRY,
                 )
-            except ActivityError as err:
+            except SendFailure as err:
                 detail = f"{reason} (counterparty not told: {_failure_text(err)})"
         self._set(machine.apply_outbound(self._n, action, at=workflow.now(), detail=detail))
 

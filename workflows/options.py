@@ -37,3 +37,27 @@ PROJECT_RETRY: Final = RetryPolicy(
     initial_interval=timedelta(milliseconds=100),
     maximum_interval=timedelta(seconds=5),
 )
+
+# Data Plane Signaling: our own data plane, nearby. Local first (fast path), then scheduled with
+# back-off: a data plane restarting (or killed) must not fail the transfer at once.
+DATAPLANE_LOCAL_TIMEOUT: Final = timedelta(seconds=15)
+DATAPLANE_LOCAL_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_attempts=2,
+    non_retryable_error_types=[names.ERR_DATAPLANE_REFUSED],
+)
+DATAPLANE_TIMEOUT: Final = timedelta(seconds=30)
+DATAPLANE_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=30,
+    non_retryable_error_types=[names.ERR_DATAPLANE_REFUSED],
+)
+# Watching a flow until the data plane reports it COMPLETED or FAILED: long, heartbeating.
+WATCH_TIMEOUT: Final = timedelta(days=7)
+WATCH_HEARTBEAT: Final = timedelta(seconds=20)
+WATCH_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+)

@@ -1,4 +1,4 @@
-"""`ops.restore`: disaster recovery from a backup (issue 8; docs: ops/runbooks/backup-and-restore.md).
+"""`ops.restore`: disaster recovery from a backup (issue 8; ops/runbooks/backup-and-restore.md).
 
 Maintenance on (DSP and management writes answer 503) → restore the backup (`pg_restore --clean
 --if-exists`, one transaction, then forward migrations) → reconcile every registered projection
@@ -35,7 +35,7 @@ class RestoreWorkflow:
     def __init__(self) -> None:
         self._progress = OpsProgress(stage="starting")
 
-    @workflow.query(name=names.QUERY_OPS_PROGRESS)
+    @workflow.query(name=names.QRY_OPS_PROGRESS)
     def progress(self) -> OpsProgress:
         return self._progress
 
@@ -55,7 +55,9 @@ class RestoreWorkflow:
             result_type=ResolvedBackup,
             **options.SHORT_STEP,
         )
-        self._progress = OpsProgress(stage="maintenance", backup_id=backup.backup_id, done=["resolve"])
+        self._progress = OpsProgress(
+            stage="maintenance", backup_id=backup.backup_id, done=["resolve"]
+        )
         reason = f"restore of backup {backup.backup_id}"
         maintenance = MaintenanceRequest(reason=reason, workflow_id=wf_id)
         await workflow.execute_activity(
@@ -66,7 +68,10 @@ class RestoreWorkflow:
             restored = await workflow.execute_activity(
                 names.ACT_RESTORE_DATABASE,
                 RestoreDatabaseRequest(
-                    backup_id=backup.backup_id, sha256=backup.sha256, workflow_id=wf_id, reason=reason
+                    backup_id=backup.backup_id,
+                    sha256=backup.sha256,
+                    workflow_id=wf_id,
+                    reason=reason,
                 ),
                 result_type=RestoreDatabaseResult,
                 **options.LONG_STEP,
@@ -91,7 +96,9 @@ class RestoreWorkflow:
             )
         self._stage("health", done="reconcile" if inp.reconcile else "restore")
         health = await workflow.execute_activity(
-            names.ACT_RESTORE_HEALTH_CHECK, HealthRequest(), result_type=HealthReport,
+            names.ACT_RESTORE_HEALTH_CHECK,
+            HealthRequest(),
+            result_type=HealthReport,
             **options.SHORT_STEP,
         )
         finished = workflow.now()

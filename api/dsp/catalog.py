@@ -8,24 +8,56 @@ see is 404. Pages: `?limit=` (1..200, default 50) and the opaque `?continuationT
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.body import read_json
-from api.catalog_service import CatalogServiceDep
+from api.catalog_service import CatalogServiceDep, catalog_service
 from api.security import CallerDep
-from connector.catalog import DEFAULT_PAGE_SIZE, CatalogPage
-from connector.core.dsp import CatalogRequestMessage
+from connector.catalog import DEFAULT_PAGE_SIZE, CatalogPage, decode_catalog_request
 from connector.core.dsp.version import DspVersion
-from connector.core.jsonld import decode
+from connector.core.errors import BadRequestError
 from connector.stores.catalog import MAX_PAGE_SIZE
 
 router = APIRouter(tags=["dsp: catalog"])
 
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="page size")]
-TokenQuery = Annotated[str | None, Query(alias="continuationToken", max_length=2048)]
+MAX_TOKEN_LENGTH = 2048
+# Documented here, parsed by `page_params` (the hot path skips FastAPI's parameter machinery).
+PAGE_PARAMETERS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 50},
+            "description": "page size",
+        },
+        {
+            "name": "continuationToken",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": MAX_TOKEN_LENGTH},
+            "description": "opaque; taken from a Link header",
+        },
+    ]
+}
+
+
+def page_params(request: Request) -> tuple[int, str | None]:
+    """(`limit`, `continuationToken`) from the query string; 400 CatalogError when invalid."""
+    query = request.query_params
+    raw_limit = query.get("limit")
+    limit = DEFAULT_PAGE_SIZE
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+            raise BadRequestError(f"limit must be an integer in 1..{MAX_PAGE_SIZE}")
+        limit = int(raw_limit)
+    token = query.get("continuationToken")
+    if token is not None and len(token) > MAX_TOKEN_LENGTH:
+        raise BadRequestError("continuationToken too long")
+    return limit, token
 
 
 def link_header(request: Request, page: CatalogPage, limit: int) -> str | None:
@@ -40,15 +72,15 @@ def link_header(request: Request, page: CatalogPage, limit: int) -> str | None:
 def _register(version: DspVersion) -> None:
     base = version.path_segment
 
-    @router.post(f"{base}/catalog/request", summary=f"Catalog request (DSP {version.value})")
-    async def catalog_request(
-        request: Request,
-        caller: CallerDep,
-        service: CatalogServiceDep,
-        limit: LimitQuery = DEFAULT_PAGE_SIZE,
-        token: TokenQuery = None,
-    ) -> Response:
-        message = decode(await read_json(request), CatalogRequestMessage, version)
+    @router.post(
+        f"{base}/catalog/request",
+        summary=f"Catalog request (DSP {version.value})",
+        openapi_extra=PAGE_PARAMETERS,
+    )
+    async def catalog_request(request: Request, caller: CallerDep) -> Response:
+        limit, token = page_params(request)
+        message = decode_catalog_request(await read_json(request), version)
+        service = catalog_service(request)
         page = await service.catalog_page(caller, version, message, token=token, limit=limit)
         link = link_header(request, page, limit)
         headers = {"Link": link} if link else None

@@ -36,8 +36,24 @@ def _edge(request: Request) -> NegotiationEdge:
     return edge
 
 
+def _echo_pids(body: Any) -> dict[str, str]:
+    """The pids a message carried, 2025-1 or 0.8 names (dsp.md §10: errors echo them)."""
+    if not isinstance(body, dict):
+        return {}
+    found = {
+        key: body.get(key, body.get(f"dspace:{key}")) for key in ("providerPid", "consumerPid")
+    }
+    return {key: value for key, value in found.items() if isinstance(value, str) and value}
+
+
+async def _read_message(request: Request, body: Annotated[Any, Depends(read_json)]) -> Any:
+    # connector.http_errors puts these into the ContractNegotiationError of a failed request.
+    request.state.dsp_pids = _echo_pids(body)
+    return body
+
+
 EdgeDep = Annotated[NegotiationEdge, Depends(_edge)]
-BodyDep = Annotated[Any, Depends(read_json)]
+BodyDep = Annotated[Any, Depends(_read_message)]
 
 
 def ack(record: NegotiationRecord, version: DspVersion, status: int = 200) -> JSONResponse:

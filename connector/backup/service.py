@@ -232,7 +232,7 @@ class BackupService:
 
     # --- list, prune, resolve --------------------------------------------------------------
 
-    async def list(self) -> list[BackupEntry]:
+    async def entries(self) -> list[BackupEntry]:
         return await self.storage.entries()
 
     async def prune(self, *, keep_daily: int, keep_weekly: int, protect: list[str]) -> PruneOutcome:

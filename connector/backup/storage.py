@@ -252,9 +252,7 @@ class LocalStorage:
 
 
 class _S3Writer:
-    def __init__(
-        self, storage: S3Storage, key: str, upload_id: str, part_size: int
-    ) -> None:
+    def __init__(self, storage: S3Storage, key: str, upload_id: str, part_size: int) -> None:
         self.key = key
         self._s3 = storage
         self._upload_id = upload_id
@@ -418,9 +416,10 @@ class S3Storage:
         return _sorted(found)
 
     async def fetch(self, backup_id: str, work_dir: Path, progress: Progress) -> FetchedObject:
-        work_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
         path = work_dir / f"{backup_id}.dump"
         key = self.object_key(backup_id)
+        loop = asyncio.get_running_loop()
 
         def download() -> tuple[str, int]:
             digest = hashlib.sha256()
@@ -434,7 +433,8 @@ class S3Storage:
                     digest.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
-                    progress(size)
+                    # Progress callbacks (activity heartbeats) belong on the event loop.
+                    loop.call_soon_threadsafe(progress, size)
             return digest.hexdigest(), size
 
         sha256, size = await asyncio.to_thread(download)

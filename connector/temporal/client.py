@@ -15,7 +15,13 @@ from temporalio.api.workflowservice.v1 import (
     RegisterNamespaceRequest,
     UpdateNamespaceRequest,
 )
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleAlreadyRunningError,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
@@ -93,3 +99,38 @@ async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
         )
         changed.append(f"search attributes added: {', '.join(missing)}")
     return changed
+
+
+async def ensure_schedule(
+    client: Client,
+    schedule_id: str,
+    desired: Schedule,
+    *,
+    disabled_note: str,
+) -> str:
+    """Create the schedule, or update it to `desired` keeping an operator's pause (idempotent).
+
+    `desired.state.paused` with `disabled_note` means "disabled by configuration": such a pause is
+    applied and later lifted by configuration; any other pause (an operator's, `connector backup
+    pause`) survives redeploys and updates. Returns what happened, for the caller to print.
+    """
+    try:
+        await client.create_schedule(schedule_id, desired)
+    except ScheduleAlreadyRunningError:
+        pass
+    else:
+        return f"schedule {schedule_id} created"
+
+    def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        state = current.description.schedule.state
+        operator_paused = state.paused and state.note != disabled_note
+        schedule = Schedule(
+            action=desired.action,
+            spec=desired.spec,
+            policy=desired.policy,
+            state=state if operator_paused else desired.state,
+        )
+        return ScheduleUpdate(schedule=schedule)
+
+    await client.get_schedule_handle(schedule_id).update(update)
+    return f"schedule {schedule_id} updated"

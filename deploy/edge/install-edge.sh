@@ -96,7 +96,6 @@ if [[ ! -f "$CONFIG_DIR/connector.env" ]]; then
 # Secrets and per-host settings of the connector (mode 0640, root:${SERVICE_USER}).
 CONNECTOR_MANAGEMENT__API_KEYS=["${api_key}"]
 CONNECTOR_SERVER__PUBLIC_URL=http://$(hostname -f 2>/dev/null || hostname):3000
-CONNECTOR_IDENTITY__KEY_PATH=${CONFIG_DIR}/keys/private.pem
 CONNECTOR_LOGGING__LEVEL=info
 ENV
     chown "root:$SERVICE_USER" "$CONFIG_DIR/connector.env"
@@ -121,7 +120,7 @@ fi
 cat <<DONE
 Connector installed.
   configuration : $CONFIG_DIR/config.yaml (+ secrets in $CONFIG_DIR/connector.env)
-  identity key  : put the PEM at $CONFIG_DIR/keys/private.pem (0440 root:$SERVICE_USER)
+  identity key  : generated under $DATA_DIR/keys (or set CONNECTOR_IDENTITY__KEY_PATH to a 0400 PEM)
   data          : $DATA_DIR
   logs          : journalctl -u connector -f
   status        : systemctl status connector

@@ -33,10 +33,18 @@ ensure_venv() {
     fi
 }
 
+tools_present() {
+    local t
+    for t in hadolint yamllint actionlint shellcheck check-jsonschema kubernetes-validate k6 pytest; do
+        [[ -x "$TOOLS_VENV/bin/$t" ]] || return 1
+    done
+    "$TOOLS_VENV/bin/python" -c 'import helm_python, hcl2, compose, promql_parser, yaml' 2>/dev/null
+}
+
 # ---- .venv-tools --------------------------------------------------------------------------------
 ensure_venv "$TOOLS_VENV"
 want="$(stamp_of "$REQS")"
-if [[ "$(cat "$TOOLS_VENV/.deploy-tools-stamp" 2>/dev/null || true)" != "$want" ]]; then
+if [[ "$(cat "$TOOLS_VENV/.deploy-tools-stamp" 2>/dev/null || true)" != "$want" ]] || ! tools_present; then
     log "installing validation tools into .venv-tools"
     "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQS"
     echo "$want" >"$TOOLS_VENV/.deploy-tools-stamp"
@@ -46,7 +54,8 @@ fi
 
 # ---- .venv-checkov ------------------------------------------------------------------------------
 ensure_venv "$CHECKOV_VENV"
-if [[ "$(cat "$CHECKOV_VENV/.deploy-tools-stamp" 2>/dev/null || true)" != "$CHECKOV_SPEC" ]]; then
+if [[ "$(cat "$CHECKOV_VENV/.deploy-tools-stamp" 2>/dev/null || true)" != "$CHECKOV_SPEC" ]] \
+    || [[ ! -x "$CHECKOV_VENV/bin/checkov" ]]; then
     log "installing $CHECKOV_SPEC into .venv-checkov (~40 s)"
     "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV_SPEC"
     echo "$CHECKOV_SPEC" >"$CHECKOV_VENV/.deploy-tools-stamp"

@@ -1,7 +1,7 @@
 """A small evaluator for the subset of Kyverno `validate.pattern` syntax used in deploy/policies/.
 
-No kyverno CLI is packaged for offline use, so deploy/check.sh and tests/deploy apply the policy's own
-patterns to every rendered pod template with this module. Supported (Kyverno semantics):
+No kyverno CLI is packaged for offline use, so deploy/check.sh and tests/deploy apply the policy's
+own patterns to every rendered pod template with this module. Supported (Kyverno semantics):
 
 - maps: every key must exist and match; `=(key)` (equality anchor) only applies if the key exists
 - lists: every element of the resource list must match every element of the pattern list
@@ -48,14 +48,23 @@ def load_policies(directory: Path) -> list[Policy]:
             rules = []
             for r in doc["spec"]["rules"]:
                 if "validate" not in r or "pattern" not in r["validate"]:
-                    raise ValueError(f"{path}: rule {r.get('name')} uses unsupported Kyverno features")
+                    raise ValueError(
+                        f"{path}: rule {r.get('name')} uses unsupported Kyverno features"
+                    )
                 kinds: list[str] = []
                 namespaces: list[str] = []
                 for m in r["match"].get("any", []) + r["match"].get("all", []):
                     kinds += m["resources"].get("kinds", [])
                     namespaces += m["resources"].get("namespaces", [])
-                rules.append(Rule(r["name"], r["validate"].get("message", ""), r["validate"]["pattern"],
-                                  kinds, namespaces))
+                rules.append(
+                    Rule(
+                        r["name"],
+                        r["validate"].get("message", ""),
+                        r["validate"]["pattern"],
+                        kinds,
+                        namespaces,
+                    )
+                )
             policies.append(Policy(doc["metadata"]["name"], rules))
     if not policies:
         raise ValueError(f"no Kyverno policy in {directory}")
@@ -89,7 +98,7 @@ def match_scalar(pattern: Any, value: Any) -> bool:
         alt = alternative.strip()
         for op in (">=", "<=", ">", "<"):
             if alt.startswith(op):
-                if _compare(op, alt[len(op):], value):
+                if _compare(op, alt[len(op) :], value):
                     return True
                 break
         else:
@@ -131,13 +140,15 @@ def match(pattern: Any, value: Any, path: str = "") -> list[str]:
 
 
 def check_pod(policies: list[Policy], pod: dict[str, Any], namespace: str) -> list[str]:
-    """Apply every Pod rule whose namespace globs match to a pod (or pod template: {metadata, spec})."""
+    """Apply every Pod rule whose namespace globs match to a pod or a pod template."""
     errors: list[str] = []
     for policy in policies:
         for rule in policy.rules:
             if "Pod" not in rule.kinds:
                 continue
-            if rule.namespaces and not any(fnmatch.fnmatchcase(namespace, g) for g in rule.namespaces):
+            if rule.namespaces and not any(
+                fnmatch.fnmatchcase(namespace, g) for g in rule.namespaces
+            ):
                 continue
             for err in match(rule.pattern, pod):
                 errors.append(f"{policy.name}/{rule.name}: {err} ({rule.message})")

@@ -2,17 +2,17 @@
 
 Subcommands (each exits non-zero on failure; deploy/check.sh runs them all):
 
-  render       render the Helm chart for every scenario into var/deploy-check/rendered/<scenario>.yaml
+  render       render the chart for every scenario into var/deploy-check/rendered/<scenario>.yaml
   lint         `helm lint --strict` through the Helm Go SDK (helm-python-sdk)
   schema       values.schema.json: every values file passes, known-bad values fail rendering
   kube         kubernetes-validate (1.30, strict) on every built-in object of every scenario
-  crds         cloudcoil pydantic models for CRD objects (ServiceMonitor, PrometheusRule, ScaledObject,
-               TriggerAuthentication, Certificate) and for the Kyverno ClusterPolicy in deploy/policies/
-  policy       every rendered workload satisfies deploy/policies/*.yaml (Kyverno patterns, evaluated here)
+  crds         cloudcoil pydantic models for CRD objects (ServiceMonitor, PrometheusRule,
+               ScaledObject, TriggerAuthentication, Certificate) and the Kyverno ClusterPolicy
+  policy       every rendered workload satisfies deploy/policies/*.yaml (patterns evaluated here)
   promql       every rule/dashboard expression parses with promql-parser
   hcl          Terraform parses (python-hcl2); module calls match module variables; secrets are
                `sensitive = true` and absent from *.tfvars; environments share stack/variables.tf
-  expect       structural expectations (KEDA vs HPA fallback, hooks, probes, chart files == ops files)
+  expect       structure (KEDA vs HPA fallback, hooks, probes, chart files == ops files)
   all          everything above, in order
 
 The Helm engine is helm-python-sdk 0.2.2 (Helm v4.2.3 Go SDK via ctypes). `Chart.render()` has no
@@ -51,6 +51,7 @@ SCENARIOS: dict[str, tuple[list[str], list[str]]] = {
     "dev": (["values-dev.yaml"], []),
     "staging": (["values-staging.yaml"], CRD_APIS),
     "prod": (["values-prod.yaml"], CRD_APIS),
+    "temporal-cloud": (["ci/temporal-cloud-values.yaml"], CRD_APIS),
 }
 
 # Values that values.schema.json must reject (each must make rendering fail).
@@ -61,19 +62,46 @@ BAD_VALUES: dict[str, dict[str, Any]] = {
     "bad log format": {"config": {"logging": {"format": "xml"}}},
     "temporal address without port": {"temporal": {"address": "temporal-frontend"}},
     "pool as string": {"config": {"database": {"pool": {"max": "ten"}}}},
-    "privileged escalation allowed": {"containerSecurityContext": {"allowPrivilegeEscalation": True}},
+    "privileged escalation allowed": {
+        "containerSecurityContext": {"allowPrivilegeEscalation": True}
+    },
     "runAsNonRoot false": {"podSecurityContext": {"runAsNonRoot": False}},
     "root uid": {"podSecurityContext": {"runAsUser": 0}},
     "no cpu limit": {"controlPlane": {"resources": {"limits": {"cpu": None}}}},
     "cpu limit not a quantity": {"dataPlane": {"resources": {"limits": {"cpu": "lots"}}}},
-    "memory request not a quantity": {"workers": {"queues": [{"name": "control", "taskQueue": "connector.control", "replicaCount": 1, "resources": {"requests": {"cpu": "1", "memory": "1 GB"}, "limits": {"cpu": "1", "memory": "1Gi"}}, "autoscaling": {"enabled": False}, "pdb": {"enabled": False}}]}},
-    "bad task queue name": {"workers": {"queues": [{"name": "Bad_Name", "taskQueue": "connector.control"}]}},
+    "memory request not a quantity": {
+        "workers": {
+            "queues": [
+                {
+                    "name": "control",
+                    "taskQueue": "connector.control",
+                    "replicaCount": 1,
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "1 GB"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                    "autoscaling": {"enabled": False},
+                    "pdb": {"enabled": False},
+                }
+            ]
+        }
+    },
+    "bad task queue name": {
+        "workers": {"queues": [{"name": "Bad_Name", "taskQueue": "connector.control"}]}
+    },
     "bad pull policy": {"image": {"pullPolicy": "Sometimes"}},
     "bad environment": {"environment": "qa"},
 }
 
-BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1",
-                  "rbac.authorization.k8s.io/v1"}
+BUILTIN_GROUPS = {
+    "v1",
+    "apps/v1",
+    "batch/v1",
+    "policy/v1",
+    "autoscaling/v2",
+    "networking.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1",
+}
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -106,10 +134,16 @@ def render(values: dict[str, Any] | None, api_versions: list[str]) -> dict[str, 
     try:
         if values:
             chart.validate_schema(values)
-        opts = {"name": RELEASE, "namespace": NAMESPACE, "api_versions": api_versions,
-                "kube_version": f"v{KUBE_VERSION}.0", "is_install": True}
-        raw = _native.call_string("helm_render", chart._raw(), json.dumps(values) if values else None,
-                                  json.dumps(opts))
+        opts = {
+            "name": RELEASE,
+            "namespace": NAMESPACE,
+            "api_versions": api_versions,
+            "kube_version": f"v{KUBE_VERSION}.0",
+            "is_install": True,
+        }
+        raw = _native.call_string(
+            "helm_render", chart._raw(), json.dumps(values) if values else None, json.dumps(opts)
+        )
         result = json.loads(raw)
     finally:
         chart.close()
@@ -160,9 +194,9 @@ class Failures:
     def done(self, ok_msg: str) -> int:
         if self.items:
             for item in self.items:
-                print(f"FAIL [{self.what}] {item}", file=sys.stderr)
+                print(f"FAIL [{self.what}] {item}", file=sys.stderr)  # noqa: T201 (CLI output)
             return 1
-        print(f"ok   [{self.what}] {ok_msg}")
+        print(f"ok   [{self.what}] {ok_msg}")  # noqa: T201 (CLI output)
         return 0
 
 
@@ -180,7 +214,8 @@ def cmd_render(_: argparse.Namespace) -> int:
         docs = [strip_source(d) for d in docs_of(manifests)]
         # a stable multi-document stream for kubernetes-validate, checkov and humans
         (OUT / f"{name}.yaml").write_text(
-            "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs))
+            "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs)
+        )
         counts.append(f"{name}={len(docs)}")
     return fails.done("rendered " + ", ".join(counts) + f" -> {OUT.relative_to(ROOT)}")
 
@@ -190,9 +225,16 @@ def cmd_lint(_: argparse.Namespace) -> int:
 
     fails = Failures("helm lint")
     for files in ([], ["values-dev.yaml"], ["values-staging.yaml"], ["values-prod.yaml"]):
-        report = helm.lint(str(CHART), strict=True, kube_version=f"v{KUBE_VERSION}.0",
-                           values=user_values(files) or None) if files else \
-            helm.lint(str(CHART), strict=True, kube_version=f"v{KUBE_VERSION}.0")
+        report = (
+            helm.lint(
+                str(CHART),
+                strict=True,
+                kube_version=f"v{KUBE_VERSION}.0",
+                values=user_values(files) or None,
+            )
+            if files
+            else helm.lint(str(CHART), strict=True, kube_version=f"v{KUBE_VERSION}.0")
+        )
         for msg in report.get("messages", []):
             if msg.get("severity", 0) >= 2:
                 fails.add(f"{files or 'values.yaml'}: {msg}")
@@ -255,7 +297,9 @@ def cmd_crds(_: argparse.Namespace) -> int:
     for name in SCENARIOS:
         docs += [(name, d) for d in scenario_docs(name)]
     for path in sorted((ROOT / "deploy" / "policies").glob("*.yaml")):
-        docs += [(str(path.relative_to(ROOT)), d) for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += [
+            (str(path.relative_to(ROOT)), d) for d in yaml.safe_load_all(path.read_text()) if d
+        ]
     for where, doc in docs:
         if doc.get("apiVersion") in BUILTIN_GROUPS:
             continue
@@ -269,7 +313,14 @@ def cmd_crds(_: argparse.Namespace) -> int:
         except Exception as exc:
             fails.add(f"{where}: {ident(doc)}: {exc}")
         seen[doc["kind"]] = seen.get(doc["kind"], 0) + 1
-    for kind in ("ServiceMonitor", "PrometheusRule", "ScaledObject", "ClusterPolicy", "Certificate"):
+    for kind in (
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "ClusterPolicy",
+        "Certificate",
+        "TriggerAuthentication",
+    ):
         if not seen.get(kind):
             fails.add(f"no {kind} was validated: a CRD branch did not render")
     return fails.done(", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
@@ -368,11 +419,15 @@ def cmd_expect(_: argparse.Namespace) -> int:
                 fails.add(f"{name}: {ident(d)} liveness is not /health")
             if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
                 fails.add(f"{name}: {ident(d)} readiness is not /ready")
-        hooks = {d["metadata"]["name"]: d["metadata"]["annotations"].get("helm.sh/hook", "")
-                 for d in kinds(name, "Job")}
+        hooks = {
+            d["metadata"]["name"]: d["metadata"]["annotations"].get("helm.sh/hook", "")
+            for d in kinds(name, "Job")
+        }
         if not any("pre-upgrade" in h and c.endswith("-migrate") for c, h in hooks.items()):
             fails.add(f"{name}: no pre-upgrade migrations hook Job ({hooks})")
-        if not any("post-install" in h and c.endswith("-temporal-bootstrap") for c, h in hooks.items()):
+        if not any(
+            "post-install" in h and c.endswith("-temporal-bootstrap") for c, h in hooks.items()
+        ):
             fails.add(f"{name}: no post-install temporal-bootstrap hook Job ({hooks})")
         if name != "dev" and len(kinds(name, "PodDisruptionBudget")) < 5:
             fails.add(f"{name}: expected a PDB for CP, DP and every worker queue")
@@ -385,12 +440,16 @@ def cmd_expect(_: argparse.Namespace) -> int:
             fails.add(f"default: {ident(s)} first trigger is not temporal")
     hpa_names = {h["metadata"]["name"] for h in kinds("default-no-crds", "HorizontalPodAutoscaler")}
     if kinds("default-no-crds", "ScaledObject") or not all(
-            any(n.endswith(f"-worker-{q}") for n in hpa_names) for q in ("control", "dataplane", "ops")):
-        fails.add(f"default-no-crds: expected HPA fallback for every worker, got {sorted(hpa_names)}")
+        any(n.endswith(f"-worker-{q}") for n in hpa_names) for q in ("control", "dataplane", "ops")
+    ):
+        fails.add(
+            f"default-no-crds: expected HPA fallback for every worker, got {sorted(hpa_names)}"
+        )
     for h in kinds("default", "HorizontalPodAutoscaler"):
         b = h["spec"]["behavior"]
-        if b["scaleDown"]["policies"] != [{"type": "Percent", "value": 10, "periodSeconds": 60}] or \
-                b["scaleUp"]["policies"] != [{"type": "Percent", "value": 50, "periodSeconds": 60}]:
+        if b["scaleDown"]["policies"] != [
+            {"type": "Percent", "value": 10, "periodSeconds": 60}
+        ] or b["scaleUp"]["policies"] != [{"type": "Percent", "value": 50, "periodSeconds": 60}]:
             fails.add(f"default: {ident(h)} does not carry the seed's behaviour policies")
     for kind in ("ServiceMonitor", "PrometheusRule"):
         if kinds("default-no-crds", kind):
@@ -400,19 +459,34 @@ def cmd_expect(_: argparse.Namespace) -> int:
         ops_rules = yaml.safe_load((ROOT / "ops" / "prometheus" / "rules.yml").read_text())
         if prom_rule[0]["spec"] != ops_rules:
             fails.add("PrometheusRule.spec differs from ops/prometheus/rules.yml")
-    dash_cm = [d for d in kinds("default", "ConfigMap") if d["metadata"]["name"].endswith("-dashboards")]
+    dash_cm = [
+        d for d in kinds("default", "ConfigMap") if d["metadata"]["name"].endswith("-dashboards")
+    ]
     for p in (ROOT / "ops" / "grafana" / "dashboards").glob("*.json"):
-        if not dash_cm or json.loads(dash_cm[0]["data"].get(p.name, "null")) != json.loads(p.read_text()):
+        if not dash_cm or json.loads(dash_cm[0]["data"].get(p.name, "null")) != json.loads(
+            p.read_text()
+        ):
             fails.add(f"dashboard ConfigMap does not carry {p.name} verbatim")
-    return fails.done("hooks, probes, KEDA/HPA fallback, seed HPA behaviour, chart files == ops files")
+    return fails.done(
+        "hooks, probes, KEDA/HPA fallback, seed HPA behaviour, chart files == ops files"
+    )
 
 
 TF = ROOT / "deploy" / "terraform"
-SECRET_WORDS = ("password", "api_key", "api_keys", "key_pem", "secret", "token", "database_url", "redis_url")
+SECRET_WORDS = (
+    "password",
+    "api_key",
+    "api_keys",
+    "key_pem",
+    "secret",
+    "token",
+    "database_url",
+    "redis_url",
+)
 
 
 def is_secret_name(name: str) -> bool:
-    """password/api key/URL-with-credentials variables; `*_name` (e.g. tls_secret_name) are references."""
+    """Password/API-key/credential-URL variables; `*_name` ones (tls_secret_name) are references."""
     return any(w in name for w in SECRET_WORDS) and not name.endswith("_name")
 
 
@@ -424,8 +498,12 @@ def hcl_load(path: Path) -> dict[str, Any]:
     from hcl2.utils import SerializationOptions
 
     with path.open() as fh:
-        return hcl2.load(fh, serialization_options=SerializationOptions(
-            strip_string_quotes=True, explicit_blocks=False, with_comments=False))
+        return hcl2.load(
+            fh,
+            serialization_options=SerializationOptions(
+                strip_string_quotes=True, explicit_blocks=False, with_comments=False
+            ),
+        )
 
 
 def tf_module_variables(directory: Path) -> dict[str, dict[str, Any]]:
@@ -461,20 +539,31 @@ def cmd_hcl(_: argparse.Namespace) -> int:
                     declared = tf_module_variables(target)
                     given = set(args) - META_ARGS
                     for extra in sorted(given - set(declared)):
-                        fails.add(f"{path.relative_to(ROOT)}: module {mod_name} passes undeclared {extra}")
-                    for missing in sorted(n for n, v in declared.items() if "default" not in v and n not in given):
-                        fails.add(f"{path.relative_to(ROOT)}: module {mod_name} misses required {missing}")
+                        fails.add(
+                            f"{path.relative_to(ROOT)}: module {mod_name} passes undeclared {extra}"
+                        )
+                    for missing in sorted(
+                        n for n, v in declared.items() if "default" not in v and n not in given
+                    ):
+                        fails.add(
+                            f"{path.relative_to(ROOT)}: module {mod_name} misses required {missing}"
+                        )
     for path in files:
         if path.suffix == ".tfvars":
             for key in parsed.get(path, {}):
                 if is_secret_name(key):
-                    fails.add(f"{path.relative_to(ROOT)}: secret {key} must come from TF_VAR_{key}, not tfvars")
+                    fails.add(f"{path.relative_to(ROOT)}: secret {key} must come from TF_VAR_{key}")
             root_vars = tf_module_variables(path.parent)
             for key in parsed.get(path, {}):
                 if key not in root_vars:
-                    fails.add(f"{path.relative_to(ROOT)}: {key} is not a variable of {path.parent.name}")
-            missing = sorted(n for n, v in root_vars.items() if "default" not in v and n not in parsed.get(path, {})
-                             and not is_secret_name(n))
+                    fails.add(
+                        f"{path.relative_to(ROOT)}: {key} is not a variable of {path.parent.name}"
+                    )
+            missing = sorted(
+                n
+                for n, v in root_vars.items()
+                if "default" not in v and n not in parsed.get(path, {}) and not is_secret_name(n)
+            )
             if missing:
                 fails.add(f"{path.relative_to(ROOT)}: no value for {missing}")
     stack_vars = (TF / "stack" / "variables.tf").read_text().splitlines()[1:]
@@ -482,22 +571,33 @@ def cmd_hcl(_: argparse.Namespace) -> int:
         env_vars = (TF / "environments" / env / "variables.tf").read_text().splitlines()[1:]
         if env_vars != stack_vars:
             fails.add(f"environments/{env}/variables.tf differs from stack/variables.tf")
-    return fails.done(f"{len(files)} files parse; module wiring, sensitive secrets, tfvars complete")
+    return fails.done(
+        f"{len(files)} files parse; module wiring, sensitive secrets, tfvars complete"
+    )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "render": cmd_render, "lint": cmd_lint, "schema": cmd_schema, "kube": cmd_kube, "crds": cmd_crds,
-    "policy": cmd_policy, "promql": cmd_promql, "hcl": cmd_hcl, "expect": cmd_expect,
+    "render": cmd_render,
+    "lint": cmd_lint,
+    "schema": cmd_schema,
+    "kube": cmd_kube,
+    "crds": cmd_crds,
+    "policy": cmd_policy,
+    "promql": cmd_promql,
+    "hcl": cmd_hcl,
+    "expect": cmd_expect,
 }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=[*COMMANDS, "all"])
     args = parser.parse_args()
     if args.command == "all":
         rc = 0
-        for name, fn in COMMANDS.items():
+        for _name, fn in COMMANDS.items():
             rc |= fn(args)
         return rc
     return COMMANDS[args.command](args)

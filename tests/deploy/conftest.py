@@ -1,8 +1,8 @@
 """Fixtures for the offline deployment tests (issue 7).
 
 The tests run under the main venv and shell out to the validation toolchain that
-`bash deploy/tools/install.sh` puts into .venv-tools / .venv-checkov (tooling.md §10). A missing tool
-is a failure with an actionable message, never a skip.
+`bash deploy/tools/install.sh` puts into .venv-tools / .venv-checkov (tooling.md §10). A missing
+tool is a failure with an actionable message, never a skip.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 # not put test directories on sys.path, so do it here.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy_testlib import RENDERED, SCENARIOS, Run, make_runner, validate  # noqa: E402
+from deploy_testlib import RENDERED, SCENARIOS, Run, make_runner, validate
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +31,7 @@ def rendered(run: Run) -> dict[str, list[dict[str, Any]]]:
     """Render every scenario once per session (Helm Go SDK) and load the manifests."""
     proc = validate(run, "render")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {name: [d for d in yaml.safe_load_all((RENDERED / f"{name}.yaml").read_text()) if d]
-            for name in SCENARIOS}
+    return {
+        name: [d for d in yaml.safe_load_all((RENDERED / f"{name}.yaml").read_text()) if d]
+        for name in SCENARIOS
+    }

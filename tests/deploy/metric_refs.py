@@ -5,13 +5,13 @@ For a live cross-check against a running connector's `/metrics`::
     from metric_refs import referenced_metric_names   # load by path: tests/deploy/metric_refs.py
     missing = referenced_metric_names() - names_seen_in_scrape
 
-`referenced_metric_names()` returns *series* names exactly as written in PromQL, so histograms appear
-with their `_bucket` suffix (`http_request_duration_seconds_bucket`) and counters with `_total` -- the
-same names the text exposition format carries. `referenced_metric_families()` strips the histogram
-suffixes (`_bucket`, `_sum`, `_count`) to give family names.
+`referenced_metric_names()` returns *series* names exactly as written in PromQL, so histograms
+appear with their `_bucket` suffix (`http_request_duration_seconds_bucket`) and counters with
+`_total` -- the same names the text exposition format carries. `referenced_metric_families()`
+strips the histogram suffixes (`_bucket`, `_sum`, `_count`) to give family names.
 
-Parsing uses promql-parser (from this venv, or from `.venv-tools` when only that has it); without it a
-conservative tokenizer is used. Both give the same result for our expressions (tests/deploy checks).
+Parsing uses promql-parser (from this venv, or from `.venv-tools` when only that has it); without
+it a conservative tokenizer is used. Both give the same result for our expressions (tested).
 Self-contained on purpose: stdlib + PyYAML only.
 """
 
@@ -35,8 +35,22 @@ DASHBOARDS = ROOT / "ops" / "grafana" / "dashboards"
 GRAFANA_MACROS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-             "unless", "offset", "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def expressions() -> Iterator[tuple[str, str]]:
@@ -106,7 +120,7 @@ def names_in_expr_regex(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         token = match.group(0)
-        rest = text[match.end():].lstrip()
+        rest = text[match.end() :].lstrip()
         if rest.startswith("(") or token.lower() in _KEYWORDS:
             continue  # function or aggregation call, or a keyword
         before = text[: match.start()]
@@ -139,4 +153,4 @@ def referenced_metric_families() -> set[str]:
 
 if __name__ == "__main__":
     for metric in sorted(referenced_metric_names()):
-        print(metric)
+        print(metric)  # noqa: T201 (CLI output)

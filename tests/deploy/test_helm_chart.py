@@ -1,4 +1,4 @@
-"""Helm chart: render (Helm Go SDK), lint, values schema, Kubernetes schemas, CRD models, structure."""
+"""Helm chart: render (Helm Go SDK), lint, values schema, k8s schemas, CRD models, structure."""
 
 from __future__ import annotations
 
@@ -20,16 +20,31 @@ def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def by_name(docs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
     found = [d for d in kinds(docs, kind) if d["metadata"]["name"].endswith(suffix)]
-    assert len(found) == 1, f"{kind} *{suffix}: {[d['metadata']['name'] for d in kinds(docs, kind)]}"
+    assert len(found) == 1, (
+        f"{kind} *{suffix}: {[d['metadata']['name'] for d in kinds(docs, kind)]}"
+    )
     return found[0]
 
 
 def test_every_scenario_renders(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for name in SCENARIOS:
-        assert {"Deployment", "Service", "ConfigMap", "Job", "NetworkPolicy", "ServiceAccount", "Role",
-                "RoleBinding"} <= {d["kind"] for d in rendered[name]}, name
-    assert {"ServiceMonitor", "PrometheusRule", "ScaledObject", "HorizontalPodAutoscaler",
-            "PodDisruptionBudget"} <= {d["kind"] for d in rendered["default"]}
+        assert {
+            "Deployment",
+            "Service",
+            "ConfigMap",
+            "Job",
+            "NetworkPolicy",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+        } <= {d["kind"] for d in rendered[name]}, name
+    assert {
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    } <= {d["kind"] for d in rendered["default"]}
     assert {"Ingress", "Certificate"} <= {d["kind"] for d in rendered["prod"]}
 
 
@@ -54,7 +69,8 @@ def test_a_bad_value_fails_rendering(run: Run) -> None:
     )
     proc = run(tool("python"), "-c", code)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "HelmValuesError" in proc.stdout and "replicaCount" in proc.stdout, proc.stdout
+    assert "HelmValuesError" in proc.stdout, proc.stdout
+    assert "replicaCount" in proc.stdout, proc.stdout
 
 
 def test_kubernetes_validate_strict_1_30(run: Run, rendered: dict[str, Any]) -> None:
@@ -68,7 +84,13 @@ def test_kubernetes_validate_strict_1_30(run: Run, rendered: dict[str, Any]) -> 
 def test_crd_objects_validate_against_cloudcoil_models(run: Run, rendered: dict[str, Any]) -> None:
     proc = validate(run, "crds")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for kind in ("ServiceMonitor", "PrometheusRule", "ScaledObject", "ClusterPolicy", "Certificate"):
+    for kind in (
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "ClusterPolicy",
+        "Certificate",
+    ):
         assert f"{kind}=" in proc.stdout, proc.stdout
 
 
@@ -79,12 +101,14 @@ def test_chart_expectations(run: Run, rendered: dict[str, Any]) -> None:
 
 def test_one_worker_deployment_per_task_queue(rendered: dict[str, list[dict[str, Any]]]) -> None:
     for name in SCENARIOS:
-        workers = {d["metadata"]["labels"].get("connector.io/task-queue"): d
-                   for d in kinds(rendered[name], "Deployment")}
+        workers = {
+            d["metadata"]["labels"].get("connector.io/task-queue"): d
+            for d in kinds(rendered[name], "Deployment")
+        }
         assert sorted(q for q in workers if q) == QUEUES, name
         for queue in QUEUES:
             container = workers[queue]["spec"]["template"]["spec"]["containers"][0]
-            assert container["args"][:3] == ["worker", "--queue", queue]
+            assert container["args"][2:5] == ["worker", "--queue", queue]
             assert container["image"].endswith("-worker")
             assert workers[queue]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 25
 
@@ -93,7 +117,8 @@ def test_roles_ports_and_probes(rendered: dict[str, list[dict[str, Any]]]) -> No
     docs = rendered["default"]
     for suffix, role, port in (("-cp", "control-plane", 3000), ("-dp", "data-plane", 3001)):
         c = by_name(docs, "Deployment", suffix)["spec"]["template"]["spec"]["containers"][0]
-        assert c["args"][0] == role and c["image"].endswith(f"-{role}")
+        assert c["args"] == ["--config", "/etc/connector/config.yaml", role]
+        assert c["image"].endswith(f"-{role}")
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports == {"http": port, "metrics": 9090}
         assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
@@ -103,21 +128,47 @@ def test_roles_ports_and_probes(rendered: dict[str, list[dict[str, Any]]]) -> No
 
 
 def test_env_contract(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    c = by_name(rendered["default"], "Deployment", "-cp")["spec"]["template"]["spec"]["containers"][0]
+    c = by_name(rendered["default"], "Deployment", "-cp")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     env = {e["name"]: e for e in c["env"]}
-    for secret in ("CONNECTOR_DATABASE__URL", "CONNECTOR_REDIS__URL", "CONNECTOR_MANAGEMENT__API_KEYS"):
+    for secret in (
+        "CONNECTOR_DATABASE__URL",
+        "CONNECTOR_REDIS__URL",
+        "CONNECTOR_MANAGEMENT__API_KEYS",
+    ):
         assert "secretKeyRef" in env[secret]["valueFrom"], secret
-    for name in ("CONNECTOR_TEMPORAL__ADDRESS", "CONNECTOR_TEMPORAL__NAMESPACE", "CONNECTOR_SERVER__PORT",
-                 "CONNECTOR_SERVER__PUBLIC_URL", "CONNECTOR_DATAPLANE__PORT", "CONNECTOR_DATAPLANE__PUBLIC_URL",
-                 "CONNECTOR_METRICS__PORT", "CONNECTOR_LOGGING__LEVEL", "CONNECTOR_LOGGING__FORMAT",
-                 "CONNECTOR_IDENTITY__PARTICIPANT_ID", "CONNECTOR_IDENTITY__DID", "CONNECTOR_IDENTITY__KEY_PATH",
-                 "CONNECTOR_DATABASE__POOL__MIN", "CONNECTOR_DATABASE__POOL__MAX", "CONNECTOR_DATA_DIR"):
+    for name in (
+        "CONNECTOR_TEMPORAL__ADDRESS",
+        "CONNECTOR_TEMPORAL__NAMESPACE",
+        "CONNECTOR_SERVER__PORT",
+        "CONNECTOR_SERVER__PUBLIC_URL",
+        "CONNECTOR_DATAPLANE__PORT",
+        "CONNECTOR_DATAPLANE__PUBLIC_URL",
+        "CONNECTOR_METRICS__PORT",
+        "CONNECTOR_LOGGING__LEVEL",
+        "CONNECTOR_LOGGING__FORMAT",
+        "CONNECTOR_IDENTITY__PARTICIPANT_ID",
+        "CONNECTOR_IDENTITY__DID",
+        "CONNECTOR_IDENTITY__KEY_PATH",
+        "CONNECTOR_DATABASE__POOL__MIN",
+        "CONNECTOR_DATABASE__POOL__MAX",
+        "CONNECTOR_DATA_DIR",
+    ):
         assert "value" in env[name], name
     assert env["CONNECTOR_TEMPORAL__ADDRESS"]["value"].rsplit(":", 1)[1] == "7233"
-    assert c["args"][-2:] == ["--config", "/etc/connector/config.yaml"]
+    assert c["args"][:2] == ["--config", "/etc/connector/config.yaml"]
     cm = by_name(rendered["default"], "ConfigMap", "-config")
     config = yaml.safe_load(cm["data"]["config.yaml"])
-    assert {"server", "database", "redis", "temporal", "logging", "identity", "policies", "adapters"} <= set(config)
+    assert {
+        "server",
+        "database",
+        "redis",
+        "temporal",
+        "logging",
+        "identity",
+        "adapters",
+    } <= set(config)
     assert "url" not in config["database"], "secrets must not be in the ConfigMap"
 
 
@@ -142,8 +193,13 @@ def test_hardening_on_every_workload(rendered: dict[str, list[dict[str, Any]]]) 
                     assert {"cpu", "memory"} <= set(c["resources"][kind]), where
 
 
-def test_keda_scaledobjects_use_the_temporal_scaler(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    objs = {s["spec"]["triggers"][0]["metadata"]["taskQueue"]: s for s in kinds(rendered["default"], "ScaledObject")}
+def test_keda_scaledobjects_use_the_temporal_scaler(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objs = {
+        s["spec"]["triggers"][0]["metadata"]["taskQueue"]: s
+        for s in kinds(rendered["default"], "ScaledObject")
+    }
     assert sorted(objs) == QUEUES
     for queue, so in objs.items():
         trigger = so["spec"]["triggers"][0]
@@ -153,8 +209,12 @@ def test_keda_scaledobjects_use_the_temporal_scaler(rendered: dict[str, list[dic
         assert int(trigger["metadata"]["targetQueueSize"]) >= 1
         assert so["spec"]["scaleTargetRef"]["name"].endswith(queue.split(".")[1])
         assert so["spec"]["cooldownPeriod"] >= 60
-    assert objs["connector.control"]["spec"]["minReplicaCount"] >= 2, "update-with-start needs a live worker"
-    assert objs["connector.dataplane"]["spec"]["triggers"][0]["metadata"]["queueTypes"] == "activity"
+    assert objs["connector.control"]["spec"]["minReplicaCount"] >= 2, (
+        "update-with-start needs a live worker"
+    )
+    assert (
+        objs["connector.dataplane"]["spec"]["triggers"][0]["metadata"]["queueTypes"] == "activity"
+    )
 
 
 def test_hpa_fallback_without_keda(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -163,7 +223,9 @@ def test_hpa_fallback_without_keda(rendered: dict[str, list[dict[str, Any]]]) ->
     names = {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")}
     for q in ("control", "dataplane", "ops"):
         assert any(n.endswith(f"-worker-{q}") for n in names), names
-    worker_hpas = [h for h in kinds(docs, "HorizontalPodAutoscaler") if "-worker-" in h["metadata"]["name"]]
+    worker_hpas = [
+        h for h in kinds(docs, "HorizontalPodAutoscaler") if "-worker-" in h["metadata"]["name"]
+    ]
     for h in worker_hpas:
         assert h["spec"]["minReplicas"] >= 1
 
@@ -172,17 +234,30 @@ def test_hpa_behaviour_is_the_seeds(rendered: dict[str, list[dict[str, Any]]]) -
     for suffix in ("-cp", "-dp"):
         hpa = by_name(rendered["default"], "HorizontalPodAutoscaler", suffix)
         b = hpa["spec"]["behavior"]
-        assert b["scaleDown"] == {"stabilizationWindowSeconds": 300,
-                                  "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}
-        assert b["scaleUp"] == {"stabilizationWindowSeconds": 60,
-                                "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]}
+        assert b["scaleDown"] == {
+            "stabilizationWindowSeconds": 300,
+            "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}],
+        }
+        assert b["scaleUp"] == {
+            "stabilizationWindowSeconds": 60,
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+        }
 
 
 def test_network_policy(rendered: dict[str, list[dict[str, Any]]]) -> None:
     np = kinds(rendered["default"], "NetworkPolicy")[0]["spec"]
     assert np["policyTypes"] == ["Ingress", "Egress"]
-    egress_ports = {(p["protocol"], p["port"]) for rule in np["egress"] for p in rule.get("ports", [])}
-    assert {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 6379), ("TCP", 7233), ("TCP", 443)} <= egress_ports
+    egress_ports = {
+        (p["protocol"], p["port"]) for rule in np["egress"] for p in rule.get("ports", [])
+    }
+    assert {
+        ("UDP", 53),
+        ("TCP", 53),
+        ("TCP", 5432),
+        ("TCP", 6379),
+        ("TCP", 7233),
+        ("TCP", 443),
+    } <= egress_ports
     ingress_ports = {p["port"] for rule in np["ingress"] for p in rule.get("ports", [])}
     assert {3000, 3001, 9090} <= ingress_ports
 
@@ -197,11 +272,25 @@ def test_helm_hooks(rendered: dict[str, list[dict[str, Any]]]) -> None:
         assert boot["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
         assert boot["spec"]["template"]["spec"]["containers"][0]["args"][0] == "temporal-bootstrap"
         assert int(migrate["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
-            boot["metadata"]["annotations"]["helm.sh/hook-weight"])
+            boot["metadata"]["annotations"]["helm.sh/hook-weight"]
+        )
+        for job in (migrate, boot):
+            pod = job["spec"]["template"]["spec"]
+            # pre-install hooks run before the release's ServiceAccount and ConfigMap exist
+            assert "serviceAccountName" not in pod, name
+            assert pod["automountServiceAccountToken"] is False, name
+            assert not any("configMap" in v for v in pod["volumes"]), name
+            assert "--config" not in pod["containers"][0]["args"], name
     # with an existing Secret (default/prod) migrations can run before anything else
-    assert "pre-install" in by_name(rendered["prod"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+    assert (
+        "pre-install"
+        in by_name(rendered["prod"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+    )
     # with the chart-made Secret (dev) they run after it exists
-    assert "post-install" in by_name(rendered["dev"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+    assert (
+        "post-install"
+        in by_name(rendered["dev"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
+    )
 
 
 def test_monitoring_objects_come_from_ops(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -213,23 +302,51 @@ def test_monitoring_objects_come_from_ops(rendered: dict[str, list[dict[str, Any
         assert json.loads(dash["data"][path.name]) == json.loads(path.read_text())
     sm = kinds(rendered["default"], "ServiceMonitor")[0]
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
-    scraped = [s for s in kinds(rendered["default"], "Service")
-               if s["metadata"]["labels"].get("connector.io/scrape") == "true"]
-    assert len(scraped) == 5 and all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in scraped)
+    scraped = [
+        s
+        for s in kinds(rendered["default"], "Service")
+        if s["metadata"]["labels"].get("connector.io/scrape") == "true"
+    ]
+    assert len(scraped) == 5
+    assert all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in scraped)
     for name in ("dev", "default-no-crds"):
-        assert not kinds(rendered[name], "ServiceMonitor") and not kinds(rendered[name], "PrometheusRule")
+        assert not kinds(rendered[name], "ServiceMonitor")
+        assert not kinds(rendered[name], "PrometheusRule")
+
+
+def test_temporal_cloud_api_key(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["temporal-cloud"]
+    auth = kinds(docs, "TriggerAuthentication")
+    assert len(auth) == 1
+    assert auth[0]["spec"]["secretTargetRef"][0]["parameter"] == "apiKey"
+    for so in kinds(docs, "ScaledObject"):
+        trigger = so["spec"]["triggers"][0]
+        assert trigger["authenticationRef"]["name"] == auth[0]["metadata"]["name"]
+        assert trigger["metadata"]["enableTLS"] == "true"
+    c = by_name(docs, "Deployment", "-worker-control")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert (
+        env["CONNECTOR_TEMPORAL__API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "temporal-api-key"
+    )
+    assert "CONNECTOR_TEMPORAL__API_KEY" not in {
+        e["name"]
+        for e in by_name(rendered["default"], "Deployment", "-cp")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
 
 
 def test_secret_only_for_dev(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert kinds(rendered["dev"], "Secret"), "dev uses the chart-made Secret"
-    for name in ("default", "staging", "prod"):
+    for name in ("default", "staging", "prod", "temporal-cloud"):
         assert not kinds(rendered[name], "Secret"), f"{name} must use an existing Secret"
 
 
 def test_ingress_and_certificate(rendered: dict[str, list[dict[str, Any]]]) -> None:
     ing = kinds(rendered["prod"], "Ingress")[0]["spec"]
     paths = {p["path"]: p["backend"]["service"]["name"] for p in ing["rules"][0]["http"]["paths"]}
-    assert paths["/dsp"].endswith("-cp") and paths["/.well-known"].endswith("-cp")
+    assert paths["/dsp"].endswith("-cp")
+    assert paths["/.well-known"].endswith("-cp")
     assert paths["/public"].endswith("-dp")
     assert "/management" not in paths, "the management API must not be exposed publicly by default"
     cert = kinds(rendered["prod"], "Certificate")[0]["spec"]

@@ -25,7 +25,9 @@ def test_k6_inspect_smoke_profile(run: Run) -> None:
     opts = k6_inspect(run)
     assert set(opts["scenarios"]) == {"dsp", "management"}
     th = opts["thresholds"]
-    assert "http_req_failed" in th and "errors" in th and "http_req_duration{scenario:dsp}" in th
+    assert "http_req_failed" in th
+    assert "errors" in th
+    assert "http_req_duration{scenario:dsp}" in th
     req = k6_inspect(run, "--execution-requirements")
     assert req["maxVUs"] <= 5, "the default profile is a smoke test"
 
@@ -38,23 +40,47 @@ def test_k6_load_profile_is_the_seeds_ramp(run: Run) -> None:
 
 def test_k6_script_speaks_dsp_2025_1() -> None:
     js = K6_SCRIPT.read_text()
-    for needle in ("/catalog/request", "/negotiations/request", "'CatalogRequestMessage'",
-                   "'ContractRequestMessage'", "__ENV.DSP_TOKEN", "Bearer", "__ENV.API_KEY", "'X-Api-Key'",
-                   "/management/v1/", "https://w3id.org/dspace/2025/1/context.jsonld", "callbackAddress"):
+    for needle in (
+        "/catalog/request",
+        "/negotiations/request",
+        "'CatalogRequestMessage'",
+        "'ContractRequestMessage'",
+        "__ENV.DSP_TOKEN",
+        "Bearer",
+        "__ENV.API_KEY",
+        "'X-Api-Key'",
+        "/management/v1/",
+        "https://w3id.org/dspace/2025/1/context.jsonld",
+        "callbackAddress",
+    ):
         assert needle in js, needle
-    assert "jslib.k6.io" not in js and not re.search(r"import .* from 'https?:", js), "no remote modules"
+    assert "jslib.k6.io" not in js, "no remote modules"
+    assert not re.search(r"import .* from 'https?:", js), "no remote modules"
 
 
 def test_run_script_defaults() -> None:
     sh = (ROOT / "ops" / "load" / "run.sh").read_text()
-    assert "--no-usage-report" in sh and "http://127.0.0.1:3000" in sh and "k6 run" not in sh.split("exec", 1)[0][-1:]
+    assert 'exec "$K6" run --no-usage-report' in sh
+    assert 'BASE_URL="${BASE_URL:-http://127.0.0.1:3000}"' in sh
 
 
 def test_checkov_on_rendered_manifests_dockerfile_terraform_workflows(run: Run) -> None:
     assert validate(run, "render").returncode == 0
-    proc = run(tool("checkov"), "--config-file", ".checkov.yaml", "-o", "json",
-               "-d", "var/deploy-check/rendered", "-d", "deploy/terraform", "-d", ".github/workflows",
-               "-d", "deploy/docker")
+    proc = run(
+        tool("checkov"),
+        "--config-file",
+        ".checkov.yaml",
+        "-o",
+        "json",
+        "-d",
+        "var/deploy-check/rendered",
+        "-d",
+        "deploy/terraform",
+        "-d",
+        ".github/workflows",
+        "-d",
+        "deploy/docker",
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     decoder = json.JSONDecoder()
     text, idx, reports = proc.stdout, 0, []
@@ -70,7 +96,9 @@ def test_checkov_on_rendered_manifests_dockerfile_terraform_workflows(run: Run) 
         assert r["summary"]["failed"] == 0, r["check_type"]
         assert r["summary"]["parsing_errors"] == 0, r["check_type"]
         passed[r["check_type"]] = max(passed.get(r["check_type"], 0), r["summary"]["passed"])
-    assert {"kubernetes", "dockerfile", "terraform", "github_actions"} <= {k for k, v in passed.items() if v > 0}
+    assert {"kubernetes", "dockerfile", "terraform", "github_actions"} <= {
+        k for k, v in passed.items() if v > 0
+    }
 
 
 def test_checkov_skips_are_justified() -> None:

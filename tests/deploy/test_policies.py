@@ -1,5 +1,5 @@
-"""Kyverno ClusterPolicy: valid against the cloudcoil model, and every rendered workload satisfies its
-patterns (evaluated in Python by deploy/tools/kyverno_check.py, reading the policy file itself)."""
+"""Kyverno ClusterPolicy: valid against the cloudcoil model, and every rendered workload satisfies
+its patterns (evaluated in Python by deploy/tools/kyverno_check.py, reading the policy file)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def test_seed_rules_are_present(policies: list[Any]) -> None:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_rendered_workload_satisfies_the_policy(
-        scenario: str, rendered: dict[str, list[dict[str, Any]]], policies: list[Any]) -> None:
+    scenario: str, rendered: dict[str, list[dict[str, Any]]], policies: list[Any]
+) -> None:
     found = workloads(rendered[scenario])
     assert len(found) >= 7, "CP, DP, three workers and two hook Jobs"
     for obj, pod in found:
@@ -85,17 +86,32 @@ MUTATIONS = [
     ("spec.containers.0.resources.limits.cpu", None, "require-resource-limits"),
     ("spec.containers.0.resources.requests", None, "require-resource-limits"),
     ("spec.containers.0.securityContext.privileged", True, "disallow-privileged"),
-    ("spec.containers.0.securityContext.allowPrivilegeEscalation", True, "require-hardened-containers"),
-    ("spec.containers.0.securityContext.readOnlyRootFilesystem", False, "require-hardened-containers"),
-    ("spec.containers.0.securityContext.capabilities.drop", ["NET_RAW"], "require-hardened-containers"),
+    (
+        "spec.containers.0.securityContext.allowPrivilegeEscalation",
+        True,
+        "require-hardened-containers",
+    ),
+    (
+        "spec.containers.0.securityContext.readOnlyRootFilesystem",
+        False,
+        "require-hardened-containers",
+    ),
+    (
+        "spec.containers.0.securityContext.capabilities.drop",
+        ["NET_RAW"],
+        "require-hardened-containers",
+    ),
     ("spec.securityContext.seccompProfile.type", "Unconfined", "require-seccomp-runtime-default"),
     ("spec.hostNetwork", True, "disallow-host-namespaces"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "rule"), MUTATIONS, ids=[f"{m[0]}={m[1]}" for m in MUTATIONS])
+@pytest.mark.parametrize(
+    ("path", "value", "rule"), MUTATIONS, ids=[f"{m[0]}={m[1]}" for m in MUTATIONS]
+)
 def test_the_evaluator_catches_violations(
-        path: str, value: Any, rule: str, rendered: dict[str, list[dict[str, Any]]], policies: list[Any]) -> None:
+    path: str, value: Any, rule: str, rendered: dict[str, list[dict[str, Any]]], policies: list[Any]
+) -> None:
     _, pod = workloads(rendered["prod"])[0]
     bad = copy.deepcopy(pod)
     _set(bad, path, value)
@@ -104,18 +120,31 @@ def test_the_evaluator_catches_violations(
 
 
 def test_rules_only_apply_to_connector_namespaces(
-        rendered: dict[str, list[dict[str, Any]]], policies: list[Any]) -> None:
+    rendered: dict[str, list[dict[str, Any]]], policies: list[Any]
+) -> None:
     _, pod = workloads(rendered["prod"])[0]
     bad = copy.deepcopy(pod)
     bad["spec"]["containers"][0]["securityContext"]["privileged"] = True
     assert kyverno.check_pod(policies, bad, namespace="kube-system") == []
 
 
-@pytest.mark.parametrize(("pattern", "value", "ok"), [
-    ("?*", "500m", True), ("?*", "", False), ("?*", None, False), (">0", 10001, True), (">0", 0, False),
-    ("false", False, True), ("false", True, False), ("true", True, True), (True, True, True),
-    ("RuntimeDefault", "RuntimeDefault", True), ("*", "anything", True), ("a|b", "b", True),
-])
+@pytest.mark.parametrize(
+    ("pattern", "value", "ok"),
+    [
+        ("?*", "500m", True),
+        ("?*", "", False),
+        ("?*", None, False),
+        (">0", 10001, True),
+        (">0", 0, False),
+        ("false", False, True),
+        ("false", True, False),
+        ("true", True, True),
+        (True, True, True),
+        ("RuntimeDefault", "RuntimeDefault", True),
+        ("*", "anything", True),
+        ("a|b", "b", True),
+    ],
+)
 def test_scalar_pattern_semantics(pattern: Any, value: Any, ok: bool) -> None:
     assert kyverno.match_scalar(pattern, value) is ok
 

@@ -1,4 +1,4 @@
-"""Terraform: `terraform fmt -check`, python-hcl2 parse + module wiring, secrets only as sensitive vars."""
+"""Terraform: `terraform fmt -check`, python-hcl2 parse + wiring, secrets only as sensitive vars."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def hcl(run: Run, path: Path) -> dict[str, Any]:
     code = (
         "import hcl2, json, sys\n"
         "from hcl2.utils import SerializationOptions\n"
-        "opts = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)\n"
+        "opts = SerializationOptions(\n"
+        "    strip_string_quotes=True, explicit_blocks=False, with_comments=False)\n"
         "print(json.dumps(hcl2.load(open(sys.argv[1]), serialization_options=opts)))\n"
     )
     proc = run(tool("python"), "-c", code, path)
@@ -53,30 +54,45 @@ def test_layout() -> None:
 
 def test_production_tfvars_follow_the_seed(run: Run) -> None:
     v = hcl(run, TF / "environments" / "production" / "terraform.tfvars")
-    assert v["environment"] == "production" and v["namespace"] == "connector-prod"
-    assert v["database_storage_size"] == "100Gi" and v["redis_storage_size"] == "20Gi"
-    assert v["storage_class"] == "fast-ssd" and v["tls_secret_name"] == "connector-tls"
+    assert v["environment"] == "production"
+    assert v["namespace"] == "connector-prod"
+    assert v["database_storage_size"] == "100Gi"
+    assert v["redis_storage_size"] == "20Gi"
+    assert v["storage_class"] == "fast-ssd"
+    assert v["tls_secret_name"] == "connector-tls"
     assert (v["control_plane_replicas"], v["data_plane_replicas"]) == (3, 2)
     assert (v["control_plane_cpu_request"], v["control_plane_memory_limit"]) == ("500m", "4Gi")
     assert (v["data_plane_cpu_limit"], v["data_plane_memory_limit"]) == ("4000m", "8Gi")
 
 
 def test_secrets_are_sensitive_and_not_in_tfvars(run: Run) -> None:
-    variables = {k: v for block in hcl(run, TF / "stack" / "variables.tf")["variable"] for k, v in block.items()}
-    for name in ("database_password", "temporal_database_password", "redis_password", "management_api_keys",
-                 "temporal_api_key", "identity_key_pem"):
+    variables = {
+        k: v
+        for block in hcl(run, TF / "stack" / "variables.tf")["variable"]
+        for k, v in block.items()
+    }
+    for name in (
+        "database_password",
+        "temporal_database_password",
+        "redis_password",
+        "management_api_keys",
+        "temporal_api_key",
+        "identity_key_pem",
+    ):
         assert variables[name]["sensitive"] is True, name
     for env in ENVIRONMENTS:
         text = (TF / "environments" / env / "terraform.tfvars").read_text()
         assert "password" not in text.replace("TF_VAR_database_password", "").replace(
-            "TF_VAR_temporal_database_password", "").replace("TF_VAR_redis_password", ""), env
+            "TF_VAR_temporal_database_password", ""
+        ).replace("TF_VAR_redis_password", ""), env
 
 
 def test_temporal_module_is_server_only_on_postgres(run: Run) -> None:
     text = (TF / "modules" / "temporal" / "main.tf").read_text()
     assert 'repository = "https://go.temporal.io/helm-charts"' in text
     assert 'pluginName      = "postgres12"' in text
-    assert "cassandra" not in text.lower() and "elasticsearch" not in text.lower()
+    assert "cassandra" not in text.lower()
+    assert "elasticsearch" not in text.lower()
 
 
 def test_connector_module_uses_our_chart(run: Run) -> None:

@@ -25,7 +25,7 @@ def _health_until(edge: Edge, predicate, timeout: float):
             last = edge.get("server", "/health")
             if predicate(last):
                 return last
-        except Exception as exc:  # noqa: BLE001 - keep polling through restarts
+        except Exception as exc:
             last = exc
         time.sleep(0.05)
     raise AssertionError(f"health never matched; last: {getattr(last, 'text', last)}")
@@ -59,9 +59,7 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
 
         db = f"postgresql://postgres@127.0.0.1:{edge.ports['postgres']}/connector"
         conn = await asyncpg.connect(db)
-        await conn.execute(
-            "INSERT INTO connector_meta (key, value) VALUES ('marker', '\"kept\"')"
-        )
+        await conn.execute("INSERT INTO connector_meta (key, value) VALUES ('marker', '\"kept\"')")
         await conn.close()
 
         # A workflow through the real worker: Temporal's state must persist too.
@@ -84,7 +82,9 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         edge.start()
         edge.wait_ready()
         conn = await asyncpg.connect(db)
-        assert await conn.fetchval("SELECT value FROM connector_meta WHERE key = 'marker'") == '"kept"'
+        assert (
+            await conn.fetchval("SELECT value FROM connector_meta WHERE key = 'marker'") == '"kept"'
+        )
         await conn.close()
         client = await Client.connect(f"127.0.0.1:{edge.ports['temporal']}", namespace="connector")
         handle = client.get_workflow_handle("edge-persistence-check")

@@ -26,13 +26,12 @@ from connector.core.dsp.version import DspVersion
 from connector.core.errors import NotFoundError
 from connector.core.identity.claims import VerifiedCaller
 from connector.outbound import GuardedHttp, OutboundConfig
-from tests.http.catalog_fixtures import (  # noqa: F401 - fixture
+from tests.http.catalog_fixtures import (
     HEADERS,
     MGMT,
     Harness,
     asset,
     claim_policy,
-    harness,
     migrated,
     offer,
     open_policy,
@@ -57,7 +56,14 @@ def test_offer_ids_round_trip(offer_id: str, asset_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "urn:uuid:1", "urn:connector:offer:", "urn:connector:offer:abc", "urn:connector:offer:%%.%%"]
+    "bad",
+    [
+        "",
+        "urn:uuid:1",
+        "urn:connector:offer:",
+        "urn:connector:offer:abc",
+        "urn:connector:offer:%%.%%",
+    ],
 )
 def test_foreign_offer_ids_are_not_found(bad: str) -> None:
     with pytest.raises(NotFoundError):
@@ -98,7 +104,10 @@ async def test_callers_with_different_claims_see_different_catalogs(harness: Har
     silver_facts = CallerFacts(SILVER.participant_id, {"tier": "silver"})
     explained = await service.explain("a-gold", silver_facts)
     assert explained["visible"] is False
-    assert "tier" in " ".join(explained["offers"][0]["access"]["reasons"]) or explained["offers"][0]["access"]["trace"]
+    assert (
+        "tier" in " ".join(explained["offers"][0]["access"]["reasons"])
+        or explained["offers"][0]["access"]["trace"]
+    )
     gold_facts = CallerFacts(GOLD.participant_id, {"tier": "gold"})
     assert (await service.explain("a-gold", gold_facts))["visible"] is True
 
@@ -126,8 +135,9 @@ async def test_catalog_request_fetches_and_merges_a_counterpartys_pages(
     provider = create_app(settings_for(provider_db, redis_url, tmp_path / "p", provider_id))
     consumer = create_app(settings_for(pg_url, redis_url, tmp_path / "c", consumer_id))
     try:
-        async with provider.router.lifespan_context(provider), consumer.router.lifespan_context(
-            consumer
+        async with (
+            provider.router.lifespan_context(provider),
+            consumer.router.lifespan_context(consumer),
         ):
             to_provider = httpx.ASGITransport(provider)
             async with httpx.AsyncClient(transport=to_provider, base_url="http://t") as pc:
@@ -185,3 +195,28 @@ async def test_catalog_request_fetches_and_merges_a_counterpartys_pages(
                 assert refused.status_code == 400
     finally:
         await services.drop_database(pg_server_url, provider_db)
+
+
+def test_only_caller_bound_policies_may_be_memoised() -> None:
+    from connector.catalog import caller_only
+
+    by_claim = claim_policy("p", "tier", "gold")["policy"]
+    by_time = {
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [
+                    {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2030-01-01"}
+                ],
+            }
+        ]
+    }
+    nested = {
+        "permission": [
+            {"action": "use", "constraint": [{"or": by_time["permission"][0]["constraint"]}]}
+        ]
+    }
+    assert caller_only(by_claim)
+    assert caller_only(open_policy("p")["policy"])
+    assert not caller_only(by_time)
+    assert not caller_only(nested)

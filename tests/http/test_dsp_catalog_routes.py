@@ -18,11 +18,10 @@ from api.app import create_app
 from connector.catalog import parse_offer_id, resolve_offer_id
 from connector.core.dsp import DSP_CONTEXT_0_8, DSP_CONTEXT_2025_1, validate_against_schema
 from connector.core.dsp.version import DspVersion
-from tests.http.catalog_fixtures import (  # noqa: F401 - fixture
+from tests.http.catalog_fixtures import (
     Harness,
     asset,
     dev_token,
-    harness,
     migrated,
     offer,
     open_policy,
@@ -207,7 +206,9 @@ async def test_supported_filter_narrows_the_catalog(harness: Harness) -> None:
     body = catalog_of(await request(h, PARTNER_X, body={**REQUEST_25, "filter": [crit]}))
     assert dataset_ids(body) == ["a-public"]
     by_id = {"operandLeft": "id", "operator": "in", "operandRight": ["a-x"]}
-    assert dataset_ids(catalog_of(await request(h, PARTNER_X, body={**REQUEST_25, "filter": [by_id]}))) == ["a-x"]
+    assert dataset_ids(
+        catalog_of(await request(h, PARTNER_X, body={**REQUEST_25, "filter": [by_id]}))
+    ) == ["a-x"]
     private = {"operandLeft": "properties.secret", "operator": "=", "operandRight": "1"}
     assert_catalog_error(await request(h, PARTNER_X, body={**REQUEST_25, "filter": [private]}), 400)
 
@@ -243,7 +244,8 @@ async def test_pages_link_next_and_previous(harness: Harness) -> None:
     pages = [response]
     while "next" in response.links:
         url = response.links["next"]["url"]
-        assert "limit=3" in url and "continuationToken=" in url
+        assert "limit=3" in url
+        assert "continuationToken=" in url
         response = await h.client.post(url, json=REQUEST_25, headers=dev_token(PARTNER_X))
         pages.append(response)
     for page in pages:
@@ -255,7 +257,8 @@ async def test_pages_link_next_and_previous(harness: Harness) -> None:
         pages[-1].links["previous"]["url"], json=REQUEST_25, headers=dev_token(PARTNER_X)
     )
     assert dataset_ids(catalog_of(back)) == ids[3:6]
-    assert 'rel="next"' in back.headers["link"] and 'rel="previous"' in back.headers["link"]
+    assert 'rel="next"' in back.headers["link"]
+    assert 'rel="previous"' in back.headers["link"]
     bad = await request(h, PARTNER_X, continuationToken="garbage")
     assert_catalog_error(bad, 400)
     assert_catalog_error(await request(h, PARTNER_X, limit=0), 400)
@@ -271,9 +274,7 @@ async def test_every_management_write_invalidates_the_cached_catalog(harness: Ha
     try:
         await conn.execute("DELETE FROM offer_assets WHERE offer_id = 'o-public'")
         assert dataset_ids(catalog_of(await request(h, PARTNER_Y))) == ["a-public"]
-        await conn.execute(
-            "INSERT INTO offer_assets VALUES ('o-public', 'a-public', 'p-open')"
-        )
+        await conn.execute("INSERT INTO offer_assets VALUES ('o-public', 'a-public', 'p-open')")
     finally:
         await conn.close()
 

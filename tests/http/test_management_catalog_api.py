@@ -1,4 +1,4 @@
-"""Management API `/management/v1`: assets, policies, offers, evaluate, explain (real PG + Redis)."""
+"""Management API `/management/v1`: assets, policies, offers, evaluate, explain (PG + Redis)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 
-from tests.http.catalog_fixtures import (  # noqa: F401 - fixture
+from tests.http.catalog_fixtures import (
     HEADERS,
     MGMT,
     Harness,
     asset,
-    harness,
     offer,
     open_policy,
     participant_policy,
@@ -173,7 +172,9 @@ async def test_oversized_body_is_413(harness: Harness) -> None:
 
 async def test_shape_errors_are_400_with_a_pointer(harness: Harness) -> None:
     h = harness
-    body = assert_problem(await h.post("/assets", {"id": "a1", "dataAddress": {"type": "ftp"}}), 400)
+    body = assert_problem(
+        await h.post("/assets", {"id": "a1", "dataAddress": {"type": "ftp"}}), 400
+    )
     assert body["pointer"].startswith("/dataAddress/type")
     body = assert_problem(await h.post("/assets", {"dataAddress": {"type": "http"}}), 400)
     assert body["pointer"] == "/id"
@@ -261,7 +262,7 @@ async def test_filters_by_equality_like_in_and_json(harness: Harness) -> None:
 async def test_evaluate_explains_allow_and_deny(harness: Harness) -> None:
     h = harness
     await h.created("/policies", participant_policy("p-partner", "urn:partner:x"))
-    allowed = (await h.post("/policies/p-partner/evaluate", {"participantId": "urn:partner:x"}))
+    allowed = await h.post("/policies/p-partner/evaluate", {"participantId": "urn:partner:x"})
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["allowed"] is True
     assert allowed.json()["scope"] == "catalog"
@@ -286,7 +287,7 @@ async def test_explain_says_why_a_partner_cannot_see_a_dataset(harness: Harness)
     await h.created("/policies", participant_policy("p-x", "urn:partner:x"))
     await h.created("/policies", open_policy("p-contract"))
     await h.created("/offers", offer("o1", ["a1"], "p-x", "p-contract"))
-    seen = (await h.post("/catalog/explain", {"datasetId": "a1", "participantId": "urn:partner:x"}))
+    seen = await h.post("/catalog/explain", {"datasetId": "a1", "participantId": "urn:partner:x"})
     assert seen.status_code == 200, seen.text
     assert seen.json()["visible"] is True
     hidden = (

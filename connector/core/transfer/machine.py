@@ -31,7 +31,10 @@ __all__ = [
     "allowed_messages",
     "apply",
     "apply_outbound",
+    "apply_restart",
     "check",
+    "check_restart",
+    "is_restart",
     "render_mermaid",
 ]
 
@@ -194,6 +197,78 @@ def apply_outbound(
         reason=action.reason if isinstance(action, SendSuspension | SendTermination) else (),
         detail=detail,
     )
+
+
+def check_restart(t: Transfer, sender: Role, data_address: JsonObject | None) -> None:
+    """Allow the provider's TransferStartMessage that follows a consumer's resume.
+
+    A consumer resumes with a TransferStartMessage (SUSPENDED -> STARTED); the new DataAddress
+    (new token) can only reach it in a TransferStartMessage from the provider, which arrives while
+    both sides are already STARTED. EDC behaves the same way. Allowed exactly once per consumer
+    resume, only from the provider and only with a DataAddress; anything else is judged by
+    `check` (and so refused).
+
+    Raises:
+        IllegalTransitionError: not such a restart.
+    """
+    last = t.timeline[-1] if t.timeline else None
+    resumed_by_consumer = (
+        last is not None
+        and last.kind is _K.TRANSFER_START
+        and last.from_state is _S.SUSPENDED
+        and last.to_state is _S.STARTED
+        and (last.direction is Direction.OUT) == (t.role is Role.CONSUMER)
+    )
+    if (
+        t.state is not _S.STARTED
+        or sender is not Role.PROVIDER
+        or data_address is None
+        or not resumed_by_consumer
+    ):
+        check(t.state, _K.TRANSFER_START, sender)
+
+
+def apply_restart(
+    t: Transfer, sender: Role, *, at: datetime, data_address: JsonObject | None
+) -> Transfer:
+    """Record the provider's post-resume TransferStartMessage: new DataAddress, state STARTED.
+
+    Raises:
+        IllegalTransitionError: see `check_restart`.
+        ValueError: `at` is naive.
+    """
+    if at.utcoffset() is None:
+        raise ValueError("`at` must be timezone-aware")
+    check_restart(t, sender, data_address)
+    entry = TimelineEntry(
+        at=at,
+        direction=Direction.OUT if sender is t.role else Direction.IN,
+        kind=_K.TRANSFER_START,
+        from_state=t.state,
+        to_state=_S.STARTED,
+        detail="new data address after the consumer resumed",
+    )
+    return t.model_copy(
+        update={
+            "data_address": data_address,
+            "version": t.version + 1,
+            "updated_at": at,
+            "timeline": (*t.timeline, entry),
+        }
+    )
+
+
+def is_restart(
+    t: Transfer, kind: MessageKind, sender: Role, data_address: JsonObject | None
+) -> bool:
+    """Whether a message is the post-resume restart `check_restart` admits (else use `check`)."""
+    if kind is not _K.TRANSFER_START or t.state is not _S.STARTED:
+        return False
+    try:
+        check_restart(t, sender, data_address)
+    except IllegalTransitionError:
+        return False
+    return True
 
 
 def render_mermaid() -> str:

@@ -109,18 +109,29 @@ true
   value: {{ .Values.config.database.pool.max | quote }}
 - name: CONNECTOR_TEMPORAL__ADDRESS
   value: {{ .Values.temporal.address | quote }}
+- name: CONNECTOR_TEMPORAL__TLS
+  value: {{ .Values.temporal.tls | quote }}
 - name: CONNECTOR_TEMPORAL__NAMESPACE
   value: {{ .Values.temporal.namespace | quote }}
+# Listen on all pod interfaces (the settings default to 127.0.0.1); workers bind health to server.host.
+- name: CONNECTOR_SERVER__HOST
+  value: "0.0.0.0"
 - name: CONNECTOR_SERVER__PORT
   value: {{ .Values.controlPlane.port | quote }}
 - name: CONNECTOR_SERVER__PUBLIC_URL
   value: {{ .Values.config.publicUrl | quote }}
+- name: CONNECTOR_DATAPLANE__HOST
+  value: "0.0.0.0"
 - name: CONNECTOR_DATAPLANE__PORT
   value: {{ .Values.dataPlane.port | quote }}
 - name: CONNECTOR_DATAPLANE__PUBLIC_URL
   value: {{ .Values.config.dataPlanePublicUrl | quote }}
+- name: CONNECTOR_METRICS__HOST
+  value: "0.0.0.0"
 - name: CONNECTOR_METRICS__PORT
   value: {{ .Values.metrics.port | quote }}
+- name: CONNECTOR_WORKERS__HEALTH_PORT
+  value: {{ .Values.workers.healthPort | quote }}
 - name: CONNECTOR_LOGGING__LEVEL
   value: {{ .Values.config.logging.level | quote }}
 - name: CONNECTOR_LOGGING__FORMAT
@@ -129,8 +140,6 @@ true
   value: {{ .Values.config.identity.participantId | quote }}
 - name: CONNECTOR_IDENTITY__DID
   value: {{ .Values.config.identity.did | quote }}
-- name: CONNECTOR_IDENTITY__KEY_PATH
-  value: "/etc/connector/keys/{{ .Values.secrets.keys.identityKey }}"
 - name: CONNECTOR_DATA_DIR
   value: "/var/lib/connector"
 {{- end }}
@@ -138,7 +147,10 @@ true
 {{/* ------------------------------------------------------------------ pod template
      dict: root, component, target, args, ports (list of {name,port}), probePort (name or ""),
            spec (component values: resources, nodeSelector, affinity, tolerations, ...),
-           restartPolicy (optional), terminationGracePeriodSeconds (optional) */}}
+           restartPolicy (optional), terminationGracePeriodSeconds (optional),
+           hook (optional): a Helm hook pod. It may run pre-install, before the release's
+           ServiceAccount and ConfigMap exist, so it uses the namespace's default ServiceAccount
+           (token not mounted) and takes its settings from env only (no --config, no ConfigMap). */}}
 {{- define "connector.podTemplate" -}}
 {{- $root := .root }}
 {{- $spec := .spec }}
@@ -155,8 +167,13 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
+  {{- if not .hook }}
   serviceAccountName: {{ include "connector.serviceAccountName" $root }}
+  {{- end }}
   automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+  # No Docker-link style service env vars: CONNECTOR_<SERVICE>_PORT would collide with the
+  # CONNECTOR_ settings prefix (unknown keys are rejected).
+  enableServiceLinks: false
   {{- with $root.Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
@@ -169,14 +186,44 @@ spec:
   {{- end }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  {{- $identityKey := and (not .hook) $root.Values.identity.keyFromSecret }}
+  {{- if $identityKey }}
+  initContainers:
+    # The identity key must be 0400 and owned by the connector user (the connector refuses group/world
+    # readable keys); Secret volumes are root:fsGroup, so copy it into an in-memory volume.
+    - name: identity-key
+      image: {{ include "connector.image" (dict "root" $root "target" .target) | quote }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command:
+        - python
+        - -c
+        - |
+          import os, shutil
+          src, dst = "/etc/connector/secret-keys/identity-key.pem", "/etc/connector/keys/identity-key.pem"
+          shutil.copyfile(src, dst)
+          os.chmod(dst, 0o400)
+      resources:
+        requests: {cpu: 10m, memory: 32Mi}
+        limits: {cpu: 100m, memory: 64Mi}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      volumeMounts:
+        - name: identity-key-secret
+          mountPath: /etc/connector/secret-keys
+          readOnly: true
+        - name: identity-key
+          mountPath: /etc/connector/keys
+  {{- end }}
   containers:
     - name: {{ .component }}
       image: {{ include "connector.image" (dict "root" $root "target" .target) | quote }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args:
-        {{- toYaml .args | nindent 8 }}
+        {{- if not .hook }}
         - --config
         - /etc/connector/config.yaml
+        {{- end }}
+        {{- toYaml .args | nindent 8 }}
       {{- with .ports }}
       ports:
         {{- range . }}
@@ -187,6 +234,10 @@ spec:
       {{- end }}
       env:
         {{- include "connector.env" $root | nindent 8 }}
+        {{- if $identityKey }}
+        - name: CONNECTOR_IDENTITY__KEY_PATH
+          value: /etc/connector/keys/identity-key.pem
+        {{- end }}
         {{- with $spec.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -219,29 +270,40 @@ spec:
       securityContext:
         {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
       volumeMounts:
+        {{- if not .hook }}
         - name: config
           mountPath: /etc/connector/config.yaml
           subPath: config.yaml
           readOnly: true
+        {{- end }}
+        {{- if $identityKey }}
         - name: identity-key
           mountPath: /etc/connector/keys
           readOnly: true
+        {{- end }}
         - name: tmp
           mountPath: /tmp
         - name: data
           mountPath: /var/lib/connector
   volumes:
+    {{- if not .hook }}
     - name: config
       configMap:
         name: {{ include "connector.configMapName" $root }}
-    - name: identity-key
+    {{- end }}
+    {{- if $identityKey }}
+    - name: identity-key-secret
       secret:
         secretName: {{ include "connector.secretName" $root }}
         defaultMode: 0440
-        optional: true
         items:
           - key: {{ $root.Values.secrets.keys.identityKey }}
-            path: {{ $root.Values.secrets.keys.identityKey }}
+            path: identity-key.pem
+    - name: identity-key
+      emptyDir:
+        medium: Memory
+        sizeLimit: 1Mi
+    {{- end }}
     - name: tmp
       emptyDir:
         medium: Memory

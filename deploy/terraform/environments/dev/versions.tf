@@ -9,6 +9,10 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = "~> 2.35"
     }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
   }
   # Partial configuration: bucket, key, region and lock table come from
   # `terraform init -backend-config=backend.hcl` (CI writes it from environment secrets).

@@ -11,7 +11,19 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = "~> 2.35"
     }
+    tls = {
+      source  = "hashicorp/tls"
+      version = "~> 4.0"
+    }
   }
+}
+
+# Every pod of the release signs with one EC P-256 identity key. Without an operator-provided PEM,
+# Terraform generates one (kept in the encrypted state) so the key survives re-deploys.
+resource "tls_private_key" "identity" {
+  count       = var.identity_key_pem == "" ? 1 : 0
+  algorithm   = "ECDSA"
+  ecdsa_curve = "P256"
 }
 
 locals {
@@ -20,8 +32,9 @@ locals {
     staging    = "values-staging.yaml"
     production = "values-prod.yaml"
   }[var.environment]
-  chart_dir   = "${path.module}/../../../helm/connector"
-  secret_name = "connector-secrets"
+  chart_dir        = "${path.module}/../../../helm/connector"
+  secret_name      = "connector-secrets"
+  identity_key_pem = var.identity_key_pem != "" ? var.identity_key_pem : tls_private_key.identity[0].private_key_pem
 }
 
 resource "kubernetes_secret" "connector" {
@@ -40,8 +53,8 @@ resource "kubernetes_secret" "connector" {
       "redis-url"           = var.redis_url
       "management-api-keys" = jsonencode(var.management_api_keys)
     },
+    { "identity-key.pem" = local.identity_key_pem },
     var.temporal_api_key == "" ? {} : { "temporal-api-key" = var.temporal_api_key },
-    var.identity_key_pem == "" ? {} : { "identity-key.pem" = var.identity_key_pem },
   )
 }
 
@@ -64,6 +77,7 @@ resource "helm_release" "connector" {
       temporal = {
         address   = var.temporal_address
         namespace = var.temporal_namespace
+        tls       = var.temporal_api_key != ""
         apiKey    = { enabled = var.temporal_api_key != "" }
       }
       config = {

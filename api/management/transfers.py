@@ -1,0 +1,433 @@
+"""Operators' (and integrators') view of transfer processes: start, list, explain, suspend,
+resume, terminate, complete, and the EDR (endpoint + token) of a pull.
+
+`POST /management/v1/transfers` takes an agreement, or an offer instead: then it reuses a
+FINALIZED agreement for that counterparty and offer, or negotiates one first inside the same
+durable workflow (get-or-negotiate, decision 0005).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.management.negotiations import _discover
+from api.negotiations import NegotiationEdge, new_pid
+from api.security import ApiKeyDep
+from api.transfer_gateway import TransferGateway
+from api.transfers import TransferEdge
+from connector.core.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    UnavailableError,
+)
+from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import Role as NegotiationRole
+from connector.core.transfer.aggregate import JsonObject, new_transfer
+from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
+from connector.core.transfer.states import Role, TransferState
+from connector.outbound import GuardedHttp
+from connector.resources import Resources
+from connector.stores import negotiations, transfers
+from workflows.contracts import NegotiationStart, TransferCommand, TransferStart
+
+router = APIRouter(prefix="/management/v1", tags=["transfers"])
+
+_SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "refresh_token"})
+# How long an operator command waits for the state it asks for before answering 202.
+COMMAND_WAIT_SECONDS = 10.0
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    counter_party_address: str = Field(
+        alias="counterPartyAddress",
+        description="The provider's DSP base (…/dsp/2025-1) or its root (version discovered).",
+    )
+    counter_party_id: str = Field(alias="counterPartyId", description="The provider's DID")
+    agreement_id: str | None = Field(default=None, alias="agreementId")
+    offer: dict[str, Any] | None = Field(
+        default=None, description="A catalog Offer instead of an agreement: get-or-negotiate."
+    )
+    format: str = Field(description="One of the dataset's distributions, e.g. HttpData-PULL")
+    data_destination: dict[str, Any] | None = Field(
+        default=None,
+        alias="dataDestination",
+        description="Push: a DSP DataAddress (endpointType, endpoint, endpointProperties).",
+    )
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = None
+
+
+def _transfer_edge(request: Request) -> TransferEdge:
+    edge: TransferEdge = request.app.state.transfers
+    return edge
+
+
+def _negotiation_edge(request: Request) -> NegotiationEdge:
+    edge: NegotiationEdge = request.app.state.negotiations
+    return edge
+
+
+def _gateway(request: Request) -> TransferGateway:
+    gateway: TransferGateway = request.app.state.transfer_gateway
+    return gateway
+
+
+def _resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+EdgeDep = Annotated[TransferEdge, Depends(_transfer_edge)]
+NegotiationEdgeDep = Annotated[NegotiationEdge, Depends(_negotiation_edge)]
+GatewayDep = Annotated[TransferGateway, Depends(_gateway)]
+ResourcesDep = Annotated[Resources, Depends(_resources)]
+
+
+def redacted(address: JsonObject | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A DataAddress without its credentials (tokens only via the explicit EDR call)."""
+    if address is None:
+        return None
+    out = dict(address)
+    props = out.get("endpointProperties")
+    if isinstance(props, list):
+        out["endpointProperties"] = [
+            {**p, "value": "**********"}
+            if isinstance(p, dict) and p.get("name") in _SECRET_PROPERTIES
+            else p
+            for p in props
+        ]
+    return out
+
+
+def view(record: TransferRecord, *, timeline: bool = False) -> dict[str, Any]:
+    t = record.transfer
+    out: dict[str, Any] = {
+        "id": record.own_pid,
+        "role": t.role.value,
+        "state": t.state.value,
+        "consumerPid": t.consumer_pid,
+        "providerPid": t.provider_pid,
+        "agreementId": None if t.agreement_id == PENDING_AGREEMENT else t.agreement_id,
+        "format": t.format,
+        "flowType": "PUSH" if record.push else "PULL",
+        "counterPartyId": t.counterparty_id,
+        "counterPartyAddress": t.counterparty_address,
+        "dspVersion": record.dsp_version,
+        "assetId": record.asset_id,
+        "negotiationId": record.negotiation_id,
+        "version": t.version,
+        "createdAt": t.created_at.isoformat(),
+        "updatedAt": t.updated_at.isoformat(),
+    }
+    if t.code or t.reason:
+        out["stateReason"] = {"code": t.code, "reason": list(t.reason)}
+    if timeline:
+        out["dataAddress"] = redacted(t.data_address)
+        out["timeline"] = [e.model_dump(mode="json") for e in t.timeline]
+    return out
+
+
+def _property(address: dict[str, Any], name: str) -> str | None:
+    for prop in address.get("endpointProperties") or []:
+        if isinstance(prop, dict) and prop.get("name") in (
+            name,
+            f"https://w3id.org/edc/v0.0.1/ns/{name}",
+        ):
+            value = prop.get("value")
+            return str(value) if value is not None else None
+    return None
+
+
+async def _agreement_for(
+    body: TransferRequest, resources: Resources
+) -> tuple[str | None, NegotiationRecord | None]:
+    """(agreement id, None) if usable; else (None, the running negotiation for it, if any)."""
+    if body.agreement_id is not None:
+        agreement = await negotiations.get_agreement(resources.pool, body.agreement_id)
+        if (
+            agreement is None
+            or agreement["role"] != Role.CONSUMER.value
+            or agreement["providerId"] != body.counter_party_id
+        ):
+            raise BadRequestError(
+                f"no agreement {body.agreement_id} with {body.counter_party_id}",
+                pointer="/agreementId",
+            )
+        return body.agreement_id, None
+    if body.offer is None:
+        raise BadRequestError("give an agreementId or an offer", pointer="/agreementId")
+    offer_id = body.offer.get("@id")
+    if not isinstance(offer_id, str):
+        raise BadRequestError("offer needs an @id", pointer="/offer/@id")
+    existing = await negotiations.find_reusable(resources.pool, body.counter_party_id, offer_id)
+    if existing is not None and existing.negotiation.agreement:
+        agreement_id = existing.negotiation.agreement.get("@id")
+        if isinstance(agreement_id, str):
+            return agreement_id, None
+    return None, existing
+
+
+@router.post("/transfers", status_code=201, summary="Start a transfer (or negotiate, then start)")
+async def start_transfer(
+    body: TransferRequest,
+    _: ApiKeyDep,
+    edge: EdgeDep,
+    negotiation_edge: NegotiationEdgeDep,
+    gateway: GatewayDep,
+    resources: ResourcesDep,
+    request: Request,
+) -> JSONResponse:
+    http: GuardedHttp = request.app.state.identity.http
+    if body.data_destination is not None:
+        endpoint = body.data_destination.get("endpoint")
+        if isinstance(endpoint, str):
+            await http.vet(endpoint)
+    agreement_id, running = await _agreement_for(body, resources)
+    base, version = await _discover(http, body.counter_party_address)
+    await http.vet(base)
+    now = datetime.now(UTC)
+    negotiation: NegotiationStart | None = None
+    if agreement_id is None:
+        if running is not None:
+            raise ConflictError(
+                f"negotiation {running.own_pid} for this offer is still running; "
+                "start the transfer once it is FINALIZED, or terminate it"
+            )
+        offer = dict(body.offer or {})
+        offer.setdefault("assigner", body.counter_party_id)
+        record = NegotiationRecord(
+            negotiation=new_negotiation(
+                role=NegotiationRole.CONSUMER,
+                initiator=NegotiationRole.CONSUMER,
+                own_pid=new_pid(),
+                participant_id=negotiation_edge.participant_id,
+                counterparty_id=body.counter_party_id,
+                counterparty_address=base,
+                offer=offer,
+                at=now,
+            ),
+            dsp_version=version.value,
+            offer_id=str(offer["@id"]),
+            asset_id=offer.get("target") if isinstance(offer.get("target"), str) else None,
+            deadline_at=negotiation_edge.deadline(now),
+        )
+        negotiation = NegotiationStart(
+            record=record,
+            callback_address=negotiation_edge.callback_address(version),
+            **negotiation_edge.start_options(),
+        )
+    asset = (body.offer or {}).get("target")
+    record_t = TransferRecord(
+        transfer=new_transfer(
+            role=Role.CONSUMER,
+            own_pid=new_pid(),
+            agreement_id=agreement_id or PENDING_AGREEMENT,
+            format=body.format,
+            counterparty_id=body.counter_party_id,
+            counterparty_address=base,
+            data_address=body.data_destination,
+            at=now,
+        ),
+        dsp_version=version.value,
+        asset_id=asset if isinstance(asset, str) else None,
+        push=body.data_destination is not None,
+        negotiation_id=negotiation.record.own_pid if negotiation else None,
+    )
+    start = TransferStart(
+        record=record_t,
+        callback_address=edge.callback_address(version),
+        negotiation=negotiation,
+        **edge.start_options(),
+    )
+    started = await gateway.start(start)
+    return JSONResponse(view(started), status_code=201)
+
+
+@router.get("/transfers", summary="Transfers, newest first, filtered, with totals")
+async def list_transfers(
+    _: ApiKeyDep,
+    resources: ResourcesDep,
+    state: str | None = None,
+    role: Literal["provider", "consumer"] | None = None,
+    agreement_id: Annotated[str | None, Query(alias="agreementId")] = None,
+    counter_party_id: Annotated[str | None, Query(alias="counterPartyId")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    try:
+        page = await transfers.list_page(
+            resources.pool,
+            state=state.upper() if state else None,
+            role=role,
+            agreement_id=agreement_id,
+            counterparty_id=counter_party_id,
+            cursor=cursor,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise BadRequestError(str(exc), pointer="/cursor") from None
+    return {
+        "items": [view(r) for r in page.items],
+        "total": page.total,
+        "nextCursor": page.next_cursor,
+    }
+
+
+async def _get(resources: Resources, transfer_id: str) -> TransferRecord:
+    record = await transfers.get(resources.pool, transfer_id)
+    if record is None:
+        raise NotFoundError(f"transfer {transfer_id} is unknown")
+    return record
+
+
+@router.get("/transfers/{transfer_id}", summary="One transfer with its timeline")
+async def get_transfer(transfer_id: str, _: ApiKeyDep, resources: ResourcesDep) -> dict[str, Any]:
+    return view(await _get(resources, transfer_id), timeline=True)
+
+
+_TARGET: dict[str, set[TransferState]] = {
+    "suspend": {TransferState.SUSPENDED, TransferState.TERMINATED},
+    "resume": {TransferState.STARTED, TransferState.TERMINATED},
+    "terminate": {TransferState.TERMINATED, TransferState.COMPLETED},
+    "complete": {TransferState.COMPLETED, TransferState.TERMINATED},
+}
+
+
+@router.post("/transfers/{transfer_id}/{command}", summary="suspend, resume, terminate or complete")
+async def command_transfer(
+    transfer_id: str,
+    command: Literal["suspend", "resume", "terminate", "complete"],
+    _: ApiKeyDep,
+    resources: ResourcesDep,
+    gateway: GatewayDep,
+    body: CommandRequest | None = None,
+) -> JSONResponse:
+    record = await _get(resources, transfer_id)
+    before = record.transfer.version
+    await gateway.command(
+        record.transfer.role,
+        transfer_id,
+        TransferCommand(command=command, reason=body.reason if body else None),
+    )
+    # Answer once the counterparty acknowledged (the state changed), or 202 while in flight.
+    deadline = time.monotonic() + COMMAND_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        current = await _get(resources, transfer_id)
+        if current.transfer.version > before and current.transfer.state in _TARGET[command]:
+            return JSONResponse(view(current), status_code=200)
+        await asyncio.sleep(0.05)
+    return JSONResponse(view(await _get(resources, transfer_id)), status_code=202)
+
+
+_refresh_locks: dict[str, asyncio.Lock] = {}
+
+
+@router.get("/transfers/{transfer_id}/edr", summary="Endpoint and token of a pull (consumer)")
+async def get_edr(
+    transfer_id: str,
+    _: ApiKeyDep,
+    resources: ResourcesDep,
+    request: Request,
+    refresh: bool = False,
+) -> dict[str, Any]:
+    record = await _get(resources, transfer_id)
+    t = record.transfer
+    if t.role is not Role.CONSUMER or record.push:
+        raise BadRequestError("an EDR exists only for the consumer side of a pull")
+    if t.state is not TransferState.STARTED or t.data_address is None:
+        raise ConflictError(f"transfer {transfer_id} is {t.state.value}; no usable EDR")
+    address: dict[str, Any] = dict(t.data_address)
+    expires_at: datetime | None = None
+    stored = await transfers.get_edr(resources.pool, transfer_id)
+    if stored is not None and stored[2] >= t.updated_at:
+        address, expires_at = stored[0], stored[1]
+    elif (seconds := _property(address, "expiresIn")) and seconds.isdigit():
+        expires_at = t.updated_at + timedelta(seconds=int(seconds))
+    soon = expires_at is not None and expires_at - datetime.now(UTC) < timedelta(seconds=30)
+    if refresh or soon:
+        address, expires_at = await _refresh(request, resources, transfer_id, address)
+    return {
+        "transferId": transfer_id,
+        "endpoint": address.get("endpoint"),
+        "endpointType": address.get("endpointType"),
+        "authorization": _property(address, "authorization"),
+        "authType": _property(address, "authType") or "bearer",
+        "expiresAt": expires_at.isoformat() if expires_at else None,
+    }
+
+
+async def _refresh(
+    request: Request, resources: Resources, transfer_id: str, address: dict[str, Any]
+) -> tuple[dict[str, Any], datetime | None]:
+    """Rotate the token at the provider's refresh endpoint; one refresh at a time per transfer."""
+    lock = _refresh_locks.setdefault(transfer_id, asyncio.Lock())
+    async with lock:
+        stored = await transfers.get_edr(resources.pool, transfer_id)
+        if stored is not None and stored[0] != address:
+            renewed_at = stored[1]
+            if renewed_at is not None and renewed_at - datetime.now(UTC) > timedelta(seconds=30):
+                return stored[0], renewed_at  # someone refreshed while we waited
+        endpoint = _property(address, "refreshEndpoint")
+        token = _property(address, "refreshToken")
+        if not endpoint or not token:
+            raise ConflictError("the provider offered no refresh for this transfer")
+        http: GuardedHttp = request.app.state.identity.http
+        try:
+            resp = await http.request(
+                "POST",
+                endpoint,
+                content=f"grant_type=refresh_token&refresh_token={token}".encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        except OSError as exc:
+            raise UnavailableError(f"refresh endpoint unreachable: {exc}") from None
+        if resp.status_code != 200:
+            raise ConflictError(f"the provider refused the refresh ({resp.status_code})")
+        data = resp.json()
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=int(data.get("expires_in", 0)))
+        renewed = {
+            **address,
+            "endpointProperties": [
+                p
+                for p in address.get("endpointProperties") or []
+                if not (
+                    isinstance(p, dict)
+                    and p.get("name") in ("authorization", "refreshToken", "expiresIn")
+                )
+            ]
+            + [
+                {
+                    "@type": "EndpointProperty",
+                    "name": "authorization",
+                    "value": data["access_token"],
+                },
+                {
+                    "@type": "EndpointProperty",
+                    "name": "refreshToken",
+                    "value": data["refresh_token"],
+                },
+                {
+                    "@type": "EndpointProperty",
+                    "name": "expiresIn",
+                    "value": str(data["expires_in"]),
+                },
+            ],
+        }
+        await transfers.put_edr(resources.pool, transfer_id, renewed, expires_at)
+        return renewed, expires_at

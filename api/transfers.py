@@ -1,0 +1,227 @@
+"""Transfer process use cases at the API edge: turn a verified DSP message into a workflow
+update (dsp.md §9).
+
+The edge does what needs the database and the caller's identity: the agreement must exist, be
+ours as provider with the caller as consumer, and still allow use now under its policy (scope
+TRANSFER); the format must be one of the dataset's distributions; the asset's data address
+becomes the flow's source. The workflow does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from api.negotiations import derived_pid
+from api.transfer_gateway import TransferGateway
+from connector.catalog import caller_facts, policy_context
+from connector.core.dsp import (
+    DspModel,
+    DspVersion,
+    TransferCompletionMessage,
+    TransferRequestMessage,
+    TransferStartMessage,
+    TransferSuspensionMessage,
+    TransferTerminationMessage,
+)
+from connector.core.errors import (
+    BadRequestError,
+    ConnectorError,
+    ForbiddenError,
+    NotFoundError,
+)
+from connector.core.identity.claims import VerifiedCaller
+from connector.core.policy import Scope, evaluate, parse_policy
+from connector.core.transfer.aggregate import new_transfer
+from connector.core.transfer.messages import MessageKind
+from connector.core.transfer.record import TransferRecord
+from connector.core.transfer.states import Role
+from connector.outbound import GuardedHttp
+from connector.settings import Settings
+from connector.stores import negotiations, transfers
+from connector.stores.catalog import PgAssetStore
+from workflows.contracts import InboundTransferMessage, TransferStart
+
+PUSH_SUFFIX = "-PUSH"
+
+
+def is_finite(source: dict[str, Any]) -> bool:
+    """Files and objects end; an HTTP source is an API (non-finite) unless it says otherwise."""
+    kind = str(source.get("type", "")).lower()
+    if kind in ("file", "s3"):
+        return bool(source.get("finite", True))
+    return bool(source.get("finite", False))
+
+
+def with_pids(exc: ConnectorError, consumer_pid: str | None, provider_pid: str | None) -> None:
+    """Attach the pids the request carried, for the TransferError body (dsp.md §10)."""
+    pids = {k: v for k, v in (("consumerPid", consumer_pid), ("providerPid", provider_pid)) if v}
+    if pids and not getattr(exc, "pids", None):
+        exc.pids = pids  # type: ignore[attr-defined]
+
+
+class TransferEdge:
+    """Everything the DSP transfer routes need, for one connector."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        gateway: TransferGateway,
+        http: GuardedHttp | None = None,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._gateway = gateway
+        self._http = http
+        self._assets = PgAssetStore(pool)
+        self.participant_id = settings.identity.resolved_participant_id(settings.server)
+
+    def callback_address(self, version: DspVersion) -> str:
+        return self._settings.server.base_url() + version.path_segment
+
+    def start_options(self) -> dict[str, Any]:
+        return {
+            "back_to_back_pause": timedelta(
+                milliseconds=self._settings.negotiation.back_to_back_pause_ms
+            ),
+            "push_max_attempts": self._settings.dataplane.push_max_attempts,
+        }
+
+    async def owned(self, pid: str, caller: VerifiedCaller) -> TransferRecord:
+        """Our transfer `pid`, if the caller is its counterparty (else 404, as DSP wants)."""
+        record = await transfers.get(self._pool, pid)
+        if record is None or record.transfer.counterparty_id != caller.participant_id:
+            raise NotFoundError(f"transfer {pid} is unknown")
+        return record
+
+    async def _agreed_asset(
+        self, msg: TransferRequestMessage, caller: VerifiedCaller
+    ) -> tuple[str, dict[str, Any]]:
+        """(asset id, source address) for a request under a valid agreement of the caller's."""
+        agreement = await negotiations.get_agreement(self._pool, msg.agreement_id)
+        if (
+            agreement is None
+            or agreement["role"] != Role.PROVIDER.value
+            or agreement["consumerId"] != caller.participant_id
+        ):
+            # Someone else's agreement looks exactly like an unknown one.
+            raise BadRequestError(
+                f"agreement {msg.agreement_id} is unknown", pointer="/agreementId"
+            )
+        decision = evaluate(
+            parse_policy(agreement["agreement"]),
+            policy_context(caller_facts(caller), Scope.TRANSFER, datetime.now(UTC)),
+        )
+        if not decision.allowed:
+            raise ForbiddenError(
+                f"agreement {msg.agreement_id} does not allow a transfer now",
+                *decision.reasons,
+            )
+        asset_id = agreement["assetId"] or agreement["target"]
+        try:
+            asset = await self._assets.get(asset_id)
+        except NotFoundError:
+            raise BadRequestError(f"the agreed dataset {asset_id} no longer exists") from None
+        if msg.format not in asset.distributions:
+            offered = ", ".join(asset.distributions) or "none"
+            raise BadRequestError(
+                f"format {msg.format!r} is not a distribution of {asset_id} (offered: {offered})",
+                pointer="/format",
+            )
+        push = msg.format.upper().endswith(PUSH_SUFFIX)
+        if push and msg.data_address is None:
+            raise BadRequestError("a push transfer needs a dataAddress", pointer="/dataAddress")
+        return asset_id, dict(asset.data_address)
+
+    # --- provider side ------------------------------------------------------------------
+
+    async def initial_request(
+        self, msg: TransferRequestMessage, caller: VerifiedCaller, version: DspVersion
+    ) -> TransferRecord:
+        await self._vet(msg.callback_address, "/callbackAddress")
+        asset_id, source = await self._agreed_asset(msg, caller)
+        push = msg.data_address is not None
+        if push and msg.data_address is not None and msg.data_address.endpoint:
+            await self._vet(msg.data_address.endpoint, "/dataAddress/endpoint")
+        now = datetime.now(UTC)
+        provider_pid = derived_pid("transfer", caller.participant_id, msg.consumer_pid)
+        record = TransferRecord(
+            transfer=new_transfer(
+                role=Role.PROVIDER,
+                own_pid=provider_pid,
+                agreement_id=msg.agreement_id,
+                format=msg.format,
+                counterparty_id=caller.participant_id,
+                at=now,
+            ),
+            dsp_version=version.value,
+            asset_id=asset_id,
+            source=source,
+            finite=is_finite(source),
+            push=push,
+        )
+        start = TransferStart(
+            record=record, callback_address=self.callback_address(version), **self.start_options()
+        )
+        inbound = InboundTransferMessage(
+            kind=MessageKind.TRANSFER_REQUEST,
+            sender=Role.CONSUMER,
+            consumer_pid=msg.consumer_pid,
+            counterparty_address=msg.callback_address,
+            data_address=msg.data_address.to_wire() if msg.data_address else None,
+        )
+        result: TransferRecord = await self._gateway.start_with_message(start, inbound)
+        return result
+
+    async def message(
+        self, pid: str, msg: DspModel, caller: VerifiedCaller, kind: MessageKind
+    ) -> TransferRecord:
+        """Any later message for our process `pid` (the path's pid is always the receiver's)."""
+        record = await self.owned(pid, caller)
+        t = record.transfer
+        own_field = "provider_pid" if t.role is Role.PROVIDER else "consumer_pid"
+        if getattr(msg, own_field, None) != pid:
+            raise BadRequestError(
+                f"{'providerPid' if t.role is Role.PROVIDER else 'consumerPid'} in the body "
+                f"does not match the path ({pid})"
+            )
+        inbound = self._inbound(msg, kind, t.role.counterparty)
+        result: TransferRecord = await self._gateway.deliver(t.role, pid, inbound)
+        return result
+
+    @staticmethod
+    def _inbound(msg: DspModel, kind: MessageKind, sender: Role) -> InboundTransferMessage:
+        common: dict[str, Any] = {
+            "kind": kind,
+            "sender": sender,
+            "consumer_pid": getattr(msg, "consumer_pid", None),
+            "provider_pid": getattr(msg, "provider_pid", None),
+        }
+        match msg:
+            case TransferStartMessage(data_address=address):
+                return InboundTransferMessage(
+                    data_address=address.to_wire() if address else None, **common
+                )
+            case TransferSuspensionMessage() | TransferTerminationMessage():
+                reasons = tuple(
+                    r if isinstance(r, str) else json.dumps(r) for r in (msg.reason or [])
+                )
+                return InboundTransferMessage(code=msg.code, reason=reasons, **common)
+            case TransferCompletionMessage():
+                return InboundTransferMessage(**common)
+        raise BadRequestError(f"unexpected message {type(msg).__name__}")  # pragma: no cover
+
+    async def _vet(self, url: str, pointer: str) -> None:
+        """Refuse an address the SSRF guard would refuse, before anything is stored."""
+        if self._http is None:
+            return
+        try:
+            await self._http.vet(url)
+        except ConnectorError as exc:
+            raise BadRequestError(
+                f"{pointer.strip('/')} refused: {'; '.join(exc.reasons)}", pointer=pointer
+            ) from None

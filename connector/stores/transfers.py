@@ -1,0 +1,204 @@
+"""Transfer process projections and timelines (Postgres, plain SQL), plus the consumer's
+refreshed EDRs.
+
+Every projection write is a version-guarded upsert: retries, duplicates and out-of-order writers
+(the API answering a message and the workflow projecting the same version) can never move a row
+back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+
+from connector.core.transfer.record import TransferRecord
+
+TABLE: Final = "transfers"
+EVENTS_TABLE: Final = "transfer_events"
+EDRS_TABLE: Final = "transfer_edrs"
+
+_UPSERT: Final = """
+INSERT INTO transfers (
+    own_pid, role, state, consumer_pid, provider_pid, agreement_id, format, counterparty_id,
+    counterparty_address, dsp_version, asset_id, push, code, reason, record, version,
+    created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15::jsonb, $16,
+        $17, $18)
+ON CONFLICT (own_pid) DO UPDATE SET
+    state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
+    provider_pid = EXCLUDED.provider_pid, agreement_id = EXCLUDED.agreement_id,
+    counterparty_address = EXCLUDED.counterparty_address, asset_id = EXCLUDED.asset_id,
+    code = EXCLUDED.code, reason = EXCLUDED.reason, record = EXCLUDED.record,
+    version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+WHERE transfers.version < EXCLUDED.version
+RETURNING (xmax = 0) AS inserted
+"""
+
+_EVENT: Final = """
+INSERT INTO transfer_events (own_pid, version, at, direction, kind, from_state, to_state, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (own_pid, version) DO NOTHING
+"""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    changed: bool
+    inserted: bool
+
+
+async def upsert_view(conn: asyncpg.Connection, record: TransferRecord) -> UpsertResult:
+    """Project one transfer; returns whether the row changed (a newer version arrived)."""
+    t = record.transfer
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            _UPSERT,
+            record.own_pid,
+            t.role.value,
+            t.state.value,
+            t.consumer_pid,
+            t.provider_pid,
+            t.agreement_id,
+            t.format,
+            t.counterparty_id,
+            t.counterparty_address,
+            record.dsp_version,
+            record.asset_id,
+            record.push,
+            t.code,
+            json.dumps(list(t.reason)) if t.reason else None,
+            record.model_dump_json(),
+            t.version,
+            t.created_at,
+            t.updated_at,
+        )
+        if row is None:
+            return UpsertResult(changed=False, inserted=False)
+        start = t.version - len(t.timeline) + 1
+        await conn.executemany(
+            _EVENT,
+            [
+                (
+                    record.own_pid,
+                    start + i,
+                    e.at,
+                    e.direction.value,
+                    e.kind.value,
+                    e.from_state.value,
+                    e.to_state.value,
+                    e.detail,
+                )
+                for i, e in enumerate(t.timeline)
+            ],
+        )
+        return UpsertResult(changed=True, inserted=bool(row["inserted"]))
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> TransferRecord | None:
+    raw = await conn.fetchval("SELECT record FROM transfers WHERE own_pid = $1", own_pid)
+    return TransferRecord.model_validate_json(raw) if raw is not None else None
+
+
+def _encode_cursor(updated_at: datetime, own_pid: str) -> str:
+    raw = json.dumps([updated_at.isoformat(), own_pid]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, pid = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(at), str(pid)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[TransferRecord]
+    total: int
+    next_cursor: str | None
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    *,
+    state: str | None = None,
+    role: str | None = None,
+    agreement_id: str | None = None,
+    counterparty_id: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Newest first, keyset-paginated, with the total of the filtered set."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("state", state),
+        ("role", role),
+        ("agreement_id", agreement_id),
+        ("counterparty_id", counterparty_id),
+    ):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    filters = " AND ".join(where) or "TRUE"
+    total: int = await pool.fetchval(f"SELECT count(*) FROM transfers WHERE {filters}", *args)  # noqa: S608
+    page_args = list(args)
+    page_where = filters
+    if cursor:
+        at, pid = _decode_cursor(cursor)
+        page_args += [at, pid]
+        page_where += f" AND (updated_at, own_pid) < (${len(page_args) - 1}, ${len(page_args)})"
+    page_args.append(limit + 1)
+    rows = await pool.fetch(
+        f"""SELECT record, updated_at, own_pid FROM transfers WHERE {page_where}
+            ORDER BY updated_at DESC, own_pid DESC LIMIT ${len(page_args)}""",  # noqa: S608
+        *page_args,
+    )
+    items = [TransferRecord.model_validate_json(r["record"]) for r in rows[:limit]]
+    next_cursor = (
+        _encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["own_pid"])
+        if len(rows) > limit
+        else None
+    )
+    return Page(items=items, total=total, next_cursor=next_cursor)
+
+
+async def put_edr(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    own_pid: str,
+    data_address: dict[str, Any],
+    expires_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO transfer_edrs (own_pid, data_address, expires_at, updated_at)
+           VALUES ($1, $2::jsonb, $3, now())
+           ON CONFLICT (own_pid) DO UPDATE SET data_address = EXCLUDED.data_address,
+               expires_at = EXCLUDED.expires_at, updated_at = now()""",
+        own_pid,
+        json.dumps(data_address),
+        expires_at,
+    )
+
+
+async def get_edr(
+    conn: asyncpg.Connection | asyncpg.Pool, own_pid: str
+) -> tuple[dict[str, Any], datetime | None, datetime] | None:
+    """(data address, expires at, stored at) of the latest refreshed EDR, if any."""
+    row = await conn.fetchrow(
+        "SELECT data_address, expires_at, updated_at FROM transfer_edrs WHERE own_pid = $1",
+        own_pid,
+    )
+    if row is None:
+        return None
+    return json.loads(row["data_address"]), row["expires_at"], row["updated_at"]
+
+
+async def delete_edr(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> None:
+    await conn.execute("DELETE FROM transfer_edrs WHERE own_pid = $1", own_pid)

@@ -1,0 +1,237 @@
+"""Data plane access tokens (identity.md §3.5): opaque, stored hashed, short-lived, refreshable.
+
+- `issue` mints an access token and a refresh token for a flow; only sha256 hashes are stored.
+- `resolve` admits an access token: Redis cache first (TTL), then Postgres; expired, unknown or
+  revoked -> refused. Revocation deletes the rows and the cache entries, so it takes effect on
+  the next request.
+- `refresh` rotates: the refresh token is single use (an atomic DELETE decides the one winner);
+  concurrent refreshes with the same token within the grace window get the winner's result
+  (single-flight); the previous access token stays valid for the grace window only. Reusing a
+  rotated refresh token after that revokes the flow's tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from connector.core.errors import ForbiddenError, UnauthorizedError
+from connector.settings import DataPlaneSettings
+from connector.stores import dataplane as store
+
+__all__ = ["IssuedTokens", "TokenService", "token_hash"]
+
+ACCESS: Final = "access"
+REFRESH: Final = "refresh"
+_KEY_ROOT: Final = "connector:dataplane"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+
+    def expires_in(self, now: datetime) -> int:
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+    def to_json(self) -> str:
+        return json.dumps([self.access_token, self.refresh_token, self.expires_at.isoformat()])
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> IssuedTokens:
+        access, refresh, at = json.loads(raw)
+        return cls(access, refresh, datetime.fromisoformat(at))
+
+
+class TokenService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        settings: DataPlaneSettings,
+        participant_id: str,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._ttl = timedelta(seconds=settings.token_ttl_seconds)
+        self._grace = timedelta(seconds=settings.token_grace_seconds)
+        self._cache_seconds = settings.token_cache_seconds
+        self._prefix = f"{_KEY_ROOT}:{participant_id}"
+        self._clock = clock
+
+    def _token_key(self, digest: str) -> str:
+        return f"{self._prefix}:token:{digest}"
+
+    def _refresh_key(self, digest: str) -> str:
+        return f"{self._prefix}:refreshed:{digest}"
+
+    async def issue(self, flow_id: str) -> IssuedTokens:
+        now = self._clock()
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        expires = now + self._ttl
+        async with self._pool.acquire() as conn, conn.transaction():
+            await store.insert_token(conn, token_hash(access), flow_id, ACCESS, expires)
+            # The refresh token outlives access tokens: it is how a consumer gets the next one.
+            await store.insert_token(
+                conn, token_hash(refresh), flow_id, REFRESH, now + 24 * self._ttl
+            )
+        return IssuedTokens(access, refresh, expires)
+
+    async def resolve(self, authorization: str | None) -> str:
+        """The flow id an access token is bound to.
+
+        Raises:
+            UnauthorizedError: no token (401).
+            ForbiddenError: unknown, expired, revoked, or not an access token (403).
+        """
+        token = (authorization or "").strip()
+        if token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        if not token:
+            raise UnauthorizedError("missing access token")
+        digest = token_hash(token)
+        now = self._clock()
+        cached = await self._cache_get(digest)
+        if cached is not None:
+            flow_id, expires_at = cached
+        else:
+            row = await store.lookup_token(self._pool, digest)
+            if row is None or row.kind != ACCESS or row.flow_state != "STARTED":
+                raise ForbiddenError("invalid or revoked access token")
+            flow_id, expires_at = row.flow_id, row.expires_at
+            await self._cache_put(digest, flow_id, expires_at, now)
+        if expires_at <= now:
+            raise ForbiddenError("access token expired")
+        return flow_id
+
+    async def revoke(self, flow_id: str) -> None:
+        """Delete every token of the flow, in Postgres and in the cache."""
+        digests = await store.revoke(self._pool, flow_id)
+        await self._evict(digests)
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
+        """Rotate a refresh token (see the module docstring).
+
+        Raises:
+            ForbiddenError: unknown, expired or reused refresh token, or flow not STARTED.
+        """
+        digest = token_hash(refresh_token)
+        now = self._clock()
+        row = await store.lookup_token(self._pool, digest)
+        if row is not None and row.kind == REFRESH:
+            if row.flow_state != "STARTED" or row.expires_at <= now:
+                raise ForbiddenError("refresh token expired or transfer not started")
+            async with self._pool.acquire() as conn, conn.transaction():
+                won = await conn.fetchval(
+                    "DELETE FROM dataplane_tokens WHERE token_hash = $1 AND kind = $2 "
+                    "RETURNING flow_id",
+                    digest,
+                    REFRESH,
+                )
+                if won is not None:
+                    shortened = await store.shorten(conn, row.flow_id, ACCESS, now + self._grace)
+            if won is not None:
+                await self._evict(shortened)
+                issued = await self.issue(row.flow_id)
+                await self._remember(digest, issued, row.flow_id)
+                return issued
+        # Lost the race, or a replay: the winner's answer within the grace window.
+        for _ in range(20):
+            previous = await self._recall(digest)
+            if previous is not None:
+                return previous
+            if row is None:
+                break
+            await asyncio.sleep(0.05)
+        if row is None:
+            flow_id = await self._rotated_flow(digest)
+            if flow_id is not None:
+                await self.revoke(flow_id)  # reuse of a rotated refresh token: end the chain
+        raise ForbiddenError("invalid refresh token")
+
+    # --- cache ------------------------------------------------------------------------------
+
+    async def _cache_get(self, digest: str) -> tuple[str, datetime] | None:
+        if self._cache_seconds <= 0:
+            return None
+        try:
+            raw = await self._redis.get(self._token_key(digest))
+        except RedisError:
+            return None
+        if raw is None:
+            return None
+        flow_id, at = json.loads(raw)
+        return flow_id, datetime.fromisoformat(at)
+
+    async def _cache_put(
+        self, digest: str, flow_id: str, expires_at: datetime, now: datetime
+    ) -> None:
+        ttl = min(self._cache_seconds, int((expires_at - now).total_seconds()))
+        if ttl <= 0:
+            return
+        try:
+            await self._redis.set(
+                self._token_key(digest), json.dumps([flow_id, expires_at.isoformat()]), ex=ttl
+            )
+        except RedisError:
+            return
+
+    async def _evict(self, digests: list[str]) -> None:
+        if not digests:
+            return
+        # Revocation must not depend on the cache being reachable: the rows are gone already,
+        # and a cache entry outlives them at most token_cache_seconds. Retry once anyway.
+        for _ in range(2):
+            try:
+                await self._redis.delete(*(self._token_key(d) for d in digests))
+                return
+            except RedisError:
+                await asyncio.sleep(0.05)
+
+    async def _remember(self, digest: str, issued: IssuedTokens, flow_id: str) -> None:
+        seconds = max(1, int(self._grace.total_seconds()))
+        try:
+            pipe = self._redis.pipeline()
+            pipe.set(self._refresh_key(digest), issued.to_json(), ex=seconds)
+            pipe.set(
+                f"{self._refresh_key(digest)}:flow", flow_id, ex=24 * int(self._ttl.total_seconds())
+            )
+            await pipe.execute()
+        except RedisError:
+            return
+
+    async def _recall(self, digest: str) -> IssuedTokens | None:
+        try:
+            raw = await self._redis.get(self._refresh_key(digest))
+        except RedisError:
+            return None
+        return IssuedTokens.from_json(raw) if raw is not None else None
+
+    async def _rotated_flow(self, digest: str) -> str | None:
+        try:
+            raw = await self._redis.get(f"{self._refresh_key(digest)}:flow")
+        except RedisError:
+            return None
+        if not raw:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)

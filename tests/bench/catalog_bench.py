@@ -1,0 +1,476 @@
+"""Catalog benchmark (issue 3): DSP catalog request vs a bare FastAPI endpoint, 1k and 100k offers.
+
+Run: `python -m tests.bench.catalog_bench` (add `--quick` for a short smoke run). Starts an
+embedded Postgres and Redis (tests/services.py), bulk-loads N assets + N offers (COPY), runs the
+control plane under uvicorn (one worker, loopback) in a subprocess, and drives it from this
+process with 64 concurrent httpx clients for a bounded time and request count:
+
+* `catalog`: `POST /dsp/2025-1/catalog/request` (first page of 50, dev-profile token),
+* `bare`: a route on the same app and server answering precomputed bytes of the same size.
+
+It also times the uncached page query directly (`PgCatalogReadModel.dataset_page`). Results go
+to stdout and to the "## Catalog" section of docs/benchmarks.md (other sections are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from connector import embedded
+from connector.core.dsp import DSP_CONTEXT_2025_1
+from connector.stores.catalog import (
+    ASSETS_TABLE,
+    OFFER_ASSETS_TABLE,
+    OFFERS_TABLE,
+    POLICIES_TABLE,
+    PgCatalogReadModel,
+)
+from connector.stores.migrate import migrate
+from tests import services
+
+CONCURRENCY = 64
+PAGE = 50
+BARE_PATH = "/bench/bare"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+SECTION = "## Catalog"
+REQUEST = {"@context": [DSP_CONTEXT_2025_1], "@type": "CatalogRequestMessage"}
+ACCESS_POLICIES = {
+    "p-open": {"@id": "p-open", "@type": "Set", "permission": [{"action": "use"}]},
+    "p-partner": {
+        "@id": "p-partner",
+        "@type": "Set",
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [
+                    {"leftOperand": "participantId", "operator": "eq", "rightOperand": "urn:c:0"}
+                ],
+            }
+        ],
+    },
+    "p-gold": {
+        "@id": "p-gold",
+        "@type": "Set",
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [
+                    {"leftOperand": "claim:tier", "operator": "eq", "rightOperand": "gold"}
+                ],
+            }
+        ],
+    },
+}
+
+
+# --------------------------------------------------------------------------- server process
+
+
+def serve(pg_url: str, redis_url: str, port: int, data_dir: str, bare_file: str) -> None:
+    """Subprocess entry: the control plane plus the bare endpoint, one uvicorn worker."""
+    import uvicorn
+    from fastapi import Response
+
+    from api.app import create_app
+    from connector.settings import load_settings
+
+    settings = load_settings(
+        env={},
+        database={"url": pg_url, "pool": {"min": 1, "max": 20}},
+        redis={"url": redis_url},
+        temporal={"address": "127.0.0.1:1"},
+        management={"api_keys": ["bench-management-key-0123456789abcdef"]},
+        identity={"profile": "dev", "allow_insecure": True, "participant_id": "urn:bench:p"},
+        server={"port": port},
+        data_dir=Path(data_dir),
+    )
+    app = create_app(settings)
+    cache: dict[str, bytes] = {}
+
+    async def bare() -> Response:
+        body = cache.get("b")
+        if body is None:
+            body = cache["b"] = Path(bare_file).read_bytes()
+        return Response(body, media_type="application/json")
+
+    app.add_api_route(BARE_PATH, bare, methods=["POST"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --------------------------------------------------------------------------- data
+
+
+async def load(pg_url: str, offers: int) -> None:
+    """Replace the catalog with `offers` assets and offers (one asset each), via COPY."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(
+            f"TRUNCATE {OFFER_ASSETS_TABLE}, {OFFERS_TABLE}, {ASSETS_TABLE}, {POLICIES_TABLE}"
+        )
+        await conn.copy_records_to_table(
+            POLICIES_TABLE,
+            records=[(pid, json.dumps(p)) for pid, p in ACCESS_POLICIES.items()],
+            columns=["id", "policy"],
+        )
+        names = list(ACCESS_POLICIES)
+        assets = [
+            (
+                f"asset-{i:07d}",
+                json.dumps({"name": f"Asset {i}", "description": "benchmark data set"}),
+                json.dumps({"type": "http", "baseUrl": f"https://data.example/{i}"}),
+                ["HttpData-PULL", "HttpData-PUSH"],
+            )
+            for i in range(offers)
+        ]
+        await conn.copy_records_to_table(
+            ASSETS_TABLE,
+            records=assets,
+            columns=["id", "properties", "data_address", "distributions"],
+        )
+        offer_rows = [
+            (
+                f"offer-{i:07d}",
+                json.dumps({"assetIds": [f"asset-{i:07d}"]}),
+                names[i % len(names)],
+                "p-open",
+            )
+            for i in range(offers)
+        ]
+        await conn.copy_records_to_table(
+            OFFERS_TABLE,
+            records=offer_rows,
+            columns=["id", "asset_selector", "access_policy_id", "contract_policy_id"],
+        )
+        await conn.copy_records_to_table(
+            OFFER_ASSETS_TABLE,
+            records=[(o[0], f"asset-{i:07d}", o[2]) for i, o in enumerate(offer_rows)],
+            columns=["offer_id", "asset_id", "access_policy_id"],
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- load loop
+
+
+@dataclass
+class Result:
+    name: str
+    offers: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+    body_bytes: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class RawConnection:
+    """A minimal keep-alive HTTP/1.1 client (httpx would cost more CPU than the server)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> RawConnection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, int]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(head[9:12]), length
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_request(path: str, caller: int) -> bytes:
+    body = json.dumps(REQUEST).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer dev:urn:c:{caller}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def drive(
+    port: int, path: str, name: str, offers: int, seconds: float, max_requests: int
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    size = 0
+    sent = 0
+    connections = [await RawConnection.open(port) for _ in range(CONCURRENCY)]
+    requests = [raw_request(path, w % 8) for w in range(CONCURRENCY)]
+
+    async def one(w: int) -> None:
+        nonlocal errors, size
+        started = time.perf_counter()
+        status, size = await connections[w].send(requests[w])
+        latencies.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            errors += 1
+
+    try:
+        for _ in range(2):  # warm-up: connections, caches, pools
+            await asyncio.gather(*(one(w) for w in range(CONCURRENCY)))
+        latencies.clear()
+        errors = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(w: int) -> None:
+            nonlocal sent
+            while time.perf_counter() < deadline and sent < max_requests:
+                sent += 1
+                await one(w)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+    return Result(name, offers, len(latencies), elapsed, latencies, errors, size)
+
+
+async def cold_query_ms(pg_url: str, runs: int) -> tuple[float, float]:
+    """p50/p95 of the uncached page query itself (no HTTP, no cache)."""
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
+    try:
+        model = PgCatalogReadModel(pool)
+        timings = []
+        for i in range(runs):
+            admitted = ["p-open", "p-partner"] if i % 2 else ["p-open"]
+            started = time.perf_counter()
+            rows = await model.dataset_page(admitted, limit=PAGE + 1)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert len(rows) == PAGE + 1
+        timings.sort()
+        return statistics.median(timings), timings[int(0.95 * len(timings))]
+    finally:
+        await pool.close()
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(200):
+            try:
+                if (await client.get("/health")).status_code < 600:
+                    return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError("control plane did not start")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def table(results: list[Result], cold: dict[int, tuple[float, float]]) -> str:
+    lines = [
+        "| offers | endpoint | requests | throughput (req/s) | p50 (ms) | p95 (ms) | "
+        "body (bytes) | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.offers:,} | {r.name} | {r.requests:,} | {r.rps:,.0f} | {r.pct(0.5):.1f} | "
+            f"{r.pct(0.95):.1f} | {r.body_bytes:,} | {r.errors} |"
+        )
+    lines += ["", "| offers | uncached page query p50 (ms) | p95 (ms) |", "|---:|---:|---:|"]
+    for offers, (p50, p95) in cold.items():
+        lines.append(f"| {offers:,} | {p50:.2f} | {p95:.2f} |")
+    return "\n".join(lines)
+
+
+def verdict(results: list[Result]) -> list[str]:
+    by = {(r.offers, r.name): r for r in results}
+    sizes = sorted({r.offers for r in results})
+    out = []
+    big, small = sizes[-1], sizes[0]
+    cat_big, bare_big = by[(big, "catalog")], by[(big, "bare")]
+    ratio = cat_big.rps / bare_big.rps
+    flat = cat_big.rps / by[(small, "catalog")].rps
+    out.append(
+        f"- p95 < 50 ms at {big:,} offers: **{'met' if cat_big.pct(0.95) < 50 else 'MISSED'}** "
+        f"({cat_big.pct(0.95):.1f} ms)"
+    )
+    out.append(
+        f"- throughput >= 50 % of the bare endpoint: **{'met' if ratio >= 0.5 else 'MISSED'}** "
+        f"({ratio:.0%})"
+    )
+    out.append(
+        f"- flat from {small:,} to {big:,} offers: **{'met' if flat >= 0.85 else 'MISSED'}** "
+        f"({big:,} runs at {flat:.0%} of the {small:,} throughput)"
+    )
+    return out
+
+
+def write_doc(text: str) -> None:
+    existing = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    start = existing.find(SECTION + "\n")
+    if start == -1:
+        updated = existing.rstrip("\n") + "\n\n" + text
+    else:
+        nxt = existing.find("\n## ", start + len(SECTION))
+        updated = existing[:start] + text + ("" if nxt == -1 else existing[nxt:])
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def main(quick: bool) -> None:
+    sizes = [1_000, 100_000]
+    seconds, max_requests = (3.0, 3_000) if quick else (15.0, 60_000)
+    results: list[Result] = []
+    cold: dict[int, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="catalog-bench-") as tmp:
+        root = Path(tmp)
+        async with (
+            services.postgres(root / "pg") as server_url,
+            services.redis(root / "redis") as redis_url,
+        ):
+            pg_url = await services.create_database(server_url)
+            conn = await asyncpg.connect(pg_url)
+            await migrate(conn)
+            await conn.close()
+            port = embedded.free_port()
+            bare_file = root / "bare.json"
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.bench.catalog_bench",
+                    "--serve",
+                    pg_url,
+                    redis_url,
+                    str(port),
+                    str(root / "data"),
+                    str(bare_file),
+                ],
+                env={**os.environ, "PYTHONPATH": str(DOC.parents[1])},
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                await wait_ready(base)
+                for offers in sizes:
+                    started = time.perf_counter()
+                    await load(pg_url, offers)
+                    took = time.perf_counter() - started
+                    print(f"loaded {offers:,} offers in {took:.1f}s")  # noqa: T201 - progress
+                    cold[offers] = await cold_query_ms(pg_url, 50 if quick else 200)
+                    path = "/dsp/2025-1/catalog/request"
+                    # New data, same generation: flush Redis so no page from the last size is used.
+                    async with httpx.AsyncClient(base_url=base) as client:
+                        await client.post(
+                            "/management/v1/policies",
+                            json={"id": f"bump-{offers}", "policy": ACCESS_POLICIES["p-open"]},
+                            headers={"X-Api-Key": "bench-management-key-0123456789abcdef"},
+                        )
+                        page = await client.post(
+                            path, json=REQUEST, headers={"Authorization": "Bearer dev:urn:c:1"}
+                        )
+                        assert page.status_code == 200, page.text
+                        assert len(page.json()["dataset"]) == PAGE
+                    bare_file.write_bytes(page.content)
+                    for name, target in (("catalog", path), ("bare", BARE_PATH)):
+                        results.append(
+                            await drive(port, target, name, offers, seconds, max_requests)
+                        )
+                    print(table(results, cold))  # noqa: T201 - progress
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+    report = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPU cores "
+            f"({platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+            f"{'quick' if quick else 'full'} run). Command: `python -m tests.bench.catalog_bench`.",
+            "",
+            "Method: embedded Postgres + Redis; N assets and N offers (one asset each; access "
+            "policies round-robin over open / participant-bound / claim-bound) bulk-loaded with "
+            "COPY; the control plane under uvicorn (1 worker, uvloop/httptools, loopback) in a "
+            f"subprocess; {CONCURRENCY} concurrent keep-alive HTTP/1.1 connections (a minimal "
+            "asyncio client on uvloop) in the benchmark "
+            f"process for up to {seconds:.0f} s / {max_requests:,} requests per row, after a "
+            "warm-up. `catalog` = `POST /dsp/2025-1/catalog/request`, first page of "
+            f"{PAGE} datasets, dev-profile tokens of 8 callers (2 caller classes); `bare` = a "
+            "route on the same app returning the same page bytes precomputed. The uncached "
+            "page query is timed directly against Postgres (no HTTP, no Redis).",
+            "",
+            table(results, cold),
+            "",
+            "Targets:",
+            "",
+            *verdict(results),
+            "",
+            "Notes:",
+            "",
+            "- Steady state: one Redis GET (the catalog generation), the access policies "
+            "evaluated once per caller class and memoised per generation (none of these depends "
+            "on time), the page from the in-process LRU (else Redis, else the one SQL query). "
+            "The uncached query is flat in the number of offers (keyset over "
+            "`offer_assets (asset_id, access_policy_id)`), so only the CPU per request decides "
+            "throughput.",
+            "- What is left per request is Python: FastAPI routing and dependency resolution "
+            "(CallerDep), the body reader's guards and the CatalogRequestMessage decode, the "
+            "redis-py round trip and the Link header. The bare route skips all of that, which is "
+            "why the catalog sits well below it on one uvicorn worker; p95 at 64 concurrent "
+            "clients is queueing on that one worker (p50 is roughly 64 / throughput).",
+            "- Dev-profile tokens skip the JWT signature check, DID resolution and the jti "
+            "replay set that a secure-profile request pays on top (not measured here). The load "
+            "generator shares the 2 cores with the server, Postgres and Redis, and other work on "
+            "the machine adds noise between runs.",
+            "",
+        ]
+    )
+    write_doc(report)
+    print(report)  # noqa: T201 - the benchmark's output
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--serve", nargs=5, metavar=("PG", "REDIS", "PORT", "DATA", "BARE"))
+    args = parser.parse_args()
+    if args.serve:
+        pg, redis, port, data, bare = args.serve
+        serve(pg, redis, int(port), data, bare)
+    else:
+        import uvloop
+
+        uvloop.install()
+        asyncio.run(main(args.quick))

@@ -1,0 +1,237 @@
+"""Negotiations survive crashed workers and unreachable providers; deadlines end them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.embedded import free_port
+from connector.settings import to_env
+from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
+
+pytestmark = pytest.mark.e2e
+
+N = int(os.environ.get("NEGOTIATIONS", "50"))
+ACCEPTED_PATH = ["contract_request", "agreement", "verification", "finalized_event"]
+
+
+class Gate:
+    """Makes a connector's DSP front door fail (503) while closed: a provider that is down."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.closed = False
+        self.let_through: Callable[[str], bool] = lambda path: False
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and self.closed
+            and path.startswith("/dsp/")
+            and not self.let_through(path)
+        ):
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"down"})
+            return
+        await self.app(scope, receive, send)
+
+
+def gate(connector: Connector) -> Gate:
+    g = Gate(connector.recorder.app)
+    connector.recorder.app = g
+    return g
+
+
+class WorkerProcess:
+    """`connector worker` as its own OS process, so a test can kill -9 it."""
+
+    def __init__(self, connector: Connector) -> None:
+        self.connector = connector
+        self.health_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+        env.update(to_env(self.connector.settings))
+        env["CONNECTOR_METRICS__PORT"] = "0"
+        env["CONNECTOR_WORKERS__HEALTH_PORT"] = str(self.health_port)
+        env["CONNECTOR_LOGGING__LEVEL"] = "warning"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "connector", "worker", "--queue", "connector.control"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                try:
+                    r = await client.get(f"http://127.0.0.1:{self.health_port}/ready")
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError("worker process not ready")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+async def _state(connector: Connector, negotiation_id: str) -> str:
+    state: str = (await connector.get(f"/negotiations/{negotiation_id}")).json()["state"]
+    return state
+
+
+async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]) -> str:
+    resp = await consumer.post(
+        "/negotiations",
+        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
+    )
+    assert resp.status_code == 201, resp.text
+    negotiation_id: str = resp.json()["id"]
+    return negotiation_id
+
+
+@pytest.mark.timeout(900)
+async def test_kill_9_every_worker_mid_way_through_50_negotiations(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
+        provider,
+        consumer,
+    ):
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+        # Workers as real processes instead of in-process ones.
+        await provider.stop_workers()
+        await consumer.stop_workers()
+        workers = [WorkerProcess(provider), WorkerProcess(consumer)]
+        try:
+            for w in workers:
+                w.start()
+            await asyncio.gather(*(w.ready() for w in workers))
+
+            ids = await asyncio.gather(*(_start(consumer, provider, offer) for _ in range(N)))
+            # Kill once some are done and the rest are somewhere on the way.
+            for _ in range(600):
+                if (await consumer.get("/agreements", limit=1)).json()["total"] >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            for w in workers:
+                w.kill()
+            states = [await _state(consumer, i) for i in ids]
+            assert 0 < states.count("FINALIZED") < N, states
+
+            for w in workers:
+                w.start()
+            finished = []
+            for i in ids:
+                try:
+                    finished.append(await consumer.wait_state(i, {"FINALIZED", "TERMINATED"}, 150))
+                except AssertionError:
+                    stuck = (await consumer.get(f"/negotiations/{i}")).json()
+                    other = await provider.get(f"/negotiations/{stuck['providerPid']}")
+                    raise AssertionError(f"stuck: {stuck}\nprovider: {other.text}") from None
+        finally:
+            for w in workers:
+                w.stop()
+
+        assert [f["state"] for f in finished] == ["FINALIZED"] * N
+        for f in finished:
+            assert [e["kind"] for e in f["timeline"]] == ACCEPTED_PATH
+        provider_list = (await provider.get("/negotiations", limit=200)).json()
+        assert provider_list["total"] == N  # no second negotiation from a re-sent request
+        for item in provider_list["items"]:
+            detail = await provider.wait_state(item["id"], {"FINALIZED", "TERMINATED"}, 30)
+            assert [e["kind"] for e in detail["timeline"]] == ACCEPTED_PATH
+        assert (await provider.get("/agreements", limit=500)).json()["total"] == N
+        assert (await consumer.get("/agreements", limit=500)).json()["total"] == N
+
+
+async def test_unreachable_provider_is_retried_and_the_negotiation_finishes_when_it_is_back(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
+        provider,
+        consumer,
+    ):
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+        front_door = gate(provider)
+        front_door.closed = True
+        down_since = time.monotonic()
+        negotiation_id = await _start(consumer, provider, offer)
+
+        # While the provider is down an operator sees why and when the next try is.
+        seen: dict[str, Any] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            seen = (await consumer.get(f"/negotiations/{negotiation_id}")).json()
+            if seen.get("lastError") and seen.get("nextRetryAt"):
+                break
+            await asyncio.sleep(0.2)
+        assert "503" in seen["lastError"], seen
+        assert seen["state"] == "INITIAL"
+
+        await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down_since)))
+        front_door.closed = False
+        done = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"}, 60)
+        assert done["state"] == "FINALIZED", done
+
+
+async def test_beyond_the_deadline_both_sides_end_terminated_with_the_reason(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    async with connector_pair(
+        pg_server_url,
+        redis_url,
+        temporal_address,
+        tmp_path,
+        negotiation={"deadline_seconds": 6},
+    ) as (provider, consumer):
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+        front_door = gate(provider)
+        # The provider takes the request, then becomes unreachable for everything else.
+        front_door.let_through = lambda path: path.endswith("/negotiations/request")
+        front_door.closed = True
+        negotiation_id = await _start(consumer, provider, offer)
+
+        consumer_side = await consumer.wait_state(negotiation_id, {"TERMINATED"}, 30)
+        provider_side = await provider.wait_state(consumer_side["providerPid"], {"TERMINATED"}, 30)
+
+        reason = " ".join(consumer_side["termination"]["reason"])
+        assert "deadline" in reason, consumer_side
+        last = consumer_side["timeline"][-1]
+        assert last["kind"] == "termination"
+        assert "deadline" in (last["detail"] or "")
+        assert provider_side["termination"]["code"] == "deadline_exceeded", provider_side
+        assert provider_side["timeline"][-1]["kind"] == "termination"

@@ -1,0 +1,243 @@
+"""Negative protocol paths (dsp.md §9): each illegal message gets 400 + TransferError and leaves
+the state unchanged; requests the edge must refuse never start a flow."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from connector.core.dsp import DspVersion, validate_against_schema
+from connector.identity.runtime import Identity, build_identity
+from tests.e2e.transfer_helpers import (
+    MIB,
+    agreement_for,
+    edr,
+    pull,
+    random_file,
+    start_transfer,
+)
+from tests.twoconn import Connector, connector_pair
+
+pytestmark = pytest.mark.e2e
+
+CTX = ["https://w3id.org/dspace/2025/1/context.jsonld"]
+UNREACHABLE = "http://127.0.0.1:9/dsp/2025-1"
+
+
+class World:
+    def __init__(self, provider: Connector, consumer: Connector, identity: Identity) -> None:
+        self.provider = provider
+        self.consumer = consumer
+        self.identity = identity
+        self.agreement_id = ""
+
+    async def dsp(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": self.identity.authorization(self.provider.did)}
+        if body is None:
+            return await self.provider.http.get(f"/dsp/2025-1{path}", headers=headers)
+        return await self.provider.http.post(f"/dsp/2025-1{path}", json=body, headers=headers)
+
+    async def requested(self, **overrides: Any) -> tuple[str, str]:
+        """A provider transfer stuck in REQUESTED (its start cannot reach the consumer)."""
+        consumer_pid = f"urn:uuid:{uuid.uuid4()}"
+        body = {
+            "@context": CTX,
+            "@type": "TransferRequestMessage",
+            "consumerPid": consumer_pid,
+            "agreementId": self.agreement_id,
+            "format": "HttpData-PULL",
+            "callbackAddress": UNREACHABLE,
+            **overrides,
+        }
+        resp = await self.dsp("/transfers/request", body)
+        assert resp.status_code == 201, resp.text
+        return consumer_pid, resp.json()["providerPid"]
+
+    async def view(self, provider_pid: str) -> dict[str, Any]:
+        resp = await self.provider.get(f"/transfers/{provider_pid}")
+        assert resp.status_code == 200, resp.text
+        data: dict[str, Any] = resp.json()
+        return data
+
+
+@pytest.fixture(scope="module")
+async def world(
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path_factory: Any
+) -> AsyncIterator[World]:
+    tmp = tmp_path_factory.mktemp("protocol")
+    async with connector_pair(
+        pg_server_url, redis_url, temporal_address, tmp, provider_dataplane="inproc"
+    ) as (provider, consumer):
+        redis = aioredis.Redis.from_url(redis_url)
+        identity = build_identity(consumer.settings, redis)
+        w = World(provider, consumer, identity)
+        random_file(provider.settings.dataplane.file_base_path / "n.bin", MIB)
+        w.agreement_id = await agreement_for(
+            provider, consumer, "neg", data_address={"type": "file", "path": "n.bin"}
+        )
+        try:
+            yield w
+        finally:
+            await identity.http.aclose()
+            await redis.aclose()
+
+
+def message(kind: str, consumer_pid: str, provider_pid: str) -> dict[str, Any]:
+    body = {
+        "@context": CTX,
+        "@type": kind,
+        "consumerPid": consumer_pid,
+        "providerPid": provider_pid,
+    }
+    if kind in ("TransferSuspensionMessage", "TransferTerminationMessage"):
+        body["code"] = "test"
+    return body
+
+
+SUFFIX = {
+    "TransferStartMessage": "start",
+    "TransferCompletionMessage": "completion",
+    "TransferSuspensionMessage": "suspension",
+    "TransferTerminationMessage": "termination",
+}
+
+
+async def assert_refused(w: World, kind: str, consumer_pid: str, provider_pid: str) -> None:
+    before = await w.view(provider_pid)
+    resp = await w.dsp(
+        f"/transfers/{provider_pid}/{SUFFIX[kind]}", message(kind, consumer_pid, provider_pid)
+    )
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["@type"] == "TransferError"
+    assert body["providerPid"] == provider_pid
+    assert body["consumerPid"] == consumer_pid
+    assert validate_against_schema(body, "TransferError", DspVersion.V2025_1) == []
+    after = await w.view(provider_pid)
+    assert (after["state"], after["version"]) == (before["state"], before["version"])
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["TransferCompletionMessage", "TransferSuspensionMessage", "TransferStartMessage"],
+    ids=["completion", "suspension", "consumer-start"],
+)
+async def test_refused_while_requested(world: World, kind: str) -> None:
+    consumer_pid, provider_pid = await world.requested()
+    assert (await world.view(provider_pid))["state"] == "REQUESTED"
+    await assert_refused(world, kind, consumer_pid, provider_pid)
+
+
+async def test_completion_while_suspended_is_refused(world: World) -> None:
+    transfer_id = await start_transfer(world.consumer, world.provider, world.agreement_id)
+    started = await world.consumer.wait_transfer(transfer_id, {"STARTED"})
+    resp = await world.consumer.post(f"/transfers/{transfer_id}/suspend", {})
+    assert resp.json()["state"] == "SUSPENDED", resp.text
+    await world.provider.wait_transfer(started["providerPid"], {"SUSPENDED"})
+    await assert_refused(world, "TransferCompletionMessage", transfer_id, started["providerPid"])
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["TransferStartMessage", "TransferSuspensionMessage", "TransferCompletionMessage"],
+    ids=["start", "suspension", "completion"],
+)
+async def test_refused_after_terminated(world: World, kind: str) -> None:
+    consumer_pid, provider_pid = await world.requested()
+    resp = await world.dsp(
+        f"/transfers/{provider_pid}/termination",
+        message("TransferTerminationMessage", consumer_pid, provider_pid),
+    )
+    assert resp.status_code == 200, resp.text
+    await world.provider.wait_transfer(provider_pid, {"TERMINATED"})
+    await assert_refused(world, kind, consumer_pid, provider_pid)
+
+
+async def test_suspension_after_completed_is_refused(world: World) -> None:
+    transfer_id = await start_transfer(world.consumer, world.provider, world.agreement_id)
+    started = await world.consumer.wait_transfer(transfer_id, {"STARTED"})
+    token = await edr(world.consumer, transfer_id)
+    assert (await pull(token["endpoint"], token["authorization"]))[0] == 200
+    await world.provider.wait_transfer(started["providerPid"], {"COMPLETED"})
+    await assert_refused(world, "TransferSuspensionMessage", transfer_id, started["providerPid"])
+
+
+async def _flows(w: World) -> int:
+    conn = await asyncpg.connect(w.provider.db_url)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM dataplane_flows")
+        return count
+    finally:
+        await conn.close()
+
+
+async def _agreement(w: World, consumer_id: str, constraint: list[Any] | None = None) -> str:
+    agreement_id = f"urn:uuid:{uuid.uuid4()}"
+    rule: dict[str, Any] = {"action": "use"}
+    if constraint:
+        rule["constraint"] = constraint
+    policy = {
+        "@id": agreement_id,
+        "@type": "Agreement",
+        "target": "neg",
+        "assigner": w.provider.did,
+        "assignee": consumer_id,
+        "permission": [rule],
+    }
+    conn = await asyncpg.connect(w.provider.db_url)
+    try:
+        await conn.execute(
+            """INSERT INTO agreements (agreement_id, own_pid, role, provider_id, consumer_id,
+                   target, offer_id, asset_id, agreement, signed_at)
+               VALUES ($1, $2, 'provider', $3, $4, 'neg', NULL, 'neg', $5::jsonb, now())""",
+            agreement_id,
+            f"urn:uuid:{uuid.uuid4()}",
+            w.provider.did,
+            consumer_id,
+            json.dumps(policy),
+        )
+    finally:
+        await conn.close()
+    return agreement_id
+
+
+@pytest.mark.parametrize("case", ["someone-else", "unknown", "expired", "wrong-format"])
+async def test_request_refused_without_a_flow(world: World, case: str) -> None:
+    overrides: dict[str, Any] = {}
+    if case == "someone-else":
+        overrides["agreementId"] = await _agreement(world, "did:web:someone-else.example")
+    elif case == "unknown":
+        overrides["agreementId"] = f"urn:uuid:{uuid.uuid4()}"
+    elif case == "expired":
+        past = [
+            {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2020-01-01T00:00:00Z"}
+        ]
+        overrides["agreementId"] = await _agreement(world, world.consumer.did, past)
+    else:
+        overrides["format"] = "AmazonS3-PUSH"
+    flows = await _flows(world)
+    consumer_pid = f"urn:uuid:{uuid.uuid4()}"
+    body = {
+        "@context": CTX,
+        "@type": "TransferRequestMessage",
+        "consumerPid": consumer_pid,
+        "agreementId": world.agreement_id,
+        "format": "HttpData-PULL",
+        "callbackAddress": world.consumer.dsp,
+        **overrides,
+    }
+    resp = await world.dsp("/transfers/request", body)
+    assert 400 <= resp.status_code < 500, resp.text
+    error = resp.json()
+    assert error["@type"] == "TransferError"
+    assert error["consumerPid"] == consumer_pid
+    assert validate_against_schema(error, "TransferError", DspVersion.V2025_1) == []
+    assert await _flows(world) == flows
+    listed = await world.provider.get("/transfers", role="provider")
+    assert consumer_pid not in {t["consumerPid"] for t in listed.json()["items"]}

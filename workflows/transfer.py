@@ -1,0 +1,606 @@
+"""One side (provider or consumer) of one DSP transfer process, until COMPLETED or TERMINATED.
+
+DSP 2025-1 Transfer Process Protocol (dsp.md §9). Inbound messages arrive as the
+`transfer.receive` update (validated against the state machine before anything is written);
+operator commands (suspend, resume, terminate, complete) as `transfer.command`. The provider
+drives its data plane through Data Plane Signaling activities: it prepares the flow before it
+sends TransferStartMessage (pull: endpoint + token), revokes tokens before it acknowledges or
+sends a suspension/termination/completion, gets new ones on resume, and watches finite flows
+until the data plane reports the bytes delivered (then it sends TransferCompletionMessage) or
+failed (then it restarts a push, up to `push_max_attempts`, and else terminates with the reason).
+
+Consumer shortcut: given an offer instead of an agreement, the negotiation runs first as a child
+workflow (decision 0005), then the transfer proceeds with the agreement it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Literal
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from connector.core import search_attributes
+    from connector.core.errors import ConnectorError, IllegalTransitionError
+    from connector.core.ids import negotiation_workflow_id
+    from connector.core.negotiation.record import NegotiationRecord
+    from connector.core.negotiation.states import NegotiationState
+    from connector.core.transfer import decide, machine
+    from connector.core.transfer.actions import (
+        Action,
+        SendCompletion,
+        SendStart,
+        SendSuspension,
+        SendTermination,
+    )
+    from connector.core.transfer.aggregate import JsonObject, Transfer
+    from connector.core.transfer.messages import MessageKind
+    from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
+    from connector.core.transfer.states import Direction, Role, TransferState
+    from workflows import names, options
+    from workflows.contracts import (
+        FlowResult,
+        FlowStart,
+        FlowStatus,
+        FlowStop,
+        InboundTransferMessage,
+        OutboundTransferMessage,
+        RemoteAck,
+        TransferCommand,
+        TransferStart,
+    )
+
+STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
+COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
+ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
+ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
+AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
+
+FLUSH = timedelta(milliseconds=1)
+CODE_OPERATOR = "terminated_by_operator"
+CODE_UNDELIVERABLE = "undeliverable"
+CODE_NEGOTIATION = "negotiation_failed"
+# Which data plane operation follows our side entering a state (provider only).
+StopKind = Literal["suspend", "terminate", "complete"]
+_STOP_FOR: dict[TransferState, StopKind] = {
+    TransferState.SUSPENDED: "suspend",
+    TransferState.TERMINATED: "terminate",
+    TransferState.COMPLETED: "complete",
+}
+
+
+def _as_update_error(exc: ConnectorError) -> ApplicationError:
+    kind = (
+        names.ERR_ILLEGAL_TRANSITION
+        if isinstance(exc, IllegalTransitionError)
+        else names.ERR_BAD_REQUEST
+    )
+    return ApplicationError("; ".join(exc.reasons), type=kind, non_retryable=True)
+
+
+def _failure_text(err: BaseException) -> str:
+    cause = err.cause if isinstance(err, ActivityError | ChildWorkflowError) and err.cause else err
+    return str(cause) or type(cause).__name__
+
+
+def _application_error(err: BaseException) -> ApplicationError | None:
+    # A local activity's failure may surface as the ApplicationError itself, not wrapped.
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def _rejected(err: BaseException) -> bool:
+    cause = _application_error(err)
+    return cause is not None and (
+        cause.type in options.NON_RETRYABLE or cause.type == names.ERR_DATAPLANE_REFUSED
+    )
+
+
+# What a failed activity raises in the workflow.
+_FAILED = (ActivityError, ApplicationError)
+
+
+@workflow.defn(name=names.WF_TRANSFER)
+class TransferWorkflow:
+    @workflow.init
+    def __init__(self, start: TransferStart) -> None:
+        self._start = start
+        self._record = start.record
+        self._inflight_target: TransferState | None = None
+        self._projected_version = -1
+        self._sent_last = False
+        self._commands: list[TransferCommand] = []
+        self._facts = decide.Facts()
+        # Provider: what the data plane reported for the running flow (None = still moving).
+        self._flow_status: FlowStatus | None = None
+        self._flow_attempts = 1
+        # Provider: a new DataAddress owed to a consumer that resumed.
+        self._owed_address: JsonObject | None = None
+        # Provider: a data plane stop that failed inside an update handler, retried by run().
+        self._owed_stop: FlowStop | None = None
+
+    @property
+    def _t(self) -> Transfer:
+        return self._record.transfer
+
+    def _set(self, t: Transfer, **extra: object) -> None:
+        self._record = self._record.model_copy(update={"transfer": t, **extra})
+
+    # --- messages from the counterparty and the operator -------------------------------------
+
+    @workflow.query(name=names.QRY_TRANSFER_VIEW)
+    def view(self) -> TransferRecord:
+        return self._record
+
+    @workflow.update(name=names.UPD_TRANSFER_RECEIVE)
+    async def receive(self, msg: InboundTransferMessage) -> TransferRecord:
+        if self._inflight_target is not None:
+            # Our own message that leads here is not acknowledged yet; the peer was faster.
+            await workflow.wait_condition(lambda: self._inflight_target is None)
+        before = self._t.state
+        try:
+            if machine.is_restart(self._t, msg.kind, msg.sender, msg.data_address):
+                t = machine.apply_restart(
+                    self._t, msg.sender, at=workflow.now(), data_address=msg.data_address
+                )
+            else:
+                t = machine.apply(
+                    self._t,
+                    msg.kind,
+                    msg.sender,
+                    at=workflow.now(),
+                    consumer_pid=msg.consumer_pid,
+                    provider_pid=msg.provider_pid,
+                    counterparty_address=msg.counterparty_address,
+                    data_address=msg.data_address,
+                    code=msg.code,
+                    reason=msg.reason,
+                )
+        except ConnectorError as exc:
+            raise _as_update_error(exc) from None
+        if t.role is Role.PROVIDER and t.state is not before:
+            # Tokens die before the consumer hears our acknowledgement (and before run() sees
+            # the new state).
+            await self._follow_on_data_plane(before, t.state, msg.code or msg.kind.value)
+        self._set(t)
+        return self._record
+
+    @receive.validator
+    def _validate_receive(self, msg: InboundTransferMessage) -> None:
+        # Rejected here, an illegal message never reaches history (the API answers DSP 400).
+        t = self._t
+        # The provider's start with a new address may overtake the ack of our own resume.
+        resuming = (
+            self._inflight_target is TransferState.STARTED
+            and t.state is TransferState.SUSPENDED
+            and t.role is Role.CONSUMER
+            and msg.kind is MessageKind.TRANSFER_START
+            and msg.sender is Role.PROVIDER
+            and msg.data_address is not None
+        )
+        try:
+            if resuming or (
+                self._inflight_target is None
+                and machine.is_restart(t, msg.kind, msg.sender, msg.data_address)
+            ):
+                return
+            machine.check(self._inflight_target or self._t.state, msg.kind, msg.sender)
+        except ConnectorError as exc:
+            raise _as_update_error(exc) from None
+
+    @workflow.update(name=names.UPD_TRANSFER_COMMAND)
+    def command(self, cmd: TransferCommand) -> TransferRecord:
+        self._commands.append(cmd)
+        return self._record
+
+    @command.validator
+    def _validate_command(self, cmd: TransferCommand) -> None:
+        t = self._t
+        needs = {
+            "suspend": (TransferState.STARTED,),
+            "complete": (TransferState.STARTED,),
+            "resume": (TransferState.SUSPENDED,),
+            "terminate": tuple(s for s in TransferState if not s.is_terminal),
+        }[cmd.command]
+        if t.state not in needs or self._commands:
+            raise ApplicationError(
+                f"cannot {cmd.command} a transfer in state {t.state.value}"
+                + (" (another command is pending)" if self._commands else ""),
+                type=names.ERR_ILLEGAL_TRANSITION,
+            )
+
+    # --- the run loop -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: TransferStart) -> TransferRecord:
+        if start.negotiation is not None and self._t.agreement_id == PENDING_AGREEMENT:
+            await self._negotiate(start)
+        while True:
+            await self._project()
+            if self._t.is_terminal:
+                break
+            if self._owed_stop is not None:
+                await self._data_plane_stop(self._owed_stop, local=False)
+                continue
+            action = await self._next_action()
+            if action is None:
+                self._sent_last = False
+                await self._wait_for_change()
+                continue
+            await self._send(action)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._project()
+        return self._record
+
+    async def _next_action(self) -> Action | None:
+        t = self._t
+        if self._commands:
+            return await self._command_action(self._commands.pop(0))
+        if t.role is Role.PROVIDER:
+            if t.state is TransferState.REQUESTED and not self._facts.flow_prepared:
+                await self._prepare_flow()
+            elif t.state is TransferState.STARTED and self._owed_address is not None:
+                return SendStart(data_address=self._owed_address)
+            elif t.state is TransferState.STARTED and self._flow_status is not None:
+                return await self._after_flow(self._flow_status)
+        return decide.next_action(self._t, self._facts)
+
+    async def _command_action(self, cmd: TransferCommand) -> Action | None:
+        t = self._t
+        reason = (cmd.reason,) if cmd.reason else ()
+        if t.state.is_terminal:
+            return None
+        provider = t.role is Role.PROVIDER
+        match cmd.command:
+            case "terminate":
+                if t.counterparty_pid is None:
+                    self._end_locally(CODE_OPERATOR, cmd.reason or "terminated by the operator")
+                    return None
+                if provider:
+                    await self._data_plane_stop(self._stop("terminate", cmd.reason), local=True)
+                return SendTermination(code=CODE_OPERATOR, reason=reason or ("operator",))
+            case "suspend" if t.state is TransferState.STARTED:
+                if provider:
+                    await self._data_plane_stop(self._stop("suspend", cmd.reason), local=True)
+                return SendSuspension(code="suspended_by_operator", reason=reason)
+            case "complete" if t.state is TransferState.STARTED:
+                if provider:
+                    await self._data_plane_stop(self._stop("complete", cmd.reason), local=True)
+                return SendCompletion()
+            case "resume" if t.state is TransferState.SUSPENDED:
+                address = None
+                if provider:
+                    resumed = await self._data_plane(names.ACT_DATAPLANE_RESUME, t.provider_pid)
+                    self._flow_status = None
+                    address = resumed.data_address if resumed is not None else None
+                return SendStart(data_address=address)
+        return None
+
+    def _stop(self, how: StopKind, reason: str | None) -> FlowStop:
+        return FlowStop(process_id=self._record.own_pid, how=how, reason=reason)
+
+    async def _prepare_flow(self) -> None:
+        """Provider, REQUESTED: ask the data plane for the pull endpoint, or to start pushing."""
+        t = self._t
+        flow = FlowStart(
+            process_id=self._record.own_pid,
+            agreement_id=t.agreement_id,
+            asset_id=self._record.asset_id,
+            consumer_id=t.counterparty_id,
+            format=t.format,
+            push=self._record.push,
+            finite=self._record.finite,
+            source=self._record.source or {},
+            destination=t.data_address if self._record.push else None,
+        )
+        try:
+            result = await self._data_plane(names.ACT_DATAPLANE_START, flow, raise_errors=True)
+        except _FAILED as err:
+            self._facts = decide.Facts(flow_error=_failure_text(err))
+            return
+        address = result.data_address if result is not None else None
+        self._facts = decide.Facts(flow_prepared=True, data_address=address)
+
+    async def _after_flow(self, status: FlowStatus) -> Action | None:
+        """Provider, STARTED: the data plane finished (or failed) moving the bytes."""
+        if status.state == "COMPLETED":
+            await self._data_plane_stop(self._stop("complete", None), local=True)
+            return SendCompletion()
+        if status.state == "FAILED" and self._flow_attempts < self._start.push_max_attempts:
+            self._flow_attempts += 1
+            self._flow_status = None
+            self._facts = decide.Facts()
+            await self._prepare_flow()  # a new attempt from the start (the sink got no file)
+            if self._facts.flow_error is None:
+                return None
+            status = FlowStatus(state="FAILED", error=self._facts.flow_error)
+        if status.state in ("FAILED", "TERMINATED"):
+            await self._data_plane_stop(self._stop("terminate", status.error), local=True)
+            reason = f"data flow failed after {self._flow_attempts} attempt(s): {status.error}"
+            return SendTermination(code=decide.CODE_FLOW_FAILED, reason=(reason,))
+        self._flow_status = None
+        return None
+
+    def _watching(self) -> bool:
+        t = self._t
+        return (
+            t.role is Role.PROVIDER
+            and t.state is TransferState.STARTED
+            and (self._record.finite or self._record.push)
+            and self._flow_status is None
+            and self._owed_address is None
+        )
+
+    async def _wait_for_change(self) -> None:
+        version, commands = self._t.version, len(self._commands)
+
+        def changed() -> bool:
+            return (
+                self._t.version != version
+                or len(self._commands) != commands
+                or self._owed_stop is not None
+                or self._owed_address is not None
+            )
+
+        if not self._watching():
+            await workflow.wait_condition(changed)
+            return
+        watch = workflow.start_activity(
+            names.ACT_DATAPLANE_AWAIT,
+            self._record.own_pid,
+            result_type=FlowStatus,
+            start_to_close_timeout=options.WATCH_TIMEOUT,
+            heartbeat_timeout=options.WATCH_HEARTBEAT,
+            retry_policy=options.WATCH_RETRY,
+        )
+        await workflow.wait_condition(lambda: changed() or watch.done())
+        if watch.done():
+            try:
+                self._flow_status = watch.result()
+            except _FAILED as err:
+                self._flow_status = FlowStatus(state="FAILED", error=_failure_text(err))
+            return
+        watch.cancel()
+        with contextlib.suppress(ActivityError, asyncio.CancelledError):
+            await watch
+
+    async def _send(self, action: Action) -> None:
+        t = self._t
+        restart = machine.is_restart(
+            t, action.message_kind, t.role, getattr(action, "data_address", None)
+        )
+        try:
+            target = (
+                TransferState.STARTED
+                if restart
+                else machine.check(t.state, action.message_kind, t.role)
+            )
+        except ConnectorError as exc:  # pragma: no cover - we only propose legal moves
+            raise ApplicationError(str(exc), non_retryable=True) from None
+        if self._sent_last and self._start.back_to_back_pause > timedelta(0):
+            await workflow.sleep(self._start.back_to_back_pause)
+        elif t.timeline and t.timeline[-1].direction is Direction.IN:
+            # A local activity keeps the workflow task open, and with it the answer to the
+            # update that just moved us; the peer waits for that answer before it acknowledges
+            # what we are about to send. A timer ends the task first, so the answer goes out.
+            await workflow.sleep(FLUSH)
+        self._inflight_target = target
+        try:
+            ack = await self._deliver(action)
+        except _FAILED as err:
+            self._inflight_target = None
+            await self._after_failed_send(action, err)
+            return
+        if restart:
+            n = machine.apply_restart(
+                self._t,
+                t.role,
+                at=workflow.now(),
+                data_address=getattr(action, "data_address", None),
+            )
+            self._owed_address = None
+        else:
+            peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
+            n = machine.apply_outbound(self._t, action, at=workflow.now(), **peer)
+        self._inflight_target = None
+        self._sent_last = True
+        self._set(n)
+
+    async def _deliver(self, action: Action) -> RemoteAck:
+        out = OutboundTransferMessage(
+            transfer=self._t,
+            action=action,
+            callback_address=self._start.callback_address,
+            dsp_version=self._record.dsp_version,
+        )
+        try:
+            ack: RemoteAck = await workflow.execute_local_activity(
+                names.ACT_SEND_TRANSFER_MESSAGE,
+                out,
+                result_type=RemoteAck,
+                start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
+                retry_policy=options.SEND_LOCAL_RETRY,
+            )
+            return ack
+        except _FAILED as err:
+            if _rejected(err):
+                raise
+        # Slow path: a scheduled activity, visible with its last failure and next attempt.
+        slow: RemoteAck = await workflow.execute_activity(
+            names.ACT_SEND_TRANSFER_MESSAGE,
+            out,
+            result_type=RemoteAck,
+            start_to_close_timeout=options.SEND_TIMEOUT,
+            schedule_to_close_timeout=self._start.send_deadline,
+            retry_policy=options.SEND_RETRY,
+        )
+        return slow
+
+    async def _after_failed_send(self, action: Action, err: BaseException) -> None:
+        what = action.message_kind.wire_name
+        if isinstance(action, SendTermination):
+            # We were ending it anyway; the peer's answer does not change that.
+            self._set(
+                machine.apply_outbound(
+                    self._t, action, at=workflow.now(), detail=f"peer: {_failure_text(err)}"
+                )
+            )
+            return
+        verb = "rejected" if _rejected(err) else "could not be sent"
+        await self._give_up(CODE_UNDELIVERABLE, f"our {what} {verb}: {_failure_text(err)}")
+
+    async def _give_up(self, code: str, reason: str) -> None:
+        """End the transfer on our side and tell the counterparty, best effort."""
+        if self._t.role is Role.PROVIDER and self._facts.flow_prepared:
+            await self._data_plane_stop(self._stop("terminate", reason), local=True)
+        action = SendTermination(code=code, reason=(reason,))
+        detail = reason
+        if self._t.counterparty_pid is not None and self._t.counterparty_address:
+            out = OutboundTransferMessage(
+                transfer=self._t,
+                action=action,
+                callback_address=self._start.callback_address,
+                dsp_version=self._record.dsp_version,
+            )
+            try:
+                await workflow.execute_local_activity(
+                    names.ACT_SEND_TRANSFER_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=timedelta(seconds=5),
+                    retry_policy=options.NOTIFY_RETRY,
+                )
+            except _FAILED as err:
+                detail = f"{reason} (counterparty not told: {_failure_text(err)})"
+        self._set(machine.apply_outbound(self._t, action, at=workflow.now(), detail=detail))
+
+    def _end_locally(self, code: str, reason: str) -> None:
+        action = SendTermination(code=code, reason=(reason,))
+        self._set(machine.apply_outbound(self._t, action, at=workflow.now(), detail=reason))
+
+    # --- the data plane (provider) ------------------------------------------------------------
+
+    async def _follow_on_data_plane(
+        self, before: TransferState, after: TransferState, why: str
+    ) -> None:
+        """Inbound message moved the provider: stop or resume the flow to match."""
+        how = _STOP_FOR.get(after)
+        if how is not None and self._facts.flow_prepared:
+            await self._data_plane_stop(self._stop(how, why), local=True)
+        elif before is TransferState.SUSPENDED and after is TransferState.STARTED:
+            resumed = await self._data_plane(names.ACT_DATAPLANE_RESUME, self._record.own_pid)
+            self._flow_status = None
+            if resumed is not None and resumed.data_address is not None:
+                self._owed_address = resumed.data_address
+
+    async def _data_plane(
+        self, activity: str, arg: object, *, raise_errors: bool = False
+    ) -> FlowResult | None:
+        """A signaling call: local first, then scheduled with retries (see options)."""
+        try:
+            result: FlowResult = await workflow.execute_local_activity(
+                activity,
+                arg,
+                result_type=FlowResult,
+                start_to_close_timeout=options.DATAPLANE_LOCAL_TIMEOUT,
+                retry_policy=options.DATAPLANE_LOCAL_RETRY,
+            )
+            return result
+        except _FAILED as err:
+            if _rejected(err):
+                if raise_errors:
+                    raise
+                return None
+        try:
+            slow: FlowResult = await workflow.execute_activity(
+                activity,
+                arg,
+                result_type=FlowResult,
+                start_to_close_timeout=options.DATAPLANE_TIMEOUT,
+                retry_policy=options.DATAPLANE_RETRY,
+            )
+            return slow
+        except _FAILED:
+            if raise_errors:
+                raise
+            return None
+
+    async def _data_plane_stop(self, stop: FlowStop, *, local: bool) -> None:
+        """Stop the flow; from an update handler (local) a failure is left for run() to retry."""
+        if local:
+            try:
+                await workflow.execute_local_activity(
+                    names.ACT_DATAPLANE_STOP,
+                    stop,
+                    start_to_close_timeout=options.DATAPLANE_LOCAL_TIMEOUT,
+                    retry_policy=options.DATAPLANE_LOCAL_RETRY,
+                )
+                self._owed_stop = None
+            except _FAILED as err:
+                workflow.logger.warning("data plane stop failed: %s", _failure_text(err))
+                self._owed_stop = stop
+            return
+        try:
+            await workflow.execute_activity(
+                names.ACT_DATAPLANE_STOP,
+                stop,
+                start_to_close_timeout=options.DATAPLANE_TIMEOUT,
+                retry_policy=options.DATAPLANE_RETRY,
+            )
+        except _FAILED as err:
+            workflow.logger.error("data plane stop abandoned: %s", _failure_text(err))
+        self._owed_stop = None
+
+    # --- consumer shortcut: negotiate first -----------------------------------------------
+
+    async def _negotiate(self, start: TransferStart) -> None:
+        negotiation = start.negotiation
+        if negotiation is None:  # pragma: no cover - checked by the caller
+            return
+        try:
+            result: NegotiationRecord = await workflow.execute_child_workflow(
+                names.WF_NEGOTIATION,
+                negotiation,
+                id=negotiation_workflow_id(
+                    negotiation.record.negotiation.role, negotiation.record.own_pid
+                ),
+                result_type=NegotiationRecord,
+            )
+        except ChildWorkflowError as err:
+            self._end_locally(CODE_NEGOTIATION, f"the negotiation failed: {_failure_text(err)}")
+            return
+        n = result.negotiation
+        agreement_id = (n.agreement or {}).get("@id")
+        if n.state is not NegotiationState.FINALIZED or not isinstance(agreement_id, str):
+            why = "; ".join(n.termination_reason) or n.state.value
+            self._end_locally(CODE_NEGOTIATION, f"no agreement: {why}")
+            return
+        self._set(self._t.model_copy(update={"agreement_id": agreement_id}))
+
+    # --- projection ---------------------------------------------------------------------------
+
+    async def _project(self) -> None:
+        if self._projected_version == self._t.version and self._projected_version >= 0:
+            return
+        t = self._t
+        updates = [
+            STATE.value_set(t.state.value),
+            COUNTERPARTY.value_set(t.counterparty_id),
+            ROLE.value_set(t.role.value),
+            AGREEMENT.value_set(t.agreement_id),
+        ]
+        if self._record.asset_id:
+            updates.append(ASSET.value_set(self._record.asset_id))
+        workflow.upsert_search_attributes(updates)
+        await workflow.execute_local_activity(
+            names.ACT_PROJECT_TRANSFER,
+            self._record,
+            start_to_close_timeout=options.PROJECT_TIMEOUT,
+            retry_policy=options.PROJECT_RETRY,
+        )
+        self._projected_version = t.version
