@@ -27,6 +27,7 @@ from connector.core.dsp import DspVersion
 from connector.http_errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
 from connector.identity.runtime import build_identity
+from connector.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.resources import open_resources
 from connector.settings import Settings
@@ -50,6 +51,12 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
                 resources.temporal, resources.pool, settings.temporal.task_queues.control
             )
             app.state.gateway = gateway
+            app.state.maintenance = MaintenanceFlag(
+                resources.pool,
+                resources.redis,
+                maintenance_key(settings.identity.resolved_participant_id(settings.server)),
+                retry_after=settings.backup.maintenance_retry_after_seconds,
+            )
             app.state.negotiations = NegotiationEdge(
                 settings, resources.pool, gateway, identity.http
             )
@@ -88,6 +95,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     for version in DspVersion:
         app.include_router(dsp_negotiations.router(version))
         app.include_router(dsp_transfers.router(version))
+    app.add_middleware(MaintenanceMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
 

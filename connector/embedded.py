@@ -298,7 +298,9 @@ def temporal_binary() -> str:
     )
 
 
-def temporal_spec(data_dir: Path, port: int, ui_port: int, namespace: str) -> ServiceSpec:
+def temporal_spec(
+    data_dir: Path, port: int, ui_port: int, namespace: str, ui_host: str = "127.0.0.1"
+) -> ServiceSpec:
     root = data_dir.resolve() / "temporal"
     root.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -321,7 +323,11 @@ def temporal_spec(data_dir: Path, port: int, ui_port: int, namespace: str) -> Se
         "--log-level",
         "warn",
     ]
-    argv += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
+    argv += (
+        ["--ui-port", str(ui_port), "--ui-ip", ui_host, "--ui-disable-news-fetch"]
+        if ui_port
+        else ["--headless"]
+    )
     for name in search_attributes.KEYWORDS:
         argv += ["--search-attribute", f"{name}=Keyword"]
     ports = {"temporal.embedded_port": port}

@@ -242,7 +242,7 @@ class Supervisor:
         if s.temporal.address is None:
             port = s.temporal.embedded_port or free_port()
             spec = embedded.temporal_spec(
-                self.data_dir, port, s.temporal.ui_port, s.temporal.namespace
+                self.data_dir, port, s.temporal.ui_port, s.temporal.namespace, s.temporal.ui_host
             )
             await self._start_service(_from_spec(spec))
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}

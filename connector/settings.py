@@ -127,6 +127,10 @@ class TemporalSettings(_Section):
     retention_days: int = Field(default=30, ge=1, le=3650)
     embedded_port: int = Field(default=7233, ge=0, le=65535)
     ui_port: int = Field(default=8233, ge=0, le=65535, description="0 disables the Web UI")
+    ui_host: str = Field(
+        default="127.0.0.1",
+        description="Address the embedded Web UI binds (0.0.0.0 in a container)",
+    )
 
 
 class LoggingSettings(_Section):
