@@ -6,9 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from api import discovery, wellknown
 from api import health as health_routes
@@ -67,7 +72,9 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             app.state.transfers = TransferEdge(
                 settings, resources.pool, transfer_gateway, identity.http
             )
-            refresher = asyncio.create_task(_refresh_gauges(resources.pool, metrics))
+            refresher = asyncio.create_task(
+                _refresh_gauges(resources.pool, resources.temporal, settings, metrics)
+            )
             try:
                 yield
             finally:
@@ -112,9 +119,33 @@ def management_keys(settings: Settings) -> ApiKeyVerifier:
 GAUGE_REFRESH_SECONDS = 15.0
 
 
-async def _refresh_gauges(pool: asyncpg.Pool, metrics: Metrics) -> None:
-    """Business gauges read from the store, so they are right whichever process did the work."""
+async def _refresh_gauges(
+    pool: asyncpg.Pool, client: Client, settings: Settings, metrics: Metrics
+) -> None:
+    """Gauges read from their source, so they are right whichever process did the work: agreements
+    from the store, task-queue backlog from Temporal (what KEDA scales workers on)."""
     while True:
         with contextlib.suppress(Exception):  # an outage shows in /health, not here
             metrics.active_agreements.set(await negotiations.count_agreements(pool))
+        for queue in settings.temporal.task_queues.all():
+            with contextlib.suppress(Exception):
+                backlog = await task_queue_backlog(client, settings.temporal.namespace, queue)
+                metrics.task_queue_backlog.labels(queue).set(backlog)
         await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+
+async def task_queue_backlog(client: Client, namespace: str, queue: str) -> int:
+    """Approximate number of workflow and activity tasks waiting for a worker on `queue`."""
+    total = 0
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=namespace,
+                task_queue=TaskQueue(name=queue),
+                task_queue_type=kind,
+                report_stats=True,
+            ),
+            timeout=timedelta(seconds=2),
+        )
+        total += described.stats.approximate_backlog_count
+    return total

@@ -10,6 +10,7 @@ from connector.core.errors import UnauthorizedError
 from connector.core.identity.claims import VerifiedCaller
 from connector.identity.apikeys import ApiKeyVerifier
 from connector.identity.runtime import Identity
+from connector.ratelimit import RateLimiter
 
 
 async def require_api_key(
@@ -28,11 +29,29 @@ async def require_caller(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
 ) -> VerifiedCaller:
-    """The authenticated DSP counterparty (did:web token, or the dev profile's stand-in)."""
+    """The authenticated DSP counterparty (did:web token, or the dev profile's stand-in).
+
+    Then counts the request against the caller's rate limit (429 + Retry-After when over it;
+    `connector.ratelimit`, fails open when Redis is down)."""
     identity: Identity = request.app.state.identity
     caller = await identity.verifier.verify(authorization)
     request.state.caller = caller
+    await rate_limiter(request).check(caller.participant_id)
     return caller
+
+
+def rate_limiter(request: Request) -> RateLimiter:
+    """The app's per-caller limiter, built on first use from settings and the app's Redis."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        identity: Identity = request.app.state.identity
+        limiter = RateLimiter(
+            request.app.state.resources.redis,
+            participant=identity.participant_id,
+            requests_per_minute=request.app.state.settings.rate_limit.requests_per_minute,
+        )
+        request.app.state.rate_limiter = limiter
+    return limiter
 
 
 ApiKeyDep = Annotated[str, Depends(require_api_key)]

@@ -29,6 +29,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+NEGOTIATION_STATES: Final = (
+    "REQUESTED",
+    "OFFERED",
+    "ACCEPTED",
+    "AGREED",
+    "VERIFIED",
+    "FINALIZED",
+    "TERMINATED",
+)
+TRANSFER_STATES: Final = ("REQUESTED", "STARTED", "SUSPENDED", "COMPLETED", "TERMINATED")
 
 HTTP_REQUESTS_TOTAL: Final = "http_requests_total"
 HTTP_REQUEST_DURATION_SECONDS: Final = "http_request_duration_seconds"
@@ -158,6 +168,22 @@ class Metrics:
             ["stage"],
             registry=registry,
         )
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        # Known label sets start at zero, so rate() and absent()-style alerts work from the
+        # first scrape rather than from the first event (Prometheus naming practice).
+        for role in ("provider", "consumer"):
+            self.negotiation_duration.labels(role)
+            for n_state in NEGOTIATION_STATES:
+                self.negotiations.labels(role, n_state)
+        for t_state in TRANSFER_STATES:
+            self.transfers.labels(t_state)
+        for direction in ("pull", "push"):
+            self.transfer_bytes.labels(direction)
+        for stage in ("dump", "verify", "restore"):
+            self.backup_failures.labels(stage)
+            self.backup_duration.labels(stage)
 
 
 class TemporalProxyCollector(Collector):

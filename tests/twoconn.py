@@ -271,6 +271,11 @@ async def running_connector(
         "file_base_path": str(data_dir / "files"),
         **overrides.pop("dataplane", {}),
     }
+    outbound_settings = {
+        "allow_cidrs": ["127.0.0.0/8", "::1/128"],
+        "allow_http": True,
+        **overrides.pop("outbound", {}),
+    }
     (data_dir / "files").mkdir(parents=True, exist_ok=True)
     db_url = await services.create_database(pg_server_url)
     conn = await asyncpg.connect(db_url)
@@ -287,7 +292,7 @@ async def running_connector(
         temporal={"address": temporal_address, "namespace": name},
         management={"api_keys": [KEY]},
         identity={"trust": {"allowed_dids": [peer_did]}},
-        outbound={"allow_cidrs": ["127.0.0.0/8", "::1/128"], "allow_http": True},
+        outbound=outbound_settings,
         dataplane=dataplane_settings,
         **overrides,
     )

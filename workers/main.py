@@ -117,6 +117,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
                 bind_address=f"127.0.0.1:{temporal_metrics_port}",
                 counters_total_suffix=True,
                 durations_as_seconds=True,
+                unit_suffix=True,
             ),
             global_tags={"worker": name},
         )

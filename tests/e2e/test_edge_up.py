@@ -11,10 +11,20 @@ import time
 
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.deploy.metric_refs import referenced_metric_families
 from tests.edge import Edge, pid_alive, processes_mentioning
 
 pytestmark = pytest.mark.e2e
+
+
+def _exposed_metric_names(text: str) -> set[str]:
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+    return names
 
 
 def _health_until(edge: Edge, predicate, timeout: float):
@@ -70,6 +80,11 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
             "bench.bare", "ping", id="edge-persistence-check", task_queue="connector.control"
         )
         assert result == "ping"
+
+        # Every metric the alert rules and dashboards use is really exported (issue 7).
+        exposed = _exposed_metric_names(edge.get("metrics", "/metrics").text)
+        missing = sorted(referenced_metric_families() - exposed)
+        assert missing == [], missing
 
         pids = edge.pids()
         took = edge.stop(signal.SIGINT)

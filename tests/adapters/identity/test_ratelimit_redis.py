@@ -1,0 +1,106 @@
+"""Per-caller DSP rate limit (connector.ratelimit) against a real Redis."""
+
+import logging
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from connector.core.errors import RateLimitedError
+from connector.ratelimit import WINDOW_SECONDS, RateLimiter, rate_key
+
+pytestmark = pytest.mark.integration
+
+# 12:00:15 in some minute: 45 s left in the window.
+T0 = 1_750_000_000 // WINDOW_SECONDS * WINDOW_SECONDS + 15.0
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def redis_client(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def participant():
+    return f"p-{uuid.uuid4().hex[:8]}"
+
+
+def limiter(redis, participant, limit, clock):
+    return RateLimiter(redis, participant=participant, requests_per_minute=limit, clock=clock)
+
+
+async def test_limit_is_per_caller_with_retry_after_until_the_window_ends(
+    redis_client, participant
+):
+    clock = Clock(T0)
+    rl = limiter(redis_client, participant, 3, clock)
+    for _ in range(3):
+        await rl.check("did:web:a")
+    with pytest.raises(RateLimitedError) as caught:
+        await rl.check("did:web:a")
+    assert caught.value.retry_after == 45
+    clock.now = T0 + 44.2
+    with pytest.raises(RateLimitedError) as caught:
+        await rl.check("did:web:a")
+    assert caught.value.retry_after == 1
+    await rl.check("did:web:b")  # another caller has its own counter
+
+
+async def test_next_window_starts_afresh(redis_client, participant):
+    clock = Clock(T0)
+    rl = limiter(redis_client, participant, 1, clock)
+    await rl.check("did:web:a")
+    with pytest.raises(RateLimitedError):
+        await rl.check("did:web:a")
+    clock.now = T0 + WINDOW_SECONDS
+    await rl.check("did:web:a")
+
+
+async def test_counter_key_is_namespaced_hashed_and_expires(redis_client, participant):
+    clock = Clock(T0)
+    caller = "did:web:evil\r\n*3 with spaces"
+    await limiter(redis_client, participant, 10, clock).check(caller)
+    window = int(T0 // WINDOW_SECONDS)
+    key = rate_key(participant, caller, window)
+    assert key.startswith(f"connector:{participant}:rate:")
+    assert key.endswith(f":{window}")
+    assert caller not in key
+    assert int(await redis_client.get(key)) == 1
+    assert 0 < await redis_client.ttl(key) <= WINDOW_SECONDS + 5
+
+
+async def test_participants_do_not_share_counters(redis_client, participant):
+    clock = Clock(T0)
+    await limiter(redis_client, participant, 1, clock).check("did:web:a")
+    await limiter(redis_client, participant + "-other", 1, clock).check("did:web:a")
+
+
+async def test_zero_means_off_and_touches_nothing(redis_client, participant):
+    clock = Clock(T0)
+    rl = limiter(redis_client, participant, 0, clock)
+    assert not rl.enabled
+    for _ in range(5):
+        await rl.check("did:web:a")
+    assert await redis_client.keys(f"connector:{participant}:rate:*") == []
+
+
+async def test_fails_open_when_redis_is_down(participant, caplog):
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    rl = limiter(dead, participant, 1, Clock(T0))
+    with caplog.at_level(logging.WARNING, logger="connector.ratelimit"):
+        for _ in range(3):
+            await rl.check("did:web:a")
+    assert "rate limit store unavailable" in caplog.text
+    await dead.aclose()
