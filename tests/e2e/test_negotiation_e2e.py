@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
@@ -66,3 +68,37 @@ async def test_consumer_negotiates_with_provider_to_finalized(
             (ex.path, ex.status, ex.response) for ex in exchanged if ex.status >= 400
         ]
         assert _schema_problems(exchanged) == []
+
+
+async def test_get_or_negotiate_reuses_the_agreement_and_joins_a_running_negotiation(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
+        provider,
+        consumer,
+    ):
+        await publish_offer(provider, "asset-r")
+        offer = await catalog_offer(consumer, provider, "asset-r")
+        body = {
+            "counterPartyAddress": provider.dsp,
+            "counterPartyId": provider.did,
+            "offer": offer,
+            "reuse": True,
+        }
+        # Two concurrent callers: one negotiation, both get it.
+        first, second = await asyncio.gather(
+            consumer.post("/negotiations", body), consumer.post("/negotiations", body)
+        )
+        assert first.status_code in (200, 201), first.text
+        assert second.status_code in (200, 201), second.text
+        assert first.json()["id"] == second.json()["id"]
+        done = await consumer.wait_state(first.json()["id"], {"FINALIZED"})
+
+        # Later: the valid agreement is returned instead of a new negotiation.
+        again = await consumer.post("/negotiations", body)
+        assert again.status_code == 200, again.text
+        assert again.json()["reused"] is True
+        assert again.json()["agreementId"] == done["agreementId"]
+        listed = (await consumer.get("/negotiations")).json()
+        assert listed["total"] == 1
+        assert (await provider.get("/negotiations")).json()["total"] == 1

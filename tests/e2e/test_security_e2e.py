@@ -174,6 +174,15 @@ BAD_TOKENS = {
     "dev-token-in-secure-profile": lambda w: f"Bearer dev:{w.peer.did}",
     "not-bearer": lambda w: f"Basic {token_other_audience(w)}",
 }
+# The logged reason proves each token was refused for the intended cause, not an earlier one.
+REASONS = {
+    "unknown-key": "signing key not found in the DID document",
+    "forged-kid": "token signature invalid",
+    "other-audience": "claim 'aud' does not name this participant",
+    "expired": "token expired",
+    "dev-token-in-secure-profile": "not a compact JWS",
+    "not-bearer": "not a Bearer token",
+}
 
 
 @pytest.mark.parametrize("path", [CATALOG, NEGOTIATE])
@@ -190,6 +199,8 @@ async def test_bad_token_is_401_with_dsp_error_and_stores_nothing(
     if authorization is not None:
         token = authorization.partition(" ")[2]
         assert "DSP caller rejected" in caplog.text
+        reasons = [getattr(r, "reason", "") for r in caplog.records]
+        assert any(REASONS[kind] in reason for reason in reasons), reasons
         assert token not in caplog.text  # logged without the token
         assert token not in resp.text
 
@@ -206,7 +217,9 @@ async def test_replayed_token_is_401_and_stores_nothing(world: World) -> None:
     # first spent on a rejected request cannot be replayed with a valid one.
     authorization = world.peer.authorization(world.cut.did)
     invalid = {"@context": CONTEXT, "@type": "ContractRequestMessage"}
-    assert_dsp_error(await world.send(NEGOTIATE, invalid, authorization=authorization), 400, NEGOTIATE)
+    assert_dsp_error(
+        await world.send(NEGOTIATE, invalid, authorization=authorization), 400, NEGOTIATE
+    )
     replay = await world.send(NEGOTIATE, world.request_body(), authorization=authorization)
     assert_dsp_error(replay, 401, NEGOTIATE)
     assert await world.stored() == before
