@@ -92,7 +92,7 @@ def check_profile(profile: AuthProfile | str, allow_insecure: bool) -> AuthProfi
         if not allow_insecure:
             raise InsecureProfileError(
                 "auth profile 'dev' accepts unsigned tokens; refusing to start. Set the explicit "
-                "insecure flag (e.g. CONNECTOR_AUTH__ALLOW_INSECURE=true) for local dev/TCK only."
+                "insecure flag (CONNECTOR_IDENTITY__ALLOW_INSECURE=true) for local dev/TCK only."
             )
         logger.warning(
             "INSECURE: auth profile 'dev' accepts unsigned 'Bearer dev:<participant-id>' tokens; "
