@@ -325,7 +325,7 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(run(args.rows, args.workflows))
     text = render(result)
-    print(text)  # noqa: T201
+    print(text)
     if not args.no_write:
         write_section(text)
 

@@ -388,7 +388,7 @@ async def main(quick: bool) -> None:
                     started = time.perf_counter()
                     await load(pg_url, offers)
                     took = time.perf_counter() - started
-                    print(f"loaded {offers:,} offers in {took:.1f}s")  # noqa: T201 - progress
+                    print(f"loaded {offers:,} offers in {took:.1f}s")
                     cold[offers] = await cold_query_ms(pg_url, 50 if quick else 200)
                     path = "/dsp/2025-1/catalog/request"
                     # New data, same generation: flush Redis so no page from the last size is used.
@@ -408,7 +408,7 @@ async def main(quick: bool) -> None:
                         results.append(
                             await drive(port, target, name, offers, seconds, max_requests)
                         )
-                    print(table(results, cold))  # noqa: T201 - progress
+                    print(table(results, cold))
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)
@@ -458,7 +458,7 @@ async def main(quick: bool) -> None:
         ]
     )
     write_doc(report)
-    print(report)  # noqa: T201 - the benchmark's output
+    print(report)
 
 
 if __name__ == "__main__":

@@ -153,4 +153,4 @@ def referenced_metric_families() -> set[str]:
 
 if __name__ == "__main__":
     for metric in sorted(referenced_metric_names()):
-        print(metric)  # noqa: T201 (CLI output)
+        print(metric)

@@ -18,8 +18,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-
-
 # --- loopback HTTP server and connection spy shared by the identity adapter tests -------------
 
 Route = tuple[int, dict[str, str], bytes]

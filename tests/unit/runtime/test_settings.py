@@ -12,7 +12,11 @@ def test_defaults_match_the_documented_ports():
     s = load_settings(env={})
     assert (s.server.port, s.dataplane.port, s.metrics.port) == (3000, 3001, 9090)
     assert s.temporal.ui_port == 8233
-    assert s.temporal.task_queues.all() == ["connector.control", "connector.dataplane", "connector.ops"]
+    assert s.temporal.task_queues.all() == [
+        "connector.control",
+        "connector.dataplane",
+        "connector.ops",
+    ]
     assert s.data_dir == Path("var")
 
 
@@ -54,7 +58,10 @@ adapters:
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
-        ({"CONNECTOR_DATABASE__POOL__MAX": "abc"}, "database.pool.max [CONNECTOR_DATABASE__POOL__MAX]"),
+        (
+            {"CONNECTOR_DATABASE__POOL__MAX": "abc"},
+            "database.pool.max [CONNECTOR_DATABASE__POOL__MAX]",
+        ),
         ({"CONNECTOR_SERVER__PORT": "70000"}, "server.port [CONNECTOR_SERVER__PORT]"),
         ({"CONNECTOR_LOGGING__LEVEL": "loud"}, "logging.level"),
         ({"CONNECTOR_DATABASE__URL": "mysql://x"}, "database.url"),
@@ -126,9 +133,7 @@ def test_cli_exits_2_with_one_line_on_invalid_config():
 
 
 def test_cli_config_show_prints_redacted_effective_config():
-    result = _cli(
-        "config", "show", env={"CONNECTOR_DATABASE__URL": "postgresql://u:hunter2@db/x"}
-    )
+    result = _cli("config", "show", env={"CONNECTOR_DATABASE__URL": "postgresql://u:hunter2@db/x"})
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["database"]["url"] == "**********"
