@@ -70,7 +70,8 @@ def assert_401_problem(response: httpx.Response) -> None:
     body = response.json()
     assert body["status"] == 401
     assert body["type"] == "urn:connector:error:unauthorized"
-    assert OLD_KEY not in response.text and NEW_KEY not in response.text
+    assert OLD_KEY not in response.text
+    assert NEW_KEY not in response.text
 
 
 async def test_every_management_route_refuses_missing_and_wrong_keys(
