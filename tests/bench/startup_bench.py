@@ -1,0 +1,362 @@
+"""Runtime footprint of `connector up`: cold and warm start to ready, idle memory per process.
+
+    python -m tests.bench.startup_bench [--warm 5] [--idle 30] [--no-make] [--no-write]
+
+Start-up is wall time from spawning `python -m connector up` (free ports, a temporary data dir,
+as tests/edge.py drives it) until `/ready` answers 200 on the control plane, the data plane
+AND the worker health port (polled every 25 ms). Cold = an empty data dir (initdb, the first
+Temporal SQLite file, key ring and API key generation); warm = the next starts on the same data
+dir. `make up` is timed once more the same way (`make -o .venv/.installed up`: the venv counts as
+installed, so make adds only its own overhead). After the last warm start the stack idles, then
+VmRSS (/proc/<pid>/status) and PSS (/proc/<pid>/smaps_rollup) of every process in
+`<data dir>/run/pids.json` are read; Postgres is the postmaster plus its backends. Writes the
+"## Runtime" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.bench.common import machine, now, write_section
+from tests.edge import Edge
+
+REPO = Path(__file__).resolve().parents[2]
+SECTION = "Runtime"
+READY_TIMEOUT = 120.0
+OWN = ("control-plane", "data-plane", "worker-1")
+SERVICES = ("postgres", "redis", "temporal")
+
+
+@dataclass
+class Start:
+    kind: str
+    total: float  # spawn -> all three /ready answer 200
+    per_role: dict[str, float]
+    phases: dict[str, float] = field(default_factory=dict)  # from the supervisor's log
+
+
+def _poll_ready(edge: Edge, spawned: float, process: subprocess.Popen[bytes]) -> dict[str, float]:
+    pending = {"control-plane": "server", "data-plane": "dataplane", "worker": "worker"}
+    seen: dict[str, float] = {}
+    with httpx.Client(timeout=0.5) as client:
+        while pending and time.monotonic() - spawned < READY_TIMEOUT:
+            if process.poll() is not None:
+                raise RuntimeError(f"connector up exited early:\n{edge.log()[-3000:]}")
+            for role, port_name in list(pending.items()):
+                try:
+                    if client.get(edge.url(port_name, "/ready")).status_code == 200:
+                        seen[role] = time.monotonic() - spawned
+                        del pending[role]
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.025)
+    if pending:
+        raise RuntimeError(f"not ready in {READY_TIMEOUT}s: {sorted(pending)}\n{edge.log()[-3000:]}")
+    return seen
+
+
+def _phases(log: str, spawned_wall: float) -> dict[str, float]:
+    """Seconds after spawn at which the supervisor logged each child ready (console format)."""
+    found: dict[str, float] = {}
+    for line in log.splitlines():
+        if "[connector.runner]" not in line or " ready " not in line or "child=" not in line:
+            continue
+        stamp = line.split(" ", 1)[0]
+        child = line.split("child=", 1)[1].split()[0]
+        try:
+            at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        found.setdefault(child, at - spawned_wall)
+    return found
+
+
+def _spawn_make(edge: Edge) -> subprocess.Popen[bytes]:
+    edge.log_path = edge.data_dir.parent / f"make-up-{int(time.time() * 1000)}.log"
+    with edge.log_path.open("wb") as log:
+        # -o: the install stamp counts as up to date (no pip run); make adds only itself.
+        return subprocess.Popen(
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "up"],
+            cwd=REPO,
+            env=edge.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(edge: Edge, process: subprocess.Popen[bytes], group: bool) -> None:
+    try:
+        if group:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    except ProcessLookupError:
+        pass
+    time.sleep(0.3)  # ports released
+
+
+def timed_start(edge: Edge, kind: str, *, via_make: bool = False) -> tuple[Start, subprocess.Popen[bytes]]:
+    spawned_wall, spawned = time.time(), time.monotonic()
+    if via_make:
+        process = _spawn_make(edge)
+    else:
+        edge.start()
+        assert edge.process is not None
+        process = edge.process
+    per_role = _poll_ready(edge, spawned, process)
+    total = max(per_role.values())
+    # The banner follows the last readiness check; give the log a moment to show it.
+    deadline = time.monotonic() + 10
+    while "connector is up" not in edge.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Start(kind, total, per_role, _phases(edge.log(), spawned_wall)), process
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def _status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _pss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Mem:
+    name: str
+    processes: int
+    rss_mib: float
+    pss_mib: float
+    threads: int
+
+
+def memory(pids: dict[str, int]) -> list[Mem]:
+    rows = []
+    for name, pid in pids.items():
+        group = [pid, *(_children(pid) if name == "postgres" else [])]
+        rss = pss = threads = 0
+        for p in group:
+            try:
+                rss += _status(p, "VmRSS")
+                pss += _pss(p)
+                threads += _status(p, "Threads")
+            except OSError:
+                continue
+        rows.append(Mem(name, len(group), rss / 1024, pss / 1024, threads))
+    return rows
+
+
+def import_cost() -> list[tuple[str, str, int, float]]:
+    """(role, module, modules imported, VmRSS MiB) after importing each role's entry module."""
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
+        "print(len(sys.modules), int(rss))\n"
+    )
+    out = []
+    for role, module in (
+        ("control plane", "api.app"),
+        ("data plane", "dataplane.app"),
+        ("worker", "workers.main"),
+    ):
+        # Through connector.cli's role set-up, exactly as `connector <role>` imports.
+        result = subprocess.run(
+            [sys.executable, "-c", "import connector.cli as c; c.lean_imports()\n" + code, module],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        mods, rss = result.stdout.split()
+        out.append((role, module, int(mods), int(rss) / 1024))
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def render(
+    cold: Start,
+    warm: list[Start],
+    make: Start | None,
+    mem: list[Mem],
+    idle: float,
+    imports: list[tuple[str, str, int, float]],
+) -> str:
+    totals = [w.total for w in warm]
+    med = statistics.median(totals)
+    by = {m.name: m for m in mem}
+    own = [by[n] for n in OWN if n in by]
+    own_rss = sum(m.rss_mib for m in own)
+    own_pss = sum(m.pss_mib for m in own)
+    mb = 1.048576  # MiB -> MB
+    lines = [
+        f"## {SECTION}",
+        "",
+        f"Run {now()} on {machine()}. Command: `python -m tests.bench.startup_bench "
+        f"--warm {len(warm)} --idle {idle:g}`.",
+        "",
+        "Method: `python -m connector up` spawned on free loopback ports with a temporary data "
+        "dir (as tests/edge.py does); start-up = wall time from spawn until `/ready` answers "
+        "200 on the control plane, the data plane and the worker health port (polled every "
+        "25 ms). Cold = empty data dir (initdb, first Temporal SQLite database, key ring and "
+        "management API key generated, migrations applied); warm = a restart on the same data "
+        "dir. `make up` is the same start through make with an installed venv "
+        "(`make -o .venv/.installed up`, so no pip run). Memory: after the last warm start the "
+        f"stack idles {idle:g} s, then VmRSS and PSS (smaps_rollup; shared library pages are "
+        "split between the processes mapping them) of each process in `run/pids.json`.",
+        "",
+        "| start | to ready (s) | control plane | data plane | worker | "
+        "Postgres | Redis | Temporal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, s: Start) -> str:
+        ph = s.phases
+        cells = [f"{s.per_role.get(r, 0):.2f}" for r in ("control-plane", "data-plane", "worker")]
+        cells += [f"{ph[n]:.2f}" if n in ph else "-" for n in SERVICES]
+        return f"| {label} | **{s.total:.2f}** | " + " | ".join(cells) + " |"
+
+    lines.append(row("cold", cold))
+    for i, w in enumerate(warm, 1):
+        lines.append(row(f"warm {i}", w))
+    if make is not None:
+        lines.append(row("warm, `make up`", make))
+    lines += [
+        "",
+        f"Warm start to ready over {len(warm)} runs: median **{med:.2f} s**, min "
+        f"{min(totals):.2f} s, max {max(totals):.2f} s (cold {cold.total:.2f} s"
+        + (
+            f"; through `make up` {make.total:.2f} s, make adding "
+            f"{make.total - med:+.2f} s to the median"
+            if make is not None
+            else ""
+        )
+        + "). Role columns: seconds after spawn at which each role's `/ready` first answered "
+        "200; service columns: when the supervisor logged the service ready (the roles start "
+        "only after all three services, migrations, the Temporal bootstrap and the key ring).",
+        "",
+        f"Idle memory after {idle:g} s:",
+        "",
+        "| process | processes | RSS (MiB) | PSS (MiB) | threads |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    order = [*OWN, "supervisor", *SERVICES]
+    for name in order:
+        if name in by:
+            m = by[name]
+            lines.append(
+                f"| {name} | {m.processes} | {m.rss_mib:.1f} | {m.pss_mib:.1f} | {m.threads} |"
+            )
+    lines.append(
+        f"| **control plane + data plane + worker** | 3 | **{own_rss:.1f}** | "
+        f"**{own_pss:.1f}** | |"
+    )
+    lines += [
+        "",
+        "Import footprint of each role's entry module (what `connector <role>` loads before "
+        "serving; fresh interpreter, VmRSS right after the import):",
+        "",
+        "| role | module | modules loaded | RSS after import (MiB) |",
+        "|---|---|---:|---:|",
+        *[f"| {r} | `{m}` | {n:,} | {rss:.1f} |" for r, m, n, rss in imports],
+        "",
+        "Targets:",
+        "",
+        f"- warm start to ready < 10 s: **{'met' if med < 10 else 'MISSED'}** "
+        f"(median {med:.2f} s, max {max(totals):.2f} s)",
+        f"- idle RSS of control plane + data plane + one worker < 250 MB: "
+        f"**{'met' if own_rss * mb < 250 else 'MISSED'}** ({own_rss * mb:.0f} MB RSS; "
+        f"PSS {own_pss * mb:.0f} MB)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(warm_runs: int, idle: float, with_make: bool) -> str:
+    root = Path(tempfile.mkdtemp(prefix="startup-bench-"))
+    try:
+        edge = Edge.allocate(root / "data")
+        cold, proc = timed_start(edge, "cold")
+        print(f"cold {cold.total:.2f}s {cold.per_role} {cold.phases}", file=sys.stderr)
+        _stop(edge, proc, group=False)
+        warm: list[Start] = []
+        mem: list[Mem] = []
+        for i in range(warm_runs):
+            start, proc = timed_start(edge, "warm")
+            print(f"warm {i + 1} {start.total:.2f}s {start.per_role}", file=sys.stderr)
+            warm.append(start)
+            if i == warm_runs - 1:
+                time.sleep(idle)
+                mem = memory(edge.pids())
+            _stop(edge, proc, group=False)
+        make = None
+        if with_make and shutil.which("make"):
+            make, proc = timed_start(edge, "make", via_make=True)
+            print(f"make up {make.total:.2f}s", file=sys.stderr)
+            _stop(edge, proc, group=True)
+        imports = import_cost()
+        return render(cold, warm, make, mem, idle, imports)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--warm", type=int, default=5, help="warm starts (median/min/max)")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds idle before memory")
+    parser.add_argument("--no-make", action="store_true", help="skip the `make up` run")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    text = run(args.warm, args.idle, not args.no_make)
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text)
+    print(json.dumps({"section": SECTION}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
