@@ -1,3 +1,7 @@
-from connector.cli import main
+from connector.lean import skip_unused_imports
+
+skip_unused_imports()
+
+from connector.cli import main  # noqa: E402
 
 raise SystemExit(main())

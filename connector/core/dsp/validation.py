@@ -10,14 +10,16 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import Any, Final
-
-from jsonschema import Draft201909Validator
-from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT201909
+from typing import TYPE_CHECKING, Any, Final
 
 from connector.core.dsp.version import DspVersion
+
+if TYPE_CHECKING:
+    from jsonschema import Draft201909Validator
+    from referencing import Registry
+
+# jsonschema and referencing are imported on first validation: the data plane imports the wire
+# models but never validates, and saves their import (about 3 MB RSS).
 
 __all__ = ["json_pointer", "schema_name_for", "schema_problems", "validate_against_schema"]
 
@@ -94,6 +96,9 @@ def _walk(node: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:
 
 @cache
 def _registry(version: DspVersion) -> Registry[Any]:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT201909
+
     root = files("connector.core.dsp") / "schemas" / version.value
     resources: list[tuple[str, Resource[Any]]] = []
     for rel, path in _walk(root, ""):
@@ -113,6 +118,8 @@ def _registry(version: DspVersion) -> Registry[Any]:
 
 @cache
 def _validator(schema_name: str, version: DspVersion) -> Draft201909Validator:
+    from jsonschema import Draft201909Validator
+
     path = _SCHEMA_NAMES[version].get(schema_name, schema_name)
     return Draft201909Validator({"$ref": _BASE[version] + path}, registry=_registry(version))
 
@@ -128,6 +135,8 @@ def schema_problems(body: object, schema_name: str, version: DspVersion) -> list
     `schema_name` is a DSP type name (`"ContractRequestMessage"`) or a vendored path
     (`"negotiation/contract-schema.json#/definitions/Offer"`).
     """
+    from referencing.exceptions import Unresolvable
+
     try:
         errors = list(_validator(schema_name, version).iter_errors(body))
     except Unresolvable as exc:
