@@ -102,7 +102,7 @@ class TransferEdge:
         self, msg: TransferRequestMessage, caller: VerifiedCaller
     ) -> tuple[str, dict[str, Any]]:
         """(asset id, source address) for a request under a valid agreement of the caller's."""
-        agreement = await negotiations.get_agreement(self._pool, msg.agreement_id)
+        agreement = await negotiations.settled_agreement(self._pool, msg.agreement_id)
         if (
             agreement is None
             or agreement["role"] != Role.PROVIDER.value

@@ -78,7 +78,7 @@ from connector.core.policy import (
 )
 from connector.core.policy.functions import canonical_left_operand
 from connector.logging import get_logger
-from connector.outbound import GuardedHttp
+from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.stores.catalog import (
     ASSET_FIELDS,
     MAX_PAGE_SIZE,
@@ -817,7 +817,10 @@ async def request_catalog(
     base = counterparty_address.rstrip("/")
     version = DspVersion.V0_8 if base.endswith("/0.8") else DspVersion.V2025_1
     message = encode(CatalogRequestMessage(filter=filter), version)
-    url = httpx.URL(base + "/catalog/request")
+    try:
+        url = httpx.URL(base + "/catalog/request")
+    except httpx.InvalidURL as exc:  # e.g. control characters: refuse like the guard would
+        raise OutboundRefusedError(f"invalid counterparty address ({exc})") from None
     first: Catalog | None = None
     datasets: list[Dataset] = []
     for _ in range(MAX_REMOTE_PAGES):
@@ -839,7 +842,10 @@ async def request_catalog(
         nxt = response.links.get("next", {}).get("url")
         if not nxt or (limit is not None and len(datasets) >= limit):
             break
-        url = url.join(nxt)
+        try:
+            url = url.join(nxt)
+        except httpx.InvalidURL as exc:
+            raise UnavailableError(f"counterparty sent an invalid next link ({exc})") from None
     assert first is not None  # noqa: S101 - the loop ran at least once
     kept = datasets[:limit] if limit is not None else datasets
     merged = first.model_copy(update={"dataset": kept or None})

@@ -10,6 +10,7 @@ import uuid
 from enum import StrEnum
 from typing import Any, Final
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -184,6 +185,13 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc, StarletteHTTPException) else "error"
         return error_response(request, ERROR_TYPES[code](str(detail)))
 
+    async def on_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+        # Postgres text and jsonb cannot hold NUL (U+0000); such input reaches the store only in
+        # a query parameter, path segment or JSON string a client sent: its fault, not ours.
+        return error_response(
+            request, BadRequestError("text must not contain NUL characters (U+0000)")
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = str(uuid.uuid4())
         log.error("unexpected error", error_id=error_id, path=request.url.path, exc_info=exc)
@@ -192,4 +200,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectorError, on_connector_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, on_unstorable_text)
+    app.add_exception_handler(asyncpg.UntranslatableCharacterError, on_unstorable_text)
     app.add_exception_handler(Exception, on_unexpected)

@@ -40,7 +40,6 @@ ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
 AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
 
 CODE_DEADLINE = "deadline_exceeded"
-FLUSH = timedelta(milliseconds=1)
 CODE_OPERATOR = "terminated_by_operator"
 
 
@@ -254,14 +253,16 @@ class NegotiationWorkflow:
             raise ApplicationError(str(exc), non_retryable=True) from None
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
-        elif self._n.timeline and self._n.timeline[-1].direction is Direction.IN:
-            # A local activity keeps the workflow task open, and with it the answer to the
-            # update that just moved us; the peer waits for that answer before it acknowledges
-            # what we are about to send. A timer ends the task first, so the answer goes out.
-            await workflow.sleep(FLUSH)
+        # A local activity keeps the workflow task open, and with it the answer to the update
+        # that just moved us; the peer waits for that answer before it acknowledges what we are
+        # about to send (a distributed deadlock). So a send that answers an inbound message is a
+        # scheduled activity; the task completes at once and the answer goes out (a short timer
+        # would do too, but the dev server fires timers only about once a second).
+        timeline = self._n.timeline
+        answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
         self._inflight_target = target
         try:
-            ack = await self._deliver(action)
+            ack = await self._deliver(action, fast=not answers_inbound)
         except (*SendFailure, _DeadlinePassed) as err:
             self._inflight_target = None
             await self._after_failed_send(action, err)
@@ -273,26 +274,27 @@ class NegotiationWorkflow:
         self._sent_last = True
         self._set(n)
 
-    async def _deliver(self, action: Action) -> RemoteAck:
+    async def _deliver(self, action: Action, *, fast: bool = True) -> RemoteAck:
         out = OutboundNegotiationMessage(
             negotiation=self._n,
             action=action,
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
         )
-        try:
-            ack: RemoteAck = await workflow.execute_local_activity(
-                names.ACT_SEND_NEGOTIATION_MESSAGE,
-                out,
-                result_type=RemoteAck,
-                start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
-                retry_policy=options.SEND_LOCAL_RETRY,
-            )
-            return ack
-        except SendFailure as err:
-            if _rejected(err) is not None:
-                raise
-            self._last_error = _failure_text(err)
+        if fast:
+            try:
+                ack: RemoteAck = await workflow.execute_local_activity(
+                    names.ACT_SEND_NEGOTIATION_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
+                    retry_policy=options.SEND_LOCAL_RETRY,
+                )
+                return ack
+            except SendFailure as err:
+                if _rejected(err) is not None:
+                    raise
+                self._last_error = _failure_text(err)
         remaining = self._remaining()
         if remaining is not None and remaining <= timedelta(seconds=1):
             raise _DeadlinePassed(self._last_error or "deadline passed")

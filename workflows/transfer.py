@@ -61,7 +61,6 @@ ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
 ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
 AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
 
-FLUSH = timedelta(milliseconds=1)
 CODE_OPERATOR = "terminated_by_operator"
 CODE_UNDELIVERABLE = "undeliverable"
 CODE_NEGOTIATION = "negotiation_failed"
@@ -384,14 +383,16 @@ class TransferWorkflow:
             raise ApplicationError(str(exc), non_retryable=True) from None
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
-        elif t.timeline and t.timeline[-1].direction is Direction.IN:
-            # A local activity keeps the workflow task open, and with it the answer to the
-            # update that just moved us; the peer waits for that answer before it acknowledges
-            # what we are about to send. A timer ends the task first, so the answer goes out.
-            await workflow.sleep(FLUSH)
+        # A local activity keeps the workflow task open, and with it the answer to the update
+        # that just moved us; the peer waits for that answer before it acknowledges what we are
+        # about to send (a distributed deadlock). So a send that answers an inbound message is a
+        # scheduled activity; the task completes at once and the answer goes out (a short timer
+        # would do too, but the dev server fires timers only about once a second).
+        timeline = t.timeline
+        answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
         self._inflight_target = target
         try:
-            ack = await self._deliver(action)
+            ack = await self._deliver(action, fast=not answers_inbound)
         except _FAILED as err:
             self._inflight_target = None
             await self._after_failed_send(action, err)
@@ -411,25 +412,26 @@ class TransferWorkflow:
         self._sent_last = True
         self._set(n)
 
-    async def _deliver(self, action: Action) -> RemoteAck:
+    async def _deliver(self, action: Action, *, fast: bool = True) -> RemoteAck:
         out = OutboundTransferMessage(
             transfer=self._t,
             action=action,
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
         )
-        try:
-            ack: RemoteAck = await workflow.execute_local_activity(
-                names.ACT_SEND_TRANSFER_MESSAGE,
-                out,
-                result_type=RemoteAck,
-                start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
-                retry_policy=options.SEND_LOCAL_RETRY,
-            )
-            return ack
-        except _FAILED as err:
-            if _rejected(err):
-                raise
+        if fast:
+            try:
+                ack: RemoteAck = await workflow.execute_local_activity(
+                    names.ACT_SEND_TRANSFER_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
+                    retry_policy=options.SEND_LOCAL_RETRY,
+                )
+                return ack
+            except _FAILED as err:
+                if _rejected(err):
+                    raise
         # Slow path: a scheduled activity, visible with its last failure and next attempt.
         slow: RemoteAck = await workflow.execute_activity(
             names.ACT_SEND_TRANSFER_MESSAGE,

@@ -22,6 +22,9 @@ from connector.resources import Resources
 from connector.stores import negotiations
 from workflows.contracts import NegotiationStart, OperatorDecision
 
+# Postgres OFFSET is a bigint: anything larger fails in the driver (was a 500).
+MAX_OFFSET = 2**63 - 1
+
 router = APIRouter(prefix="/management/v1", tags=["negotiations"])
 
 
@@ -244,7 +247,7 @@ async def list_agreements(
     resources: ResourcesDep,
     role: Literal["provider", "consumer"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     items, total = await negotiations.list_agreements(
         resources.pool, role=role, limit=limit, offset=offset

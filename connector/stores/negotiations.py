@@ -6,6 +6,7 @@ answering a message and the workflow projecting the same version) can never move
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -289,3 +290,25 @@ def _agreement_row(row: asyncpg.Record) -> dict[str, Any]:
         "agreement": json.loads(row["agreement"]),
         "signedAt": row["signed_at"].isoformat(),
     }
+
+
+async def settled_agreement(
+    pool: asyncpg.Pool, agreement_id: str, *, wait_seconds: float = 3.0
+) -> dict[str, Any] | None:
+    """The agreement, waiting briefly while our FINALIZED is in flight.
+
+    The consumer learns FINALIZED when it acknowledges our event, a moment before our workflow
+    records it; a transfer request sent right then must still find the agreement.
+    """
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        found = await get_agreement(pool, agreement_id)
+        if found is not None:
+            return found
+        state = await pool.fetchval(
+            "SELECT state FROM negotiations WHERE agreement_id = $1 AND role = 'provider'",
+            agreement_id,
+        )
+        if state != "VERIFIED" or asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.05)

@@ -16,7 +16,6 @@ VmRSS (/proc/<pid>/status) and PSS (/proc/<pid>/smaps_rollup) of every process i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -65,7 +64,9 @@ def _poll_ready(edge: Edge, spawned: float, process: subprocess.Popen[bytes]) ->
                     pass
             time.sleep(0.025)
     if pending:
-        raise RuntimeError(f"not ready in {READY_TIMEOUT}s: {sorted(pending)}\n{edge.log()[-3000:]}")
+        raise RuntimeError(
+            f"not ready in {READY_TIMEOUT}s: {sorted(pending)}\n{edge.log()[-3000:]}"
+        )
     return seen
 
 
@@ -114,7 +115,9 @@ def _stop(edge: Edge, process: subprocess.Popen[bytes], group: bool) -> None:
     time.sleep(0.3)  # ports released
 
 
-def timed_start(edge: Edge, kind: str, *, via_make: bool = False) -> tuple[Start, subprocess.Popen[bytes]]:
+def timed_start(
+    edge: Edge, kind: str, *, via_make: bool = False
+) -> tuple[Start, subprocess.Popen[bytes]]:
     spawned_wall, spawned = time.time(), time.monotonic()
     if via_make:
         process = _spawn_make(edge)
@@ -188,10 +191,14 @@ def memory(pids: dict[str, int]) -> list[Mem]:
     return rows
 
 
-def import_cost() -> list[tuple[str, str, int, float]]:
-    """(role, module, modules imported, VmRSS MiB) after importing each role's entry module."""
+def import_cost() -> list[tuple[str, str, int, float, int, float]]:
+    """Per role: modules loaded and VmRSS (MiB) after importing its entry module, as
+    `python -m connector <role>` does (connector.lean first), then without connector.lean."""
     code = (
         "import importlib, sys\n"
+        "if sys.argv[2] == 'lean':\n"
+        "    import connector.lean\n"
+        "    connector.lean.skip_unused_imports()\n"
         "importlib.import_module(sys.argv[1])\n"
         "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
         "print(len(sys.modules), int(rss))\n"
@@ -202,16 +209,18 @@ def import_cost() -> list[tuple[str, str, int, float]]:
         ("data plane", "dataplane.app"),
         ("worker", "workers.main"),
     ):
-        # Through connector.cli's role set-up, exactly as `connector <role>` imports.
-        result = subprocess.run(
-            [sys.executable, "-c", "import connector.cli as c; c.lean_imports()\n" + code, module],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=REPO,
-        )
-        mods, rss = result.stdout.split()
-        out.append((role, module, int(mods), int(rss) / 1024))
+        found = []
+        for mode in ("lean", "plain"):
+            result = subprocess.run(
+                [sys.executable, "-c", code, module, mode],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+            mods, rss = result.stdout.split()
+            found.append((int(mods), int(rss) / 1024))
+        out.append((role, module, found[0][0], found[0][1], found[1][0], found[1][1]))
     return out
 
 
@@ -224,7 +233,7 @@ def render(
     make: Start | None,
     mem: list[Mem],
     idle: float,
-    imports: list[tuple[str, str, int, float]],
+    imports: list[tuple[str, str, int, float, int, float]],
 ) -> str:
     totals = [w.total for w in warm]
     med = statistics.median(totals)
@@ -292,25 +301,54 @@ def render(
                 f"| {name} | {m.processes} | {m.rss_mib:.1f} | {m.pss_mib:.1f} | {m.threads} |"
             )
     lines.append(
-        f"| **control plane + data plane + worker** | 3 | **{own_rss:.1f}** | "
-        f"**{own_pss:.1f}** | |"
+        f"| **control plane + data plane + worker** | 3 | **{own_rss:.1f}** | **{own_pss:.1f}** | |"
     )
     lines += [
         "",
         "Import footprint of each role's entry module (what `connector <role>` loads before "
         "serving; fresh interpreter, VmRSS right after the import):",
         "",
-        "| role | module | modules loaded | RSS after import (MiB) |",
-        "|---|---|---:|---:|",
-        *[f"| {r} | `{m}` | {n:,} | {rss:.1f} |" for r, m, n, rss in imports],
+        "| role | module | modules loaded | RSS after import (MiB) | without connector.lean: "
+        "modules | RSS (MiB) |",
+        "|---|---|---:|---:|---:|---:|",
+        *[
+            f"| {r} | `{m}` | {n:,} | {rss:.1f} | {n0:,} | {rss0:.1f} |"
+            for r, m, n, rss, n0, rss0 in imports
+        ],
+        "",
+        "Notes:",
+        "",
+        f"- Compared with EDC: its Helm charts reserve 1 GiB per plane and users report 40-50 s "
+        f"until a connector answers; here the whole edge stack (Postgres, Redis, Temporal, "
+        f"control plane, data plane, worker) is ready {med:.1f} s after `connector up` on a warm "
+        f"data dir and {cold.total:.1f} s on an empty one, and the three connector processes "
+        f"take {own_rss:.0f} MiB RSS / {own_pss:.0f} MiB PSS together at idle.",
+        "- Where the memory is: each role is its own CPython process, and the common base that "
+        "all three import (pydantic + settings, structlog, asyncpg, redis-py, httpx, "
+        "prometheus_client, cryptography/joserfc for identity) is about 60 MiB RSS per process "
+        "before any role code; the control plane adds FastAPI and the Temporal client "
+        "(temporalio's protobuf API and its Rust bridge, ~25 MiB), the worker the Temporal "
+        "worker. About a third of each RSS is shared file-backed pages (libpython, the Rust "
+        "and C extensions) counted in full in every process, which is why PSS is the fairer "
+        "sum. The data plane imports no temporalio; the worker no FastAPI.",
+        "- Reductions applied (import footprint table): `python -m connector` marks the "
+        "optional imports a role never uses as absent (connector/lean.py: httpx's command-line "
+        "client with click/rich/pygments, uvicorn's reload watcher watchfiles, rich via "
+        "structlog), and the DSP schema validator imports jsonschema/referencing on first use "
+        "(the data plane never validates); together ~5-8 MiB RSS per process. Getting the "
+        "three roles under 250 MB RSS would take structural changes (e.g. running the data "
+        "plane inside the control plane process on an edge node, or forking the roles from "
+        "one pre-imported parent, which lowers PSS but not RSS); not done here.",
+        "- The supervisor (`connector up` itself) stays resident next to the roles; it and "
+        "the embedded services are listed for transparency and are not part of the target.",
         "",
         "Targets:",
         "",
         f"- warm start to ready < 10 s: **{'met' if med < 10 else 'MISSED'}** "
         f"(median {med:.2f} s, max {max(totals):.2f} s)",
         f"- idle RSS of control plane + data plane + one worker < 250 MB: "
-        f"**{'met' if own_rss * mb < 250 else 'MISSED'}** ({own_rss * mb:.0f} MB RSS; "
-        f"PSS {own_pss * mb:.0f} MB)",
+        f"**{'met' if own_rss * mb < 250 else 'MISSED'}** ({own_rss * mb:.0f} MB = "
+        f"{own_rss:.0f} MiB RSS; PSS {own_pss * mb:.0f} MB = {own_pss:.0f} MiB)",
         "",
     ]
     return "\n".join(lines)
@@ -355,7 +393,6 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_section(SECTION, text)
-    print(json.dumps({"section": SECTION}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ bearer (`dev:<participant>`), so they get past authentication into the parsers a
 Checks: `not_a_server_error` (no 5xx) and `response_schema_conformance` (every documented
 response matches its schema).
 
-The DSP routes read their bodies with `api.body.read_json` (size and depth guards) instead of
-declaring a model, so the document has no request body for them; the test adds one (a JSON object
-with the DSP message fields, any values) so the fuzzer reaches the message parsers.
+The DSP routes and the catalog management routes read their bodies with `api.body.read_json` (size
+and depth guards) instead of declaring a model, so the document has no request body for them; the
+test adds one (management: the pydantic model's JSON schema; DSP: a JSON object naming the message
+fields, any values) so the fuzzer reaches the parsers and the stores.
 
 Deterministic (`derandomize`): a failure reproduces; set FUZZ_SEED to explore other inputs.
 """
@@ -31,12 +32,21 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
+from pydantic import BaseModel
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
+from api.management.models import (
+    AssetIn,
+    CatalogRequestIn,
+    EvaluateIn,
+    ExplainIn,
+    OfferIn,
+    PolicyIn,
+)
 from connector.settings import load_settings
 from tests.http.catalog_fixtures import migrated
 
@@ -87,16 +97,39 @@ DSP_BODY = {
 }
 
 
-def with_dsp_bodies(spec: dict[str, Any]) -> dict[str, Any]:
-    """`spec` with a JSON request body on every DSP POST that documents none."""
+MGMT = "/management/v1"
+# Management routes that read their body with `read_json` + `parse_body(model, ...)`.
+MANAGEMENT_BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("post", f"{MGMT}/assets"): AssetIn,
+    ("put", f"{MGMT}/assets/{{asset_id}}"): AssetIn,
+    ("post", f"{MGMT}/policies"): PolicyIn,
+    ("put", f"{MGMT}/policies/{{policy_id}}"): PolicyIn,
+    ("post", f"{MGMT}/policies/{{policy_id}}/evaluate"): EvaluateIn,
+    ("post", f"{MGMT}/offers"): OfferIn,
+    ("put", f"{MGMT}/offers/{{offer_id}}"): OfferIn,
+    ("post", f"{MGMT}/catalog/explain"): ExplainIn,
+    ("post", f"{MGMT}/catalog/request"): CatalogRequestIn,
+}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def with_request_bodies(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with the request bodies the routes read themselves (see the module docstring)."""
     spec = copy.deepcopy(spec)
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    for (method, path), model in MANAGEMENT_BODIES.items():
+        operation = spec["paths"][path][method]
+        assert "requestBody" not in operation, (method, path)  # documented now: drop the entry
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        operation["requestBody"] = _json_body(schema)
     for path, item in spec["paths"].items():
         post = item.get("post")
         if path.startswith("/dsp/") and post is not None and "requestBody" not in post:
-            post["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": DSP_BODY}},
-            }
+            post["requestBody"] = _json_body(DSP_BODY)
     return spec
 
 
@@ -105,6 +138,7 @@ class Tally:
     cases: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -182,7 +216,7 @@ def run_operation(operation: Any, mode: GenerationMode, tally: Tally) -> None:
 
 
 def test_fuzz_whole_api(fuzz_app: FastAPI) -> None:
-    spec = with_dsp_bodies(fuzz_app.openapi())
+    spec = with_request_bodies(fuzz_app.openapi())
     schema = schemathesis.openapi.from_dict(spec)
     schema.app = fuzz_app
     schema.location = "/openapi.json"
@@ -191,12 +225,16 @@ def test_fuzz_whole_api(fuzz_app: FastAPI) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            t0 = time.monotonic()
             run_operation(operation, mode, tally)
+            tally.seconds[f"{operation.label} {mode.value}"] = time.monotonic() - t0
     elapsed = time.monotonic() - started
     print(
         f"\nschemathesis: {len(operations)} operations, {tally.cases} cases in {elapsed:.1f}s; "
         f"statuses {dict(sorted(tally.by_status.items()))}"
     )
+    slowest = sorted(tally.seconds.items(), key=lambda kv: -kv[1])[:8]
+    print("slowest:", ", ".join(f"{k} {v:.1f}s" for k, v in slowest))
     assert len(operations) >= 60
     assert tally.cases >= len(operations) * 20
     assert not tally.failures, "\n".join(tally.failures[:40]) + f"\n({len(tally.failures)} total)"

@@ -1,0 +1,853 @@
+"""Contract negotiations between two connectors, next to the bare Temporal rate on the same server.
+
+    python -m tests.bench.negotiation_bench [--total 200] [--concurrency 20] [--burst 200]
+                                            [--quick] [--no-write]
+
+Starts embedded Postgres, Redis and a Temporal dev server with the WAL / synchronous=NORMAL
+pragmas exactly as `connector up` does (connector.embedded.temporal_spec). Each connector of the
+two-connector harness (tests/twoconn.py: control plane under uvicorn, in-process workers,
+secure did:web identity) runs in its OWN process (uvloop), the load generator in this one.
+
+1. Bare Temporal: a Worker on a fresh task queue, `concurrency` concurrent `execute_workflow`
+   of an empty workflow with one no-op activity (workflows/bench.py) and the same with a local
+   activity (tests/bench/bare_local.py), `total` each.
+2. Negotiations: `total` management POSTs to the consumer, `concurrency` in flight until
+   FINALIZED. Latency = the consumer projection's FINALIZED `updated_at` (workflow time) minus
+   the wall time the POST was sent; throughput = total / (last FINALIZED - first POST).
+3. `burst` concurrent initial ContractRequestMessages sent raw to the provider, signed as the
+   consumer (its key ring from its data dir), callbacks to a sink that answers 200; latency of
+   the 201 at the client and inside the provider's ASGI app.
+4. Bare Temporal again on a dev server started WITHOUT the pragmas (comparison row).
+
+Writes the "## Negotiations" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from connector import embedded
+from tests import services
+from tests.bench.common import machine, now, pct, write_section
+
+SECTION = "Negotiations"
+PIDS: dict[str, int] = {}  # process groups whose CPU time is accounted per negotiation
+CPU: dict[str, float] = {}  # CPU seconds per negotiation in the measured run
+EXTRA: dict[str, str] = {}
+NAMESPACES = ["provider", "consumer", "bench"]
+READY_TIMEOUT = 90.0
+SEQUENTIAL = 10
+FINISH_TIMEOUT = 120.0
+POLL = 0.025
+
+# --------------------------------------------------------------------------------------------
+# Child: one connector of the pair in its own process
+# --------------------------------------------------------------------------------------------
+
+STATE: dict[str, Any] = {"ready": False, "initial": [], "db_url": None}
+
+
+def _timing_recorder() -> type:
+    from tests import twoconn
+
+    class TimingRecorder(twoconn.Recorder):
+        """Times the answer to initial ContractRequestMessages; serves /__bench/* (no body copy)."""
+
+        async def __call__(
+            self,
+            scope: MutableMapping[str, Any],
+            receive: Callable[[], Awaitable[Any]],
+            send: Callable[[Any], Awaitable[None]],
+        ) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            path = scope["path"]
+            if path.startswith("/__bench/"):
+                if path == "/__bench/reset":
+                    STATE["initial"] = []
+                body = json.dumps(STATE).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+            if not (scope["method"] == "POST" and path.endswith("/negotiations/request")):
+                await self.app(scope, receive, send)
+                return
+            started = time.perf_counter()
+
+            async def timed_send(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    STATE["initial"].append([time.perf_counter() - started, message["status"]])
+                await send(message)
+
+            await self.app(scope, receive, timed_send)
+
+    return TimingRecorder
+
+
+async def serve(cfg: dict[str, Any]) -> None:
+    from connector.logging import configure_logging
+    from connector.settings import load_settings
+    from tests import twoconn
+
+    data_dir = Path(cfg["data_dir"])
+    configure_logging(load_settings(env={}, data_dir=data_dir).logging, cfg["name"])
+    twoconn.Recorder = _timing_recorder()  # type: ignore[misc]
+    async with twoconn.running_connector(
+        cfg["name"],
+        cfg["port"],
+        twoconn.did_for(cfg["peer_port"]),
+        pg_server_url=cfg["pg"],
+        redis_url=cfg["redis"],
+        temporal_address=cfg["temporal"],
+        data_dir=data_dir,
+        # The per-caller DSP rate limit (600/min by default) would answer part of this load 429.
+        rate_limit={"requests_per_minute": 0},
+    ) as conn:
+        STATE["db_url"] = conn.db_url
+        STATE["ready"] = True
+        # Until the parent closes our stdin.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def serve_main(raw: str) -> None:
+    cfg = json.loads(raw)
+    try:
+        import uvloop
+
+        uvloop.run(serve(cfg))
+    except ImportError:
+        asyncio.run(serve(cfg))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # the Temporal SDK's runtime may crash in interpreter teardown (sdk-python #300)
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def did(self) -> str:
+        return f"did:web:localhost%3A{self.port}"
+
+    @property
+    def dsp(self) -> str:
+        return f"http://localhost:{self.port}/dsp/2025-1"
+
+    async def bench(self, what: str = "stats") -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=5) as client:
+            result: dict[str, Any] = (await client.get(f"{self.base}/__bench/{what}")).json()
+            return result
+
+
+@asynccontextmanager
+async def pair(
+    root: Path, pg: str, redis_url: str, temporal: str
+) -> AsyncIterator[tuple[Child, Child]]:
+    ports = {"provider": embedded.free_port(), "consumer": embedded.free_port()}
+    children: list[Child] = []
+    try:
+        for name, peer in (("provider", "consumer"), ("consumer", "provider")):
+            data_dir = root / name
+            data_dir.mkdir(parents=True, exist_ok=True)
+            cfg = {
+                "name": name,
+                "port": ports[name],
+                "peer_port": ports[peer],
+                "pg": pg,
+                "redis": redis_url,
+                "temporal": temporal,
+                "data_dir": str(data_dir),
+            }
+            log = root / f"{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.bench.negotiation_bench",
+                        "--serve",
+                        json.dumps(cfg),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            children.append(Child(name, ports[name], data_dir, process, log))
+        for child in children:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while True:
+                if child.process.poll() is not None:
+                    raise RuntimeError(f"{child.name} exited:\n{child.log.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    if (await child.bench())["ready"]:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{child.name} not ready:\n{child.log.read_text()[-3000:]}")
+                await asyncio.sleep(0.2)
+        PIDS.update({c.name: c.process.pid for c in children})
+        yield children[0], children[1]
+    finally:
+        for child in reversed(children):
+            if child.process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    child.process.stdin.close()
+            try:
+                child.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Parent: measurements
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    label: str
+    concurrency: int
+    count: int
+    rate: float | None  # per second
+    latencies: list[float] = field(default_factory=list)  # seconds
+    errors: int = 0
+
+    def p(self, q: float) -> float:
+        return pct(self.latencies, q) * 1000
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry.name)
+                )
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
+    """user+system CPU seconds of each process (Postgres: with its backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for name, pid in groups.items():
+        total = 0
+        # Postgres forks a backend per connection; everything else is one process.
+        for p in _descendants(pid) if name == "postgres" else [pid]:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        out[name] = total / tick
+    return out
+
+
+def loadavg() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+@asynccontextmanager
+async def temporal_server(root: Path, *, pragmas: bool) -> AsyncIterator[str]:
+    port = embedded.free_port()
+    spec = embedded.temporal_spec(root, port, 0, NAMESPACES[0])
+    for extra in NAMESPACES[1:]:
+        spec.argv += ["--namespace", extra]
+    if not pragmas:
+        argv, skip = [], False
+        for arg in spec.argv:
+            if skip:
+                skip = False
+                continue
+            if arg == "--sqlite-pragma":
+                skip = True
+                continue
+            argv.append(arg)
+        spec.argv = argv
+    async with services.running(spec) as child:
+        PIDS["temporal"] = child.pid or 0
+        yield f"127.0.0.1:{port}"
+
+
+async def bare_rates(address: str, concurrency: int, total: int, tag: str) -> list[Row]:
+    from temporalio.client import Client
+    from temporalio.worker import PollerBehaviorAutoscaling, Worker
+
+    from activities.bench import noop
+    from tests.bench.bare_local import BareLocalWorkflow
+    from workflows.bench import BareWorkflow
+
+    client = await Client.connect(address, namespace="bench")
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    rows = []
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[BareWorkflow, BareLocalWorkflow],
+        activities=[noop],
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
+    ):
+        for label, wf in (
+            ("activity", BareWorkflow.run),
+            ("local activity", BareLocalWorkflow.run),
+        ):
+            sem = asyncio.Semaphore(concurrency)
+            latencies: list[float] = []
+
+            async def one(
+                i: int,
+                wf: Any = wf,
+                latencies: list[float] = latencies,
+                sem: asyncio.Semaphore = sem,
+            ) -> None:
+                async with sem:
+                    started = time.perf_counter()
+                    await client.execute_workflow(wf, "x", id=f"{queue}-{i}", task_queue=queue)
+                    latencies.append(time.perf_counter() - started)
+
+            await asyncio.gather(*(one(-i - 1) for i in range(min(20, total))))  # warm-up
+            latencies.clear()
+            base = len(rows) * 1_000_000
+            started = time.perf_counter()
+            await asyncio.gather(*(one(base + i) for i in range(total)))
+            elapsed = time.perf_counter() - started
+            rows.append(
+                Row(
+                    f"bare Temporal, 1 {label} ({tag})",
+                    concurrency,
+                    total,
+                    total / elapsed,
+                    latencies,
+                )
+            )
+            print(f"bare {label} {tag}: {total / elapsed:.1f}/s", file=sys.stderr)
+    return rows
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: Any) -> httpx.Response:
+    from tests.twoconn import HEADERS
+
+    resp = await client.post(url, json=body, headers=HEADERS)
+    if resp.status_code not in (200, 201, 409):
+        raise RuntimeError(f"{url}: {resp.status_code} {resp.text}")
+    return resp
+
+
+async def prepare_offer(
+    client: httpx.AsyncClient, provider: Child, consumer: Child
+) -> dict[str, Any]:
+    from tests.twoconn import OPEN_POLICY
+
+    mgmt = f"{provider.base}/management/v1"
+    await _post(
+        client,
+        f"{mgmt}/assets",
+        {
+            "id": "asset-bench",
+            "properties": {"name": "bench"},
+            "dataAddress": {"type": "http", "baseUrl": "http://127.0.0.1:9/data"},
+            "distributions": ["HttpData-PULL"],
+        },
+    )
+    await _post(client, f"{mgmt}/policies", {"id": "open", "policy": OPEN_POLICY})
+    await _post(
+        client,
+        f"{mgmt}/offers",
+        {
+            "id": "offer-bench",
+            "assetSelector": ["asset-bench"],
+            "accessPolicyId": "open",
+            "contractPolicyId": "open",
+        },
+    )
+    catalog = (
+        await _post(
+            client,
+            f"{consumer.base}/management/v1/catalog/request",
+            {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did},
+        )
+    ).json()
+    datasets = catalog.get("dataset", [])
+    for dataset in datasets if isinstance(datasets, list) else [datasets]:
+        if dataset.get("@id") == "asset-bench":
+            offers = dataset["hasPolicy"]
+            offer = dict(offers[0] if isinstance(offers, list) else offers)
+            offer["target"] = "asset-bench"
+            return offer
+    raise RuntimeError(f"asset-bench not in the catalog: {catalog}")
+
+
+class Finalized:
+    """Polls the consumer's projection for the negotiations in flight; resolves their futures."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self.waiting: dict[str, asyncio.Future[asyncpg.Record]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Finalized:
+        self.conn = await asyncpg.connect(self.db_url)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.conn.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._poll()
+            except (OSError, asyncpg.PostgresError) as exc:
+                print(f"poll failed: {exc!r}", file=sys.stderr)
+            await asyncio.sleep(POLL)
+
+    async def _poll(self) -> None:
+        if self.waiting:
+            rows = await self.conn.fetch(
+                "SELECT own_pid, state, created_at, updated_at FROM negotiations "
+                "WHERE own_pid = ANY($1::text[]) AND state IN ('FINALIZED', 'TERMINATED')",
+                list(self.waiting),
+            )
+            for row in rows:
+                future = self.waiting.pop(row["own_pid"], None)
+                if future is not None and not future.done():
+                    future.set_result(row)
+
+    def wait(self, pid: str) -> asyncio.Future[asyncpg.Record]:
+        future: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
+        self.waiting[pid] = future
+        return future
+
+
+async def negotiations(
+    provider: Child, consumer: Child, offer: dict[str, Any], concurrency: int, total: int
+) -> tuple[list[Row], dict[str, Any]]:
+    url = f"{consumer.base}/management/v1/negotiations"
+    body = {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer}
+    db_url = (await consumer.bench())["db_url"]
+    e2e: list[float] = []
+    workflow: list[float] = []
+    posts: list[float] = []
+    finished: list[float] = []
+    sent: list[float] = []
+    errors = 0
+    async with (
+        httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=concurrency + 5)
+        ) as client,
+        Finalized(db_url) as final,
+    ):
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(record: bool) -> None:
+            nonlocal errors
+            async with sem:
+                wall = time.time()
+                started = time.perf_counter()
+                resp = await _post(client, url, body)
+                posted = time.perf_counter() - started
+                row = await asyncio.wait_for(final.wait(resp.json()["id"]), FINISH_TIMEOUT)
+            if not record:
+                return
+            if row["state"] != "FINALIZED":
+                errors += 1
+                return
+            done = row["updated_at"].timestamp()
+            sent.append(wall)
+            finished.append(done)
+            posts.append(posted)
+            e2e.append(done - wall)
+            workflow.append((row["updated_at"] - row["created_at"]).total_seconds())
+
+        await asyncio.gather(*(one(False) for _ in range(min(concurrency, total))))  # warm-up
+        for _ in range(SEQUENTIAL):  # one at a time: latency without queueing
+            await one(True)
+        single = list(e2e)
+        e2e.clear(), workflow.clear(), posts.clear(), finished.clear(), sent.clear()
+        await provider.bench("reset")
+        PIDS["load generator (this process)"] = os.getpid()
+        before = cpu_seconds(PIDS)
+        EXTRA["load"] = loadavg()
+        await asyncio.gather(*(one(True) for _ in range(total)))
+        after = cpu_seconds(PIDS)
+        EXTRA["load_after"] = loadavg()
+        CPU.update({k: (after[k] - before[k]) / total for k in after})
+    provider_stats = await provider.bench()
+    span = max(finished) - min(sent) if finished else float("nan")
+    rate = len(e2e) / span if finished else 0.0
+    initial = [s for s, status in provider_stats["initial"] if status == 201]
+    rows = [
+        Row("negotiation, one at a time, POST -> FINALIZED", 1, len(single), None, single),
+        Row(
+            "negotiation, management POST -> FINALIZED (consumer)",
+            concurrency,
+            total,
+            rate,
+            e2e,
+            errors,
+        ),
+        Row(
+            "negotiation, workflow created -> FINALIZED (consumer)",
+            concurrency,
+            total,
+            None,
+            workflow,
+        ),
+        Row("consumer management POST /negotiations answer", concurrency, total, None, posts),
+        Row(
+            "provider 201 to the initial ContractRequestMessage, during the run (in app)",
+            concurrency,
+            len(initial),
+            None,
+            initial,
+            len(provider_stats["initial"]) - len(initial),
+        ),
+    ]
+    print(f"negotiations: {rate:.1f}/s p50 {pct(e2e, 0.5) * 1000:.0f} ms", file=sys.stderr)
+    return rows, provider_stats
+
+
+@asynccontextmanager
+async def sink() -> AsyncIterator[str]:
+    """Answers 200 to every request: the callback address of the raw burst's negotiations."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/callback"
+    finally:
+        server.close()
+
+
+async def burst(provider: Child, consumer: Child, offer: dict[str, Any], count: int) -> list[Row]:
+    from connector.identity.keys import load_or_create_keyring
+    from connector.identity.tokens import TokenIssuer, bearer
+    from tests.scripted_peer import new_pid, request_message
+
+    keyring = load_or_create_keyring(consumer.data_dir / "keys")
+    issuer = TokenIssuer(keyring, consumer.did, clock=lambda: datetime.now(UTC))
+    url = f"{provider.dsp}/negotiations/request"
+    latencies: list[float] = []
+    statuses: list[int] = []
+    async with (
+        sink() as callback,
+        httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count + 5)) as client,
+    ):
+
+        def prepared() -> tuple[dict[str, str], dict[str, Any]]:
+            headers = {"Authorization": bearer(issuer.issue(provider.did))}
+            return headers, request_message(offer, new_pid(), callback_address=callback)
+
+        for _ in range(5):  # warm-up: DID document cached, connections open
+            headers, body = prepared()
+            (await client.post(url, json=body, headers=headers)).raise_for_status()
+        await provider.bench("reset")
+        requests = [prepared() for _ in range(count)]  # signed before the clock starts
+        gate = asyncio.Event()
+
+        async def one(headers: dict[str, str], body: dict[str, Any]) -> None:
+            await gate.wait()
+            started = time.perf_counter()
+            resp = await client.post(url, json=body, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            statuses.append(resp.status_code)
+
+        tasks = [asyncio.create_task(one(h, b)) for h, b in requests]
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        gate.set()
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    stats = await provider.bench()
+    inside = [s for s, status in stats["initial"] if status == 201]
+    bad = sum(1 for s in statuses if s != 201)
+    if bad:
+        counts: dict[int, int] = {}
+        for code in statuses:
+            counts[code] = counts.get(code, 0) + 1
+        EXTRA["burst_statuses"] = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    print(f"burst: p95 client {pct(latencies, 0.95) * 1000:.0f} ms, {bad} not 201", file=sys.stderr)
+    return [
+        Row(
+            f"provider 201, {count} concurrent raw initial requests (client)",
+            count,
+            count,
+            count / elapsed,
+            latencies,
+            bad,
+        ),
+        Row(
+            f"provider 201, {count} concurrent raw initial requests (in app)",
+            count,
+            len(inside),
+            None,
+            inside,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[str]:
+    by = {r.label: r for r in rows}
+    single = by["negotiation, one at a time, POST -> FINALIZED"]
+    neg = by["negotiation, management POST -> FINALIZED (consumer)"]
+    act, local = (by[f"bare Temporal, 1 {k} (WAL pragmas)"] for k in ("activity", "local activity"))
+    act0, local0 = (
+        by[f"bare Temporal, 1 {k} (no pragmas)"] for k in ("activity", "local activity")
+    )
+    busy = (neg.rate or 0) * cpu_total
+    out = [
+        "Notes:",
+        "",
+        "- One negotiation is a chain of synchronous hops: the consumer starts its workflow, a "
+        "local activity sends the ContractRequestMessage, the provider answers 201 only after "
+        "update-with-start ran the first workflow task on its worker, the provider's workflow "
+        "sends the agreement, the consumer's control plane applies it as a workflow update (one "
+        "more workflow task round trip), then the verification and the FINALIZED event the "
+        "same way; every DSP message carries a freshly signed token that the other side "
+        "verifies (DID document from Redis, jti replay check). "
+        f"Alone it takes {single.p(0.5):.0f} ms (p50). With {args.concurrency} in flight the "
+        f"latency is queueing: {args.concurrency} / {neg.rate or 0:.1f} per s = "
+        f"{args.concurrency / (neg.rate or 1):.1f} s, which is the measured p50.",
+        f"- The rate is CPU-bound: {cpu_total * 1000:.0f} ms of CPU per negotiation at "
+        f"{neg.rate or 0:.1f}/s keeps {busy:.1f} of the 2 cores busy (plus whatever else ran on "
+        "the machine, see the load average). A p50 under 300 ms with "
+        f"{args.concurrency} in flight needs {args.concurrency / 0.3:.0f} negotiations/s, i.e. "
+        f"at most {2 * 0.3 / args.concurrency * 1000:.0f} ms of CPU each on 2 cores "
+        f"({cpu_total / (2 * 0.3 / args.concurrency):.0f}x less than now) or more cores; "
+        "one at a time the p50 is "
+        f"{'under' if single.p(0.5) < 300 else 'over'} 300 ms ({single.p(0.5):.0f} ms).",
+        f"- The {args.burst}-request burst: the 201 waits for update-with-start, so the answers "
+        "queue behind the dev server and the one worker process; the p95 is the time to start "
+        f"{args.burst} workflows and run their first task, not a slow handler. Meeting < 100 ms "
+        "at that concurrency needs a different contract (answer 201 once the start is durable "
+        "and let the workflow judge the request afterwards): proposed, not changed here.",
+        f"- Hot-path choices: with the SQLite pragmas the bare rate is {act.rate or 0:.1f}/s "
+        f"instead of {act0.rate or 0:.1f}/s without them "
+        f"({(act.rate or 0) / (act0.rate or 1):.1f}x); "
+        "a local activity instead of a regular one "
+        f"gives {local.rate or 0:.1f}/s vs {act.rate or 0:.1f}/s with the pragmas and "
+        f"{local0.rate or 0:.1f}/s vs {act0.rate or 0:.1f}/s without (no activity task to "
+        "schedule, poll and complete on the server: fewer SQLite writes). The negotiation "
+        "sends its messages and writes its projection as local activities for that reason.",
+    ]
+    if EXTRA.get("burst_statuses"):
+        out.append(f"- Burst answers by status: {EXTRA['burst_statuses']}.")
+    return [*out, ""]
+
+
+def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
+    def ms(v: float) -> str:
+        return f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
+
+    table = [
+        "| measurement | concurrency | count | rate (/s) | p50 (ms) | p95 (ms) | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        rate = f"{r.rate:,.1f}" if r.rate is not None else ""
+        table.append(
+            f"| {r.label} | {r.concurrency} | {r.count} | {rate} | {ms(r.p(0.5))} | "
+            f"{ms(r.p(0.95))} | {r.errors} |"
+        )
+    by = {r.label: r for r in rows}
+    neg = by["negotiation, management POST -> FINALIZED (consumer)"]
+    bare = by["bare Temporal, 1 activity (WAL pragmas)"]
+    raw = next(r for r in rows if r.label.endswith("raw initial requests (client)"))
+    raw_in = next(r for r in rows if r.label.endswith("raw initial requests (in app)"))
+    share = (neg.rate or 0) / (bare.rate or 1)
+    command = "python -m tests.bench.negotiation_bench" + (" --quick" if args.quick else "")
+    cpu_total = sum(CPU.values())
+    cpu_rows = [
+        "| process | CPU ms per negotiation |",
+        "|---|---:|",
+        *[
+            f"| {name} | {sec * 1000:.0f} |"
+            for name, sec in sorted(CPU.items(), key=lambda kv: -kv[1])
+        ],
+        f"| **all** | **{cpu_total * 1000:.0f}** |",
+    ]
+    lines = [
+        f"## {SECTION}",
+        "",
+        f"Run {now()} on {machine()}; {seconds:.0f} s in all. Command: `{command}` "
+        f"(total {args.total}, concurrency {args.concurrency}, burst {args.burst}).",
+        "",
+        "Method: embedded Postgres and Redis and one Temporal dev server started as `connector "
+        "up` starts it (SQLite with `journal_mode=WAL`, `synchronous=NORMAL`), shared by both "
+        "connectors (own database and namespace each). Each connector of the two-connector "
+        "harness (tests/twoconn.py: control plane under uvicorn, its workers in-process, "
+        "did:web identity with signed tokens, the open policy) runs in its own process on "
+        "uvloop; the load generator and the bare Temporal worker run in the benchmark "
+        "process. Everything shares the 2 cores. Negotiation latency = the consumer "
+        "projection's FINALIZED `updated_at` (the workflow's clock) minus the wall time the "
+        "management POST was sent (same machine clock), so polling does not add to it; "
+        f"{args.concurrency} negotiations are kept in flight (a slot frees when the projection "
+        f"shows FINALIZED, polled every {POLL * 1000:.0f} ms); throughput = count / (last "
+        "FINALIZED - first POST). Bare Temporal = start + complete of an empty workflow with one "
+        "no-op activity (workflows/bench.py) or one local activity (tests/bench/bare_local.py), "
+        "same concurrency, on the same server, a Worker on a fresh task queue. The burst sends "
+        f"{args.burst} initial ContractRequestMessages at once straight to the provider's DSP "
+        "endpoint, each signed as the consumer (its key ring), callbacks to a sink answering "
+        "200; latency at the client and inside the provider's ASGI app (request in -> "
+        "response start). The no-pragma rows use a second dev server without the SQLite "
+        "pragmas. The per-caller DSP rate limit is off in both connectors (it would answer 429 "
+        "to part of this load). Each measured phase follows a warm-up.",
+        "",
+        *table,
+        "",
+        f"CPU time (user + system, /proc) per negotiation during the {args.concurrency}-way run, "
+        "both sides of the negotiation included (Postgres with its backends); the machine's "
+        f"load average was {EXTRA.get('load', '?')} before and {EXTRA.get('load_after', '?')} "
+        "after it (other jobs shared the machine):",
+        "",
+        *cpu_rows,
+        "",
+        f"With {cpu_total * 1000:.0f} ms of CPU per negotiation, 2 cores cap the rate at about "
+        f"{2 / cpu_total if cpu_total else 0:.1f}/s even with no waiting at all.",
+        "",
+        *notes(rows, args, cpu_total),
+        "Targets:",
+        "",
+        f"- e2e p50 < 300 ms: **{'met' if neg.p(0.5) < 300 else 'MISSED'}** "
+        f"({neg.p(0.5):.0f} ms; p95 {neg.p(0.95):.0f} ms)",
+        f"- provider 201 p95 < 100 ms at {args.burst} concurrent initial requests: "
+        f"**{'met' if raw.p(0.95) < 100 else 'MISSED'}** ({raw.p(0.95):.0f} ms at the client, "
+        f"{raw_in.p(0.95):.0f} ms inside the app)",
+        f"- negotiation throughput >= 30 % of the bare Temporal rate: "
+        f"**{'met' if share >= 0.3 else 'MISSED'}** ({neg.rate or 0:.1f}/s vs "
+        f"{bare.rate or 0:.1f}/s = {share:.0%})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> str:
+    root = Path(tempfile.mkdtemp(prefix="negotiation-bench-"))
+    started = time.monotonic()
+    rows: list[Row] = []
+    try:
+        pg_port, redis_port = embedded.free_port(), embedded.free_port()
+        async with (
+            services.running(embedded.postgres_spec(root, pg_port)) as pg_child,
+            services.running(embedded.redis_spec(root, redis_port)) as redis_child,
+        ):
+            pg = embedded.postgres_url(pg_port)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            PIDS.update(postgres=pg_child.pid or 0, redis=redis_child.pid or 0)
+            async with temporal_server(root / "wal", pragmas=True) as address:
+                rows += await bare_rates(address, args.concurrency, args.total, "WAL pragmas")
+                async with (
+                    pair(root, pg, redis_url, address) as (provider, consumer),
+                    httpx.AsyncClient(timeout=30) as client,
+                ):
+                    offer = await prepare_offer(client, provider, consumer)
+                    neg_rows, _ = await negotiations(
+                        provider, consumer, offer, args.concurrency, args.total
+                    )
+                    rows += neg_rows
+                    rows += await burst(provider, consumer, offer, args.burst)
+            async with temporal_server(root / "nowal", pragmas=False) as address:
+                rows += await bare_rates(address, args.concurrency, args.total, "no pragmas")
+    except BaseException:
+        for name in ("provider", "consumer"):
+            log = root / f"{name}.log"
+            if log.exists():
+                print(f"--- {name} log (tail)\n{log.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return render(rows, args, time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--total", type=int, default=200, help="negotiations / workflows per row")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--burst", type=int, default=200, help="concurrent raw initial requests")
+    parser.add_argument("--quick", action="store_true", help="total 60")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_main(args.serve)
+        return
+    if args.quick:
+        args.total = min(args.total, 60)
+    text = asyncio.run(run(args))
+    print(text)
+    if not args.no_write:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
