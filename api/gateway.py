@@ -84,13 +84,15 @@ class TemporalGateway:
                 ),
             )
         except IllegalTransitionError:
-            previous = update_id(own_pid, msg, seen_version - 1)
-            if seen_version < 1 or not await self._applied(handle, previous):
-                raise
+            # The peer's last message, sent again: it never saw our answer (lost, or a crash),
+            # even if we have acted on it since. Answer with the current state.
             current = await negotiations.get(self._pool, own_pid)
-            if current is None:  # pragma: no cover - the edge just read it
+            judged_at = _last_inbound_version(current) if current is not None else None
+            if judged_at is None or not await self._applied(
+                handle, update_id(own_pid, msg, judged_at)
+            ):
                 raise
-            return current
+            return current  # type: ignore[return-value]  # checked above
         return await self._project(record)
 
     @staticmethod
@@ -229,6 +231,16 @@ class TemporalGateway:
                 return UnavailableError("the workflow engine is not reachable; retry shortly")
             return UnavailableError(f"workflow engine error: {exc.message}")
         return exc  # pragma: no cover
+
+
+def _last_inbound_version(record: NegotiationRecord) -> int | None:
+    """The version the peer's most recent message was judged against (None: it sent nothing)."""
+    timeline = record.negotiation.timeline
+    first_version = record.negotiation.version - len(timeline) + 1
+    for index in range(len(timeline) - 1, -1, -1):
+        if timeline[index].direction is Direction.IN:
+            return first_version + index - 1
+    return None
 
 
 def _repeats_last(record: NegotiationRecord, msg: InboundNegotiationMessage) -> bool:

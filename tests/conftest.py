@@ -72,3 +72,24 @@ async def temporal_address(services_root: Path) -> AsyncIterator[str]:
         return
     async with services.temporal(services_root / "temporal", TEST_NAMESPACES) as address:
         yield address
+
+
+def _dump_tasks_on_sigusr1() -> None:
+    """`kill -USR1 <pytest pid>` writes every asyncio task's stack to stderr (debugging hangs)."""
+    import asyncio
+    import signal
+
+    def dump(*_: object) -> None:
+        try:
+            tasks = asyncio.all_tasks()
+        except RuntimeError:
+            return
+        with open(f"/tmp/asyncio-tasks-{os.getpid()}.txt", "w") as out:
+            for task in tasks:
+                print(f"--- {task.get_name()}", file=out)
+                task.print_stack(file=out)
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+_dump_tasks_on_sigusr1()

@@ -147,8 +147,11 @@ class Connector:
         self.worker_stack = stack
 
     async def stop_workers(self) -> None:
-        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
-        await asyncio.gather(*self.worker_tasks, return_exceptions=True)
+        # Bounded: a test must fail, never hang, if a worker does not drain.
+        await asyncio.wait_for(
+            asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True), 30
+        )
+        await asyncio.wait_for(asyncio.gather(*self.worker_tasks, return_exceptions=True), 30)
         if self.worker_stack is not None:
             await self.worker_stack.aclose()
         self.workers, self.worker_tasks, self.worker_stack = [], [], None
@@ -261,6 +264,7 @@ async def running_connector(
     temporal_address: str,
     data_dir: Path,
     dataplane: Literal["inproc", "process"] | None = None,
+    inproc_workers: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[Connector]:
     dp_port = free_port()
@@ -314,7 +318,8 @@ async def running_connector(
     if dataplane is not None:
         connector.dataplane = DataPlane(settings, dataplane)
         await connector.dataplane.start()
-    await connector.start_workers()
+    if inproc_workers:
+        await connector.start_workers()
     try:
         yield connector
     finally:
@@ -335,6 +340,7 @@ async def connector_pair(
     tmp: Path,
     *,
     provider_dataplane: Literal["inproc", "process"] | None = None,
+    inproc_workers: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[tuple[Connector, Connector]]:
     provider_port, consumer_port = free_port(), free_port()
@@ -350,6 +356,7 @@ async def connector_pair(
             did_for(consumer_port),
             data_dir=tmp / "provider",
             dataplane=provider_dataplane,
+            inproc_workers=inproc_workers,
             **common,
             **overrides,
         ) as provider,
@@ -358,6 +365,7 @@ async def connector_pair(
             consumer_port,
             did_for(provider_port),
             data_dir=tmp / "consumer",
+            inproc_workers=inproc_workers,
             **common,
             **overrides,
         ) as consumer,

@@ -124,20 +124,17 @@ async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]
 async def test_kill_9_every_worker_mid_way_through_50_negotiations(
     pg_server_url, redis_url, temporal_address, tmp_path
 ):
-    async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
-        provider,
-        consumer,
-    ):
-        await publish_offer(provider, "asset-1")
-        offer = await catalog_offer(consumer, provider, "asset-1")
-        # Workers as real processes instead of in-process ones.
-        await provider.stop_workers()
-        await consumer.stop_workers()
+    async with connector_pair(
+        pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
+    ) as (provider, consumer):
+        # Workers as real processes (so they can be killed), not in-process ones.
         workers = [WorkerProcess(provider), WorkerProcess(consumer)]
+        await publish_offer(provider, "asset-1")
         try:
             for w in workers:
                 w.start()
             await asyncio.gather(*(w.ready() for w in workers))
+            offer = await catalog_offer(consumer, provider, "asset-1")
 
             ids = await asyncio.gather(*(_start(consumer, provider, offer) for _ in range(N)))
             # Kill once some are done and the rest are somewhere on the way.

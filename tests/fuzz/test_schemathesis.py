@@ -18,6 +18,8 @@ Deterministic (`derandomize`): a failure reproduces; set FUZZ_SEED to explore ot
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import os
 import time
@@ -47,7 +49,8 @@ from api.management.models import (
     OfferIn,
     PolicyIn,
 )
-from connector.settings import load_settings
+from connector.settings import Settings, load_settings
+from connector.temporal.client import connect
 from tests.http.catalog_fixtures import migrated
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
@@ -145,8 +148,6 @@ class Tally:
 def fuzz_app(
     pg_url: str, redis_url: str, temporal_address: str, tmp_path: Path
 ) -> Iterator[FastAPI]:
-    import asyncio
-
     asyncio.run(migrated(pg_url))  # its own loop: the app runs in schemathesis' portal thread
     settings = load_settings(
         env={},
@@ -172,6 +173,17 @@ def fuzz_app(
         yield app
     finally:
         schemathesis_asgi.shutdown_lifespans()
+        asyncio.run(_terminate_started_workflows(settings))
+
+
+async def _terminate_started_workflows(settings: Settings) -> None:
+    """Workflows the fuzzer started (201s) would wait on their queue until the deadline."""
+    client = await connect(settings.temporal)
+    queue = settings.temporal.task_queues.control
+    query = f'TaskQueue="{queue}" AND ExecutionStatus="Running"'
+    async for execution in client.list_workflows(query):
+        with contextlib.suppress(Exception):
+            await client.get_workflow_handle(execution.id).terminate("fuzz test cleanup")
 
 
 def run_operation(operation: Any, mode: GenerationMode, tally: Tally) -> None:
