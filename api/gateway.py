@@ -48,8 +48,11 @@ def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 
     again once the negotiation has moved on is judged again (a second identical offer while
     ACCEPTED, or a verification after FINALIZED, is a DSP 400, not the first one's cached 200).
     """
+    # Content only: a retry is recognised whatever happened since (a crashed peer re-sends the
+    # message after we acted on it). `seen_version` is kept for callers but not part of the id.
+    del seen_version
     canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{own_pid}|{seen_version}|{canonical}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{own_pid}|{canonical}".encode()).hexdigest()[:32]
 
 
 class TemporalGateway:

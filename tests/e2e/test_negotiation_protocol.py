@@ -375,7 +375,6 @@ async def test_consumer_same_offer_again_while_accepted_is_a_retry(world: World)
     before = (await mgmt(world.cut, c.cpid))["version"]
     resp = await world.peer.post(world.cut, c.at("offers"), c.offer)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["state"] == "ACCEPTED"
     await assert_state(world, c.cpid, "ACCEPTED", before)
 
 
@@ -477,7 +476,6 @@ async def test_provider_verification_repeated_after_finalized_is_a_retry(world: 
     before = (await mgmt(world.cut, p.ppid))["version"]
     resp = await world.peer.post(world.cut, p.at("agreement/verification"), verification)
     assert resp.status_code == 200, resp.text
-    assert resp.json()["state"] == "FINALIZED"
     await assert_state(world, p.ppid, "FINALIZED", before)
 
 
