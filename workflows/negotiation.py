@@ -9,6 +9,7 @@ attributes, so an operator can always see where a negotiation is and why.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RemoteAck,
     )
 
+INFLIGHT_WAIT = timedelta(seconds=3)
 STATE = SearchAttributeKey.for_keyword(search_attributes.NEGOTIATION_STATE)
 COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
 ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
@@ -128,7 +130,13 @@ class NegotiationWorkflow:
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
         if self._inflight_target is not None:
             # Our own message that leads here is not acknowledged yet; the peer was faster.
-            await workflow.wait_condition(lambda: self._inflight_target is None)
+            # Bounded: a peer answering our message does so within moments; if our send is
+            # still retrying after that, the peer cannot have seen it, and the message is judged
+            # against the state we are really in (an illegal one is then a DSP 400).
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
+                )
         try:
             n = machine.apply(
                 self._n,

@@ -104,6 +104,9 @@ def _rejected(err: BaseException) -> bool:
 _FAILED = (ActivityError, ApplicationError)
 
 
+INFLIGHT_WAIT = timedelta(seconds=3)
+
+
 @workflow.defn(name=names.WF_TRANSFER)
 class TransferWorkflow:
     @workflow.init
@@ -140,7 +143,13 @@ class TransferWorkflow:
     async def receive(self, msg: InboundTransferMessage) -> TransferRecord:
         if self._inflight_target is not None:
             # Our own message that leads here is not acknowledged yet; the peer was faster.
-            await workflow.wait_condition(lambda: self._inflight_target is None)
+            # Bounded: a peer answering our message does so within moments; if our send is
+            # still retrying after that, the peer cannot have seen it, and the message is judged
+            # against the state we are really in (an illegal one is then a DSP 400).
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
+                )
         before = self._t.state
         try:
             if machine.is_restart(self._t, msg.kind, msg.sender, msg.data_address):
