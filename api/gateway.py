@@ -246,13 +246,5 @@ def _last_inbound_version(record: NegotiationRecord) -> int | None:
     return None
 
 
-def _repeats_last(record: NegotiationRecord, msg: InboundNegotiationMessage) -> bool:
-    n = record.negotiation
-    if not n.is_terminal or not n.timeline:
-        return False
-    last = n.timeline[-1]
-    return last.direction is Direction.IN and last.kind is msg.kind
-
-
 class _AlreadyClosed(ConnectorError):
     """Internal: update-with-start met a closed workflow with the same id."""
