@@ -95,9 +95,7 @@ class DspClientActivities:
                 non_retryable=True,
             ) from None
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise ApplicationError(
-                f"{type(exc).__name__} calling {url}: {exc}", type=names.ERR_PEER_UNREACHABLE
-            ) from None
+            raise _unreachable(exc, url) from None
         if resp.status_code < 300:
             return RemoteAck(status=resp.status_code, peer_pid=self._peer_pid(resp, out))
         rejection = _peer_reasons(resp)
@@ -168,9 +166,7 @@ class DspClientActivities:
                 non_retryable=True,
             ) from None
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise ApplicationError(
-                f"{type(exc).__name__} calling {url}: {exc}", type=names.ERR_PEER_UNREACHABLE
-            ) from None
+            raise _unreachable(exc, url) from None
 
     @staticmethod
     def _raise_for(
@@ -185,6 +181,13 @@ class DspClientActivities:
         if resp.status_code == 404 and retry_404 and activity.info().attempt < not_found_attempts:
             raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
         raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
+
+
+def _unreachable(exc: BaseException, url: str) -> ApplicationError:
+    """A transport failure; one where no connection was made says the peer cannot have it."""
+    not_connected = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    kind = names.ERR_PEER_NOT_CONNECTED if not_connected else names.ERR_PEER_UNREACHABLE
+    return ApplicationError(f"{type(exc).__name__} calling {url}: {exc}", type=kind)
 
 
 def _pid_in(resp: httpx.Response, key: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from connector.core.errors import BadRequestError, TooLargeError
 from connector.core.guards import parse_json
@@ -19,11 +20,15 @@ async def read_json(request: Request) -> Any:
         raise TooLargeError(f"request body over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"request body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLargeError(f"request body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read the answer; nothing was applied.
+        raise BadRequestError("the client disconnected before sending the whole body") from None
     raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequestError("request body is empty; a JSON object is required")

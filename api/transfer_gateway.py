@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.worker_wait import within_worker_wait
 from connector.core.errors import (
     BadRequestError,
     ConnectorError,
@@ -139,7 +140,7 @@ class TransferGateway:
 
     async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await call()
+            return await within_worker_wait(call)
         except (WorkflowUpdateFailedError, RPCError, WorkflowAlreadyStartedError) as exc:
             raise await self._map(own_pid, exc) from None
 

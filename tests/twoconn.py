@@ -19,13 +19,14 @@ from typing import Any, Literal
 import asyncpg
 import httpx
 import uvicorn
+from temporalio.api.enums.v1 import EventType
 
 from api.app import create_app
 from connector.embedded import free_port
 from connector.identity.runtime import build_identity
 from connector.metrics import Metrics, build_registry
 from connector.resources import open_resources
-from connector.settings import Settings, load_settings, to_env
+from connector.settings import Settings, TaskQueues, load_settings, to_env
 from connector.stores.migrate import migrate
 from connector.temporal.client import bootstrap, connect
 from dataplane.app import create_app as create_dataplane
@@ -171,7 +172,30 @@ class Connector:
                 if last["state"] in states:
                     return last
             await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.name}: {negotiation_id} not in {states}; last: {last}")
+        history = await self.workflow_trouble(kind, last)
+        raise AssertionError(
+            f"{self.name}: {negotiation_id} not in {states}; last: {last}\nhistory: {history}"
+        )
+
+    async def workflow_trouble(self, kind: str, last: Any) -> list[str]:
+        """The tail of the workflow's history, failed workflow tasks first: why it is stuck."""
+        if not isinstance(last, dict) or "workflow" not in last:
+            return []
+        workflow_id = last["workflow"].get("workflowId")
+        try:
+            client = await connect(self.settings.temporal)
+            events = [
+                e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()
+            ]
+        except Exception as exc:  # diagnostics only
+            return [f"history unavailable: {exc!r}"]
+        failed = [
+            f"workflow task failed: {e.workflow_task_failed_event_attributes.failure.message}"
+            for e in events
+            if e.HasField("workflow_task_failed_event_attributes")
+        ]
+        tail = [EventType.Name(e.event_type) for e in events[-15:]]
+        return failed[-3:] + tail
 
 
 class DataPlane:
@@ -287,13 +311,18 @@ async def running_connector(
         await migrate(conn)
     finally:
         await conn.close()
+    # Namespaces are shared by every test in a session: private task queues keep a worker that an
+    # earlier (timed-out) test leaked from taking this connector's tasks with its own identity.
+    suffix = db_url.rsplit("/", 1)[-1]
+    queues = {role: f"{q}.{suffix}" for role, q in TaskQueues().model_dump().items()}
+    temporal = {"address": temporal_address, "namespace": name, "task_queues": queues}
     settings = load_settings(
         env={},
         data_dir=data_dir,
         server={"host": "127.0.0.1", "port": port, "public_url": f"http://localhost:{port}"},
         database={"url": db_url},
         redis={"url": redis_url},
-        temporal={"address": temporal_address, "namespace": name},
+        temporal={**temporal, **overrides.pop("temporal", {})},
         management={"api_keys": [KEY]},
         identity={"trust": {"allowed_dids": [peer_did]}},
         outbound=outbound_settings,
@@ -305,7 +334,14 @@ async def running_connector(
     app = create_app(settings, metrics=Metrics(build_registry(process_metrics=False), name))
     recorder = Recorder(app)
     server = uvicorn.Server(
-        uvicorn.Config(recorder, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        uvicorn.Config(
+            recorder,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     )
     # uvicorn runs the app's lifespan for the wrapper: forward lifespan to the FastAPI app.
     server_task = asyncio.create_task(server.serve())

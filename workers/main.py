@@ -175,6 +175,9 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         await server_task
 
 
+STICKY_SCHEDULE_TO_START = timedelta(seconds=3)
+
+
 def build_workers(
     client: Client, settings: Settings, queues: list[str], context: WorkerContext
 ) -> list[Worker]:
@@ -192,6 +195,9 @@ def build_workers(
                 graceful_shutdown_timeout=timedelta(
                     seconds=settings.workers.graceful_shutdown_seconds
                 ),
+                # A crashed worker's workflows wait this long before another worker takes
+                # them up (default 10 s); a peer's message to one of them waits as long.
+                sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )

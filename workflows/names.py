@@ -30,6 +30,8 @@ ACT_DATAPLANE_AWAIT: Final = "dataplane.await_flow"
 # ApplicationError types activities raise (the `type` string, never a class name).
 ERR_PEER_REJECTED: Final = "dsp_peer_rejected"
 ERR_PEER_UNREACHABLE: Final = "dsp_peer_unreachable"
+# No connection was made: the peer cannot have the message (retryable, like unreachable).
+ERR_PEER_NOT_CONNECTED: Final = "dsp_peer_not_connected"
 ERR_OUTBOUND_REFUSED: Final = "dsp_outbound_refused"
 ERR_ILLEGAL_TRANSITION: Final = "illegal_transition"
 ERR_BAD_REQUEST: Final = "bad_request"

@@ -9,6 +9,7 @@ attributes, so an operator can always see where a negotiation is and why.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
 
@@ -72,6 +73,19 @@ def _failure_text(err: BaseException) -> str:
     return str(cause) or type(cause).__name__
 
 
+def _legal(state: NegotiationState, msg: InboundNegotiationMessage) -> bool:
+    try:
+        machine.check(state, msg.kind, msg.sender)
+    except ConnectorError:
+        return False
+    return True
+
+
+def _not_connected(err: BaseException) -> bool:
+    cause = _cause(err)
+    return isinstance(cause, ApplicationError) and cause.type == names.ERR_PEER_NOT_CONNECTED
+
+
 def _rejected(err: BaseException) -> ApplicationError | None:
     cause = _cause(err)
     if isinstance(cause, ApplicationError) and cause.type in options.NON_RETRYABLE:
@@ -91,8 +105,13 @@ class NegotiationWorkflow:
         self._counter_offer: JsonObject | None = None
         self._operator_termination: str | None = None
         self._decisions = 0
-        # The state our in-flight outbound message leads to once the peer acknowledges it.
+        # The state our in-flight outbound message leads to once the peer acknowledges it,
+        # the message, and the activity delivering it.
         self._inflight_target: NegotiationState | None = None
+        self._inflight: Action | None = None
+        self._delivery: asyncio.Task[RemoteAck] | None = None
+        # The in-flight message's last known attempt made no connection: the peer lacks it.
+        self._undelivered = False
         self._agreement_id: str | None = None
         self._projected_version = -1
         self._sent_last = False
@@ -130,13 +149,15 @@ class NegotiationWorkflow:
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
         if self._inflight_target is not None:
             # Our own message that leads here is not acknowledged yet; the peer was faster.
-            # Bounded: a peer answering our message does so within moments; if our send is
-            # still retrying after that, the peer cannot have seen it, and the message is judged
-            # against the state we are really in (an illegal one is then a DSP 400).
+            # Bounded: if our send is still retrying after that, either the peer has it and
+            # its acknowledgement was lost (its reply then stands for that acknowledgement), or
+            # it has not, and the message is judged against the state we are really in (an
+            # illegal one is then a DSP 400).
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
                 )
+            self._acknowledged_by_reply(msg)
         try:
             n = machine.apply(
                 self._n,
@@ -159,7 +180,38 @@ class NegotiationWorkflow:
         if msg.kind is MessageKind.CONTRACT_OFFER:
             self._counter_offer = None
         self._set(n)
+        if n.is_terminal and self._delivery is not None:
+            # Ended by the peer while our message was still retrying: it is moot now.
+            self._inflight, self._inflight_target = None, None
+            self._delivery.cancel()
         return self._record
+
+    def _acknowledged_by_reply(self, msg: InboundNegotiationMessage) -> None:
+        """Count the peer's message as the acknowledgement of our in-flight one, if it is one.
+
+        A message legal only in the state our in-flight message leads to can only have been sent
+        by a peer that received ours: its acknowledgement was lost (our worker died mid-send,
+        say) and our retry is still pending. Waiting for that retry would make us answer 400 to
+        a correct peer and end the negotiation on both sides.
+        """
+        action, target, n = self._inflight, self._inflight_target, self._n
+        if action is None or target is None or self._undelivered:
+            return
+        if _legal(n.state, msg) or not _legal(target, msg):
+            return
+        pid = msg.provider_pid if n.role is Role.CONSUMER else msg.consumer_pid
+        peer = {"provider_pid" if n.role is Role.CONSUMER else "consumer_pid": pid}
+        detail = "acknowledged by the counterparty's reply"
+        try:
+            acked = machine.apply_outbound(n, action, at=workflow.now(), detail=detail, **peer)
+        except ConnectorError:
+            return
+        self._set(acked)
+        self._inflight, self._inflight_target = None, None
+        self._last_error = None
+        self._sent_last = True
+        if self._delivery is not None:
+            self._delivery.cancel()
 
     @receive.validator
     def _validate_receive(self, msg: InboundNegotiationMessage) -> None:
@@ -268,16 +320,26 @@ class NegotiationWorkflow:
         # would do too, but the dev server fires timers only about once a second).
         timeline = self._n.timeline
         answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
-        self._inflight_target = target
+        self._inflight_target, self._inflight = target, action
+        self._undelivered = False
+        self._delivery = asyncio.create_task(self._deliver(action, fast=not answers_inbound))
         try:
-            ack = await self._deliver(action, fast=not answers_inbound)
-        except (*SendFailure, _DeadlinePassed) as err:
-            self._inflight_target = None
+            ack = await self._delivery
+        except BaseException as err:
+            if self._inflight is not action:
+                return  # the peer's reply acknowledged it meanwhile (the delivery is cancelled)
+            if not isinstance(err, (*SendFailure, _DeadlinePassed)):
+                raise
+            self._inflight_target, self._inflight = None, None
             await self._after_failed_send(action, err)
+            return
+        finally:
+            self._delivery = None
+        if self._inflight is not action:
             return
         peer = {"provider_pid" if self._n.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
         n = machine.apply_outbound(self._n, action, at=workflow.now(), **peer)
-        self._inflight_target = None
+        self._inflight_target, self._inflight = None, None
         self._last_error = None
         self._sent_last = True
         self._set(n)
@@ -303,6 +365,24 @@ class NegotiationWorkflow:
                 if _rejected(err) is not None:
                     raise
                 self._last_error = _failure_text(err)
+                self._undelivered = _not_connected(err)
+        else:
+            # Answering an inbound message: one scheduled attempt first (see `_send`), so we
+            # know whether it connected before the retrying activity takes over.
+            try:
+                once: RemoteAck = await workflow.execute_activity(
+                    names.ACT_SEND_NEGOTIATION_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=options.SEND_TIMEOUT,
+                    retry_policy=options.SEND_ONCE,
+                )
+                return once
+            except SendFailure as err:
+                if _rejected(err) is not None:
+                    raise
+                self._last_error = _failure_text(err)
+                self._undelivered = _not_connected(err)
         remaining = self._remaining()
         if remaining is not None and remaining <= timedelta(seconds=1):
             raise _DeadlinePassed(self._last_error or "deadline passed")

@@ -29,6 +29,9 @@ SEND_RETRY: Final = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=NON_RETRYABLE,
 )
+# A send answering an inbound message: one scheduled attempt first, so the workflow learns
+# whether it connected at all before the retrying activity takes over.
+SEND_ONCE: Final = RetryPolicy(maximum_attempts=1)
 # Best effort (telling a peer we gave up): one try.
 NOTIFY_RETRY: Final = RetryPolicy(maximum_attempts=1)
 

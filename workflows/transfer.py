@@ -93,6 +93,19 @@ def _application_error(err: BaseException) -> ApplicationError | None:
     return cause if isinstance(cause, ApplicationError) else None
 
 
+def _legal(state: TransferState, msg: InboundTransferMessage) -> bool:
+    try:
+        machine.check(state, msg.kind, msg.sender)
+    except ConnectorError:
+        return False
+    return True
+
+
+def _not_connected(err: BaseException) -> bool:
+    cause = _application_error(err)
+    return cause is not None and cause.type == names.ERR_PEER_NOT_CONNECTED
+
+
 def _rejected(err: BaseException) -> bool:
     cause = _application_error(err)
     return cause is not None and (
@@ -113,7 +126,13 @@ class TransferWorkflow:
     def __init__(self, start: TransferStart) -> None:
         self._start = start
         self._record = start.record
+        # The state our in-flight outbound message leads to once the peer acknowledges it,
+        # the message (not for restarts), and the task delivering it.
         self._inflight_target: TransferState | None = None
+        self._inflight: Action | None = None
+        self._delivery: asyncio.Task[RemoteAck] | None = None
+        # The in-flight message's last known attempt made no connection: the peer lacks it.
+        self._undelivered = False
         self._projected_version = -1
         self._sent_last = False
         self._commands: list[TransferCommand] = []
@@ -143,13 +162,15 @@ class TransferWorkflow:
     async def receive(self, msg: InboundTransferMessage) -> TransferRecord:
         if self._inflight_target is not None:
             # Our own message that leads here is not acknowledged yet; the peer was faster.
-            # Bounded: a peer answering our message does so within moments; if our send is
-            # still retrying after that, the peer cannot have seen it, and the message is judged
-            # against the state we are really in (an illegal one is then a DSP 400).
+            # Bounded: if our send is still retrying after that, either the peer has it and
+            # its acknowledgement was lost (its reply then stands for that acknowledgement), or
+            # it has not, and the message is judged against the state we are really in (an
+            # illegal one is then a DSP 400).
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
                 )
+            self._acknowledged_by_reply(msg)
         before = self._t.state
         try:
             if machine.is_restart(self._t, msg.kind, msg.sender, msg.data_address):
@@ -176,7 +197,35 @@ class TransferWorkflow:
             # the new state).
             await self._follow_on_data_plane(before, t.state, msg.code or msg.kind.value)
         self._set(t)
+        if t.is_terminal and self._delivery is not None:
+            # Ended by the peer while our message was still retrying: it is moot now.
+            self._inflight, self._inflight_target = None, None
+            self._delivery.cancel()
         return self._record
+
+    def _acknowledged_by_reply(self, msg: InboundTransferMessage) -> None:
+        """Count the peer's message as the acknowledgement of our in-flight one, if it is one.
+
+        A message legal only in the state our in-flight message leads to can only come from a
+        peer that received ours; its acknowledgement was lost (our worker died mid-send, say).
+        """
+        action, target, t = self._inflight, self._inflight_target, self._t
+        if action is None or target is None or self._undelivered:
+            return
+        if _legal(t.state, msg) or not _legal(target, msg):
+            return
+        pid = msg.provider_pid if t.role is Role.CONSUMER else msg.consumer_pid
+        peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": pid}
+        detail = "acknowledged by the counterparty's reply"
+        try:
+            acked = machine.apply_outbound(t, action, at=workflow.now(), detail=detail, **peer)
+        except ConnectorError:
+            return
+        self._set(acked)
+        self._inflight, self._inflight_target = None, None
+        self._sent_last = True
+        if self._delivery is not None:
+            self._delivery.cancel()
 
     @receive.validator
     def _validate_receive(self, msg: InboundTransferMessage) -> None:
@@ -399,12 +448,22 @@ class TransferWorkflow:
         # would do too, but the dev server fires timers only about once a second).
         timeline = t.timeline
         answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
-        self._inflight_target = target
+        self._inflight_target, self._inflight = target, None if restart else action
+        self._undelivered = False
+        self._delivery = asyncio.create_task(self._deliver(action, fast=not answers_inbound))
         try:
-            ack = await self._deliver(action, fast=not answers_inbound)
-        except _FAILED as err:
-            self._inflight_target = None
+            ack = await self._delivery
+        except BaseException as err:
+            if self._inflight_target is None:
+                return  # the peer's reply acknowledged it meanwhile (the delivery is cancelled)
+            if not isinstance(err, _FAILED):
+                raise
+            self._inflight_target, self._inflight = None, None
             await self._after_failed_send(action, err)
+            return
+        finally:
+            self._delivery = None
+        if self._inflight_target is None:
             return
         if restart:
             n = machine.apply_restart(
@@ -417,7 +476,7 @@ class TransferWorkflow:
         else:
             peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
             n = machine.apply_outbound(self._t, action, at=workflow.now(), **peer)
-        self._inflight_target = None
+        self._inflight_target, self._inflight = None, None
         self._sent_last = True
         self._set(n)
 
@@ -441,6 +500,23 @@ class TransferWorkflow:
             except _FAILED as err:
                 if _rejected(err):
                     raise
+                self._undelivered = _not_connected(err)
+        else:
+            # Answering an inbound message: one scheduled attempt first (see `_send`), so we
+            # know whether it connected before the retrying activity takes over.
+            try:
+                once: RemoteAck = await workflow.execute_activity(
+                    names.ACT_SEND_TRANSFER_MESSAGE,
+                    out,
+                    result_type=RemoteAck,
+                    start_to_close_timeout=options.SEND_TIMEOUT,
+                    retry_policy=options.SEND_ONCE,
+                )
+                return once
+            except _FAILED as err:
+                if _rejected(err):
+                    raise
+                self._undelivered = _not_connected(err)
         # Slow path: a scheduled activity, visible with its last failure and next attempt.
         slow: RemoteAck = await workflow.execute_activity(
             names.ACT_SEND_TRANSFER_MESSAGE,

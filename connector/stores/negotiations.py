@@ -293,7 +293,7 @@ def _agreement_row(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def settled_agreement(
-    pool: asyncpg.Pool, agreement_id: str, *, wait_seconds: float = 3.0
+    pool: asyncpg.Pool, agreement_id: str, *, wait_seconds: float = 8.0
 ) -> dict[str, Any] | None:
     """The agreement, waiting briefly while our FINALIZED is in flight.
 
@@ -309,6 +309,8 @@ async def settled_agreement(
             "SELECT state FROM negotiations WHERE agreement_id = $1 AND role = 'provider'",
             agreement_id,
         )
-        if state != "VERIFIED" or asyncio.get_running_loop().time() > deadline:
+        # AGREED too: our FINALIZED may reach the consumer before the projection of the
+        # verification that preceded it is written.
+        if state not in ("AGREED", "VERIFIED") or asyncio.get_running_loop().time() > deadline:
             return None
         await asyncio.sleep(0.05)

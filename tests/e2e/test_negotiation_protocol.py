@@ -12,6 +12,7 @@ state is unchanged afterwards, both over DSP (GET as the peer) and in the manage
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -309,6 +310,32 @@ async def test_consumer_any_message_after_terminated_is_400(world: World) -> Non
     assert resp.status_code == 200, resp.text
     assert resp.json()["state"] == "TERMINATED"
     await assert_state(world, c.cpid, "TERMINATED", before)
+
+
+async def test_consumer_finalized_while_our_verification_retries_is_its_acknowledgement(
+    world: World,
+) -> None:
+    """The provider got our verification but its answer was lost (here: 503s); its FINALIZED
+    event proves it has the verification, so we take it, not 400 it, and stop re-sending."""
+    c = await consumer_requested(world)
+    world.peer.status["agreement/verification"] = 503
+    try:
+        resp = await world.peer.post(world.cut, c.at("agreement"), agreement_for(world, c))
+        assert resp.status_code == 200, resp.text
+        await world.peer.wait_for("ContractAgreementVerificationMessage", pid=c.ppid)
+        resp = await world.peer.post(
+            world.cut, c.at("events"), event_message(c.ppid, c.cpid, "FINALIZED")
+        )
+        assert resp.status_code == 200, resp.text
+        await assert_state(world, c.cpid, "FINALIZED")
+        view = await mgmt(world.cut, c.cpid)
+        verification = [e for e in view["timeline"] if e["kind"] == "verification"]
+        assert verification[0]["detail"] == "acknowledged by the counterparty's reply", view
+        sent = len(world.peer.messages("ContractAgreementVerificationMessage", c.ppid))
+        await asyncio.sleep(3)  # the send retries back off from 1 s: one would show by now
+        assert len(world.peer.messages("ContractAgreementVerificationMessage", c.ppid)) == sent
+    finally:
+        del world.peer.status["agreement/verification"]
 
 
 async def test_consumer_unknown_pid_is_404(world: World) -> None:

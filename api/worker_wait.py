@@ -1,0 +1,39 @@
+"""How long an HTTP request may wait for a workflow worker to take a message.
+
+Without a bound, a request that reaches us while no worker polls (all crashed, or being
+redeployed) would hang until the client gives up, and would hold up a graceful shutdown. With
+it, the counterparty gets a 503 and re-sends; update ids are content-derived, so the re-sent
+message is the same update and is never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+
+from connector.core.errors import UnavailableError
+
+T = TypeVar("T")
+
+# Below the 10 s read timeout our own DSP client uses (and peers' are rarely shorter).
+WORKER_ANSWER_SECONDS: Final = 8.0
+
+
+async def within_worker_wait(call: Callable[[], Awaitable[T]]) -> T:
+    """Await `call`, or raise UnavailableError once the wait is over.
+
+    Raises:
+        UnavailableError: no worker answered within WORKER_ANSWER_SECONDS.
+    """
+    try:
+        async with asyncio.timeout(WORKER_ANSWER_SECONDS):
+            return await call()
+    # The SDK turns the cancellation of a waiting update into its own error.
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise UnavailableError(
+            f"no workflow worker took the message within {WORKER_ANSWER_SECONDS:.0f} s; "
+            "send it again shortly"
+        ) from None
