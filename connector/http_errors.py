@@ -21,6 +21,7 @@ from connector.core.errors import (
     BadRequestError,
     ConnectorError,
     ErrorCode,
+    RangeNotSatisfiableError,
     RateLimitedError,
     UnexpectedError,
 )
@@ -50,6 +51,7 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.CONFLICT: 400,  # DSP: an invalid transition MUST be answered with 400
         ErrorCode.TOO_LARGE: 413,
         ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.RANGE_NOT_SATISFIABLE: 400,  # only the data plane serves ranges
         ErrorCode.UNAVAILABLE: 503,
         ErrorCode.UNEXPECTED: 500,
     },
@@ -62,6 +64,7 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.CONFLICT: 409,
         ErrorCode.TOO_LARGE: 413,
         ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.RANGE_NOT_SATISFIABLE: 400,  # only the data plane serves ranges
         ErrorCode.UNAVAILABLE: 503,
         ErrorCode.UNEXPECTED: 500,
     },
@@ -74,6 +77,7 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.CONFLICT: 409,
         ErrorCode.TOO_LARGE: 413,
         ErrorCode.RATE_LIMITED: 429,
+        ErrorCode.RANGE_NOT_SATISFIABLE: 416,  # RFC 9110 §15.5.17, with Content-Range
         ErrorCode.UNAVAILABLE: 503,
         ErrorCode.UNEXPECTED: 500,
     },
@@ -137,6 +141,8 @@ def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RangeNotSatisfiableError) and status == 416:
+        headers["Content-Range"] = f"bytes */{exc.size}"  # RFC 9110 §14.4: the current length
     if surface is Surface.DSP:
         pids = getattr(exc, "pids", None) or getattr(request.state, "dsp_pids", None)
         return JSONResponse(dsp_error_body(path, status, exc.reasons, pids), status, headers)

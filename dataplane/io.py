@@ -28,7 +28,12 @@ from typing import Any, Final
 
 import httpx
 
-from connector.core.errors import BadRequestError, NotFoundError, UnavailableError
+from connector.core.errors import (
+    BadRequestError,
+    NotFoundError,
+    RangeNotSatisfiableError,
+    UnavailableError,
+)
 from connector.identity.paths import confine_path, open_confined
 from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.settings import DataPlaneSettings, S3DataSettings
@@ -43,7 +48,11 @@ __all__ = [
     "vet_source",
 ]
 
-_RANGE_RE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+# One byte-range-spec (RFC 9110 §14.1.2); the unit is case-insensitive, `[0-9]` not `\d` (which
+# would admit non-ASCII digits). Anything else (other units, several ranges) is ignored.
+_RANGE_RE: Final = re.compile(r"bytes=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
+# A position with more digits lies beyond any object (and int() refuses > 4300 digits).
+_MAX_DIGITS: Final = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,29 +65,41 @@ class ByteRange:
         return self.end - self.start + 1
 
 
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
 def parse_range(header: str | None, size: int | None) -> ByteRange | None:
-    """One `bytes=a-b` range against a known size; None = the whole body.
+    """The one `bytes=` range of a Range header against an object of `size` bytes (RFC 9110 §14).
+
+    None means "send the whole body with 200": no header, an unknown size, another unit, several
+    ranges, a syntactically invalid range, or a suffix range of an empty object (§14.2 lets a
+    server ignore Range). The end is clamped to the object; a suffix longer than it is all of it.
 
     Raises:
-        BadRequestError: malformed, multiple or unsatisfiable range (answered 416).
+        RangeNotSatisfiableError: the start lies at or beyond the end of the object, the end lies
+            before the start, or a zero-length suffix (`bytes=-0`); answered 416 with
+            `Content-Range: bytes */<size>`.
     """
-    if not header:
+    if not header or size is None:
         return None
-    match = _RANGE_RE.match(header.strip())
-    if match is None or size is None:
-        raise BadRequestError(f"unsupported range {header!r}")
+    match = _RANGE_RE.fullmatch(header.strip())
+    if match is None:
+        return None
     first, last = match.groups()
-    if not first and not last:
-        raise BadRequestError(f"unsupported range {header!r}")
     if not first:  # suffix: the last N bytes
-        n = int(last)
+        if not last:
+            return None  # `bytes=-`
+        n = _position(last)
         if n == 0:
-            raise BadRequestError("unsatisfiable range")
+            raise RangeNotSatisfiableError(f"unsatisfiable range {header!r}", size=size)
+        if size == 0:
+            return None  # an empty object has no last byte to point at: send it whole
         return ByteRange(max(0, size - n), size - 1)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
-        raise BadRequestError("unsatisfiable range")
+    start = _position(first)
+    if start >= size or (last and _position(last) < start):
+        raise RangeNotSatisfiableError(f"unsatisfiable range {header!r}", size=size)
+    end = min(_position(last), size - 1) if last else size - 1
     return ByteRange(start, end)
 
 
@@ -135,10 +156,11 @@ async def open_source(
     range_header: str | None = None,
     sub_path: str | None = None,
 ) -> SourceStream:
-    """Open a source for reading, honouring one HTTP byte range.
+    """Open a source for reading, honouring one HTTP byte range (see `parse_range`).
 
     Raises:
-        BadRequestError: bad address, path escape, bad range.
+        BadRequestError: bad address, path escape.
+        RangeNotSatisfiableError: a file or S3 object and a range outside it.
         NotFoundError: the object does not exist.
         UnavailableError: the source cannot be reached.
     """
@@ -164,7 +186,7 @@ async def _file_source(
     size = os.fstat(fh.fileno()).st_size
     try:
         byte_range = parse_range(range_header, size)
-    except BadRequestError:
+    except RangeNotSatisfiableError:
         fh.close()
         raise
     start = byte_range.start if byte_range else 0

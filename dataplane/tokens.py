@@ -8,12 +8,17 @@
   concurrent refreshes with the same token within the grace window get the winner's result
   (single-flight); the previous access token stays valid for the grace window only. Reusing a
   rotated refresh token after that revokes the flow's tokens.
+- The winner's result is kept in Redis for the grace window sealed (JWE `dir` + A256GCM) with a
+  key derived from the spent refresh token: only its holder can read the new pair, Redis never
+  holds a usable token. It is stored before the winner commits, so a refresh that finds the old
+  token gone also finds the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import Callable
@@ -22,6 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import asyncpg
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -34,6 +42,8 @@ __all__ = ["IssuedTokens", "TokenService", "token_hash"]
 ACCESS: Final = "access"
 REFRESH: Final = "refresh"
 _KEY_ROOT: Final = "connector:dataplane"
+_SEAL_LABEL: Final = b"connector:dataplane:refresh-answer"
+_SEAL_HEADER: Final = {"alg": "dir", "enc": "A256GCM"}
 
 
 def token_hash(token: str) -> str:
@@ -42,6 +52,11 @@ def token_hash(token: str) -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _sealing_key(refresh_token: str) -> OctKey:
+    # HMAC under a fixed label: never equal to sha256(token), which names the Redis key.
+    return OctKey.import_key(hmac.new(refresh_token.encode(), _SEAL_LABEL, hashlib.sha256).digest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +101,17 @@ class TokenService:
         return f"{self._prefix}:refreshed:{digest}"
 
     async def issue(self, flow_id: str) -> IssuedTokens:
-        now = self._clock()
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._insert_pair(conn, flow_id, self._clock())
+
+    async def _insert_pair(
+        self, conn: asyncpg.Connection, flow_id: str, now: datetime
+    ) -> IssuedTokens:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         expires = now + self._ttl
-        async with self._pool.acquire() as conn, conn.transaction():
-            await store.insert_token(conn, token_hash(access), flow_id, ACCESS, expires)
-            # The refresh token outlives access tokens: it is how a consumer gets the next one.
-            await store.insert_token(
-                conn, token_hash(refresh), flow_id, REFRESH, now + 24 * self._ttl
-            )
+        await store.insert_token(conn, token_hash(access), flow_id, ACCESS, expires)
+        # The refresh token outlives access tokens: it is how a consumer gets the next one.
+        await store.insert_token(conn, token_hash(refresh), flow_id, REFRESH, now + 24 * self._ttl)
         return IssuedTokens(access, refresh, expires)
 
     async def resolve(self, authorization: str | None) -> str:
@@ -141,7 +158,9 @@ class TokenService:
         if row is not None and row.kind == REFRESH:
             if row.flow_state != "STARTED" or row.expires_at <= now:
                 raise ForbiddenError("refresh token expired or transfer not started")
+            issued: IssuedTokens | None = None
             async with self._pool.acquire() as conn, conn.transaction():
+                # A concurrent DELETE of the same row waits here until this one commits.
                 won = await conn.fetchval(
                     "DELETE FROM dataplane_tokens WHERE token_hash = $1 AND kind = $2 "
                     "RETURNING flow_id",
@@ -150,14 +169,15 @@ class TokenService:
                 )
                 if won is not None:
                     shortened = await store.shorten(conn, row.flow_id, ACCESS, now + self._grace)
-            if won is not None:
+                    issued = await self._insert_pair(conn, row.flow_id, now)
+                    # Before the commit: whoever sees the old token gone finds the answer.
+                    await self._remember(refresh_token, issued, row.flow_id)
+            if issued is not None:
                 await self._evict(shortened)
-                issued = await self.issue(row.flow_id)
-                await self._remember(digest, issued, row.flow_id)
                 return issued
         # Lost the race, or a replay: the winner's answer within the grace window.
         for _ in range(20):
-            previous = await self._recall(digest)
+            previous = await self._recall(refresh_token)
             if previous is not None:
                 return previous
             if row is None:
@@ -208,11 +228,13 @@ class TokenService:
             except RedisError:
                 await asyncio.sleep(0.05)
 
-    async def _remember(self, digest: str, issued: IssuedTokens, flow_id: str) -> None:
+    async def _remember(self, refresh_token: str, issued: IssuedTokens, flow_id: str) -> None:
+        digest = token_hash(refresh_token)
         seconds = max(1, int(self._grace.total_seconds()))
+        sealed = jwe.encrypt_compact(_SEAL_HEADER, issued.to_json(), _sealing_key(refresh_token))
         try:
             pipe = self._redis.pipeline()
-            pipe.set(self._refresh_key(digest), issued.to_json(), ex=seconds)
+            pipe.set(self._refresh_key(digest), sealed, ex=seconds)
             pipe.set(
                 f"{self._refresh_key(digest)}:flow", flow_id, ex=24 * int(self._ttl.total_seconds())
             )
@@ -220,12 +242,20 @@ class TokenService:
         except RedisError:
             return
 
-    async def _recall(self, digest: str) -> IssuedTokens | None:
+    async def _recall(self, refresh_token: str) -> IssuedTokens | None:
         try:
-            raw = await self._redis.get(self._refresh_key(digest))
+            raw = await self._redis.get(self._refresh_key(token_hash(refresh_token)))
         except RedisError:
             return None
-        return IssuedTokens.from_json(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            opened = jwe.decrypt_compact(
+                raw, _sealing_key(refresh_token), algorithms=list(_SEAL_HEADER.values())
+            )
+            return IssuedTokens.from_json(opened.plaintext or b"")
+        except (JoseError, ValueError):  # not sealed with this token's key: no answer
+            return None
 
     async def _rotated_flow(self, digest: str) -> str | None:
         try:

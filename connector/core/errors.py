@@ -10,10 +10,12 @@
     │  └─ IllegalTransitionError
     ├─ TooLargeError       too_large      request body over the limit
     ├─ RateLimitedError    rate_limited   caller over its rate (carries retry_after seconds)
+    ├─ RangeNotSatisfiableError range_not_satisfiable
+    │                                     a byte range outside the object (carries its size)
     ├─ UnavailableError    unavailable    a dependency (Temporal, Postgres, Redis) is unreachable
     └─ UnexpectedError     unexpected     a bug; the wire carries only an error id
 
-The mapping of codes to HTTP statuses per surface lives in `api/errors.py` (one place).
+The mapping of codes to HTTP statuses per surface lives in `connector/http_errors.py` (one place).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "ForbiddenError",
     "IllegalTransitionError",
     "NotFoundError",
+    "RangeNotSatisfiableError",
     "RateLimitedError",
     "TooLargeError",
     "UnauthorizedError",
@@ -47,6 +50,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     UNAVAILABLE = "unavailable"
     UNEXPECTED = "unexpected"
 
@@ -105,6 +109,17 @@ class RateLimitedError(ConnectorError):
         self.retry_after = retry_after
 
 
+class RangeNotSatisfiableError(ConnectorError):
+    """No byte of the requested range lies within the object (data plane: 416 with
+    `Content-Range: bytes */<size>`, RFC 9110 §15.5.17)."""
+
+    code = ErrorCode.RANGE_NOT_SATISFIABLE
+
+    def __init__(self, *reasons: str, size: int) -> None:
+        super().__init__(*reasons)
+        self.size = size
+
+
 class UnavailableError(ConnectorError):
     code = ErrorCode.UNAVAILABLE
 
@@ -122,6 +137,7 @@ ERROR_TYPES: Final[dict[ErrorCode, type[ConnectorError]]] = {
     ErrorCode.CONFLICT: ConflictError,
     ErrorCode.TOO_LARGE: TooLargeError,
     ErrorCode.RATE_LIMITED: RateLimitedError,
+    ErrorCode.RANGE_NOT_SATISFIABLE: RangeNotSatisfiableError,
     ErrorCode.UNAVAILABLE: UnavailableError,
     ErrorCode.UNEXPECTED: UnexpectedError,
 }

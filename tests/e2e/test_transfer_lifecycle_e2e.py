@@ -1,14 +1,22 @@
 """Tokens follow the transfer: suspend revokes at once (also mid-pull), resume issues a new
-token, terminate revokes it; push delivers a file to an HTTP sink; file addresses stay confined."""
+token, terminate revokes it; a pull honours one byte range, answers 416 to an unsatisfiable one
+and ignores a malformed one; push delivers a file to an HTTP sink; file addresses stay confined."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from connector.settings import load_settings
+from connector.stores.migrate import migrate
+from dataplane.app import create_app as create_dataplane
+from dataplane.signaling import PREFIX, DataFlowStartMessage
 from tests.e2e.transfer_helpers import (
     MIB,
     Sink,
@@ -91,6 +99,76 @@ async def test_suspend_mid_pull_resume_terminate(
         assert sha
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         assert schema_problems(exchanged) == []
+
+
+async def test_pull_answers_416_or_ignores_a_bad_range(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """RFC 9110 ranges on the real data plane app (alone: no control plane, no Temporal)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    secret = "range-test-signaling-secret-0123456789abcdef"
+    files = tmp_path / "files"
+    files.mkdir()
+    data = os.urandom(100)
+    (files / "r.bin").write_bytes(data)
+    settings = load_settings(
+        env={},
+        data_dir=tmp_path,
+        database={"url": pg_url},
+        redis={"url": redis_url},
+        temporal={"address": "127.0.0.1:1"},
+        dataplane={"signaling_secret": secret, "file_base_path": str(files)},
+    )
+    app = create_dataplane(settings)
+    start = DataFlowStartMessage(
+        process_id=f"urn:uuid:{uuid.uuid4()}",
+        agreement_id="agreement-1",
+        participant_id="did:web:consumer.example",
+        transfer_type="HttpData-PULL",
+        flow_type="PULL",
+        finite=False,  # a whole-body pull of a finite flow completes it; we pull several times
+        source_data_address={"type": "file", "path": "r.bin"},
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://dataplane.test"
+        ) as client,
+    ):
+        started = await client.post(
+            PREFIX,
+            json=start.model_dump(mode="json"),
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert started.status_code == 200, started.text
+        address = started.json()["dataAddress"]
+        token = next(
+            p["value"] for p in address["endpointProperties"] if p["name"] == "authorization"
+        )
+        endpoint = f"/public/{start.process_id}"
+
+        async def get(range_header: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}", "Range": range_header}
+            return await client.get(endpoint, headers=headers)
+
+        ranged = await get("bytes=10-19")
+        assert ranged.status_code == 206, ranged.text
+        assert ranged.headers["content-range"] == "bytes 10-19/100"
+        assert ranged.content == data[10:20]
+        for unsatisfiable in ("bytes=100-", "bytes=-0", "bytes=20-10"):
+            refused = await get(unsatisfiable)
+            assert refused.status_code == 416, (unsatisfiable, refused.text)
+            assert refused.headers["content-range"] == "bytes */100"
+            assert refused.json()["error"] == "range_not_satisfiable"
+        for ignored in ("bytes=abc-def", "bytes=0-1,5-6", "items=0-1"):
+            whole = await get(ignored)
+            assert whole.status_code == 200, (ignored, whole.text)
+            assert "content-range" not in whole.headers
+            assert whole.content == data
 
 
 async def test_provider_suspends_and_resumes_a_pull(
