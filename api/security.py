@@ -1,4 +1,5 @@
-"""Who is calling: `X-Api-Key` for operators, a verified participant token for counterparties."""
+"""Who is calling: `X-Api-Key` (or, when `management.oidc` is configured, an OIDC bearer token)
+for operators, a verified participant token for counterparties."""
 
 from __future__ import annotations
 
@@ -6,23 +7,61 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from connector.core.errors import UnauthorizedError
+from connector.core.errors import UnauthorizedError, UnavailableError
 from connector.core.identity.claims import VerifiedCaller
 from connector.identity.apikeys import ApiKeyVerifier
-from connector.identity.runtime import Identity
+from connector.identity.oidc import JwksError, OidcVerifier
+from connector.identity.runtime import Identity, utc_now
+from connector.logging import get_logger
 from connector.ratelimit import RateLimiter
+from connector.settings import Settings
+
+log = get_logger(__name__)
 
 
 async def require_api_key(
     request: Request,
     x_api_key: Annotated[str | None, Header(alias="X-Api-Key")] = None,
 ) -> str:
-    """The name of the operator key presented; 401 (problem+json) without a valid one."""
+    """The operator: the name of the key presented, or `oidc:<sub>` for a valid OIDC bearer token
+    (only when `management.oidc` is configured); 401 (problem+json) without either.
+
+    The key is checked first (cheap, constant time). The response never says which check failed
+    nor echoes the token; the OIDC verifier logs the reason. An unreachable JWKS URL is 503."""
     verifier: ApiKeyVerifier = request.app.state.api_keys
     name = verifier.verify(x_api_key)
-    if name is None:
+    if name is not None:
+        return name
+    settings: Settings = request.app.state.settings
+    if settings.management.oidc is None:
         raise UnauthorizedError("missing or invalid X-Api-Key")
-    return name
+    authorization = request.headers.get("authorization")
+    oidc = management_oidc(request) if authorization is not None else None
+    if oidc is not None:
+        try:
+            return f"oidc:{await oidc.verify(authorization)}"
+        except UnauthorizedError:
+            pass
+    raise UnauthorizedError("missing or invalid X-Api-Key or bearer token")
+
+
+def management_oidc(request: Request) -> OidcVerifier | None:
+    """The app's OIDC verifier for the management API, built on first use (None: not configured).
+
+    JWKS URLs are fetched with the identity's guarded client (SSRF rules, closed at shutdown)."""
+    settings: Settings = request.app.state.settings
+    if settings.management.oidc is None:
+        return None
+    verifier: OidcVerifier | None = getattr(request.app.state, "management_oidc", None)
+    if verifier is None:
+        identity: Identity = request.app.state.identity
+        try:
+            verifier = OidcVerifier.from_settings(settings.management.oidc, identity.http, utc_now)
+        except JwksError as exc:  # the CLI checked the file at start; it changed since
+            log.error("management OIDC unavailable", error=str(exc))
+            raise UnavailableError("the OIDC key set is unavailable") from None
+        request.app.state.management_oidc = verifier
+    return verifier
 
 
 async def require_caller(

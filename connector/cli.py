@@ -1,7 +1,7 @@
 """The `connector` command: one entrypoint per process role, plus operator tools.
 
     connector up                    everything on one machine (embedded stack when not configured)
-    connector control-plane         DSP + management API (port 3000)
+    connector control-plane         DSP + management API (port 3000; management.port: its own)
     connector data-plane            data plane (port 3001)
     connector worker [--queue Q]    Temporal worker for one or more task queues
     connector migrate               apply SQL migrations and exit
@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InsecureProfileError as exc:
             print(f"connector: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+    if args.command in ("up", "control-plane") and not _oidc_keys_readable(settings):
+        return EXIT_CONFIG
     if args.command == "up":
         from connector.runner import up
 
@@ -114,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "control-plane":
         from api.app import create_app
 
-        return _serve(settings, create_app(settings), settings.server.host, settings.server.port)
+        app = create_app(settings)
+        if settings.management.port is not None:
+            return _serve_split(settings, app)
+        return _serve(settings, app, settings.server.host, settings.server.port)
     if args.command == "data-plane":
         from dataplane.app import create_app as create_dataplane
 
@@ -148,9 +153,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
 
 
-def _serve(settings: Settings, app: object, host: str, port: int) -> int:
-    import uvicorn
+def _oidc_keys_readable(settings: Settings) -> bool:
+    """A configured `management.oidc.jwks_path` is read at start; a bad file stops it (exit 2)."""
+    oidc = settings.management.oidc
+    if oidc is None or oidc.jwks_path is None:
+        return True
+    from connector.identity.oidc import JwksError, load_jwks_file
 
+    try:
+        load_jwks_file(oidc.jwks_path)
+    except JwksError as exc:
+        print(f"connector: management.oidc.jwks_path: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _serve_metrics(settings: Settings, app: object) -> None:
     if settings.metrics.port:
         from prometheus_client import REGISTRY, start_http_server
 
@@ -160,6 +178,41 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
             addr=settings.metrics.host,
             registry=metrics.registry if metrics else REGISTRY,
         )
+
+
+def _serve_split(settings: Settings, app: object) -> int:
+    """The control plane on server.port (DSP) and management.port (management API, /health,
+    /ready): two uvicorn servers, one loop, one lifespan (`api.listeners.ListenerPair`)."""
+    import uvicorn
+
+    from api.listeners import Listener, ListenerPair
+
+    assert settings.management.port is not None  # noqa: S101 - the caller checked
+    _serve_metrics(settings, app)
+    main = Listener("main", settings.server.host, settings.server.port)
+    management = Listener(
+        "management",
+        settings.management.listener_host(settings.server),
+        settings.management.port,
+    )
+
+    async def serve() -> int:
+        pair = ListenerPair(app, main, management, timeout_graceful_shutdown=5)  # type: ignore[arg-type]
+        return await pair.serve()
+
+    loop_factory = uvicorn.Config(app, log_config=None).get_loop_factory()  # type: ignore[arg-type]
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(serve())
+    except OSError as exc:
+        print(f"connector: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Settings, app: object, host: str, port: int) -> int:
+    import uvicorn
+
+    _serve_metrics(settings, app)
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,

@@ -185,6 +185,8 @@ class Supervisor:
             "dataplane.port": s.dataplane.port,
             "metrics.port": s.metrics.port,
         }
+        if s.management.port is not None:
+            wanted["management.port"] = s.management.port
         for i in range(s.workers.processes):
             wanted[f"workers.health_port(+{i})" if i else "workers.health_port"] = (
                 s.workers.health_port + i
@@ -428,10 +430,12 @@ def _with(settings: Settings, overrides: dict[str, Any]) -> Settings:
 
 def banner(settings: Settings, key_file: Path | None) -> str:
     s = settings
+    split = s.management.port is not None
     lines = [
         "connector is up",
-        f"  control plane   {s.server.base_url()}  (DSP /dsp/2025-1 and /dsp/0.8,"
-        " management /management/v1)",
+        f"  control plane   {s.server.base_url()}  (DSP /dsp/2025-1 and /dsp/0.8"
+        + (")" if split else ", management /management/v1)"),
+        f"  management API  {s.management.base_url(s.server)}/management/v1" if split else "",
         f"  data plane      {s.dataplane.base_url()}",
         f"  metrics         http://{s.metrics.host}:{s.metrics.port}/metrics"
         if s.metrics.port

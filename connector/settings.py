@@ -187,13 +187,108 @@ class RateLimitSettings(_Section):
     requests_per_minute: int = Field(default=600, ge=0, description="Per DSP caller; 0 = off")
 
 
+#: JWS algorithms an OIDC access token may use (asymmetric only: no `none`, no HMAC).
+OIDC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class OidcSettings(_Section):
+    """OIDC bearer tokens for the management API, beside X-Api-Key (docs/security.md §3)."""
+
+    issuer: str = Field(
+        min_length=1, description="Expected `iss` of the access token (the IdP's issuer URL)."
+    )
+    audience: str = Field(min_length=1, description="Required entry of the token's `aud`.")
+    jwks_path: Path | None = Field(
+        default=None, description="JWKS file with the IdP's public keys (read at start)."
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL, fetched through the guarded outbound client (SSRF rules apply: "
+        "an IdP on a private network needs outbound.allow_hosts) and cached.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"],
+        description=f"Accepted JWS algorithms, a subset of {sorted(OIDC_ALGORITHMS)}.",
+    )
+    required_scope: str | None = Field(
+        default=None, description="Scope the token must carry (`scope` string or `scp`)."
+    )
+    required_role: str | None = Field(
+        default=None, description="Role the token must carry in `roles_claim`."
+    )
+    roles_claim: str = Field(
+        default="roles",
+        min_length=1,
+        description="Dotted path of the roles claim (Keycloak: realm_access.roles).",
+    )
+    leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="Clock skew tolerated for exp, nbf and iat."
+    )
+    jwks_cache_seconds: int = Field(
+        default=300, ge=1, le=86400, description="How long a fetched JWKS is used (jwks_url)."
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one algorithm is required")
+        refused = [a for a in v if a not in OIDC_ALGORITHMS]
+        if refused:
+            raise ValueError(f"not allowed: {refused}; choose from {sorted(OIDC_ALGORITHMS)}")
+        return v
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _one_jwks_source(self) -> OidcSettings:
+        if (self.jwks_path is None) == (self.jwks_url is None):
+            raise ValueError("set exactly one of jwks_path and jwks_url")
+        return self
+
+
 class ManagementSettings(_Section):
     api_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Accepted X-Api-Key values (plain or sha256:<hex>). Empty in edge mode: "
         "a key is generated into <data dir>/management-api-key.",
     )
-    port: int | None = Field(default=None, description="Own listener for the management API.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Own listener for the management API. Set: this port serves only "
+        "/management, /health and /ready, and server.port answers /management with 404. "
+        "Unset: the management API is served on server.port.",
+    )
+    host: str | None = Field(
+        default=None,
+        description="Address the management listener binds (e.g. 127.0.0.1); unset: "
+        "server.host. Only used with management.port.",
+    )
+    oidc: OidcSettings | None = Field(
+        default=None,
+        description="Also admit `Authorization: Bearer <JWT>` from this OIDC issuer; "
+        "unset: X-Api-Key only.",
+    )
+
+    def listener_host(self, server: ServerSettings) -> str:
+        return self.host or server.host
+
+    def base_url(self, server: ServerSettings) -> str:
+        """Where operators reach the management API (the main listener without management.port)."""
+        if self.port is None:
+            return server.base_url()
+        host = self.listener_host(server)
+        host = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+        return f"http://{host}:{self.port}"
 
 
 class PoliciesSettings(_Section):
