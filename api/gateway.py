@@ -24,7 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.worker_wait import within_worker_wait
+from api.worker_wait import settle_start, within_worker_wait
 from connector.core.errors import (
     BadRequestError,
     ConnectorError,
@@ -143,10 +143,7 @@ class TemporalGateway:
                 raise NotFoundError(f"negotiation {own_pid} is unknown") from None
             return existing
         finally:
-            # Avoid "Future exception was never retrieved" when the start half failed.
-            # Only the update's outcome matters; the start half's error was already raised.
-            with contextlib.suppress(Exception):
-                await operation.workflow_handle()
+            await settle_start(operation)
         return await self._project(record)
 
     async def start(self, start: NegotiationStart) -> NegotiationRecord:

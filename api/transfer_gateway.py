@@ -19,7 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.worker_wait import within_worker_wait
+from api.worker_wait import settle_start, within_worker_wait
 from connector.core.errors import (
     BadRequestError,
     ConnectorError,
@@ -105,8 +105,7 @@ class TransferGateway:
                 raise NotFoundError(f"transfer {own_pid} is unknown") from None
             return existing
         finally:
-            with contextlib.suppress(Exception):
-                await operation.workflow_handle()
+            await settle_start(operation)
         return await self._project(record)
 
     async def start(self, start: TransferStart) -> TransferRecord:

@@ -9,10 +9,11 @@ message is the same update and is never applied twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from connector.core.errors import UnavailableError
 
@@ -37,3 +38,14 @@ async def within_worker_wait(call: Callable[[], Awaitable[T]]) -> T:
             f"no workflow worker took the message within {WORKER_ANSWER_SECONDS:.0f} s; "
             "send it again shortly"
         ) from None
+
+
+async def settle_start(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Retrieve the start half of an update-with-start, so its failure is never "unretrieved".
+
+    Only the update's outcome matters (already raised or returned). When our wait bound cancelled
+    the call, the start half is resolved as cancelled: that CancelledError is the operation's,
+    not a cancellation of this task (the future is already done, so awaiting it cannot suspend).
+    """
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await operation.workflow_handle()

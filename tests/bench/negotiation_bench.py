@@ -825,6 +825,12 @@ async def run(args: argparse.Namespace) -> str:
                 print(f"--- {name} log (tail)\n{log.read_text()[-4000:]}", file=sys.stderr)
         raise
     finally:
+        # The connectors' logs outlive the run (var/ is git-ignored): errors can be read after.
+        kept = Path("var") / "bench-logs"
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("provider", "consumer"):
+            if (root / f"{name}.log").exists():
+                shutil.copy(root / f"{name}.log", kept / f"negotiation-{name}.log")
         shutil.rmtree(root, ignore_errors=True)
     return render(rows, args, time.monotonic() - started)
 

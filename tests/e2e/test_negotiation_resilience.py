@@ -249,3 +249,30 @@ async def test_beyond_the_deadline_both_sides_end_terminated_with_the_reason(
         assert "deadline" in (last["detail"] or "")
         assert provider_side["termination"]["code"] == "deadline_exceeded", provider_side
         assert provider_side["timeline"][-1]["kind"] == "termination"
+
+
+async def test_no_worker_answers_503_and_the_resent_request_finishes_once_workers_are_back(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    """A DSP request that no worker takes within the bound gets 503 (never a 500, never a hang);
+    the counterparty re-sends it, and it is applied once, when a worker polls again."""
+    async with connector_pair(
+        pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
+    ) as (provider, consumer):
+        await consumer.start_workers()
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+        negotiation_id = await _start(consumer, provider, offer)
+        deadline = time.monotonic() + 30
+        while not any(ex.status == 503 for ex in provider.recorder.exchanges):
+            assert time.monotonic() < deadline, provider.recorder.exchanges
+            await asyncio.sleep(0.2)
+        await provider.start_workers()
+        done = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"}, 90)
+        assert done["state"] == "FINALIZED", done
+        statuses = [ex.status for ex in provider.recorder.exchanges]
+        assert all(s < 500 or s == 503 for s in statuses), statuses
+        provider_list = (await provider.get("/negotiations")).json()
+        assert provider_list["total"] == 1, provider_list
+        detail = await provider.wait_state(provider_list["items"][0]["id"], {"FINALIZED"}, 30)
+        assert [e["kind"] for e in detail["timeline"]] == ACCEPTED_PATH
