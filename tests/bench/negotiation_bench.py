@@ -698,7 +698,13 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
         f"gives {local.rate or 0:.1f}/s vs {act.rate or 0:.1f}/s with the pragmas and "
         f"{local0.rate or 0:.1f}/s vs {act0.rate or 0:.1f}/s without (no activity task to "
         "schedule, poll and complete on the server: fewer SQLite writes). The negotiation "
-        "sends its messages and writes its projection as local activities for that reason.",
+        "sends its messages on its own initiative and writes its projection as local "
+        "activities for that reason; a send that answers an inbound message (the agreement, "
+        "the verification, the FINALIZED event) is a scheduled activity, because a local one "
+        "would hold back the answer to the peer's update (decision 0003): three regular "
+        "activities per negotiation, most of the Temporal CPU above.",
+        "- A 503 in the burst is the connector's bound on waiting for a worker (8 s, decision "
+        "0006): the counterparty re-sends, and the same update id makes that safe.",
     ]
     if EXTRA.get("burst_statuses"):
         out.append(f"- Burst answers by status: {EXTRA['burst_statuses']}.")
