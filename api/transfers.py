@@ -145,7 +145,19 @@ class TransferEdge:
         await self._vet(msg.callback_address, "/callbackAddress")
         asset_id, source = await self._agreed_asset(msg, caller)
         push = msg.data_address is not None
-        if push and msg.data_address is not None and msg.data_address.endpoint:
+        if msg.data_address is not None:
+            # Our data plane writes S3 and file destinations with our own credentials and into
+            # our own base path: from a counterparty only an HTTP endpoint is a destination.
+            if "http" not in msg.data_address.endpoint_type.lower():
+                raise BadRequestError(
+                    f"push destination type {msg.data_address.endpoint_type!r} is not accepted; "
+                    "give an HTTP endpoint",
+                    pointer="/dataAddress/endpointType",
+                )
+            if not msg.data_address.endpoint:
+                raise BadRequestError(
+                    "a push destination needs an endpoint", pointer="/dataAddress/endpoint"
+                )
             await self._vet(msg.data_address.endpoint, "/dataAddress/endpoint")
         now = datetime.now(UTC)
         provider_pid = derived_pid("transfer", caller.participant_id, msg.consumer_pid)

@@ -242,24 +242,23 @@ async def _s3_source(
     client = await asyncio.to_thread(s3_client, settings.s3)
     try:
         head = await asyncio.to_thread(client.head_object, Bucket=bucket, Key=key)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("404", "NoSuchKey", "NotFound"):
-            raise NotFoundError(f"no object s3://{bucket}/{key}") from None
-        raise UnavailableError(f"S3 error: {code}") from None
-    except BotoCoreError as exc:
-        raise UnavailableError(f"S3 unreachable: {exc}") from None
-    size = int(head["ContentLength"])
-    byte_range = parse_range(range_header, size)
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if byte_range is not None:
-        kwargs["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
-    body = (await asyncio.to_thread(client.get_object, **kwargs))["Body"]
+        size = int(head["ContentLength"])
+        byte_range = parse_range(range_header, size)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if byte_range is not None:
+            kwargs["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        # The object may go between HEAD and GET: mapped like a missing one.
+        body = (await asyncio.to_thread(client.get_object, **kwargs))["Body"]
+    except (ClientError, BotoCoreError) as exc:
+        raise _s3_error(exc, f"s3://{bucket}/{key}") from None
     chunk = settings.chunk_bytes
 
     async def chunks() -> AsyncIterator[bytes]:
         while True:
-            data = await asyncio.to_thread(body.read, chunk)
+            try:
+                data = await asyncio.to_thread(body.read, chunk)
+            except (ClientError, BotoCoreError) as exc:
+                raise _s3_error(exc, f"s3://{bucket}/{key}") from None
             if not data:
                 return
             yield data
@@ -431,6 +430,24 @@ class FileSink(Sink):
         return written
 
 
+def _unavailable(err: NotFoundError | UnavailableError) -> UnavailableError:
+    # For a sink, even a missing bucket is the destination failing, not a missing resource.
+    return err if isinstance(err, UnavailableError) else UnavailableError(*err.reasons)
+
+
+def _s3_error(exc: Exception, where: str) -> NotFoundError | UnavailableError:
+    """An S3 (botocore) failure in the connector's vocabulary (missing object or bucket: not
+    found)."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            return NotFoundError(f"no object {where}")
+        return UnavailableError(f"S3 error {code} for {where}")
+    return UnavailableError(f"S3 unreachable for {where}: {exc}")
+
+
 class S3Sink(Sink):
     def __init__(self, address: dict[str, Any], settings: DataPlaneSettings) -> None:
         props = {
@@ -441,11 +458,17 @@ class S3Sink(Sink):
         self._settings = settings
 
     async def write(self, chunks: AsyncIterator[bytes], size: int | None) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = f"s3://{self._bucket}/{self._key}"
         client = await asyncio.to_thread(s3_client, self._settings.s3)
         part_size = self._settings.s3.part_size_bytes
-        upload = await asyncio.to_thread(
-            client.create_multipart_upload, Bucket=self._bucket, Key=self._key
-        )
+        try:
+            upload = await asyncio.to_thread(
+                client.create_multipart_upload, Bucket=self._bucket, Key=self._key
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(_s3_error(exc, where)) from None
         upload_id = upload["UploadId"]
         parts: list[dict[str, Any]] = []
         buffer = bytearray()
@@ -470,6 +493,9 @@ class S3Sink(Sink):
                 written += len(data)
                 if len(buffer) >= part_size:
                     await flush()
+            if size is not None and written != size:
+                # Never complete a short (or long) copy into an object that looks whole.
+                raise UnavailableError(f"source ended after {written} of {size} bytes")
             if buffer or not parts:
                 await flush()
             await asyncio.to_thread(
@@ -479,7 +505,7 @@ class S3Sink(Sink):
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
                     client.abort_multipart_upload,
@@ -487,6 +513,8 @@ class S3Sink(Sink):
                     Key=self._key,
                     UploadId=upload_id,
                 )
+            if isinstance(exc, ClientError | BotoCoreError):
+                raise _unavailable(_s3_error(exc, where)) from None
             raise
         return written
 

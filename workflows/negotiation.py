@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from connector.core import search_attributes
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.messages import MessageKind
     from connector.core.negotiation.record import NegotiationRecord
     from connector.core.negotiation.states import Direction, NegotiationState, Role
-    from workflows import names, options
+    from workflows import names, options, sending
     from workflows.contracts import (
         InboundNegotiationMessage,
         NegotiationStart,
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         OutboundNegotiationMessage,
         RemoteAck,
     )
+    from workflows.sending import SendFailure
 
 INFLIGHT_WAIT = timedelta(seconds=3)
 STATE = SearchAttributeKey.for_keyword(search_attributes.NEGOTIATION_STATE)
@@ -59,13 +60,7 @@ class _DeadlinePassed(Exception):
     """Retrying a send would outlive the negotiation's deadline."""
 
 
-# A failed regular activity raises ActivityError (the cause inside); a failed local activity
-# raises the activity's ApplicationError itself. Both are handled alike.
-SendFailure = (ActivityError, ApplicationError)
-
-
-def _cause(err: BaseException) -> BaseException:
-    return err.cause if isinstance(err, ActivityError) and err.cause else err
+_cause = sending.cause_of
 
 
 def _failure_text(err: BaseException) -> str:
@@ -79,11 +74,6 @@ def _legal(state: NegotiationState, msg: InboundNegotiationMessage) -> bool:
     except ConnectorError:
         return False
     return True
-
-
-def _not_connected(err: BaseException) -> bool:
-    cause = _cause(err)
-    return isinstance(cause, ApplicationError) and cause.type == names.ERR_PEER_NOT_CONNECTED
 
 
 def _rejected(err: BaseException) -> ApplicationError | None:
@@ -351,51 +341,21 @@ class NegotiationWorkflow:
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
         )
-        if fast:
-            try:
-                ack: RemoteAck = await workflow.execute_local_activity(
-                    names.ACT_SEND_NEGOTIATION_MESSAGE,
-                    out,
-                    result_type=RemoteAck,
-                    start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
-                    retry_policy=options.SEND_LOCAL_RETRY,
-                )
-                return ack
-            except SendFailure as err:
-                if _rejected(err) is not None:
-                    raise
-                self._last_error = _failure_text(err)
-                self._undelivered = _not_connected(err)
-        else:
-            # Answering an inbound message: one scheduled attempt first (see `_send`), so we
-            # know whether it connected before the retrying activity takes over.
-            try:
-                once: RemoteAck = await workflow.execute_activity(
-                    names.ACT_SEND_NEGOTIATION_MESSAGE,
-                    out,
-                    result_type=RemoteAck,
-                    start_to_close_timeout=options.SEND_TIMEOUT,
-                    retry_policy=options.SEND_ONCE,
-                )
-                return once
-            except SendFailure as err:
-                if _rejected(err) is not None:
-                    raise
-                self._last_error = _failure_text(err)
-                self._undelivered = _not_connected(err)
+        try:
+            return await sending.first_try(
+                names.ACT_SEND_NEGOTIATION_MESSAGE, out, answering=not fast
+            )
+        except SendFailure as err:
+            if _rejected(err) is not None:
+                raise
+            self._last_error = _failure_text(err)
+            self._undelivered = sending.not_connected(err)
         remaining = self._remaining()
         if remaining is not None and remaining <= timedelta(seconds=1):
             raise _DeadlinePassed(self._last_error or "deadline passed")
-        # Slow path: a scheduled activity, visible with its last failure and next attempt.
-        slow: RemoteAck = await workflow.execute_activity(
-            names.ACT_SEND_NEGOTIATION_MESSAGE,
-            out,
-            result_type=RemoteAck,
-            start_to_close_timeout=options.SEND_TIMEOUT,
-            schedule_to_close_timeout=remaining,
-            retry_policy=options.SEND_RETRY,
+        return await sending.with_retries(
+            names.ACT_SEND_NEGOTIATION_MESSAGE, out, schedule_to_close=remaining
         )
-        return slow
 
     async def _after_failed_send(self, action: Action, err: Exception) -> None:
         rejection = _rejected(err)

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.transfer.messages import MessageKind
     from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
     from connector.core.transfer.states import Direction, Role, TransferState
-    from workflows import names, options
+    from workflows import names, options, sending
     from workflows.contracts import (
         FlowResult,
         FlowStart,
@@ -101,11 +101,6 @@ def _legal(state: TransferState, msg: InboundTransferMessage) -> bool:
     return True
 
 
-def _not_connected(err: BaseException) -> bool:
-    cause = _application_error(err)
-    return cause is not None and cause.type == names.ERR_PEER_NOT_CONNECTED
-
-
 def _rejected(err: BaseException) -> bool:
     cause = _application_error(err)
     return cause is not None and (
@@ -114,7 +109,7 @@ def _rejected(err: BaseException) -> bool:
 
 
 # What a failed activity raises in the workflow.
-_FAILED = (ActivityError, ApplicationError)
+_FAILED = sending.SendFailure
 
 
 INFLIGHT_WAIT = timedelta(seconds=3)
@@ -264,9 +259,12 @@ class TransferWorkflow:
             "resume": (TransferState.SUSPENDED,),
             "terminate": tuple(s for s in TransferState if not s.is_terminal),
         }[cmd.command]
-        if t.state not in needs or self._commands:
+        # Judged against where our in-flight message takes us: the counterparty may already
+        # show that state (the provider's start is acknowledged, not yet recorded here).
+        state = self._inflight_target or t.state
+        if state not in needs or self._commands:
             raise ApplicationError(
-                f"cannot {cmd.command} a transfer in state {t.state.value}"
+                f"cannot {cmd.command} a transfer in state {state.value}"
                 + (" (another command is pending)" if self._commands else ""),
                 type=names.ERR_ILLEGAL_TRANSITION,
             )
@@ -487,46 +485,15 @@ class TransferWorkflow:
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
         )
-        if fast:
-            try:
-                ack: RemoteAck = await workflow.execute_local_activity(
-                    names.ACT_SEND_TRANSFER_MESSAGE,
-                    out,
-                    result_type=RemoteAck,
-                    start_to_close_timeout=options.SEND_LOCAL_TIMEOUT,
-                    retry_policy=options.SEND_LOCAL_RETRY,
-                )
-                return ack
-            except _FAILED as err:
-                if _rejected(err):
-                    raise
-                self._undelivered = _not_connected(err)
-        else:
-            # Answering an inbound message: one scheduled attempt first (see `_send`), so we
-            # know whether it connected before the retrying activity takes over.
-            try:
-                once: RemoteAck = await workflow.execute_activity(
-                    names.ACT_SEND_TRANSFER_MESSAGE,
-                    out,
-                    result_type=RemoteAck,
-                    start_to_close_timeout=options.SEND_TIMEOUT,
-                    retry_policy=options.SEND_ONCE,
-                )
-                return once
-            except _FAILED as err:
-                if _rejected(err):
-                    raise
-                self._undelivered = _not_connected(err)
-        # Slow path: a scheduled activity, visible with its last failure and next attempt.
-        slow: RemoteAck = await workflow.execute_activity(
-            names.ACT_SEND_TRANSFER_MESSAGE,
-            out,
-            result_type=RemoteAck,
-            start_to_close_timeout=options.SEND_TIMEOUT,
-            schedule_to_close_timeout=self._start.send_deadline,
-            retry_policy=options.SEND_RETRY,
+        try:
+            return await sending.first_try(names.ACT_SEND_TRANSFER_MESSAGE, out, answering=not fast)
+        except _FAILED as err:
+            if _rejected(err):
+                raise
+            self._undelivered = sending.not_connected(err)
+        return await sending.with_retries(
+            names.ACT_SEND_TRANSFER_MESSAGE, out, schedule_to_close=self._start.send_deadline
         )
-        return slow
 
     async def _after_failed_send(self, action: Action, err: BaseException) -> None:
         what = action.message_kind.wire_name

@@ -207,7 +207,10 @@ async def _agreement(w: World, consumer_id: str, constraint: list[Any] | None = 
     return agreement_id
 
 
-@pytest.mark.parametrize("case", ["someone-else", "unknown", "expired", "wrong-format"])
+@pytest.mark.parametrize(
+    "case",
+    ["someone-else", "unknown", "expired", "wrong-format", "s3-destination", "file-destination"],
+)
 async def test_request_refused_without_a_flow(world: World, case: str) -> None:
     overrides: dict[str, Any] = {}
     if case == "someone-else":
@@ -219,8 +222,20 @@ async def test_request_refused_without_a_flow(world: World, case: str) -> None:
             {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2020-01-01T00:00:00Z"}
         ]
         overrides["agreementId"] = await _agreement(world, world.consumer.did, past)
-    else:
+    elif case == "wrong-format":
         overrides["format"] = "AmazonS3-PUSH"
+    else:
+        # Our data plane would write these with our own credentials / into our own files.
+        kind = "AmazonS3" if case == "s3-destination" else "file"
+        overrides["format"] = "HttpData-PUSH"
+        overrides["dataAddress"] = {
+            "@type": "DataAddress",
+            "endpointType": kind,
+            "endpointProperties": [
+                {"@type": "EndpointProperty", "name": "bucketName", "value": "provider-data"},
+                {"@type": "EndpointProperty", "name": "objectName", "value": "n.bin"},
+            ],
+        }
     flows = await _flows(world)
     consumer_pid = f"urn:uuid:{uuid.uuid4()}"
     body = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,12 @@ async def agreement_for(
     done = await consumer.wait_state(started.json()["id"], {"FINALIZED", "TERMINATED"})
     assert done["state"] == "FINALIZED", done
     agreement_id: str = done["agreementId"]
+    # The provider records FINALIZED a moment after the consumer (it needs the consumer's
+    # acknowledgement of its event); tests that use the agreement start from both sides.
+    deadline = time.monotonic() + 30
+    while (await provider.get(f"/agreements/{agreement_id}")).status_code != 200:
+        assert time.monotonic() < deadline, f"provider never recorded {agreement_id}"
+        await asyncio.sleep(0.05)
     return agreement_id
 
 
