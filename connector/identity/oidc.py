@@ -44,6 +44,7 @@ from joserfc.jws import extract_compact
 from connector.core.errors import ConnectorError, UnauthorizedError, UnavailableError
 from connector.core.guards import parse_json
 from connector.core.identity.access_tokens import AccessTokenRules, check_access_token
+from connector.identity.tokens import MAX_TOKEN_BYTES
 from connector.outbound import GuardedHttp
 from connector.settings import OidcSettings
 
@@ -63,7 +64,6 @@ Clock = Callable[[], datetime]
 Monotonic = Callable[[], float]
 PublicKey = RSAKey | ECKey | OKPKey
 
-MAX_TOKEN_BYTES: Final = 8192
 MAX_JWKS_BYTES: Final = 256 * 1024
 MAX_JWKS_KEYS: Final = 100
 MIN_RSA_BITS: Final = 2048
