@@ -18,6 +18,7 @@ from temporalio.client import Client
 from api import discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
+from api.catalog_service import open_catalog_service
 from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
 from api.dsp import transfers as dsp_transfers
@@ -76,9 +77,15 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
                 _refresh_gauges(resources.pool, resources.temporal, settings, metrics)
             )
             try:
-                yield
+                async with open_catalog_service(app.state):
+                    yield
             finally:
                 refresher.cancel()
+                limiter = getattr(app.state, "rate_limiter", None)
+                if limiter is not None:
+                    # Built on first use with this lifespan's Redis; the next lifespan builds anew.
+                    del app.state.rate_limiter
+                    await limiter.aclose()
                 await identity.http.aclose()
 
     app = FastAPI(

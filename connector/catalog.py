@@ -33,10 +33,9 @@ import binascii
 import hashlib
 import json
 import re
-import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -45,8 +44,8 @@ import asyncpg
 import httpx
 from pydantic import JsonValue, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from connector.catalog_cache import CatalogCache, generation_key, page_key
 from connector.core.dsp import (
     Catalog,
     CatalogRequestMessage,
@@ -118,11 +117,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-REDIS_KEY_ROOT: Final = "connector"
-CATALOG_KIND: Final = "catalog"
-GENERATION: Final = "generation"
 CACHE_TTL: Final = timedelta(seconds=60)
-REDIS_RETRY_AFTER: Final = 5.0  # seconds without Redis after a failure
 DEFAULT_PAGE_SIZE: Final = 50
 LOCAL_PAGES: Final = 512  # pages kept in process (keyed like Redis, generation included)
 MEMO_CALLER_CLASSES: Final = 10_000
@@ -296,76 +291,29 @@ def policy_context(facts: CallerFacts, scope: Scope, now: datetime) -> PolicyCon
 # --------------------------------------------------------------------------- cache keys
 
 
-def generation_key(participant_id: str) -> str:
-    return f"{REDIS_KEY_ROOT}:{participant_id}:{CATALOG_KIND}:{GENERATION}"
-
-
-def page_key(participant_id: str, generation: int, caller_class: str, page: str) -> str:
-    return f"{REDIS_KEY_ROOT}:{participant_id}:{CATALOG_KIND}:{generation}:{caller_class}:{page}"
-
-
 def _digest(*parts: object) -> str:
     raw = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-class _Cache:
-    """Redis access that never fails a request: errors open a short circuit and return None."""
+class _Digests:
+    """Cache keys already computed, by a hashable stand-in for their parts (the hot path asks
+    for the same few again and again)."""
 
-    def __init__(self, redis: Redis, participant_id: str, ttl: timedelta) -> None:
-        self._redis = redis
-        self._participant = participant_id
-        self._ttl = int(ttl.total_seconds())
-        self._down_until = 0.0
+    LIMIT: Final = 4096
 
-    async def _call(self, what: str, op: Callable[[], Awaitable[_T]]) -> _T | None:
-        if time.monotonic() < self._down_until:
-            return None
-        try:
-            return await op()
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + REDIS_RETRY_AFTER
-            log.warning("catalog cache unavailable", op=what, error=type(exc).__name__)
-            return None
+    def __init__(self) -> None:
+        self._known: dict[tuple[object, ...], str] = {}
 
-    async def generation(self) -> int | None:
-        key = generation_key(self._participant)
-
-        async def read() -> int:
-            value = await self._redis.get(key)
-            if value is None:
-                # A random start: generations stay unique across Redis restarts.
-                await self._redis.set(key, secrets.randbits(48), nx=True)
-                value = await self._redis.get(key)
-            return int(value) if value is not None else 0
-
-        return await self._call("generation", read)
-
-    async def bump(self) -> None:
-        key = generation_key(self._participant)
-
-        async def incr() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(key, secrets.randbits(48), nx=True)
-                pipe.incr(key)
-                await pipe.execute()
-
-        if time.monotonic() < self._down_until:
-            self._down_until = 0.0  # a write must always try to invalidate
-        await self._call("bump", incr)
-
-    async def get(self, key: str) -> bytes | None:
-        async def read() -> bytes | None:
-            value = await self._redis.get(key)
-            return value if isinstance(value, bytes) else None
-
-        return await self._call("get", read)
-
-    async def put(self, key: str, value: bytes) -> None:
-        async def write() -> None:
-            await self._redis.set(key, value, ex=self._ttl)
-
-        await self._call("put", write)
+    def get(self, key: tuple[object, ...] | None, compute: Callable[[], str]) -> str:
+        if key is None:
+            return compute()
+        digest = self._known.get(key)
+        if digest is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            digest = self._known[key] = compute()
+        return digest
 
 
 # --------------------------------------------------------------------------- catalog bodies
@@ -479,10 +427,18 @@ class CatalogService:
         self.offers = PgOfferStore(pool)
         self.read_model = PgCatalogReadModel(pool)
         self._clock = clock
-        self._cache = _Cache(redis, participant_id, cache_ttl)
+        self._cache = CatalogCache(redis, participant_id, cache_ttl)
         self._memo_ttl = cache_ttl.total_seconds()
         self._memo: _PolicyMemo | None = None
         self._pages: OrderedDict[str, tuple[float, CatalogPage]] = OrderedDict()
+        self._digests = _Digests()
+
+    def start_watch(self) -> None:
+        """Keep the catalog generation in process (the app's lifespan; see catalog_cache)."""
+        self._cache.start_watch()
+
+    async def aclose(self) -> None:
+        await self._cache.stop_watch()
 
     # ---- writes: store, then invalidate --------------------------------------------------
 
@@ -686,8 +642,13 @@ class CatalogService:
         admitted = await self.admitted_policies(caller_facts(caller), generation)
         key = None
         if generation is not None:
-            caller_class = _digest(sorted(admitted))
-            page = _digest(version.value, limit, token, [c.to_json() for c in criteria])
+            caller_class = self._digests.get(
+                ("class", *admitted), lambda: _digest(sorted(admitted))
+            )
+            page = self._digests.get(
+                (version.value, limit, token) if not criteria and len(token or "") < 256 else None,
+                lambda: _digest(version.value, limit, token, [c.to_json() for c in criteria]),
+            )
             key = page_key(self.participant_id, generation, caller_class, page)
             local = self._local_page(key)
             if local is not None:

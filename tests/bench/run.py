@@ -22,7 +22,12 @@ BENCHES: list[tuple[str, str, list[str], list[str]]] = [
     ("startup", "tests.bench.startup_bench", [], ["--warm", "2", "--idle", "10", "--no-make"]),
     ("negotiation", "tests.bench.negotiation_bench", [], ["--quick"]),
     ("catalog", "tests.bench.catalog_bench", [], ["--quick"]),
-    ("transfer", "tests.bench.transfer_bench", ["--size-mib", "1024"], ["--size-mib", "256"]),
+    (
+        "transfer",
+        "tests.bench.transfer_bench",
+        ["--size-mib", "1024", "--rounds", "3"],
+        ["--size-mib", "256", "--rounds", "1"],
+    ),
     ("backup", "tests.bench.backup_bench", [], ["--rows", "20000", "--workflows", "50"]),
 ]
 

@@ -1,5 +1,6 @@
 """Per-caller DSP rate limit (connector.ratelimit) against a real Redis."""
 
+import asyncio
 import logging
 import uuid
 
@@ -9,7 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from connector.core.errors import RateLimitedError
-from connector.ratelimit import WINDOW_SECONDS, RateLimiter, rate_key
+from connector.ratelimit import SYNC_SECONDS, WINDOW_SECONDS, RateLimiter, rate_key
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +105,66 @@ async def test_fails_open_when_redis_is_down(participant, caplog):
             await rl.check("did:web:a")
     assert "rate limit store unavailable" in caplog.text
     await dead.aclose()
+
+
+class Ticker:
+    """A monotonic clock moved by hand (when batches are due)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_batches_reach_redis_and_replicas_share_the_limit(redis_client, participant):
+    clock, ticker = Clock(T0), Ticker()
+
+    def replica():
+        return RateLimiter(
+            redis_client,
+            participant=participant,
+            requests_per_minute=10,
+            clock=clock,
+            monotonic=ticker,
+        )
+
+    a, b = replica(), replica()
+    key = rate_key(participant, "did:web:a", int(T0 // WINDOW_SECONDS))
+    for _ in range(6):
+        await a.check("did:web:a")
+    assert int(await redis_client.get(key)) == 1  # the first went at once, the rest wait
+    ticker.now += SYNC_SECONDS
+    await a.check("did:web:a")  # due: the 6 counted since go in the background
+    await a.aclose()
+    assert int(await redis_client.get(key)) == 7
+    # Another replica's first request of the window learns the total and counts itself.
+    await b.check("did:web:a")
+    for _ in range(2):
+        await b.check("did:web:a")
+    with pytest.raises(RateLimitedError):
+        await b.check("did:web:a")  # 7 there + 3 here = 10
+
+
+async def test_requests_arriving_together_send_one_batch(redis_client, participant):
+    ticker = Ticker()
+    rl = RateLimiter(
+        redis_client,
+        participant=participant,
+        requests_per_minute=1000,
+        clock=Clock(T0),
+        monotonic=ticker,
+    )
+    await rl.check("did:web:a")
+    ticker.now += SYNC_SECONDS
+
+    async def incrby_calls() -> int:
+        stats = await redis_client.info("commandstats")
+        return int(stats.get("cmdstat_incrby", {}).get("calls", 0))
+
+    before = await incrby_calls()
+    await asyncio.gather(*(rl.check("did:web:a") for _ in range(50)))
+    await rl.aclose()
+    assert await incrby_calls() - before == 1
+    key = rate_key(participant, "did:web:a", int(T0 // WINDOW_SECONDS))
+    assert int(await redis_client.get(key)) == 2  # the first, then the first due batch of 1
