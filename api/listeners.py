@@ -5,9 +5,10 @@ as before). One process, one event loop, one app:
 
 - `ListenerRouting` (ASGI middleware) decides by the *local* port of the connection
   (`scope["server"][1]`, never a header): the management port serves only `/management/...`,
-  `/health` and `/ready`; the main port answers `/management/...` with 404 problem+json (through
-  `connector.http_errors.error_response`, like every other error). Everything else on the main
-  port is unchanged.
+  `/health`, `/ready` and its own API docs; the main port answers `/management/...` with 404
+  problem+json (through `connector.http_errors.error_response`, like every other error). Each
+  port's OpenAPI document (`/openapi.json`, behind `/docs`) lists only the paths that port
+  serves. Everything else on the main port is unchanged.
 - `ListenerPair` binds both sockets first (a busy port fails before anything starts), runs the
   app's lifespan **once** (uvicorn's own `LifespanOn`; both servers run with `lifespan="off"`, so
   start-up never runs twice), serves both `uvicorn.Server`s on the same loop, and on SIGINT/SIGTERM
@@ -21,12 +22,13 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
 import uvicorn
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.lifespan.on import LifespanOn
 
@@ -40,13 +42,15 @@ __all__ = [
     "ListenerPair",
     "ListenerRouting",
     "is_management_path",
+    "served",
 ]
 
 log = get_logger(__name__)
 
 MANAGEMENT_PREFIX: Final = "/management"
 #: What the management listener serves besides `/management/...` (probes of either port work).
-MANAGEMENT_LISTENER_PATHS: Final = frozenset({"/health", "/ready"})
+MANAGEMENT_LISTENER_PATHS: Final = frozenset({"/health", "/ready", "/docs", "/openapi.json"})
+OPENAPI_PATH: Final = "/openapi.json"
 #: Exit code when the app's start-up fails (uvicorn uses the same).
 STARTUP_FAILURE: Final = 3
 
@@ -55,12 +59,38 @@ def is_management_path(path: str) -> bool:
     return path == MANAGEMENT_PREFIX or path.startswith(MANAGEMENT_PREFIX + "/")
 
 
+def served(path: str, management: bool) -> bool:
+    """Whether the management listener (`management`) or the main one serves `path`."""
+    if management:
+        return is_management_path(path) or path in MANAGEMENT_LISTENER_PATHS
+    return not is_management_path(path)
+
+
 class ListenerRouting:
     """ASGI middleware: which paths each listener serves (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, management_port: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        management_port: int,
+        openapi: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.app = app
         self.management_port = management_port
+        self._openapi = openapi
+        self._documents: dict[bool, dict[str, Any]] = {}
+
+    def document(self, openapi: Callable[[], dict[str, Any]], management: bool) -> dict[str, Any]:
+        """The OpenAPI document of one listener: the app's, with only the paths it serves."""
+        if management not in self._documents:
+            whole = openapi()
+            paths = {
+                path: item
+                for path, item in whole.get("paths", {}).items()
+                if served(path, management)
+            }
+            self._documents[management] = {**whole, "paths": paths}
+        return self._documents[management]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):  # lifespan passes through
@@ -69,10 +99,12 @@ class ListenerRouting:
         server = scope.get("server")
         port = server[1] if server else None
         path: str = scope["path"]
-        if port == self.management_port:
-            allowed = is_management_path(path) or path in MANAGEMENT_LISTENER_PATHS
-        else:
-            allowed = not is_management_path(path)
+        management = port == self.management_port
+        allowed = served(path, management)
+        if allowed and path == OPENAPI_PATH and self._openapi is not None:
+            document = self.document(self._openapi, management)
+            await JSONResponse(document)(scope, receive, send)
+            return
         if allowed:
             await self.app(scope, receive, send)
             return
@@ -141,7 +173,7 @@ class ListenerPair:
     ) -> None:
         self.main = main
         self.management = management
-        self.app = ListenerRouting(app, management.port)
+        self.app = ListenerRouting(app, management.port, getattr(app, "openapi", None))
         self.handle_signals = handle_signals
         self._configs = {
             listener.name: uvicorn.Config(

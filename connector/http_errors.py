@@ -134,11 +134,31 @@ def dsp_error_body(
     return body
 
 
+def challenge(request: Request, surface: Surface) -> str:
+    """The `WWW-Authenticate` value of a 401 (RFC 9110 §11.6.1: a 401 must carry one).
+
+    Management: the API key header, and a bearer token when OIDC is configured for it."""
+    if surface is Surface.MANAGEMENT:
+        settings = getattr(request.app.state, "settings", None)
+        management = getattr(settings, "management", None)
+        schemes = ['ApiKey realm="management", header="X-Api-Key"']
+        if getattr(management, "oidc", None) is not None:
+            schemes.append('Bearer realm="management"')
+        return ", ".join(schemes)
+    if surface is Surface.DSP:
+        return 'Bearer realm="dsp"'
+    if surface is Surface.DATA_PLANE:
+        return 'Bearer realm="data-plane"'
+    return "Bearer"
+
+
 def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
     path = request.url.path
     surface = surface_of(path)
     status = STATUS[surface][exc.code]
     headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = challenge(request, surface)
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, RangeNotSatisfiableError) and status == 416:

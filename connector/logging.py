@@ -47,7 +47,9 @@ def configure_logging(settings: LoggingSettings, role: str) -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        # `extra=` fields of stdlib records (ours and the Temporal SDK's) become event keys, and
+        # pass through the redaction like any other.
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

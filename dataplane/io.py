@@ -303,6 +303,15 @@ async def _http_source(
     if resp.status_code == 404:
         await stack.aclose()
         raise NotFoundError("the source has no such resource")
+    if resp.status_code == 416 and range_header:
+        # The client's range, forwarded: its fault, not the source's (RFC 9110 §15.5.17).
+        await stack.aclose()
+        unsatisfied = re.fullmatch(r"bytes \*/(\d+)", resp.headers.get("content-range", ""))
+        if unsatisfied:
+            raise RangeNotSatisfiableError(
+                "the range lies outside the resource", size=int(unsatisfied.group(1))
+            )
+        raise BadRequestError("the source cannot serve this range")
     if resp.status_code >= 400:
         await stack.aclose()
         raise UnavailableError(f"the source answered {resp.status_code}")

@@ -75,7 +75,14 @@ async def _assert_split(settings: Settings) -> None:
         assert (await http.get(f"{management}/.well-known/dspace-version")).status_code == 404
         resp = await http.post(f"{management}/dsp/2025-1/catalog/request", json={})
         assert resp.status_code == 404
-        assert (await http.get(f"{management}/docs")).status_code == 404
+        # Each port documents what it serves, and only that.
+        assert (await http.get(f"{management}/docs")).status_code == 200
+        management_doc = (await http.get(f"{management}/openapi.json")).json()
+        main_doc = (await http.get(f"{main}/openapi.json")).json()
+        assert any(p.startswith(MGMT) for p in management_doc["paths"])
+        assert not any(p.startswith("/dsp/") for p in management_doc["paths"])
+        assert any(p.startswith("/dsp/") for p in main_doc["paths"])
+        assert not any(p.startswith("/management") for p in main_doc["paths"])
 
         # Probes answer on both.
         for base in (main, management):

@@ -62,6 +62,8 @@ def assert_catalog_error(
     body: dict[str, Any] = response.json()
     assert validate_against_schema(body, "CatalogError", version) == []
     assert body["@type"] == ("CatalogError" if version is V25 else "dspace:CatalogError")
+    if status == 401:
+        assert response.headers["www-authenticate"] == 'Bearer realm="dsp"'  # RFC 9110 §11.6.1
     return body
 
 

@@ -70,6 +70,8 @@ def assert_401_problem(response: httpx.Response) -> None:
     body = response.json()
     assert body["status"] == 401
     assert body["type"] == "urn:connector:error:unauthorized"
+    # RFC 9110 §11.6.1; no OIDC configured here, so no bearer challenge.
+    assert response.headers["www-authenticate"] == 'ApiKey realm="management", header="X-Api-Key"'
     assert OLD_KEY not in response.text
     assert NEW_KEY not in response.text
 

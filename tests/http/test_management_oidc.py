@@ -113,11 +113,17 @@ def oidc_settings(**extra: Any) -> dict[str, Any]:
     return {"issuer": ISSUER, "audience": AUDIENCE, "required_scope": SCOPE, **extra}
 
 
-def assert_401_problem(response: httpx.Response, token: str | None = None, case: str = "") -> None:
+def assert_401_problem(
+    response: httpx.Response, token: str | None = None, case: str = "", oidc: bool = True
+) -> None:
     assert response.status_code == 401, (case, response.text)
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
     assert (body["status"], body["type"]) == (401, "urn:connector:error:unauthorized")
+    # RFC 9110 §11.6.1: every way in that is configured is named.
+    challenge = response.headers["www-authenticate"]
+    assert 'ApiKey realm="management", header="X-Api-Key"' in challenge
+    assert ('Bearer realm="management"' in challenge) is oidc
     if token:
         assert token not in response.text
         assert token.split(".")[1] not in response.text
@@ -200,6 +206,6 @@ async def test_without_oidc_configured_only_api_keys_are_accepted(make_client, i
     _app, client = await make_client(None)
     token = idp.token()
     resp = await client.get(f"{MGMT}/assets", headers={"Authorization": f"Bearer {token}"})
-    assert_401_problem(resp, token)
+    assert_401_problem(resp, token, oidc=False)
     assert resp.json()["detail"] == "missing or invalid X-Api-Key"
     assert (await client.get(f"{MGMT}/assets", headers={"X-Api-Key": KEY})).status_code == 200

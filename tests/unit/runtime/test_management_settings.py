@@ -104,7 +104,7 @@ def _routed_app(management_port: int) -> ListenerRouting:
     async def version() -> dict[str, str]:
         return {"version": "2025-1"}
 
-    return ListenerRouting(app, management_port)
+    return ListenerRouting(app, management_port, app.openapi)
 
 
 async def test_listener_routing_decides_by_local_port():
@@ -128,6 +128,17 @@ async def test_listener_routing_decides_by_local_port():
         # A Host header naming the other port changes nothing: the local port decides.
         spoofed = await http.get(f"{main}/management/v1/assets", headers={"Host": "x:3100"})
         assert spoofed.status_code == 404
+
+
+async def test_each_listener_documents_only_the_paths_it_serves():
+    routed = _routed_app(3100)
+    transport = httpx.ASGITransport(routed)
+    async with httpx.AsyncClient(transport=transport) as http:
+        main = (await http.get("http://connector:3000/openapi.json")).json()
+        management = (await http.get("http://connector:3100/openapi.json")).json()
+        assert set(main["paths"]) == {"/health", "/.well-known/dspace-version"}
+        assert set(management["paths"]) == {"/management/v1/assets", "/health"}
+        assert (await http.get("http://connector:3100/docs")).status_code == 200
 
 
 def test_banner_names_the_management_url_on_its_own_port(tmp_path):
