@@ -17,7 +17,8 @@ import uvicorn
 from prometheus_client import generate_latest
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import PollerBehaviorAutoscaling, UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from connector import health
 from connector.embedded import free_port
@@ -198,6 +199,11 @@ def build_workers(
                 # A crashed worker's workflows wait this long before another worker takes
                 # them up (default 10 s); a peer's message to one of them waits as long.
                 sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
+                workflow_runner=(
+                    SandboxedWorkflowRunner()
+                    if settings.workers.workflow_sandbox
+                    else UnsandboxedWorkflowRunner()
+                ),
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )
