@@ -265,7 +265,8 @@ class ManagementSettings(_Section):
         ge=1,
         le=65535,
         description="Own listener for the management API. Set: this port serves only "
-        "/management, /health and /ready, and server.port answers /management with 404. "
+        "/management, /health, /ready and its own API docs, and server.port answers "
+        "/management with 404. "
         "Unset: the management API is served on server.port.",
     )
     host: str | None = Field(

@@ -352,3 +352,39 @@ def test_ingress_and_certificate(rendered: dict[str, list[dict[str, Any]]]) -> N
     cert = kinds(rendered["prod"], "Certificate")[0]["spec"]
     assert cert["secretName"] == ing["tls"][0]["secretName"]
     assert cert["dnsNames"] == [ing["rules"][0]["host"]]
+
+
+def test_management_api_on_its_own_port_in_prod_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    def control_plane(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        service = by_name(docs, "Service", "-cp")
+        deployment = by_name(docs, "Deployment", "-cp")
+        return service, deployment["spec"]["template"]["spec"]["containers"][0]
+
+    service, container = control_plane(rendered["prod"])
+    assert {"name": "management", "port": 3100, "targetPort": "management", "protocol": "TCP"} in (
+        service["spec"]["ports"]
+    )
+    assert {"name": "management", "containerPort": 3100, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CONNECTOR_MANAGEMENT__PORT"] == "3100"
+    policy = kinds(rendered["prod"], "NetworkPolicy")[0]["spec"]
+    management_rules = [
+        rule
+        for rule in policy["ingress"]
+        if any(p.get("port") == 3100 for p in rule.get("ports", []))
+    ]
+    assert len(management_rules) == 1
+    (peer,) = management_rules[0]["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "operators"}
+    for rule in policy["ingress"]:  # the ingress controller never reaches it
+        if any(
+            "namespaceSelector" in peer and "ingress-nginx" in json.dumps(peer)
+            for peer in rule.get("from", [])
+        ):
+            assert all(p.get("port") != 3100 for p in rule["ports"])
+
+    service, container = control_plane(rendered["default"])
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
+    assert "CONNECTOR_MANAGEMENT__PORT" not in {e["name"] for e in container["env"]}

@@ -77,6 +77,7 @@ module "connector" {
   temporal_namespace = var.temporal_namespace
 
   control_plane_replicas = var.control_plane_replicas
+  management_port        = var.management_port
   data_plane_replicas    = var.data_plane_replicas
   control_plane_resources = {
     requests = { cpu = var.control_plane_cpu_request, memory = var.control_plane_memory_request }

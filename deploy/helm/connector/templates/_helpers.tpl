@@ -118,6 +118,10 @@ true
   value: "0.0.0.0"
 - name: CONNECTOR_SERVER__PORT
   value: {{ .Values.controlPlane.port | quote }}
+{{- with .Values.controlPlane.managementPort }}
+- name: CONNECTOR_MANAGEMENT__PORT
+  value: {{ . | quote }}
+{{- end }}
 - name: CONNECTOR_SERVER__PUBLIC_URL
   value: {{ .Values.config.publicUrl | quote }}
 - name: CONNECTOR_DATAPLANE__HOST

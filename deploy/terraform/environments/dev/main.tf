@@ -19,6 +19,7 @@ module "stack" {
   temporal_namespace           = var.temporal_namespace
   temporal_retention           = var.temporal_retention
   control_plane_replicas       = var.control_plane_replicas
+  management_port              = var.management_port
   data_plane_replicas          = var.data_plane_replicas
   control_plane_cpu_request    = var.control_plane_cpu_request
   control_plane_memory_request = var.control_plane_memory_request

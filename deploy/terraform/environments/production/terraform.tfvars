@@ -26,6 +26,7 @@ tls_secret_name = "connector-tls"
 
 # Scaling
 control_plane_replicas = 3
+management_port        = 3100
 data_plane_replicas    = 2
 
 # Resources

@@ -85,9 +85,10 @@ resource "helm_release" "connector" {
         dataPlanePublicUrl = "https://${var.ingress_host}/public"
       }
       controlPlane = {
-        replicaCount = var.control_plane_replicas
-        autoscaling  = { minReplicas = var.control_plane_replicas }
-        resources    = var.control_plane_resources
+        replicaCount   = var.control_plane_replicas
+        autoscaling    = { minReplicas = var.control_plane_replicas }
+        resources      = var.control_plane_resources
+        managementPort = var.management_port
       }
       dataPlane = {
         replicaCount = var.data_plane_replicas

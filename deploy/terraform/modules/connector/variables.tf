@@ -45,6 +45,12 @@ variable "control_plane_replicas" {
   type = number
 }
 
+variable "management_port" {
+  description = "Own port for the management API (management.port); null: served on the control-plane port"
+  type        = number
+  default     = null
+}
+
 variable "data_plane_replicas" {
   type = number
 }
