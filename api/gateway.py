@@ -1,45 +1,29 @@
-"""The API's door to Temporal: inbound DSP messages become workflow updates, answers become
-projections before the HTTP answer leaves (read-your-writes, decision 0003).
+"""The API's door to Temporal for negotiations: inbound DSP messages become workflow updates,
+answers become projections before the HTTP answer leaves (read-your-writes, decision 0003).
 
-Temporal errors are mapped to the connector's error vocabulary in one function, `_map`.
+Starting and the mapping of Temporal errors to the connector's vocabulary are shared with
+transfers (`api.process_gateway`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
-from api.worker_wait import settle_start, within_worker_wait
-from connector.core.errors import (
-    BadRequestError,
-    ConnectorError,
-    IllegalTransitionError,
-    NotFoundError,
-    UnavailableError,
-)
+from api.process_gateway import ProcessGateway, ProcessKind
+from connector.core.errors import IllegalTransitionError
 from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Direction, Role
 from connector.stores import negotiations
 from workflows import names
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
-
-T = TypeVar("T")
 
 
 def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0) -> str:
@@ -56,16 +40,24 @@ def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 
     return hashlib.sha256(f"{own_pid}|{canonical}".encode()).hexdigest()[:32]
 
 
-class TemporalGateway:
-    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
-        self._client = client
-        self._pool = pool
-        self._task_queue = task_queue
+def _ended_in(record: NegotiationRecord) -> str | None:
+    return record.negotiation.state.value if record.negotiation.is_terminal else None
 
-    async def _project(self, record: NegotiationRecord) -> NegotiationRecord:
-        async with self._pool.acquire() as conn:
-            await negotiations.upsert_view(conn, record)
-        return record
+
+NEGOTIATION = ProcessKind(
+    name="negotiation",
+    workflow=names.WF_NEGOTIATION,
+    receive_update=names.UPD_NEGOTIATION_RECEIVE,
+    record_type=NegotiationRecord,
+    load=negotiations.get,
+    store=negotiations.upsert_view,
+    ended_in=_ended_in,
+)
+
+
+class TemporalGateway(ProcessGateway[NegotiationRecord]):
+    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+        super().__init__(client, pool, task_queue, NEGOTIATION)
 
     async def deliver(
         self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0
@@ -114,56 +106,24 @@ class TemporalGateway:
         self, start: NegotiationStart, msg: InboundNegotiationMessage
     ) -> NegotiationRecord:
         """The counterparty's first message creates our side (update-with-start)."""
-        n = start.record.negotiation
         own_pid = start.record.own_pid
-        operation: WithStartWorkflowOperation[Any, NegotiationRecord] = WithStartWorkflowOperation(
-            names.WF_NEGOTIATION,
+        return await self._start_with_message(
             start,
-            id=negotiation_workflow_id(n.role, own_pid),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished negotiation is final; a re-sent initial request gets its last state.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            result_type=NegotiationRecord,
+            msg,
+            workflow_id=negotiation_workflow_id(start.record.negotiation.role, own_pid),
+            own_pid=own_pid,
+            update=update_id(own_pid, msg),
         )
-        try:
-            record: NegotiationRecord = await self._call(
-                own_pid,
-                lambda: self._client.execute_update_with_start_workflow(
-                    names.UPD_NEGOTIATION_RECEIVE,
-                    msg,
-                    start_workflow_operation=operation,
-                    id=update_id(own_pid, msg),
-                    result_type=NegotiationRecord,
-                ),
-            )
-        except _AlreadyClosed:
-            existing = await negotiations.get(self._pool, own_pid)
-            if existing is None:
-                raise NotFoundError(f"negotiation {own_pid} is unknown") from None
-            return existing
-        finally:
-            await settle_start(operation)
-        return await self._project(record)
 
     async def start(self, start: NegotiationStart) -> NegotiationRecord:
         """We initiate (consumer request): start the workflow; joins one already running."""
-        n = start.record.negotiation
         own_pid = start.record.own_pid
-        with contextlib.suppress(_AlreadyClosed):
-            await self._call(
-                own_pid,
-                lambda: self._client.start_workflow(
-                    names.WF_NEGOTIATION,
-                    start,
-                    id=negotiation_workflow_id(n.role, own_pid),
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                ),
-            )
-        existing = await negotiations.get(self._pool, own_pid)
-        return existing or await self._project(start.record)
+        return await self._start(
+            start,
+            workflow_id=negotiation_workflow_id(start.record.negotiation.role, own_pid),
+            own_pid=own_pid,
+            initial=start.record,
+        )
 
     async def decide(
         self, role: Role, own_pid: str, decision: OperatorDecision
@@ -203,36 +163,6 @@ class TemporalGateway:
             "pendingActivities": activities,
         }
 
-    async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await within_worker_wait(call)
-        except (WorkflowUpdateFailedError, RPCError, WorkflowAlreadyStartedError) as exc:
-            raise await self._map(own_pid, exc) from None
-
-    async def _map(self, own_pid: str, exc: Exception) -> Exception:
-        if isinstance(exc, WorkflowUpdateFailedError):
-            cause: BaseException | None = exc.cause
-            while cause is not None and not isinstance(cause, ApplicationError):
-                cause = cause.__cause__
-            message = cause.message if isinstance(cause, ApplicationError) else str(exc)
-            if isinstance(cause, ApplicationError) and cause.type == names.ERR_BAD_REQUEST:
-                return BadRequestError(message)
-            return IllegalTransitionError(message)
-        if isinstance(exc, WorkflowAlreadyStartedError):
-            return _AlreadyClosed()
-        if isinstance(exc, RPCError):
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                # The workflow is gone (closed, or never existed): the projection knows which.
-                existing = await negotiations.get(self._pool, own_pid)
-                if existing is not None and existing.negotiation.is_terminal:
-                    state = existing.negotiation.state.value
-                    return IllegalTransitionError(f"negotiation {own_pid} is {state}")
-                return NotFoundError(f"negotiation {own_pid} is unknown")
-            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-                return UnavailableError("the workflow engine is not reachable; retry shortly")
-            return UnavailableError(f"workflow engine error: {exc.message}")
-        return exc  # pragma: no cover
-
 
 def _last_inbound_version(record: NegotiationRecord) -> int | None:
     """The version the peer's most recent message was judged against (None: it sent nothing)."""
@@ -242,7 +172,3 @@ def _last_inbound_version(record: NegotiationRecord) -> int | None:
         if timeline[index].direction is Direction.IN:
             return first_version + index - 1
     return None
-
-
-class _AlreadyClosed(ConnectorError):
-    """Internal: update-with-start met a closed workflow with the same id."""

@@ -1,0 +1,151 @@
+"""What the negotiation and transfer gateways share: starting a process's workflow, the first
+inbound message as update-with-start, projection before the HTTP answer (read-your-writes,
+decision 0003), and the one mapping of Temporal errors to the connector's (`ProcessGateway._map`).
+
+`api.gateway.TemporalGateway` (negotiations) and `api.transfer_gateway.TransferGateway` add what
+differs: the updates each process accepts and what an operator may ask of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.worker_wait import settle_start, within_worker_wait
+from connector.core.errors import (
+    BadRequestError,
+    ConnectorError,
+    IllegalTransitionError,
+    NotFoundError,
+    UnavailableError,
+)
+from workflows import names
+
+__all__ = ["AlreadyClosed", "ProcessGateway", "ProcessKind"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class AlreadyClosed(ConnectorError):
+    """Internal: a start met a closed workflow with the same id."""
+
+
+@dataclass(frozen=True)
+class ProcessKind(Generic[R]):
+    """One kind of DSP process as the gateway sees it."""
+
+    name: str  # "negotiation" / "transfer", in error messages
+    workflow: str
+    receive_update: str
+    record_type: type[R]
+    load: Callable[[asyncpg.Pool, str], Awaitable[R | None]]
+    store: Callable[[asyncpg.Connection, R], Awaitable[Any]]
+    # The state's name when the process has ended, else None.
+    ended_in: Callable[[R], str | None]
+
+
+class ProcessGateway(Generic[R]):
+    def __init__(
+        self, client: Client, pool: asyncpg.Pool, task_queue: str, kind: ProcessKind[R]
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self._task_queue = task_queue
+        self._kind = kind
+
+    async def _project(self, record: R) -> R:
+        async with self._pool.acquire() as conn:
+            await self._kind.store(conn, record)
+        return record
+
+    async def _start_with_message(
+        self, start: Any, msg: Any, *, workflow_id: str, own_pid: str, update: str
+    ) -> R:
+        """The counterparty's first message creates our side (update-with-start); a re-sent one
+        joins the running workflow, and one for a finished process gets its last state."""
+        kind = self._kind
+        operation: WithStartWorkflowOperation[Any, R] = WithStartWorkflowOperation(
+            kind.workflow,
+            start,
+            id=workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished process is final.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            result_type=kind.record_type,
+        )
+        try:
+            record: R = await self._call(
+                own_pid,
+                lambda: self._client.execute_update_with_start_workflow(
+                    kind.receive_update,
+                    msg,
+                    start_workflow_operation=operation,
+                    id=update,
+                    result_type=kind.record_type,
+                ),
+            )
+        except AlreadyClosed:
+            existing = await kind.load(self._pool, own_pid)
+            if existing is None:
+                raise NotFoundError(f"{kind.name} {own_pid} is unknown") from None
+            return existing
+        finally:
+            await settle_start(operation)
+        return await self._project(record)
+
+    async def _start(self, start: Any, *, workflow_id: str, own_pid: str, initial: R) -> R:
+        """We initiate: start the workflow, or join the one already running."""
+        with contextlib.suppress(AlreadyClosed):
+            await self._call(
+                own_pid,
+                lambda: self._client.start_workflow(
+                    self._kind.workflow,
+                    start,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                ),
+            )
+        existing = await self._kind.load(self._pool, own_pid)
+        return existing or await self._project(initial)
+
+    async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await within_worker_wait(call)
+        except (WorkflowUpdateFailedError, RPCError, WorkflowAlreadyStartedError) as exc:
+            raise await self._map(own_pid, exc) from None
+
+    async def _map(self, own_pid: str, exc: Exception) -> Exception:
+        if isinstance(exc, WorkflowUpdateFailedError):
+            cause: BaseException | None = exc.cause
+            while cause is not None and not isinstance(cause, ApplicationError):
+                cause = cause.__cause__
+            message = cause.message if isinstance(cause, ApplicationError) else str(exc)
+            if isinstance(cause, ApplicationError) and cause.type == names.ERR_BAD_REQUEST:
+                return BadRequestError(message)
+            return IllegalTransitionError(message)
+        if isinstance(exc, WorkflowAlreadyStartedError):
+            return AlreadyClosed()
+        if isinstance(exc, RPCError):
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                # The workflow is gone (closed, or never existed): the projection knows which.
+                existing = await self._kind.load(self._pool, own_pid)
+                ended = self._kind.ended_in(existing) if existing is not None else None
+                if ended is not None:
+                    return IllegalTransitionError(f"{self._kind.name} {own_pid} is {ended}")
+                return NotFoundError(f"{self._kind.name} {own_pid} is unknown")
+            if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+                return UnavailableError("the workflow engine is not reachable; retry shortly")
+            return UnavailableError(f"workflow engine error: {exc.message}")
+        return exc  # pragma: no cover
