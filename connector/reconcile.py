@@ -48,6 +48,8 @@ class ProjectionKind(Protocol):
     def query(self) -> str: ...
     @property
     def version_field(self) -> str: ...  # dotted path into the view, e.g. "negotiation.version"
+    @property
+    def task_queue(self) -> str | None: ...  # only this queue's workflows (None: any queue)
 
     async def upsert(self, conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool: ...
 
@@ -63,6 +65,9 @@ class Projection:
     query: str
     upsert_fn: Upsert
     version_field: str = "version"
+    # A namespace may hold other deployments' workflows of the same type (a shared namespace, or
+    # the test suite's): a connector's own are those of its task queue.
+    task_queue: str | None = None
 
     async def upsert(self, conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
         return await self.upsert_fn(conn, view)
@@ -96,6 +101,10 @@ async def workflow_ids(client: Client, kind: ProjectionKind) -> list[str]:
     """Every workflow id of the kind that visibility knows, open or closed, oldest first."""
     seen: dict[str, None] = {}
     query = f"WorkflowType = '{kind.workflow_type}'"
+    if kind.task_queue is not None:
+        if "'" in kind.task_queue:
+            raise ValueError(f"task queue {kind.task_queue!r} cannot be queried")
+        query += f" AND TaskQueue = '{kind.task_queue}'"
     async for execution in client.list_workflows(query):
         if execution.id.startswith(kind.workflow_id_prefix):
             seen.setdefault(execution.id, None)

@@ -80,8 +80,9 @@ async def _upsert_transfer_view(conn: asyncpg.Connection, view: Mapping[str, Any
     return result.changed
 
 
-def projection_kinds() -> list[ProjectionKind]:
-    """Projection tables the DR restore rebuilds from their workflows (connector.reconcile)."""
+def projection_kinds(task_queue: str | None = None) -> list[ProjectionKind]:
+    """Projection tables the DR restore rebuilds from their workflows (connector.reconcile),
+    from the workflows of `task_queue` (the control queue they run on) when given."""
     return [
         Projection(
             name="negotiations",
@@ -91,6 +92,7 @@ def projection_kinds() -> list[ProjectionKind]:
             query=names.QRY_NEGOTIATION_VIEW,
             upsert_fn=_upsert_negotiation_view,
             version_field="negotiation.version",
+            task_queue=task_queue,
         ),
         Projection(
             name="transfers",
@@ -100,6 +102,7 @@ def projection_kinds() -> list[ProjectionKind]:
             query=names.QRY_TRANSFER_VIEW,
             upsert_fn=_upsert_transfer_view,
             version_field="transfer.version",
+            task_queue=task_queue,
         ),
     ]
 
@@ -120,7 +123,9 @@ def ops_activities(
         redis=resources.redis,
         temporal=resources.temporal,
         maintenance_key=maintenance_key(settings.identity.resolved_participant_id(settings.server)),
-        projection_kinds=projection_kinds() if kinds is None else kinds,
+        projection_kinds=(
+            projection_kinds(settings.temporal.task_queues.control) if kinds is None else kinds
+        ),
     )
     return [
         backup.dump,

@@ -7,16 +7,16 @@ answering a message and the workflow projecting the same version) can never move
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
 
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState
+from connector.stores import process_pages
+from connector.stores.process_pages import Page
 
 TABLE: Final = "negotiations"
 EVENTS_TABLE: Final = "negotiation_events"
@@ -174,27 +174,6 @@ async def count_terminated(
     return count
 
 
-def _encode_cursor(updated_at: datetime, own_pid: str) -> str:
-    raw = json.dumps([updated_at.isoformat(), own_pid]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, pid = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), str(pid)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[NegotiationRecord]
-    total: int
-    next_cursor: str | None
-
-
 async def list_page(
     pool: asyncpg.Pool,
     *,
@@ -204,40 +183,21 @@ async def list_page(
     asset_id: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
-) -> Page:
+) -> Page[NegotiationRecord]:
     """Newest first, keyset-paginated, with the total of the filtered set."""
-    where: list[str] = []
-    args: list[Any] = []
-    for column, value in (
-        ("state", state),
-        ("role", role),
-        ("counterparty_id", counterparty_id),
-        ("asset_id", asset_id),
-    ):
-        if value is not None:
-            args.append(value)
-            where.append(f"{column} = ${len(args)}")
-    filters = " AND ".join(where) or "TRUE"
-    total: int = await pool.fetchval(f"SELECT count(*) FROM negotiations WHERE {filters}", *args)  # noqa: S608
-    page_where = filters
-    page_args = list(args)
-    if cursor:
-        at, pid = _decode_cursor(cursor)
-        page_args += [at, pid]
-        page_where += f" AND (updated_at, own_pid) < (${len(page_args) - 1}, ${len(page_args)})"
-    page_args.append(limit + 1)
-    rows = await pool.fetch(
-        f"""SELECT record, updated_at, own_pid FROM negotiations WHERE {page_where}
-            ORDER BY updated_at DESC, own_pid DESC LIMIT ${len(page_args)}""",  # noqa: S608
-        *page_args,
+    return await process_pages.list_page(
+        pool,
+        TABLE,
+        [
+            ("state", state),
+            ("role", role),
+            ("counterparty_id", counterparty_id),
+            ("asset_id", asset_id),
+        ],
+        NegotiationRecord.model_validate_json,
+        cursor=cursor,
+        limit=limit,
     )
-    items = [NegotiationRecord.model_validate_json(r["record"]) for r in rows[:limit]]
-    next_cursor = (
-        _encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["own_pid"])
-        if len(rows) > limit
-        else None
-    )
-    return Page(items=items, total=total, next_cursor=next_cursor)
 
 
 async def list_agreements(

@@ -1,0 +1,77 @@
+"""Operators' lists of DSP processes (negotiations, transfers): newest first, keyset-paginated
+over `(updated_at, own_pid)`, with the total of the filtered set. Both projection tables have
+those columns and a `record` holding the process as JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+__all__ = ["Page", "decode_cursor", "encode_cursor", "list_page"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    items: list[R]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(updated_at: datetime, own_pid: str) -> str:
+    raw = json.dumps([updated_at.isoformat(), own_pid]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, pid = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(at), str(pid)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def list_page(
+    pool: asyncpg.Pool,
+    table: str,
+    filters: Sequence[tuple[str, Any]],
+    parse: Callable[[str], R],
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Page[R]:
+    """`filters`: (column, value) pairs, None values ignored; `table` and columns are ours."""
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in filters:
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    condition = " AND ".join(where) or "TRUE"
+    total: int = await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {condition}", *args)  # noqa: S608
+    page_args = list(args)
+    if cursor:
+        at, pid = decode_cursor(cursor)
+        page_args += [at, pid]
+        condition += f" AND (updated_at, own_pid) < (${len(page_args) - 1}, ${len(page_args)})"
+    page_args.append(limit + 1)
+    rows = await pool.fetch(
+        f"""SELECT record, updated_at, own_pid FROM {table} WHERE {condition}
+            ORDER BY updated_at DESC, own_pid DESC LIMIT ${len(page_args)}""",  # noqa: S608
+        *page_args,
+    )
+    items = [parse(r["record"]) for r in rows[:limit]]
+    next_cursor = (
+        encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["own_pid"])
+        if len(rows) > limit
+        else None
+    )
+    return Page(items=items, total=total, next_cursor=next_cursor)
