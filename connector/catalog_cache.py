@@ -113,21 +113,21 @@ class CatalogCache:
         """After a write: a new generation, announced to every watching process."""
 
         async def incr() -> None:
-            async with self._lock:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.set(self._key, secrets.randbits(48), nx=True)
-                    pipe.incr(self._key)
-                    pipe.publish(generation_channel(self._participant), b"")
-                    _, value, _ = await pipe.execute()
-                if self._subscribed:
-                    self._known = int(value)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key, secrets.randbits(48), nx=True)
+                pipe.incr(self._key)
+                pipe.publish(generation_channel(self._participant), b"")
+                _, value, _ = await pipe.execute()
+            if self._subscribed:
+                self._known = int(value)
 
         if time.monotonic() < self._down_until:
             self._down_until = 0.0  # a write must always try to invalidate
         async with self._lock:
-            # Until the increment is known to have happened, no request may use the old value.
+            # Until the increment is known to have happened, no request may use the old value;
+            # the lock keeps the watch's re-read from putting it back meanwhile.
             self._known = None
-        await self._call("bump", incr)
+            await self._call("bump", incr)
 
     async def get(self, key: str) -> bytes | None:
         async def read() -> bytes | None:
