@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             if resources.temporal is None:  # pragma: no cover - the control plane always has one
                 raise RuntimeError("the control plane needs a Temporal client")
             gateway = TemporalGateway(
-                resources.temporal, resources.pool, settings.temporal.task_queues.control
+                resources.temporal, resources.pool, settings.temporal.task_queues.control, metrics
             )
             app.state.gateway = gateway
             app.state.maintenance = MaintenanceFlag(

@@ -1,5 +1,6 @@
-"""The API's door to Temporal for negotiations: inbound DSP messages become workflow updates,
-answers become projections before the HTTP answer leaves (read-your-writes, decision 0003).
+"""The API's door to Temporal for negotiations: a counterparty's opening message starts a workflow
+(decision 0008), later messages become workflow updates; answers become projections before the
+HTTP answer leaves (read-your-writes, decision 0003).
 
 Starting and the mapping of Temporal errors to the connector's vocabulary are shared with
 transfers (`api.process_gateway`).
@@ -7,23 +8,29 @@ transfers (`api.process_gateway`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.process_gateway import ProcessGateway, ProcessKind
-from connector.core.errors import IllegalTransitionError
+from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
-from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.record import NegotiationRecord, awaits_operator
 from connector.core.negotiation.states import Direction, Role
+from connector.metrics import Metrics
 from connector.stores import negotiations
 from workflows import names
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
+
+# How long a re-sent opening message waits for the first copy's projection.
+_OPENING_POLLS: Final = 20
+_OPENING_POLL_SECONDS: Final = 0.1
 
 
 def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0) -> str:
@@ -56,8 +63,11 @@ NEGOTIATION = ProcessKind(
 
 
 class TemporalGateway(ProcessGateway[NegotiationRecord]):
-    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, pool: asyncpg.Pool, task_queue: str, metrics: Metrics | None = None
+    ) -> None:
         super().__init__(client, pool, task_queue, NEGOTIATION)
+        self._metrics = metrics
 
     async def deliver(
         self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0
@@ -102,17 +112,59 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
             return False
         return True
 
-    async def start_with_message(
+    async def open_with_message(
         self, start: NegotiationStart, msg: InboundNegotiationMessage
     ) -> NegotiationRecord:
-        """The counterparty's first message creates our side (update-with-start)."""
+        """The counterparty's first message creates our side (decision 0008).
+
+        The message is applied here, the workflow starts from the result and the projection is
+        written before the answer: the 201 waits for neither a worker nor a workflow task. A
+        re-sent identical message is answered with the negotiation's current state; a different
+        one under the same pid is refused (DSP 400).
+        """
         own_pid = start.record.own_pid
-        return await self._start_with_message(
-            start,
-            msg,
-            workflow_id=negotiation_workflow_id(start.record.negotiation.role, own_pid),
-            own_pid=own_pid,
-            update=update_id(own_pid, msg),
+        digest = update_id(own_pid, msg)
+        n = msg.apply_to(start.record.negotiation, at=start.record.negotiation.created_at)
+        record = start.record.model_copy(
+            update={
+                "negotiation": n,
+                "opening": digest,
+                "awaiting_decision": awaits_operator(n, auto_accept=start.auto_accept),
+            }
+        )
+        workflow_id = negotiation_workflow_id(n.role, own_pid)
+        opened = start.model_copy(update={"record": record})
+        if not await self._open(opened, workflow_id=workflow_id, own_pid=own_pid):
+            return await self._reopened(workflow_id, own_pid, digest)
+        async with self._pool.acquire() as conn:
+            result = await negotiations.upsert_view(conn, record)
+        if result.changed and self._metrics is not None:
+            # Counted by whoever writes a version first (here, or the workflow's projection).
+            self._metrics.negotiations.labels(n.role.value, n.state.value).inc()
+        return record
+
+    async def _reopened(self, workflow_id: str, own_pid: str, digest: str) -> NegotiationRecord:
+        """The opening message again, for a negotiation that exists (running or ended)."""
+        existing = await negotiations.get(self._pool, own_pid)
+        for _ in range(_OPENING_POLLS):
+            if existing is not None:
+                break
+            # The first copy's answer is still being written (or its writer died after the
+            # start; the workflow's first task projects it then).
+            await asyncio.sleep(_OPENING_POLL_SECONDS)
+            existing = await negotiations.get(self._pool, own_pid)
+        if existing is None:
+            raise UnavailableError(f"negotiation {own_pid} is being created; send it again shortly")
+        if existing.opening == digest:
+            return existing
+        if existing.opening is None:
+            # Opened by update-with-start (before decision 0008): the update id is the digest.
+            handle = self._client.get_workflow_handle(workflow_id)
+            if await self._applied(handle, digest):
+                return existing
+        raise IllegalTransitionError(
+            f"negotiation {own_pid} was opened by a different message; "
+            "a new negotiation needs a new pid"
         )
 
     async def start(self, start: NegotiationStart) -> NegotiationRecord:

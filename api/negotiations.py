@@ -209,7 +209,7 @@ class NegotiationEdge:
             counterparty_address=msg.callback_address,
             offer=complete,
         )
-        result: NegotiationRecord = await self._gateway.start_with_message(start, inbound)
+        result: NegotiationRecord = await self._gateway.open_with_message(start, inbound)
         return result
 
     async def initial_offer(
@@ -250,7 +250,7 @@ class NegotiationEdge:
             counterparty_address=msg.callback_address,
             offer=offer,
         )
-        result: NegotiationRecord = await self._gateway.start_with_message(start, inbound)
+        result: NegotiationRecord = await self._gateway.open_with_message(start, inbound)
         return result
 
     async def message(

@@ -1,6 +1,7 @@
 """What the negotiation and transfer gateways share: starting a process's workflow, the first
-inbound message as update-with-start, projection before the HTTP answer (read-your-writes,
-decision 0003), and the one mapping of Temporal errors to the connector's (`ProcessGateway._map`).
+inbound message (update-with-start, or a plain start of a process already opened at the edge,
+decision 0008), projection before the HTTP answer (read-your-writes, decision 0003), and the one
+mapping of Temporal errors to the connector's (`ProcessGateway._map`).
 
 `api.gateway.TemporalGateway` (negotiations) and `api.transfer_gateway.TransferGateway` add what
 differs: the updates each process accepts and what an operator may ask of it.
@@ -29,14 +30,15 @@ from connector.core.errors import (
 )
 from workflows import names
 
-__all__ = ["AlreadyClosed", "ProcessGateway", "ProcessKind"]
+__all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind"]
 
 R = TypeVar("R")
 T = TypeVar("T")
 
 
-class AlreadyClosed(ConnectorError):
-    """Internal: a start met a closed workflow with the same id."""
+class AlreadyStarted(ConnectorError):
+    """Internal: a start met a workflow with the same id (closed, or running if the start
+    refuses to join it)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class ProcessGateway(Generic[R]):
                     result_type=kind.record_type,
                 ),
             )
-        except AlreadyClosed:
+        except AlreadyStarted:
             existing = await kind.load(self._pool, own_pid)
             if existing is None:
                 raise NotFoundError(f"{kind.name} {own_pid} is unknown") from None
@@ -103,9 +105,30 @@ class ProcessGateway(Generic[R]):
             await settle_start(operation)
         return await self._project(record)
 
+    async def _open(self, start: Any, *, workflow_id: str, own_pid: str) -> bool:
+        """Start the workflow of a process the edge opened (the counterparty's first message is
+        already applied to the start's record): no workflow task stands between the message and
+        the answer (decision 0008). False when a workflow with this id exists, running or not.
+        """
+        try:
+            await self._call(
+                own_pid,
+                lambda: self._client.start_workflow(
+                    self._kind.workflow,
+                    start,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                ),
+            )
+        except AlreadyStarted:
+            return False
+        return True
+
     async def _start(self, start: Any, *, workflow_id: str, own_pid: str, initial: R) -> R:
         """We initiate: start the workflow, or join the one already running."""
-        with contextlib.suppress(AlreadyClosed):
+        with contextlib.suppress(AlreadyStarted):
             await self._call(
                 own_pid,
                 lambda: self._client.start_workflow(
@@ -136,7 +159,7 @@ class ProcessGateway(Generic[R]):
                 return BadRequestError(message)
             return IllegalTransitionError(message)
         if isinstance(exc, WorkflowAlreadyStartedError):
-            return AlreadyClosed()
+            return AlreadyStarted()
         if isinstance(exc, RPCError):
             if exc.status == RPCStatusCode.NOT_FOUND:
                 # The workflow is gone (closed, or never existed): the projection knows which.

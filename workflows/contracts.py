@@ -5,11 +5,12 @@ New fields only with defaults, at the end: running histories hold the old shapes
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from connector.core.negotiation import machine
 from connector.core.negotiation.actions import Action
 from connector.core.negotiation.aggregate import JsonObject, Negotiation
 from connector.core.negotiation.messages import MessageKind
@@ -49,6 +50,22 @@ class InboundNegotiationMessage(_Contract):
     # Provider: the contract policy decision on this request's offer, made at the API edge.
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
+
+    def apply_to(self, n: Negotiation, *, at: datetime) -> Negotiation:
+        """`n` after this message (the state machine's rules; raises as `machine.apply`)."""
+        return machine.apply(
+            n,
+            self.kind,
+            self.sender,
+            at=at,
+            consumer_pid=self.consumer_pid,
+            provider_pid=self.provider_pid,
+            counterparty_address=self.counterparty_address,
+            offer=self.offer,
+            agreement=self.agreement,
+            code=self.code,
+            reason=self.reason,
+        )
 
 
 class OperatorDecision(_Contract):

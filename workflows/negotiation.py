@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.actions import Action, SendTermination
     from connector.core.negotiation.aggregate import JsonObject, Negotiation
     from connector.core.negotiation.messages import MessageKind
-    from connector.core.negotiation.record import NegotiationRecord
+    from connector.core.negotiation.record import NegotiationRecord, awaits_operator
     from connector.core.negotiation.states import Direction, NegotiationState, Role
     from workflows import names, options, sending
     from workflows.contracts import (
@@ -89,6 +89,9 @@ class NegotiationWorkflow:
     def __init__(self, start: NegotiationStart) -> None:
         self._start = start
         self._record = start.record
+        # Versions up to here were made at the edge (decision 0008: the counterparty's opening
+        # message); later inbound ones came as updates, whose answers a workflow task holds.
+        self._start_version = start.record.negotiation.version
         self._policy_allowed = start.policy_allowed
         self._policy_reasons = start.policy_reasons
         self._auto_accept = start.auto_accept
@@ -104,14 +107,19 @@ class NegotiationWorkflow:
         self._undelivered = False
         self._agreement_id: str | None = None
         self._projected_version = -1
+        self._lean = False
         self._sent_last = False
         self._last_error: str | None = None
-        first = decide.next_action(self._record.negotiation, decide.Facts())
+        first = self._next_action()
         if first is not None:
-            # We open the negotiation: until that message is acknowledged, a fast peer's answer
-            # must wait for it (see `receive`), even before `run` gets to send it.
+            # Our first message: until it is acknowledged, a fast peer's answer is judged
+            # against the state it leads to (see `receive`), even before `run` gets to send it.
+            # The answer may also come before `run` has recorded sending it at all: a worker that
+            # died after a local activity's send re-runs this task with the reply already
+            # waiting (the reply then acknowledges it).
             n = self._record.negotiation
             self._inflight_target = machine.check(n.state, first.message_kind, n.role)
+            self._inflight = first
 
     @property
     def _n(self) -> Negotiation:
@@ -119,9 +127,7 @@ class NegotiationWorkflow:
 
     def _set(self, n: Negotiation) -> None:
         awaiting = (
-            n.role is Role.CONSUMER
-            and n.state is NegotiationState.OFFERED
-            and not self._auto_accept
+            awaits_operator(n, auto_accept=self._auto_accept)
             and self._counter_offer is None
             and self._operator_termination is None
         )
@@ -137,6 +143,13 @@ class NegotiationWorkflow:
 
     @workflow.update(name=names.UPD_NEGOTIATION_RECEIVE)
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
+        if self._inflight_target is not None and workflow.patched(
+            names.PATCH_NEGOTIATION_LOCAL_ANSWERS
+        ):
+            # A reply legal only after our in-flight message proves the peer has it. Its own
+            # acknowledgement may be waiting for our answer to this very reply (the peer sends
+            # it from a local activity, decision 0008), so do not wait for it.
+            self._acknowledged_by_reply(msg)
         if self._inflight_target is not None:
             # Our own message that leads here is not acknowledged yet; the peer was faster.
             # Bounded: if our send is still retrying after that, either the peer has it and
@@ -149,19 +162,7 @@ class NegotiationWorkflow:
                 )
             self._acknowledged_by_reply(msg)
         try:
-            n = machine.apply(
-                self._n,
-                msg.kind,
-                msg.sender,
-                at=workflow.now(),
-                consumer_pid=msg.consumer_pid,
-                provider_pid=msg.provider_pid,
-                counterparty_address=msg.counterparty_address,
-                offer=msg.offer,
-                agreement=msg.agreement,
-                code=msg.code,
-                reason=msg.reason,
-            )
+            n = msg.apply_to(self._n, at=workflow.now())
         except ConnectorError as exc:
             raise _as_update_error(exc) from None
         if msg.policy_allowed is not None:
@@ -246,10 +247,44 @@ class NegotiationWorkflow:
 
     @workflow.run
     async def run(self, start: NegotiationStart) -> NegotiationRecord:
+        if workflow.patched(names.PATCH_NEGOTIATION_LOCAL_ANSWERS):
+            self._lean = True
+            await self._run()
+        else:
+            await self._run_before_0008()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._project()
+        return self._record
+
+    async def _run(self) -> None:
+        # Decision 0008: the edge projected the start's record before answering, and a state
+        # about to be left by a quick (local) send is projected once, after it.
+        self._projected_version = self._start_version
+        while True:
+            if self._n.is_terminal:
+                await self._project()
+                return
+            version = self._n.version
+            action = self._next_action()
+            local = action is not None and not self._answers_update()
+            pause = self._sent_last and self._start.back_to_back_pause > timedelta(0)
+            if action is None or not local or pause:
+                await self._project()
+                if self._n.version != version:
+                    continue  # a message arrived meanwhile: decide again
+            if action is None:
+                self._sent_last = False
+                if not await self._wait_for_change():
+                    await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
+                continue
+            await self._send(action, local=local)
+
+    async def _run_before_0008(self) -> None:
+        """The loop negotiations started before decision 0008 were recorded with (replay)."""
         while True:
             await self._project()
             if self._n.is_terminal:
-                break
+                return
             action = self._next_action()
             if action is None:
                 self._sent_last = False
@@ -257,9 +292,6 @@ class NegotiationWorkflow:
                     await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
                 continue
             await self._send(action)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._project()
-        return self._record
 
     def _next_action(self) -> Action | None:
         if self._operator_termination is not None:
@@ -271,7 +303,11 @@ class NegotiationWorkflow:
             policy_allowed=self._policy_allowed,
             policy_reasons=self._policy_reasons,
             agreement_id=self._agreement_id,
-            now=workflow.now(),
+            # The agreement is concluded on the state last reached (for an opening request, the
+            # policy decision made at the edge). Unlike workflow.now(), this time is durable: a
+            # workflow task retried after a crash re-sends a local activity's agreement with the
+            # same content, which the peer then recognises as a retry (decision 0003).
+            now=self._n.updated_at,
             auto_accept=self._auto_accept,
             counter_offer=self._counter_offer,
         )
@@ -296,23 +332,45 @@ class NegotiationWorkflow:
             return False
         return True
 
-    async def _send(self, action: Action) -> None:
+    def _answers_update(self) -> bool:
+        """Whether our next send answers a peer's update (then it must not go out locally).
+
+        A local activity keeps the workflow task open, and with it the answer to the update
+        that just moved us; if the peer sent that message from a local activity too, it waits
+        for our answer before it can take what we are about to send (a distributed deadlock).
+        So a send that answers an update is a scheduled activity; the task completes at once
+        and the answer goes out (a short timer would do too, but the dev server fires timers
+        only about once a second). Exceptions (decision 0008): the opening message came with
+        the start, not an update, and nothing waits on our task; a verification is always
+        sent as a scheduled activity (it answers the agreement), so the FINALIZED event that
+        answers it can go out locally.
+        """
+        timeline = self._n.timeline
+        answers = (
+            bool(timeline)
+            and timeline[-1].direction is Direction.IN
+            and self._n.version > self._start_version
+        )
+        if (
+            answers
+            and timeline[-1].kind is MessageKind.VERIFICATION
+            and workflow.patched(names.PATCH_NEGOTIATION_LOCAL_ANSWERS)
+        ):
+            return False
+        return answers
+
+    async def _send(self, action: Action, *, local: bool | None = None) -> None:
         try:
             target = machine.check(self._n.state, action.message_kind, self._n.role)
         except ConnectorError as exc:  # pragma: no cover - decide only proposes legal moves
             raise ApplicationError(str(exc), non_retryable=True) from None
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
-        # A local activity keeps the workflow task open, and with it the answer to the update
-        # that just moved us; the peer waits for that answer before it acknowledges what we are
-        # about to send (a distributed deadlock). So a send that answers an inbound message is a
-        # scheduled activity; the task completes at once and the answer goes out (a short timer
-        # would do too, but the dev server fires timers only about once a second).
-        timeline = self._n.timeline
-        answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
+        if local is None:
+            local = not self._answers_update()
         self._inflight_target, self._inflight = target, action
         self._undelivered = False
-        self._delivery = asyncio.create_task(self._deliver(action, fast=not answers_inbound))
+        self._delivery = asyncio.create_task(self._deliver(action, fast=local))
         try:
             ack = await self._delivery
         except BaseException as err:
@@ -353,6 +411,10 @@ class NegotiationWorkflow:
         remaining = self._remaining()
         if remaining is not None and remaining <= timedelta(seconds=1):
             raise _DeadlinePassed(self._last_error or "deadline passed")
+        if self._lean:
+            # Retrying may take long: the state we are in (its projection deferred past a quick
+            # send, see `run`) is shown meanwhile.
+            await self._project()
         return await sending.with_retries(
             names.ACT_SEND_NEGOTIATION_MESSAGE, out, schedule_to_close=remaining
         )

@@ -669,12 +669,13 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
         "Notes:",
         "",
         "- One negotiation is a chain of synchronous hops: the consumer starts its workflow, a "
-        "local activity sends the ContractRequestMessage, the provider answers 201 only after "
-        "update-with-start ran the first workflow task on its worker, the provider's workflow "
-        "sends the agreement, the consumer's control plane applies it as a workflow update (one "
-        "more workflow task round trip), then the verification and the FINALIZED event the "
-        "same way; every DSP message carries a freshly signed token that the other side "
-        "verifies (DID document from Redis, jti replay check). "
+        "local activity sends the ContractRequestMessage, the provider's edge judges it, starts "
+        "the provider workflow and projects it, and answers 201 (no worker in between, decision "
+        "0008); the provider's workflow sends the agreement from a local activity, the "
+        "consumer's control plane applies it as a workflow update, the consumer sends the "
+        "verification as a scheduled activity, the provider answers it with the FINALIZED event "
+        "from a local activity; every DSP message carries a freshly signed token that the other "
+        "side verifies (DID document from Redis, jti replay check). "
         f"Alone it takes {single.p(0.5):.0f} ms (p50). With {args.concurrency} in flight the "
         f"latency is queueing: {args.concurrency} / {neg.rate or 0:.1f} per s = "
         f"{args.concurrency / (neg.rate or 1):.1f} s, which is the measured p50.",
@@ -686,11 +687,10 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
         f"({cpu_total / (2 * 0.3 / args.concurrency):.0f}x less than now) or more cores; "
         "one at a time the p50 is "
         f"{'under' if single.p(0.5) < 300 else 'over'} 300 ms ({single.p(0.5):.0f} ms).",
-        f"- The {args.burst}-request burst: the 201 waits for update-with-start, so the answers "
-        "queue behind the dev server and the one worker process; the p95 is the time to start "
-        f"{args.burst} workflows and run their first task, not a slow handler. Meeting < 100 ms "
-        "at that concurrency needs a different contract (answer 201 once the start is durable "
-        "and let the workflow judge the request afterwards): proposed, not changed here.",
+        f"- The {args.burst}-request burst: each 201 costs a token check, the offer lookup, one "
+        "workflow start on the dev server and one projection upsert, while the provider's "
+        "workers (same process) already run the started workflows; the answers queue behind "
+        "those, on 2 cores shared with the load generator.",
         f"- Hot-path choices: with the SQLite pragmas the bare rate is {act.rate or 0:.1f}/s "
         f"instead of {act0.rate or 0:.1f}/s without them "
         f"({(act.rate or 0) / (act0.rate or 1):.1f}x); "
@@ -698,11 +698,11 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
         f"gives {local.rate or 0:.1f}/s vs {act.rate or 0:.1f}/s with the pragmas and "
         f"{local0.rate or 0:.1f}/s vs {act0.rate or 0:.1f}/s without (no activity task to "
         "schedule, poll and complete on the server: fewer SQLite writes). The negotiation "
-        "sends its messages on its own initiative and writes its projection as local "
-        "activities for that reason; a send that answers an inbound message (the agreement, "
-        "the verification, the FINALIZED event) is a scheduled activity, because a local one "
-        "would hold back the answer to the peer's update (decision 0003): three regular "
-        "activities per negotiation, most of the Temporal CPU above.",
+        "sends its messages and writes its projection as local activities for that reason, "
+        "except a send that answers an update from a peer that may itself be waiting in a local "
+        "activity (decision 0003): on the happy path only the consumer's verification is a "
+        "scheduled activity (decision 0008; before it, the agreement and the FINALIZED event "
+        "were too, and the provider's 201 waited for update-with-start).",
         "- A 503 in the burst is the connector's bound on waiting for a worker (8 s, decision "
         "0006): the counterparty re-sends, and the same update id makes that safe.",
     ]

@@ -590,6 +590,21 @@ async def test_provider_initial_request_is_idempotent(world: World) -> None:
     assert len(world.peer.messages("ContractAgreementMessage", pid=p.cpid)) == 1
 
 
+async def test_provider_a_different_request_under_a_used_consumer_pid_is_400(world: World) -> None:
+    """The pid names the negotiation its first request opened; another request under it is not
+    a retry (decision 0008): DSP 400, and the negotiation is left as it was."""
+    p, _ = await provider_requested(world)
+    await world.cut.wait_state(p.ppid, {"AGREED"})
+    before = (await mgmt(world.cut, p.ppid))["version"]
+    other = request_message(world.offers[GOLD_ASSET], p.cpid, callback_address=world.peer.callback)
+    resp = await world.peer.post(world.cut, f"{DSP}/negotiations/request", other)
+    body = assert_dsp_error(resp, 400)
+    assert body["consumerPid"] == p.cpid
+    await assert_state(world, p.ppid, "AGREED", before)
+    listed = await world.cut.get("/negotiations", role="provider", limit=200)
+    assert [n["id"] for n in listed.json()["items"] if n["consumerPid"] == p.cpid] == [p.ppid]
+
+
 async def test_provider_unknown_offer_is_400(world: World) -> None:
     cpid = new_pid()
     offer = dict(world.offers[OPEN_ASSET])

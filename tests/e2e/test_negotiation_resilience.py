@@ -251,11 +251,12 @@ async def test_beyond_the_deadline_both_sides_end_terminated_with_the_reason(
         assert provider_side["timeline"][-1]["kind"] == "termination"
 
 
-async def test_no_worker_answers_503_and_the_resent_request_finishes_once_workers_are_back(
+async def test_the_opening_request_needs_no_worker_and_finishes_once_workers_are_back(
     pg_server_url, redis_url, temporal_address, tmp_path
 ):
-    """A DSP request that no worker takes within the bound gets 503 (never a 500, never a hang);
-    the counterparty re-sends it, and it is applied once, when a worker polls again."""
+    """The provider answers the opening ContractRequestMessage with 201 while none of its workers
+    runs (decision 0008: the workflow is started, the projection written); the negotiation goes
+    on once a worker polls."""
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
     ) as (provider, consumer):
@@ -263,14 +264,43 @@ async def test_no_worker_answers_503_and_the_resent_request_finishes_once_worker
         await publish_offer(provider, "asset-1")
         offer = await catalog_offer(consumer, provider, "asset-1")
         negotiation_id = await _start(consumer, provider, offer)
-        deadline = time.monotonic() + 30
-        while not any(ex.status == 503 for ex in provider.recorder.exchanges):
-            assert time.monotonic() < deadline, provider.recorder.exchanges
-            await asyncio.sleep(0.2)
+        requested = await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
+        opening = [ex for ex in provider.recorder.exchanges if ex.path.endswith("/request")]
+        assert [ex.status for ex in opening if "negotiations" in ex.path] == [201], opening
+        provider_side = await provider.wait_state(requested["providerPid"], {"REQUESTED"}, 5)
+        assert provider_side["workflow"]["status"] == "RUNNING", provider_side
         await provider.start_workers()
         done = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"}, 90)
         assert done["state"] == "FINALIZED", done
-        statuses = [ex.status for ex in provider.recorder.exchanges]
+        detail = await provider.wait_state(requested["providerPid"], {"FINALIZED"}, 30)
+        assert [e["kind"] for e in detail["timeline"]] == ACCEPTED_PATH
+
+
+async def test_no_worker_answers_503_and_the_resent_message_is_applied_once_workers_are_back(
+    pg_server_url, redis_url, temporal_address, tmp_path
+):
+    """A DSP message that no worker takes within the bound gets 503 (never a 500, never a hang);
+    the counterparty re-sends it, and it is applied once, when a worker polls again. Here the
+    provider's agreement reaches a consumer whose workers are gone."""
+    async with connector_pair(
+        pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
+    ) as (provider, consumer):
+        await consumer.start_workers()
+        await publish_offer(provider, "asset-1")
+        offer = await catalog_offer(consumer, provider, "asset-1")
+        negotiation_id = await _start(consumer, provider, offer)
+        await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
+        await consumer.stop_workers()
+        await provider.start_workers()
+        deadline = time.monotonic() + 30
+        while not any(ex.status == 503 for ex in consumer.recorder.exchanges):
+            assert time.monotonic() < deadline, consumer.recorder.exchanges
+            await asyncio.sleep(0.2)
+        await consumer.start_workers()
+        done = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"}, 90)
+        assert done["state"] == "FINALIZED", done
+        assert [e["kind"] for e in done["timeline"]] == ACCEPTED_PATH
+        statuses = [ex.status for ex in consumer.recorder.exchanges]
         assert all(s < 500 or s == 503 for s in statuses), statuses
         provider_list = (await provider.get("/negotiations")).json()
         assert provider_list["total"] == 1, provider_list

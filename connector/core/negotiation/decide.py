@@ -52,7 +52,8 @@ class Facts(BaseModel):
     # Provider: policy decision on the consumer's request / acceptance.
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
-    # Provider: `@id` and `timestamp` of the agreement it is about to send (workflow.uuid4/now).
+    # Provider: `@id` and `timestamp` of the agreement it is about to send (deterministic in a
+    # workflow: a re-sent agreement must be the same message).
     agreement_id: str | None = None
     now: AwareDatetime | None = None
     # Consumer: accept the provider's offer as it stands.

@@ -11,8 +11,14 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.core.negotiation.aggregate import Negotiation
+from connector.core.negotiation.states import NegotiationState, Role
 
-__all__ = ["NegotiationRecord"]
+__all__ = ["NegotiationRecord", "awaits_operator"]
+
+
+def awaits_operator(n: Negotiation, *, auto_accept: bool) -> bool:
+    """An offer received by the consumer that no configured rule accepts waits for the operator."""
+    return n.role is Role.CONSUMER and n.state is NegotiationState.OFFERED and not auto_accept
 
 
 class NegotiationRecord(BaseModel):
@@ -26,6 +32,10 @@ class NegotiationRecord(BaseModel):
     deadline_at: AwareDatetime | None = None
     # The operator must decide (consumer side, offer received, no auto-accept rule).
     awaiting_decision: bool = False
+    # Digest of the counterparty's message that opened this negotiation (None: we opened it, or
+    # it was opened before the digest was kept): a re-sent identical message is answered with
+    # the current state, a different one under the same pid is refused.
+    opening: str | None = None
 
     @property
     def own_pid(self) -> str:
