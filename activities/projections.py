@@ -6,7 +6,6 @@ import asyncpg
 from temporalio import activity
 
 from connector.core.negotiation.record import NegotiationRecord
-from connector.core.negotiation.states import NegotiationState
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 from connector.metrics import Metrics
@@ -25,12 +24,8 @@ class ProjectionActivities:
         async with self._pool.acquire() as conn:
             result = await negotiations.upsert_view(conn, record)
         if result.changed and self._metrics is not None:
-            n = record.negotiation
             # Counted once per version: a retried or duplicate write changes nothing.
-            self._metrics.negotiations.labels(n.role.value, n.state.value).inc()
-            if n.state is NegotiationState.FINALIZED:
-                seconds = (n.updated_at - n.created_at).total_seconds()
-                self._metrics.negotiation_duration.labels(n.role.value).observe(seconds)
+            self._metrics.negotiation_projected(record.negotiation, result.entered)
         return result.changed
 
     @activity.defn(name=names.ACT_PROJECT_TRANSFER)

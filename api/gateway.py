@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import asyncpg
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
 from api.process_gateway import ProcessGateway, ProcessKind
@@ -27,6 +28,7 @@ from connector.metrics import Metrics
 from connector.stores import negotiations
 from workflows import names
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
+from workflows.search import negotiation_attributes
 
 # How long a re-sent opening message waits for the first copy's projection.
 _OPENING_POLLS: Final = 20
@@ -134,14 +136,17 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
         )
         workflow_id = negotiation_workflow_id(n.role, own_pid)
         opened = start.model_copy(update={"record": record})
-        if not await self._open(opened, workflow_id=workflow_id, own_pid=own_pid):
+        attributes = TypedSearchAttributes(negotiation_attributes(record))
+        if not await self._open(
+            opened, workflow_id=workflow_id, own_pid=own_pid, search_attributes=attributes
+        ):
             return await self._reopened(workflow_id, own_pid, digest)
-        async with self._pool.acquire() as conn:
-            result = await negotiations.upsert_view(conn, record)
-        if result.changed and self._metrics is not None:
+        return await self._project(record)
+
+    def _projected(self, record: NegotiationRecord, result: Any) -> None:
+        if isinstance(result, negotiations.UpsertResult) and result.changed and self._metrics:
             # Counted by whoever writes a version first (here, or the workflow's projection).
-            self._metrics.negotiations.labels(n.role.value, n.state.value).inc()
-        return record
+            self._metrics.negotiation_projected(record.negotiation, result.entered)
 
     async def _reopened(self, workflow_id: str, own_pid: str, digest: str) -> NegotiationRecord:
         """The opening message again, for a negotiation that exists (running or ended)."""
@@ -175,6 +180,7 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
             workflow_id=negotiation_workflow_id(start.record.negotiation.role, own_pid),
             own_pid=own_pid,
             initial=start.record,
+            search_attributes=TypedSearchAttributes(negotiation_attributes(start.record)),
         )
 
     async def decide(

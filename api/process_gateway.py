@@ -16,7 +16,11 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -66,8 +70,12 @@ class ProcessGateway(Generic[R]):
 
     async def _project(self, record: R) -> R:
         async with self._pool.acquire() as conn:
-            await self._kind.store(conn, record)
+            result = await self._kind.store(conn, record)
+        self._projected(record, result)
         return record
+
+    def _projected(self, record: R, result: Any) -> None:
+        """Hook: the edge wrote `record` (`result` is the store's answer)."""
 
     async def _start_with_message(
         self, start: Any, msg: Any, *, workflow_id: str, own_pid: str, update: str
@@ -105,7 +113,14 @@ class ProcessGateway(Generic[R]):
             await settle_start(operation)
         return await self._project(record)
 
-    async def _open(self, start: Any, *, workflow_id: str, own_pid: str) -> bool:
+    async def _open(
+        self,
+        start: Any,
+        *,
+        workflow_id: str,
+        own_pid: str,
+        search_attributes: TypedSearchAttributes | None = None,
+    ) -> bool:
         """Start the workflow of a process the edge opened (the counterparty's first message is
         already applied to the start's record): no workflow task stands between the message and
         the answer (decision 0008). False when a workflow with this id exists, running or not.
@@ -120,13 +135,22 @@ class ProcessGateway(Generic[R]):
                     task_queue=self._task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=search_attributes,
                 ),
             )
         except AlreadyStarted:
             return False
         return True
 
-    async def _start(self, start: Any, *, workflow_id: str, own_pid: str, initial: R) -> R:
+    async def _start(
+        self,
+        start: Any,
+        *,
+        workflow_id: str,
+        own_pid: str,
+        initial: R,
+        search_attributes: TypedSearchAttributes | None = None,
+    ) -> R:
         """We initiate: start the workflow, or join the one already running."""
         with contextlib.suppress(AlreadyStarted):
             await self._call(
@@ -138,6 +162,7 @@ class ProcessGateway(Generic[R]):
                     task_queue=self._task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=search_attributes,
                 ),
             )
         existing = await self._kind.load(self._pool, own_pid)

@@ -28,6 +28,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from connector.core.negotiation.aggregate import Negotiation
+from connector.core.negotiation.states import NegotiationState
+
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 NEGOTIATION_STATES: Final = (
     "REQUESTED",
@@ -169,6 +172,16 @@ class Metrics:
             registry=registry,
         )
         self._initialise_series()
+
+    def negotiation_projected(self, n: Negotiation, entered: Iterable[NegotiationState]) -> None:
+        """Timeline entries of `n` reached the projection for the first time, whichever process
+        wrote them (the edge answering a message, or the workflow); `entered` are their states.
+        A state the workflow passed through between two writes is counted all the same."""
+        for state in entered:
+            self.negotiations.labels(n.role.value, state.value).inc()
+            if state is NegotiationState.FINALIZED:
+                seconds = (n.updated_at - n.created_at).total_seconds()
+                self.negotiation_duration.labels(n.role.value).observe(seconds)
 
     def _initialise_series(self) -> None:
         # Known label sets start at zero, so rate() and absent()-style alerts work from the

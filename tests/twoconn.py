@@ -112,6 +112,13 @@ class Connector:
     worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     worker_stack: AsyncExitStack | None = None
     dataplane: DataPlane | None = None
+    # The control plane's metrics and those of every worker set started so far.
+    metrics: list[Metrics] = field(default_factory=list)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample summed over this connector's processes (as Prometheus would sum them)."""
+        values = (m.registry.get_sample_value(name, labels) for m in self.metrics)
+        return sum(v for v in values if v is not None)
 
     @property
     def did(self) -> str:
@@ -138,6 +145,7 @@ class Connector:
         identity = build_identity(self.settings, resources.redis)
         stack.push_async_callback(identity.http.aclose)
         metrics = Metrics(build_registry(process_metrics=False), "worker")
+        self.metrics.append(metrics)
         self.workers = build_workers(
             client,
             self.settings,
@@ -331,7 +339,8 @@ async def running_connector(
     )
     client = await connect(settings.temporal, namespace=name)
     await bootstrap(client, settings.temporal)
-    app = create_app(settings, metrics=Metrics(build_registry(process_metrics=False), name))
+    app_metrics = Metrics(build_registry(process_metrics=False), name)
+    app = create_app(settings, metrics=app_metrics)
     recorder = Recorder(app)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -350,7 +359,7 @@ async def running_connector(
             server_task.result()
         await asyncio.sleep(0.01)
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    connector = Connector(name, port, settings, recorder, http, db_url)
+    connector = Connector(name, port, settings, recorder, http, db_url, metrics=[app_metrics])
     if dataplane is not None:
         connector.dataplane = DataPlane(settings, dataplane)
         await connector.dataplane.start()

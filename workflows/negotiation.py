@@ -14,11 +14,9 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from connector.core import search_attributes
     from connector.core.errors import ConnectorError, IllegalTransitionError
     from connector.core.negotiation import decide, machine
     from connector.core.negotiation.actions import Action, SendTermination
@@ -34,14 +32,10 @@ with workflow.unsafe.imports_passed_through():
         OutboundNegotiationMessage,
         RemoteAck,
     )
+    from workflows.search import negotiation_attributes
     from workflows.sending import SendFailure
 
 INFLIGHT_WAIT = timedelta(seconds=3)
-STATE = SearchAttributeKey.for_keyword(search_attributes.NEGOTIATION_STATE)
-COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
-ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
-ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
-AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
 
 CODE_DEADLINE = "deadline_exceeded"
 CODE_OPERATOR = "terminated_by_operator"
@@ -266,9 +260,11 @@ class NegotiationWorkflow:
                 return
             version = self._n.version
             action = self._next_action()
-            local = action is not None and not self._answers_update()
             pause = self._sent_last and self._start.back_to_back_pause > timedelta(0)
-            if action is None or not local or pause:
+            if action is None or pause:
+                # Shown while we wait. Not before a send: a state reached by an update is
+                # projected by the edge that answers it (the only sends not local answer one),
+                # and any other is projected after the quick send, or before it is retried.
                 await self._project()
                 if self._n.version != version:
                     continue  # a message arrived meanwhile: decide again
@@ -277,7 +273,7 @@ class NegotiationWorkflow:
                 if not await self._wait_for_change():
                     await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
                 continue
-            await self._send(action, local=local)
+            await self._send(action, local=not self._answers_update())
 
     async def _run_before_0008(self) -> None:
         """The loop negotiations started before decision 0008 were recorded with (replay)."""
@@ -468,16 +464,9 @@ class NegotiationWorkflow:
         if self._projected_version == self._n.version:
             return
         n = self._n
-        updates = [
-            STATE.value_set(n.state.value),
-            COUNTERPARTY.value_set(n.counterparty_id),
-            ROLE.value_set(n.role.value),
-        ]
-        if self._record.asset_id:
-            updates.append(ASSET.value_set(self._record.asset_id))
-        if n.agreement and isinstance(n.agreement.get("@id"), str):
-            updates.append(AGREEMENT.value_set(str(n.agreement["@id"])))
-        workflow.upsert_search_attributes(updates)
+        workflow.upsert_search_attributes(
+            [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
+        )
         await workflow.execute_local_activity(
             names.ACT_PROJECT_NEGOTIATION,
             self._record,

@@ -43,10 +43,14 @@ WHERE negotiations.version < EXCLUDED.version
 RETURNING (xmax = 0) AS inserted
 """
 
-_EVENT: Final = """
+# One statement for the whole timeline; RETURNING names the entries this write added (each is
+# added once, by whichever writer is first: the metrics count those).
+_EVENTS: Final = """
 INSERT INTO negotiation_events (own_pid, version, at, direction, kind, from_state, to_state, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+SELECT $1, e.* FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+                           $7::text[], $8::text[]) AS e
 ON CONFLICT (own_pid, version) DO NOTHING
+RETURNING version, to_state
 """
 
 _AGREEMENT: Final = """
@@ -61,6 +65,8 @@ ON CONFLICT (agreement_id) DO NOTHING
 class UpsertResult:
     changed: bool
     inserted: bool
+    # States entered by the timeline entries this write added, oldest first.
+    entered: tuple[NegotiationState, ...] = ()
 
 
 def _id_of(value: object) -> str | None:
@@ -101,21 +107,20 @@ async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> Up
         if row is None:
             return UpsertResult(changed=False, inserted=False)
         start = n.version - len(n.timeline) + 1
-        await conn.executemany(
-            _EVENT,
-            [
-                (
-                    record.own_pid,
-                    start + i,
-                    e.at,
-                    e.direction.value,
-                    e.kind.value,
-                    e.from_state.value,
-                    e.to_state.value,
-                    e.detail,
-                )
-                for i, e in enumerate(n.timeline)
-            ],
+        timeline = n.timeline
+        added = await conn.fetch(
+            _EVENTS,
+            record.own_pid,
+            [start + i for i in range(len(timeline))],
+            [e.at for e in timeline],
+            [e.direction.value for e in timeline],
+            [e.kind.value for e in timeline],
+            [e.from_state.value for e in timeline],
+            [e.to_state.value for e in timeline],
+            [e.detail for e in timeline],
+        )
+        entered = tuple(
+            NegotiationState(r["to_state"]) for r in sorted(added, key=lambda r: r["version"])
         )
         if n.state is NegotiationState.FINALIZED and n.agreement and agreement_id:
             await conn.execute(
@@ -131,7 +136,7 @@ async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> Up
                 json.dumps(n.agreement),
                 n.updated_at,
             )
-        return UpsertResult(changed=True, inserted=bool(row["inserted"]))
+        return UpsertResult(changed=True, inserted=bool(row["inserted"]), entered=entered)
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> NegotiationRecord | None:

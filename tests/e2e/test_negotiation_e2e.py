@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
+from connector.metrics import NEGOTIATION_DURATION_SECONDS, NEGOTIATIONS_TOTAL
 from tests.twoconn import catalog_offer, connector_pair, publish_offer
 
 pytestmark = pytest.mark.e2e
@@ -68,6 +69,16 @@ async def test_consumer_negotiates_with_provider_to_finalized(
             (ex.path, ex.status, ex.response) for ex in exchanged if ex.status >= 400
         ]
         assert _schema_problems(exchanged) == []
+
+        # Every state both sides went through is counted once, whichever process projected it.
+        path = ["REQUESTED", "AGREED", "VERIFIED", "FINALIZED"]
+        for connector, role in ((provider, "provider"), (consumer, "consumer")):
+            counted = [
+                connector.metric(NEGOTIATIONS_TOTAL, role=role, state=state) for state in path
+            ]
+            assert counted == [1.0] * len(path), (role, counted)
+            finalized = connector.metric(f"{NEGOTIATION_DURATION_SECONDS}_count", role=role)
+            assert finalized == 1.0, role
 
 
 async def test_get_or_negotiate_reuses_the_agreement_and_joins_a_running_negotiation(
