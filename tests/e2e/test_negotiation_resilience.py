@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import httpx
 import pytest
 
-from connector.embedded import free_port
-from connector.settings import to_env
-from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
+from tests.twoconn import Connector, WorkerProcess, catalog_offer, connector_pair, publish_offer
 
 pytestmark = pytest.mark.e2e
 
@@ -56,55 +50,6 @@ def gate(connector: Connector) -> Gate:
     g = Gate(connector.recorder.app)
     connector.recorder.app = g
     return g
-
-
-class WorkerProcess:
-    """`connector worker` as its own OS process, so a test can kill -9 it."""
-
-    def __init__(self, connector: Connector) -> None:
-        self.connector = connector
-        self.health_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.queue = connector.settings.temporal.task_queues.control
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
-        env.update(to_env(self.connector.settings))
-        env["CONNECTOR_METRICS__PORT"] = "0"
-        env["CONNECTOR_WORKERS__HEALTH_PORT"] = str(self.health_port)
-        env["CONNECTOR_LOGGING__LEVEL"] = "warning"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "worker", "--queue", self.queue],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    async def ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                try:
-                    r = await client.get(f"http://127.0.0.1:{self.health_port}/ready")
-                    if r.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("worker process not ready")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 async def _state(connector: Connector, negotiation_id: str) -> str:
