@@ -29,13 +29,18 @@ class Resources:
 def redis_client(settings: RedisSettings) -> aioredis.Redis:
     if settings.url is None:
         raise ValueError("redis.url is not set (connector up sets it for the embedded server)")
-    return aioredis.Redis.from_url(
+    # Blocking: under a burst a request waits (bounded) for a free connection instead of failing
+    # with MaxConnectionsError, which would refuse callers whose replay check needs Redis.
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.url.get_secret_value(),
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout_seconds,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         health_check_interval=15,
         decode_responses=False,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 @asynccontextmanager

@@ -95,6 +95,12 @@ class RedisSettings(_Section):
         default=None, description="redis:// URL. Unset: `connector up` starts an embedded Redis."
     )
     embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port")
+    max_connections: int = Field(
+        default=64, gt=0, description="Connections per process; more requests wait for one"
+    )
+    pool_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="How long a request waits for a free connection"
+    )
 
     @field_validator("url")
     @classmethod

@@ -596,33 +596,44 @@ async def sink() -> AsyncIterator[str]:
 
 async def _floor(client: httpx.AsyncClient, url: str, count: int) -> Row:
     """The same burst against a route of the same app that does no work (the version
-    discovery document): what the HTTP stack and this client cost at that concurrency."""
-    gate = asyncio.Event()
-    latencies: list[float] = []
-    bad = 0
+    discovery document): what HTTP and this client cost at that concurrency. Best of three
+    rounds (the first also opens the connections), so the floor is not overstated."""
+    best: Row | None = None
+    for _ in range(3):
+        gate = asyncio.Event()
+        latencies: list[float] = []
+        statuses: list[int] = []
 
-    async def one() -> None:
-        nonlocal bad
-        await gate.wait()
+        async def one(
+            gate: asyncio.Event = gate,
+            latencies: list[float] = latencies,
+            statuses: list[int] = statuses,
+        ) -> None:
+            await gate.wait()
+            started = time.perf_counter()
+            resp = await client.get(url)
+            latencies.append(time.perf_counter() - started)
+            statuses.append(resp.status_code)
+
+        tasks = [asyncio.create_task(one()) for _ in range(count)]
+        await asyncio.sleep(0.05)
         started = time.perf_counter()
-        resp = await client.get(url)
-        latencies.append(time.perf_counter() - started)
-        bad += resp.status_code != 200
-
-    tasks = [asyncio.create_task(one()) for _ in range(count)]
-    await asyncio.sleep(0.05)
-    started = time.perf_counter()
-    gate.set()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    return Row(
-        f"floor: {count} concurrent GET /.well-known/dspace-version, same app (client)",
-        count,
-        count,
-        count / elapsed,
-        latencies,
-        bad,
-    )
+        gate.set()
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        row = Row(
+            f"floor: {count} concurrent GET /.well-known/dspace-version, same app (client, "
+            "best of 3)",
+            count,
+            count,
+            count / elapsed,
+            latencies,
+            sum(1 for s in statuses if s != 200),
+        )
+        if best is None or row.p(0.95) < best.p(0.95):
+            best = row
+    assert best is not None
+    return best
 
 
 async def burst(provider: Child, consumer: Child, offer: dict[str, Any], count: int) -> list[Row]:
@@ -732,8 +743,10 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
         f"{'under' if single.p(0.5) < 300 else 'over'} 300 ms ({single.p(0.5):.0f} ms).",
         f"- The {args.burst}-request burst: each 201 costs a token check, the offer lookup, one "
         "workflow start on the dev server and one projection upsert, while the provider's "
-        "workers (same process) already run the started workflows; the answers queue behind "
-        "those, on 2 cores shared with the load generator.",
+        "worker process already runs the started workflows; all of it, and the load "
+        "generator signing and sending the burst, shares the 2 cores. The floor row is the "
+        "same burst, same client, against a route of the same app that does no work: what "
+        "HTTP alone costs at that concurrency here.",
         f"- Hot-path choices: with the SQLite pragmas the bare rate is {act.rate or 0:.1f}/s "
         f"instead of {act0.rate or 0:.1f}/s without them "
         f"({(act.rate or 0) / (act0.rate or 1):.1f}x); "

@@ -11,11 +11,11 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from connector.temporal.client import connect
 from tests.e2e.transfer_helpers import MIB, agreement_for, edr, pull, random_file, start_transfer
 from tests.twoconn import Connector, connector_pair
+from workers.main import workflow_runner
 from workflows import names
 from workflows.negotiation import NegotiationWorkflow
 from workflows.transfer import TransferWorkflow
@@ -62,7 +62,7 @@ async def test_recorded_histories_of_both_roles_replay_in_the_sandbox(
 
         replayer = Replayer(
             workflows=[NegotiationWorkflow, TransferWorkflow],
-            workflow_runner=SandboxedWorkflowRunner(),
+            workflow_runner=workflow_runner(sandbox=True),
             data_converter=pydantic_data_converter,
         )
         for connector in (provider, consumer):
