@@ -9,7 +9,6 @@ differs: the updates each process accepts and what an operator may ask of it.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -113,6 +112,34 @@ class ProcessGateway(Generic[R]):
             await settle_start(operation)
         return await self._project(record)
 
+    async def _start_workflow(
+        self,
+        start: Any,
+        *,
+        workflow_id: str,
+        own_pid: str,
+        conflict: WorkflowIDConflictPolicy,
+        search_attributes: TypedSearchAttributes | None,
+    ) -> bool:
+        """Start the process's workflow; False when one with this id exists and is not joined
+        (closed: a finished process is final; running, with `conflict` FAIL)."""
+        try:
+            await self._call(
+                own_pid,
+                lambda: self._client.start_workflow(
+                    self._kind.workflow,
+                    start,
+                    id=workflow_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=conflict,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=search_attributes,
+                ),
+            )
+        except AlreadyStarted:
+            return False
+        return True
+
     async def _open(
         self,
         start: Any,
@@ -125,22 +152,13 @@ class ProcessGateway(Generic[R]):
         already applied to the start's record): no workflow task stands between the message and
         the answer (decision 0008). False when a workflow with this id exists, running or not.
         """
-        try:
-            await self._call(
-                own_pid,
-                lambda: self._client.start_workflow(
-                    self._kind.workflow,
-                    start,
-                    id=workflow_id,
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=search_attributes,
-                ),
-            )
-        except AlreadyStarted:
-            return False
-        return True
+        return await self._start_workflow(
+            start,
+            workflow_id=workflow_id,
+            own_pid=own_pid,
+            conflict=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=search_attributes,
+        )
 
     async def _start(
         self,
@@ -152,19 +170,13 @@ class ProcessGateway(Generic[R]):
         search_attributes: TypedSearchAttributes | None = None,
     ) -> R:
         """We initiate: start the workflow, or join the one already running."""
-        with contextlib.suppress(AlreadyStarted):
-            await self._call(
-                own_pid,
-                lambda: self._client.start_workflow(
-                    self._kind.workflow,
-                    start,
-                    id=workflow_id,
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=search_attributes,
-                ),
-            )
+        await self._start_workflow(
+            start,
+            workflow_id=workflow_id,
+            own_pid=own_pid,
+            conflict=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes,
+        )
         existing = await self._kind.load(self._pool, own_pid)
         return existing or await self._project(initial)
 

@@ -6,7 +6,7 @@ New fields only with defaults, at the end: running histories hold the old shapes
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -26,6 +26,12 @@ class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Revisions of the negotiation workflow's behaviour, carried in its start input (histories
+# recorded before a revision lack the field and replay the old behaviour).
+REVISION_LOCAL_ANSWERS: Final = 1  # decision 0008
+NEGOTIATION_REVISION: Final = REVISION_LOCAL_ANSWERS
+
+
 class NegotiationStart(_Contract):
     record: NegotiationRecord
     callback_address: str
@@ -35,6 +41,9 @@ class NegotiationStart(_Contract):
     # Policy decision on the request that started a provider negotiation (made at the API edge).
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
+    # The workflow revision this start was made for (0: before any; new starts pass
+    # NEGOTIATION_REVISION).
+    revision: int = 0
 
 
 class InboundNegotiationMessage(_Contract):

@@ -11,10 +11,6 @@ ACT_BENCH_NOOP: Final = "bench.noop"
 WF_NEGOTIATION: Final = "dsp.negotiation"
 UPD_NEGOTIATION_RECEIVE: Final = "negotiation.receive"
 UPD_NEGOTIATION_DECIDE: Final = "negotiation.decide"
-# Workflow patch (temporalio `workflow.patched`): negotiations started before decision 0008
-# replay the old sends; new ones answer a verification locally and take a peer's reply as the
-# acknowledgement of our in-flight message at once.
-PATCH_NEGOTIATION_LOCAL_ANSWERS: Final = "negotiation.local-answers-0008"
 QRY_NEGOTIATION_VIEW: Final = "negotiation.view"
 ACT_SEND_NEGOTIATION_MESSAGE: Final = "dsp.send_negotiation_message"
 ACT_PROJECT_NEGOTIATION: Final = "projection.upsert_negotiation"

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.states import Direction, NegotiationState, Role
     from workflows import names, options, sending
     from workflows.contracts import (
+        REVISION_LOCAL_ANSWERS,
         InboundNegotiationMessage,
         NegotiationStart,
         OperatorDecision,
@@ -101,7 +102,10 @@ class NegotiationWorkflow:
         self._undelivered = False
         self._agreement_id: str | None = None
         self._projected_version = -1
-        self._lean = False
+        # Started for decision 0008's code (a revision in the start input rather than a
+        # `workflow.patched` marker, which would also cost a search-attribute upsert per run);
+        # negotiations started before it replay their old path.
+        self._lean = start.revision >= REVISION_LOCAL_ANSWERS
         self._sent_last = False
         self._last_error: str | None = None
         first = self._next_action()
@@ -137,9 +141,7 @@ class NegotiationWorkflow:
 
     @workflow.update(name=names.UPD_NEGOTIATION_RECEIVE)
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
-        if self._inflight_target is not None and workflow.patched(
-            names.PATCH_NEGOTIATION_LOCAL_ANSWERS
-        ):
+        if self._inflight_target is not None and self._lean:
             # A reply legal only after our in-flight message proves the peer has it. Its own
             # acknowledgement may be waiting for our answer to this very reply (the peer sends
             # it from a local activity, decision 0008), so do not wait for it.
@@ -241,8 +243,7 @@ class NegotiationWorkflow:
 
     @workflow.run
     async def run(self, start: NegotiationStart) -> NegotiationRecord:
-        if workflow.patched(names.PATCH_NEGOTIATION_LOCAL_ANSWERS):
-            self._lean = True
+        if self._lean:
             await self._run()
         else:
             await self._run_before_0008()
@@ -347,11 +348,7 @@ class NegotiationWorkflow:
             and timeline[-1].direction is Direction.IN
             and self._n.version > self._start_version
         )
-        if (
-            answers
-            and timeline[-1].kind is MessageKind.VERIFICATION
-            and workflow.patched(names.PATCH_NEGOTIATION_LOCAL_ANSWERS)
-        ):
+        if answers and timeline[-1].kind is MessageKind.VERIFICATION and self._lean:
             return False
         return answers
 
@@ -400,6 +397,11 @@ class NegotiationWorkflow:
                 names.ACT_SEND_NEGOTIATION_MESSAGE, out, answering=not fast
             )
         except SendFailure as err:
+            if self._lean and self._inflight is not action:
+                # Acknowledged by the peer's reply while the first try ran: cancelling it
+                # surfaces as its failure; it must not start the retries (a second activity
+                # and a duplicate message; negotiations before 0008 replay that).
+                raise asyncio.CancelledError from None
             if _rejected(err) is not None:
                 raise
             self._last_error = _failure_text(err)

@@ -1,6 +1,7 @@
 """Negotiations started before decision 0008 (update-with-start, three scheduled sends) still
-replay with today's workflow code: the new paths sit behind `workflow.patched`, so a worker
-upgraded mid-negotiation takes the running ones over without a non-determinism failure.
+replay with today's workflow code: the new paths depend on the start input's `revision`, which
+their histories lack, so a worker upgraded mid-negotiation takes the running ones over without a
+non-determinism failure.
 
 The histories were recorded between two connectors on loopback with the code of commit 4c319db
 (provider and consumer of one negotiation to FINALIZED)."""
