@@ -196,6 +196,15 @@ async def test_beyond_the_deadline_both_sides_end_terminated_with_the_reason(
         assert provider_side["timeline"][-1]["kind"] == "termination"
 
 
+async def _requested_by_consumer_workers(provider: Connector, consumer: Connector) -> Any:
+    """Only the consumer's workers run: its request reaches the provider, which answers 201."""
+    await consumer.start_workers()
+    await publish_offer(provider, "asset-1")
+    offer = await catalog_offer(consumer, provider, "asset-1")
+    negotiation_id = await _start(consumer, provider, offer)
+    return await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
+
+
 async def test_the_opening_request_needs_no_worker_and_finishes_once_workers_are_back(
     pg_server_url, redis_url, temporal_address, tmp_path
 ):
@@ -205,11 +214,8 @@ async def test_the_opening_request_needs_no_worker_and_finishes_once_workers_are
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
     ) as (provider, consumer):
-        await consumer.start_workers()
-        await publish_offer(provider, "asset-1")
-        offer = await catalog_offer(consumer, provider, "asset-1")
-        negotiation_id = await _start(consumer, provider, offer)
-        requested = await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
+        requested = await _requested_by_consumer_workers(provider, consumer)
+        negotiation_id = requested["id"]
         opening = [ex for ex in provider.recorder.exchanges if ex.path.endswith("/request")]
         assert [ex.status for ex in opening if "negotiations" in ex.path] == [201], opening
         provider_side = await provider.wait_state(requested["providerPid"], {"REQUESTED"}, 5)
@@ -230,11 +236,7 @@ async def test_no_worker_answers_503_and_the_resent_message_is_applied_once_work
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
     ) as (provider, consumer):
-        await consumer.start_workers()
-        await publish_offer(provider, "asset-1")
-        offer = await catalog_offer(consumer, provider, "asset-1")
-        negotiation_id = await _start(consumer, provider, offer)
-        await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
+        negotiation_id = (await _requested_by_consumer_workers(provider, consumer))["id"]
         await consumer.stop_workers()
         await provider.start_workers()
         deadline = time.monotonic() + 30
