@@ -22,42 +22,47 @@ TABLE: Final = "negotiations"
 EVENTS_TABLE: Final = "negotiation_events"
 AGREEMENTS_TABLE: Final = "agreements"
 
+# One statement (one round trip, atomic): the version-guarded row upsert, then, only when it
+# changed the row, the timeline entries not stored yet (RETURNING names those: each is added once,
+# by whichever writer is first, and the metrics count them) and, once FINALIZED, the agreement.
 _UPSERT: Final = """
-INSERT INTO negotiations (
-    own_pid, role, state, consumer_pid, provider_pid, counterparty_id, counterparty_address,
-    dsp_version, offer_id, asset_id, agreement_id, awaiting_decision, termination_code,
-    termination_reason, deadline_at, record, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16::jsonb,
-        $17, $18, $19)
-ON CONFLICT (own_pid) DO UPDATE SET
-    state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
-    provider_pid = EXCLUDED.provider_pid, counterparty_address = EXCLUDED.counterparty_address,
-    offer_id = EXCLUDED.offer_id, asset_id = EXCLUDED.asset_id,
-    agreement_id = EXCLUDED.agreement_id, awaiting_decision = EXCLUDED.awaiting_decision,
-    termination_code = EXCLUDED.termination_code,
-    termination_reason = EXCLUDED.termination_reason, deadline_at = EXCLUDED.deadline_at,
-    record = EXCLUDED.record, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
-WHERE negotiations.version < EXCLUDED.version
-   OR (negotiations.version = EXCLUDED.version
-       AND negotiations.awaiting_decision IS DISTINCT FROM EXCLUDED.awaiting_decision)
-RETURNING (xmax = 0) AS inserted
-"""
-
-# One statement for the whole timeline; RETURNING names the entries this write added (each is
-# added once, by whichever writer is first: the metrics count those).
-_EVENTS: Final = """
-INSERT INTO negotiation_events (own_pid, version, at, direction, kind, from_state, to_state, detail)
-SELECT $1, e.* FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-                           $7::text[], $8::text[]) AS e
-ON CONFLICT (own_pid, version) DO NOTHING
-RETURNING version, to_state
-"""
-
-_AGREEMENT: Final = """
-INSERT INTO agreements (agreement_id, own_pid, role, provider_id, consumer_id, target, offer_id,
-                        asset_id, agreement, signed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
-ON CONFLICT (agreement_id) DO NOTHING
+WITH projected AS (
+    INSERT INTO negotiations (
+        own_pid, role, state, consumer_pid, provider_pid, counterparty_id, counterparty_address,
+        dsp_version, offer_id, asset_id, agreement_id, awaiting_decision, termination_code,
+        termination_reason, deadline_at, record, version, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15,
+            $16::jsonb, $17, $18, $19)
+    ON CONFLICT (own_pid) DO UPDATE SET
+        state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
+        provider_pid = EXCLUDED.provider_pid,
+        counterparty_address = EXCLUDED.counterparty_address,
+        offer_id = EXCLUDED.offer_id, asset_id = EXCLUDED.asset_id,
+        agreement_id = EXCLUDED.agreement_id, awaiting_decision = EXCLUDED.awaiting_decision,
+        termination_code = EXCLUDED.termination_code,
+        termination_reason = EXCLUDED.termination_reason, deadline_at = EXCLUDED.deadline_at,
+        record = EXCLUDED.record, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+    WHERE negotiations.version < EXCLUDED.version
+       OR (negotiations.version = EXCLUDED.version
+           AND negotiations.awaiting_decision IS DISTINCT FROM EXCLUDED.awaiting_decision)
+    RETURNING (xmax = 0) AS inserted
+), added AS (
+    INSERT INTO negotiation_events (
+        own_pid, version, at, direction, kind, from_state, to_state, detail)
+    SELECT $1, e.* FROM unnest($20::bigint[], $21::timestamptz[], $22::text[], $23::text[],
+                               $24::text[], $25::text[], $26::text[]) AS e
+    WHERE EXISTS (SELECT 1 FROM projected)
+    ON CONFLICT (own_pid, version) DO NOTHING
+    RETURNING version, to_state
+), agreed AS (
+    INSERT INTO agreements (agreement_id, own_pid, role, provider_id, consumer_id, target,
+                            offer_id, asset_id, agreement, signed_at)
+    SELECT $11, $1, $2, $27, $28, $29, $9, $10, $30::jsonb, $19
+    WHERE $31::boolean AND EXISTS (SELECT 1 FROM projected)
+    ON CONFLICT (agreement_id) DO NOTHING
+)
+SELECT (SELECT inserted FROM projected) AS inserted,
+       (SELECT coalesce(array_agg(to_state ORDER BY version), '{}') FROM added) AS entered
 """
 
 
@@ -81,62 +86,47 @@ async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> Up
     """Project one negotiation; returns whether the row changed (a newer version arrived)."""
     n = record.negotiation
     agreement_id = _id_of((n.agreement or {}).get("@id"))
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            _UPSERT,
-            record.own_pid,
-            n.role.value,
-            n.state.value,
-            n.consumer_pid,
-            n.provider_pid,
-            n.counterparty_id,
-            n.counterparty_address,
-            record.dsp_version,
-            record.offer_id,
-            record.asset_id,
-            agreement_id,
-            record.awaiting_decision,
-            n.termination_code,
-            json.dumps(list(n.termination_reason)) if n.termination_reason else None,
-            record.deadline_at,
-            record.model_dump_json(),
-            n.version,
-            n.created_at,
-            n.updated_at,
-        )
-        if row is None:
-            return UpsertResult(changed=False, inserted=False)
-        start = n.version - len(n.timeline) + 1
-        timeline = n.timeline
-        added = await conn.fetch(
-            _EVENTS,
-            record.own_pid,
-            [start + i for i in range(len(timeline))],
-            [e.at for e in timeline],
-            [e.direction.value for e in timeline],
-            [e.kind.value for e in timeline],
-            [e.from_state.value for e in timeline],
-            [e.to_state.value for e in timeline],
-            [e.detail for e in timeline],
-        )
-        entered = tuple(
-            NegotiationState(r["to_state"]) for r in sorted(added, key=lambda r: r["version"])
-        )
-        if n.state is NegotiationState.FINALIZED and n.agreement and agreement_id:
-            await conn.execute(
-                _AGREEMENT,
-                agreement_id,
-                record.own_pid,
-                n.role.value,
-                n.provider_id,
-                n.consumer_id,
-                _id_of(n.agreement.get("target")) or "",
-                record.offer_id,
-                record.asset_id,
-                json.dumps(n.agreement),
-                n.updated_at,
-            )
-        return UpsertResult(changed=True, inserted=bool(row["inserted"]), entered=entered)
+    finalized = bool(n.state is NegotiationState.FINALIZED and n.agreement and agreement_id)
+    start = n.version - len(n.timeline) + 1
+    timeline = n.timeline
+    row = await conn.fetchrow(
+        _UPSERT,
+        record.own_pid,
+        n.role.value,
+        n.state.value,
+        n.consumer_pid,
+        n.provider_pid,
+        n.counterparty_id,
+        n.counterparty_address,
+        record.dsp_version,
+        record.offer_id,
+        record.asset_id,
+        agreement_id,
+        record.awaiting_decision,
+        n.termination_code,
+        json.dumps(list(n.termination_reason)) if n.termination_reason else None,
+        record.deadline_at,
+        record.model_dump_json(),
+        n.version,
+        n.created_at,
+        n.updated_at,
+        [start + i for i in range(len(timeline))],
+        [e.at for e in timeline],
+        [e.direction.value for e in timeline],
+        [e.kind.value for e in timeline],
+        [e.from_state.value for e in timeline],
+        [e.to_state.value for e in timeline],
+        [e.detail for e in timeline],
+        n.provider_id if finalized else None,
+        n.consumer_id if finalized else None,
+        (_id_of((n.agreement or {}).get("target")) or "") if finalized else None,
+        json.dumps(n.agreement) if finalized else None,
+        finalized,
+    )
+    if row is None or row["inserted"] is None:
+        return UpsertResult(changed=False, inserted=False)
+    entered = tuple(NegotiationState(state) for state in row["entered"])
+    return UpsertResult(changed=True, inserted=bool(row["inserted"]), entered=entered)
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> NegotiationRecord | None:
