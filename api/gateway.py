@@ -9,8 +9,6 @@ transfers (`api.process_gateway`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from datetime import timedelta
 from typing import Any, Final
 
@@ -19,7 +17,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
-from api.process_gateway import ProcessGateway, ProcessKind
+from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.record import NegotiationRecord, awaits_operator
@@ -45,8 +43,7 @@ def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 
     # Content only: a retry is recognised whatever happened since (a crashed peer re-sends the
     # message after we acted on it). `seen_version` is kept for callers but not part of the id.
     del seen_version
-    canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{own_pid}|{canonical}".encode()).hexdigest()[:32]
+    return content_id(own_pid, msg)
 
 
 def _ended_in(record: NegotiationRecord) -> str | None:

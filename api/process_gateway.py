@@ -9,11 +9,14 @@ differs: the updates each process accepts and what an operator may ask of it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+from pydantic import BaseModel
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import (
     TypedSearchAttributes,
@@ -33,10 +36,17 @@ from connector.core.errors import (
 )
 from workflows import names
 
-__all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind"]
+__all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind", "content_id"]
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+def content_id(scope: str, msg: BaseModel) -> str:
+    """Stable per message content within `scope`: the update id of a counterparty's message, so
+    a retry is answered, not applied twice (decision 0003)."""
+    canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{scope}|{canonical}".encode()).hexdigest()[:32]
 
 
 class AlreadyStarted(ConnectorError):

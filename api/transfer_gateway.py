@@ -6,13 +6,10 @@ errors are shared with negotiations (`api.process_gateway`).
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import asyncpg
 from temporalio.client import Client
 
-from api.process_gateway import ProcessGateway, ProcessKind
+from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.ids import transfer_workflow_id
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import Role
@@ -23,8 +20,7 @@ from workflows.contracts import InboundTransferMessage, TransferCommand, Transfe
 
 def update_id(own_pid: str, msg: InboundTransferMessage) -> str:
     """Stable per message content: a counterparty's retry is answered, not applied twice."""
-    canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"transfer|{own_pid}|{canonical}".encode()).hexdigest()[:32]
+    return content_id(f"transfer|{own_pid}", msg)
 
 
 def _ended_in(record: TransferRecord) -> str | None:

@@ -1,6 +1,6 @@
-"""A negotiation's search attributes (how an operator finds it in the Temporal UI), shared by the
-workflow (upserts on every projected state) and the edge (set at start, so a negotiation is
-findable before its first projection by the workflow)."""
+"""Search attribute keys of our processes (how an operator finds one in the Temporal UI), and a
+negotiation's attributes, shared by its workflow (upserts on every projected state) and the edge
+(set at start, so a negotiation is findable before its first projection by the workflow)."""
 
 from __future__ import annotations
 

@@ -54,12 +54,9 @@ with workflow.unsafe.imports_passed_through():
         TransferCommand,
         TransferStart,
     )
+    from workflows.search import AGREEMENT, ASSET, COUNTERPARTY, ROLE
 
 STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
-COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
-ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
-ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
-AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
 
 CODE_OPERATOR = "terminated_by_operator"
 CODE_UNDELIVERABLE = "undeliverable"
