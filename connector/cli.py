@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return 0
     if args.command in ("up", "control-plane", "data-plane", "worker"):
-        from connector.identity.tokens import InsecureProfileError, check_profile
+        from connector.identity.profile import InsecureProfileError, check_profile
 
         try:
             check_profile(settings.identity.profile, settings.identity.allow_insecure)

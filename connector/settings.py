@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -514,6 +513,8 @@ def load_settings(
     """
     file_data: dict[str, Any] = {}
     if config_file is not None:
+        import yaml  # only with --config: a role started from env vars never loads PyYAML
+
         try:
             loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:

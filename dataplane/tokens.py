@@ -24,18 +24,18 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from connector.core.errors import ForbiddenError, UnauthorizedError
 from connector.settings import DataPlaneSettings
 from connector.stores import dataplane as store
+
+if TYPE_CHECKING:
+    from joserfc.jwk import OctKey
 
 __all__ = ["IssuedTokens", "TokenService", "token_hash"]
 
@@ -54,7 +54,31 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _seal(refresh_token: str, plaintext: str) -> str:
+    # Imported here, not at the top: only a refresh seals, and joserfc brings cryptography's
+    # OpenSSL bindings (~10 MiB RSS) into a data plane that otherwise never needs them.
+    from joserfc import jwe
+
+    return jwe.encrypt_compact(_SEAL_HEADER, plaintext, _sealing_key(refresh_token))
+
+
+def _unseal(refresh_token: str, sealed: bytes | str) -> bytes | None:
+    """The plaintext, or None when `sealed` was not sealed with this token's key."""
+    from joserfc import jwe
+    from joserfc.errors import JoseError
+
+    try:
+        opened = jwe.decrypt_compact(
+            sealed, _sealing_key(refresh_token), algorithms=list(_SEAL_HEADER.values())
+        )
+    except (JoseError, ValueError):
+        return None
+    return opened.plaintext or b""
+
+
 def _sealing_key(refresh_token: str) -> OctKey:
+    from joserfc.jwk import OctKey
+
     # HMAC under a fixed label: never equal to sha256(token), which names the Redis key.
     return OctKey.import_key(hmac.new(refresh_token.encode(), _SEAL_LABEL, hashlib.sha256).digest())
 
@@ -231,7 +255,7 @@ class TokenService:
     async def _remember(self, refresh_token: str, issued: IssuedTokens, flow_id: str) -> None:
         digest = token_hash(refresh_token)
         seconds = max(1, int(self._grace.total_seconds()))
-        sealed = jwe.encrypt_compact(_SEAL_HEADER, issued.to_json(), _sealing_key(refresh_token))
+        sealed = _seal(refresh_token, issued.to_json())
         try:
             pipe = self._redis.pipeline()
             pipe.set(self._refresh_key(digest), sealed, ex=seconds)
@@ -249,12 +273,12 @@ class TokenService:
             return None
         if raw is None:
             return None
+        plaintext = _unseal(refresh_token, raw)
+        if plaintext is None:  # not sealed with this token's key: no answer
+            return None
         try:
-            opened = jwe.decrypt_compact(
-                raw, _sealing_key(refresh_token), algorithms=list(_SEAL_HEADER.values())
-            )
-            return IssuedTokens.from_json(opened.plaintext or b"")
-        except (JoseError, ValueError):  # not sealed with this token's key: no answer
+            return IssuedTokens.from_json(plaintext)
+        except ValueError:
             return None
 
     async def _rotated_flow(self, digest: str) -> str | None:

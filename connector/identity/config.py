@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connector.core.identity.claims import DEFAULT_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS
 from connector.identity.keys import IdentityKeysConfig
-from connector.identity.tokens import AuthProfile
+from connector.identity.profile import AuthProfile
 from connector.identity.trust import TrustConfig
 
 __all__ = ["IdentityConfig", "ManagementAuthConfig"]

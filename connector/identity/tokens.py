@@ -29,7 +29,6 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Final
 
 from joserfc import jwt
@@ -46,6 +45,7 @@ from connector.core.identity.claims import (
 )
 from connector.identity.did import DidDocumentSource, UnknownKeyError, select_key
 from connector.identity.keys import KeyRing
+from connector.identity.profile import AuthProfile, InsecureProfileError, check_profile
 from connector.identity.replay import ReplayStore
 from connector.identity.trust import MEMBERSHIP_CREDENTIAL, TrustList
 
@@ -70,35 +70,6 @@ MAX_TOKEN_BYTES: Final = 8192
 _ALGS_BY_KEY: Final = {("EC", "P-256"): ["ES256"], ("OKP", "Ed25519"): ["EdDSA", "Ed25519"]}
 _ALLOWED_ALGS: Final = frozenset({"ES256", "EdDSA", "Ed25519"})
 _FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-
-
-class AuthProfile(StrEnum):
-    SECURE = "secure"
-    DEV = "dev"
-
-
-class InsecureProfileError(RuntimeError):
-    """The `dev` profile was selected without the explicit insecure flag."""
-
-
-def check_profile(profile: AuthProfile | str, allow_insecure: bool) -> AuthProfile:
-    """Validate the auth profile at startup; call on every start.
-
-    Raises:
-        InsecureProfileError: `dev` without `allow_insecure=True`.
-    """
-    chosen = AuthProfile(profile)
-    if chosen is AuthProfile.DEV:
-        if not allow_insecure:
-            raise InsecureProfileError(
-                "auth profile 'dev' accepts unsigned tokens; refusing to start. Set the explicit "
-                "insecure flag (CONNECTOR_IDENTITY__ALLOW_INSECURE=true) for local dev/TCK only."
-            )
-        logger.warning(
-            "INSECURE: auth profile 'dev' accepts unsigned 'Bearer dev:<participant-id>' tokens; "
-            "never use it outside local development or conformance testing"
-        )
-    return chosen
 
 
 def bearer(token: str) -> str:
