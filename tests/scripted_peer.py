@@ -8,6 +8,8 @@
   message (`/negotiations/request`, `/negotiations/offers`); `status` overrides the answer per
   message suffix (`"request"`, `"events"`, `"agreement"`, `"agreement/verification"`,
   `"termination"`, `"offers"`, or `"initial-request"` / `"initial-offer"`);
+- `before_answer[<DSP @type>]` (one-shot) runs before the answer to the next message of that
+  type: the peer can act (say, send its reply) while the connector still waits for the answer;
 - the test SENDS any raw DSP message (a dict) to the connector under test with `post` / `get`,
   signed with the peer's key for the connector's DID (or unsigned / with any header).
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +92,7 @@ class ScriptedPeer:
         self.issuer = TokenIssuer(self.keyring, self.did, clock=lambda: datetime.now(UTC))
         self.received: list[Received] = []
         self.status: dict[str, int] = {}
+        self.before_answer: dict[str, Callable[[Received], Awaitable[None]]] = {}
         # Our pids handed out in 201 answers, keyed by the connector's pid.
         self.provider_pids: dict[str, str] = {}
         self.consumer_pids: dict[str, str] = {}
@@ -135,10 +138,14 @@ class ScriptedPeer:
             suffix = _suffix(full)
             answer = self._answer(full, suffix, body)
             status = self.status.get(suffix, answer.status_code)
-            self.received.append(
-                Received(request.method, full, body, request.headers.get("authorization"), status)
+            record = Received(
+                request.method, full, body, request.headers.get("authorization"), status
             )
+            self.received.append(record)
             self._changed.set()
+            hook = self.before_answer.pop(record.type or "", None)
+            if hook is not None:
+                await hook(record)
             if status != answer.status_code:
                 return Response(status_code=status)
             return answer

@@ -110,6 +110,11 @@ class PeerRejection(_Contract):
 # --- transfer processes (dsp.md §9) ---------------------------------------------------------
 
 
+# Revisions of the transfer workflow's behaviour, the same way.
+REVISION_NO_RETRY_AFTER_ACK: Final = 1  # a reply that acknowledged a send stops its retries
+TRANSFER_REVISION: Final = REVISION_NO_RETRY_AFTER_ACK
+
+
 class TransferStart(_Contract):
     record: TransferRecord
     callback_address: str
@@ -120,6 +125,9 @@ class TransferStart(_Contract):
     send_deadline: timedelta = timedelta(minutes=10)
     # Consumer shortcut (offer instead of agreement): the negotiation to run first, as a child.
     negotiation: NegotiationStart | None = None
+    # The workflow revision this start was made for (0: before any; new starts pass
+    # TRANSFER_REVISION).
+    revision: int = 0
 
 
 class InboundTransferMessage(_Contract):

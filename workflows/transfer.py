@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.transfer.states import Direction, Role, TransferState
     from workflows import names, options, sending
     from workflows.contracts import (
+        REVISION_NO_RETRY_AFTER_ACK,
         FlowResult,
         FlowStart,
         FlowStatus,
@@ -485,6 +486,13 @@ class TransferWorkflow:
         try:
             return await sending.first_try(names.ACT_SEND_TRANSFER_MESSAGE, out, answering=not fast)
         except _FAILED as err:
+            revised = self._start.revision >= REVISION_NO_RETRY_AFTER_ACK
+            if revised and self._inflight_target is None:
+                # Acknowledged (or made moot) by the peer's reply while the first try ran:
+                # cancelling it surfaces as its failure; it must not start the retries (a
+                # second copy of the message; transfers started before this revision replay
+                # that).
+                raise asyncio.CancelledError from None
             if _rejected(err):
                 raise
             self._undelivered = sending.not_connected(err)
