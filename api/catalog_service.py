@@ -46,4 +46,9 @@ def catalog_service(request: Request) -> CatalogService:
     return service
 
 
-CatalogServiceDep = Annotated[CatalogService, Depends(catalog_service)]
+async def _catalog_service_dep(request: Request) -> CatalogService:
+    # async: a plain `def` dependency would run in FastAPI's thread pool (a thread hop).
+    return catalog_service(request)
+
+
+CatalogServiceDep = Annotated[CatalogService, Depends(_catalog_service_dep)]

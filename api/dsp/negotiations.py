@@ -31,7 +31,9 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState, Role
 
 
-def _edge(request: Request) -> NegotiationEdge:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
+# for what is an attribute read.
+async def _edge(request: Request) -> NegotiationEdge:
     edge: NegotiationEdge = request.app.state.negotiations
     return edge
 

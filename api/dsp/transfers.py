@@ -34,7 +34,9 @@ from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 
 
-def _edge(request: Request) -> TransferEdge:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
+# for what is an attribute read.
+async def _edge(request: Request) -> TransferEdge:
     edge: TransferEdge = request.app.state.transfers
     return edge
 

@@ -257,7 +257,8 @@ class ListParams(BaseModel):
         return list_query(self.filters, self.sort, self.cursor, self.limit, fields)
 
 
-def list_params(
+# async: a plain `def` dependency would run in FastAPI's thread pool (a thread hop per request).
+async def list_params(
     filter: Annotated[
         list[str],
         Query(description="`<left>=<v>`, `<left>~=<like>`, `<left>@=<v1>,<v2>` or JSON; ANDed"),

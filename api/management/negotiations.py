@@ -52,17 +52,19 @@ class DecisionRequest(BaseModel):
     reason: str | None = None
 
 
-def _edge(request: Request) -> NegotiationEdge:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
+# for what is an attribute read.
+async def _edge(request: Request) -> NegotiationEdge:
     edge: NegotiationEdge = request.app.state.negotiations
     return edge
 
 
-def _gateway(request: Request) -> TemporalGateway:
+async def _gateway(request: Request) -> TemporalGateway:
     gateway: TemporalGateway = request.app.state.gateway
     return gateway
 
 
-def _resources(request: Request) -> Resources:
+async def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 

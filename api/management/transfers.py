@@ -72,22 +72,24 @@ class CommandRequest(BaseModel):
     reason: str | None = None
 
 
-def _transfer_edge(request: Request) -> TransferEdge:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
+# for what is an attribute read.
+async def _transfer_edge(request: Request) -> TransferEdge:
     edge: TransferEdge = request.app.state.transfers
     return edge
 
 
-def _negotiation_edge(request: Request) -> NegotiationEdge:
+async def _negotiation_edge(request: Request) -> NegotiationEdge:
     edge: NegotiationEdge = request.app.state.negotiations
     return edge
 
 
-def _gateway(request: Request) -> TransferGateway:
+async def _gateway(request: Request) -> TransferGateway:
     gateway: TransferGateway = request.app.state.transfer_gateway
     return gateway
 
 
-def _resources(request: Request) -> Resources:
+async def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
