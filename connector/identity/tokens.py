@@ -24,6 +24,7 @@ insecure flag is set and logs a warning at every start.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import uuid
@@ -131,9 +132,17 @@ def _b64json(segment: str) -> dict[str, object]:
 
 
 def _import_key(jwk: dict[str, object]) -> ECKey | OKPKey:
+    # Building the key object (decoding and validating the curve point) costs more than the
+    # signature check itself, and a counterparty signs every message with the same key.
+    return _import_public_key(json.dumps(jwk, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _import_public_key(canonical_jwk: str) -> ECKey | OKPKey:
+    jwk = json.loads(canonical_jwk)
     if jwk.get("kty") == "EC":
-        return ECKey.import_key(jwk)  # type: ignore[arg-type]  # JWK dict of JSON values
-    return OKPKey.import_key(jwk)  # type: ignore[arg-type]  # JWK dict of JSON values
+        return ECKey.import_key(jwk)
+    return OKPKey.import_key(jwk)
 
 
 class TokenVerifier:
