@@ -22,7 +22,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from connector.identity.did import build_did_document
 from connector.identity.keys import load_or_create_keyring
 from connector.identity.tokens import TokenIssuer, bearer
 from connector.identity.trust import TrustList
-from tests.twoconn import Connector, did_for
+from tests.twoconn import Connector, did_for, running_connector
 
 CONTEXT: Final = [DSP_CONTEXT_2025_1]
 SIGNED: Final = object()  # `post(..., authorization=SIGNED)`: a fresh token for the audience
@@ -262,6 +262,29 @@ async def scripted_peer(data_dir: Path) -> AsyncIterator[ScriptedPeer]:
         yield peer
     finally:
         await peer.stop()
+
+
+def connector_trusting(
+    peer: ScriptedPeer,
+    data_dir: Path,
+    *,
+    pg_server_url: str,
+    redis_url: str,
+    temporal_address: str,
+    name: str = "connector",
+    **overrides: Any,
+) -> AbstractAsyncContextManager[Connector]:
+    """The connector under test on a free port, trusting `peer` (running_connector's overrides)."""
+    return running_connector(
+        name,
+        free_port(),
+        peer.did,
+        pg_server_url=pg_server_url,
+        redis_url=redis_url,
+        temporal_address=temporal_address,
+        data_dir=data_dir,
+        **overrides,
+    )
 
 
 def trust_also(connector: Connector, *dids: str) -> None:

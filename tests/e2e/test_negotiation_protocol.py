@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from connector.core.dsp import DSP_CONTEXT_0_8, DspVersion, validate_against_schema
-from connector.embedded import free_port
 from tests.scripted_peer import (
     CONTEXT,
     ScriptedPeer,
     agreement_message,
+    connector_trusting,
     event_message,
     new_pid,
     offer_message,
@@ -36,7 +36,7 @@ from tests.scripted_peer import (
     trust_also,
     verification_message,
 )
-from tests.twoconn import OPEN_POLICY, Connector, publish_offer, running_connector
+from tests.twoconn import OPEN_POLICY, Connector, publish_offer
 
 pytestmark = pytest.mark.e2e
 
@@ -76,14 +76,12 @@ async def world(
         scripted_peer(tmp / "peer") as peer,
         scripted_peer(tmp / "other") as other,
         scripted_peer(tmp / "stranger") as stranger,
-        running_connector(
-            "connector",
-            free_port(),
-            peer.did,
+        connector_trusting(
+            peer,
+            tmp / "cut",
             pg_server_url=pg_server_url,
             redis_url=redis_url,
             temporal_address=temporal_address,
-            data_dir=tmp / "cut",
             policies={"auto_accept_offers": False},
         ) as cut,
     ):

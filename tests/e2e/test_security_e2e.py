@@ -26,12 +26,18 @@ import pytest
 from joserfc import jwt
 
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.embedded import free_port
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.tokens import TokenIssuer, bearer
 from connector.ratelimit import WINDOW_SECONDS
-from tests.scripted_peer import CONTEXT, ScriptedPeer, new_pid, request_message, scripted_peer
-from tests.twoconn import Connector, publish_offer, running_connector
+from tests.scripted_peer import (
+    CONTEXT,
+    ScriptedPeer,
+    connector_trusting,
+    new_pid,
+    request_message,
+    scripted_peer,
+)
+from tests.twoconn import Connector, publish_offer
 
 pytestmark = pytest.mark.e2e
 
@@ -88,14 +94,12 @@ async def world(
     tmp = tmp_path_factory.mktemp("security")
     async with (
         scripted_peer(tmp / "peer") as peer,
-        running_connector(
-            "connector",
-            free_port(),
-            peer.did,
+        connector_trusting(
+            peer,
+            tmp / "cut",
             pg_server_url=pg_server_url,
             redis_url=redis_url,
             temporal_address=temporal_address,
-            data_dir=tmp / "cut",
             outbound=NAME_ONLY_LOOPBACK,
             policies={"auto_accept_offers": False},  # a positive control sends nothing back
             rate_limit={"requests_per_minute": 0},
@@ -322,14 +326,13 @@ async def test_rate_limit_is_429_with_retry_after(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     limit = 3
-    async with running_connector(
-        "provider",
-        free_port(),
-        world.peer.did,
+    async with connector_trusting(
+        world.peer,
+        tmp_path_factory.mktemp("ratelimited"),
+        name="provider",
         pg_server_url=pg_server_url,
         redis_url=redis_url,
         temporal_address=temporal_address,
-        data_dir=tmp_path_factory.mktemp("ratelimited"),
         outbound=NAME_ONLY_LOOPBACK,
         rate_limit={"requests_per_minute": limit},
     ) as limited:

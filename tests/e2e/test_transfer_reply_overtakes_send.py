@@ -19,17 +19,17 @@ import httpx
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.embedded import free_port
 from tests.scripted_peer import (
     CONTEXT,
     Received,
     ScriptedPeer,
+    connector_trusting,
     new_pid,
     request_message,
     scripted_peer,
     verification_message,
 )
-from tests.twoconn import Connector, publish_offer, running_connector
+from tests.twoconn import Connector, publish_offer
 
 pytestmark = pytest.mark.e2e
 
@@ -78,14 +78,13 @@ async def world(
     tmp: Path = tmp_path_factory.mktemp("overtaken")
     async with (
         scripted_peer(tmp / "peer") as peer,
-        running_connector(
-            "provider",
-            free_port(),
-            peer.did,
+        connector_trusting(
+            peer,
+            tmp / "cut",
+            name="provider",
             pg_server_url=pg_server_url,
             redis_url=redis_url,
             temporal_address=temporal_address,
-            data_dir=tmp / "cut",
             dataplane="inproc",
         ) as cut,
     ):
