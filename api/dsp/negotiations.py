@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from api.body import read_json
 from api.negotiations import NegotiationEdge
 from api.security import CallerDep
+from api.state import app_state
 from connector.core.dsp import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -29,13 +30,6 @@ from connector.core.dsp import (
 from connector.core.jsonld import decode, encode
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState, Role
-
-
-# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
-# for what is an attribute read.
-async def _edge(request: Request) -> NegotiationEdge:
-    edge: NegotiationEdge = request.app.state.negotiations
-    return edge
 
 
 def _echo_pids(body: Any) -> dict[str, str]:
@@ -54,7 +48,7 @@ async def _read_message(request: Request, body: Annotated[Any, Depends(read_json
     return body
 
 
-EdgeDep = Annotated[NegotiationEdge, Depends(_edge)]
+EdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
 BodyDep = Annotated[Any, Depends(_read_message)]
 
 

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.body import read_json
 from api.security import CallerDep
+from api.state import app_state
 from api.transfers import TransferEdge, with_pids
 from connector.core.dsp import (
     DspModel,
@@ -33,15 +34,7 @@ from connector.core.transfer.messages import MessageKind
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 
-
-# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
-# for what is an attribute read.
-async def _edge(request: Request) -> TransferEdge:
-    edge: TransferEdge = request.app.state.transfers
-    return edge
-
-
-EdgeDep = Annotated[TransferEdge, Depends(_edge)]
+EdgeDep = Annotated[TransferEdge, Depends(app_state("transfers"))]
 BodyDep = Annotated[Any, Depends(read_json)]
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.gateway import TemporalGateway
 from api.negotiations import NegotiationEdge, derived_pid, new_pid
 from api.security import ApiKeyDep
+from api.state import app_state
 from connector.core.dsp import DspVersion
 from connector.core.errors import BadRequestError, NotFoundError, UnavailableError
 from connector.core.negotiation.aggregate import new_negotiation
@@ -52,26 +53,9 @@ class DecisionRequest(BaseModel):
     reason: str | None = None
 
 
-# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
-# for what is an attribute read.
-async def _edge(request: Request) -> NegotiationEdge:
-    edge: NegotiationEdge = request.app.state.negotiations
-    return edge
-
-
-async def _gateway(request: Request) -> TemporalGateway:
-    gateway: TemporalGateway = request.app.state.gateway
-    return gateway
-
-
-async def _resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-EdgeDep = Annotated[NegotiationEdge, Depends(_edge)]
-GatewayDep = Annotated[TemporalGateway, Depends(_gateway)]
-ResourcesDep = Annotated[Resources, Depends(_resources)]
+EdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
+GatewayDep = Annotated[TemporalGateway, Depends(app_state("gateway"))]
+ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
 
 def view(record: NegotiationRecord, *, timeline: bool = False) -> dict[str, Any]:

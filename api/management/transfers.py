@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.management.negotiations import _discover
 from api.negotiations import NegotiationEdge, new_pid
 from api.security import ApiKeyDep
+from api.state import app_state
 from api.transfer_gateway import TransferGateway
 from api.transfers import TransferEdge
 from connector.core.errors import (
@@ -72,32 +73,10 @@ class CommandRequest(BaseModel):
     reason: str | None = None
 
 
-# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
-# for what is an attribute read.
-async def _transfer_edge(request: Request) -> TransferEdge:
-    edge: TransferEdge = request.app.state.transfers
-    return edge
-
-
-async def _negotiation_edge(request: Request) -> NegotiationEdge:
-    edge: NegotiationEdge = request.app.state.negotiations
-    return edge
-
-
-async def _gateway(request: Request) -> TransferGateway:
-    gateway: TransferGateway = request.app.state.transfer_gateway
-    return gateway
-
-
-async def _resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-EdgeDep = Annotated[TransferEdge, Depends(_transfer_edge)]
-NegotiationEdgeDep = Annotated[NegotiationEdge, Depends(_negotiation_edge)]
-GatewayDep = Annotated[TransferGateway, Depends(_gateway)]
-ResourcesDep = Annotated[Resources, Depends(_resources)]
+EdgeDep = Annotated[TransferEdge, Depends(app_state("transfers"))]
+NegotiationEdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
+GatewayDep = Annotated[TransferGateway, Depends(app_state("transfer_gateway"))]
+ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
 
 def redacted(address: JsonObject | dict[str, Any] | None) -> dict[str, Any] | None:
