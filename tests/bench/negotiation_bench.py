@@ -287,16 +287,14 @@ def _descendants(pid: int) -> list[int]:
 def cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     """user+system CPU seconds of each process with its children (a connector: its worker
     process; Postgres: its backends)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for name, pid in groups.items():
-        total = 0
+        total = 0.0
         # This process's children are the servers measured above: its own CPU only.
         for p in [pid] if pid == os.getpid() else _descendants(pid):
             with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-        out[name] = total / tick
+                total += thread_cpu_seconds(p)
+        out[name] = total
     return out
 
 
