@@ -11,10 +11,9 @@ claim of its key.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 import asyncpg
 
@@ -50,7 +49,7 @@ RETURNING seed, attempt, created_at
 """  # noqa: S608 - constants only
 
 _COMPLETE: Final = f"""
-UPDATE {TABLE} SET status = $4, response = $5::jsonb, leased_until = NULL
+UPDATE {TABLE} SET status = $4, response = $5, leased_until = NULL
 WHERE scope = $1 AND key = $2 AND seed = $3 AND status IS NULL
 RETURNING status
 """  # noqa: S608 - constants only
@@ -87,10 +86,10 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Answered:
-    """The key's stored answer (replayed as it was)."""
+    """The key's stored answer: status and body (JSON text), replayed byte for byte."""
 
     status: int
-    body: Any
+    body: str
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ async def claim(
         if row["digest"] != digest:
             return Mismatch()
         if row["status"] is not None:
-            return Answered(row["status"], json.loads(row["response"]))
+            return Answered(row["status"], row["response"])
         if row["leased"]:
             return Busy(row["lease_left"])
         taken = await conn.fetchrow(_TAKE_OVER, scope, key, row["attempt"], lease)
@@ -144,15 +143,15 @@ async def claim(
 
 
 async def complete(
-    conn: Conn, scope: str, key: str, claimed: Claimed, status: int, body: Any
+    conn: Conn, scope: str, key: str, claimed: Claimed, status: int, body: str
 ) -> Answered:
     """Store the answer of the claimed request; the answer stored first wins (a slow holder and
     the retry that took over from it may both finish)."""
-    stored = await conn.fetchval(_COMPLETE, scope, key, claimed.seed, status, json.dumps(body))
+    stored = await conn.fetchval(_COMPLETE, scope, key, claimed.seed, status, body)
     if stored is None:
         row = await conn.fetchrow(_STORED, scope, key, claimed.seed)
         if row is not None:
-            return Answered(row["status"], json.loads(row["response"]))
+            return Answered(row["status"], row["response"])
     return Answered(status, body)
 
 

@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     attempt       integer NOT NULL DEFAULT 1,
     leased_until  timestamptz,
     status        integer,
-    response      jsonb,
+    response      text,           -- the answer's body, byte for byte
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL,
     PRIMARY KEY (scope, key)

@@ -44,9 +44,9 @@ async def test_the_first_claim_holds_the_key_and_its_answer_is_replayed(pool) ->
     assert isinstance(busy, Busy)
     assert 0 < busy.lease_left <= LEASE.total_seconds()
 
-    stored = await idempotency.complete(pool, SCOPE, "k1", first, 201, {"id": "n1"})
-    assert stored == Answered(201, {"id": "n1"})
-    assert await claim(pool, seed="s3") == Answered(201, {"id": "n1"})
+    stored = await idempotency.complete(pool, SCOPE, "k1", first, 201, '{"id": "n1"}')
+    assert stored == Answered(201, '{"id": "n1"}')
+    assert await claim(pool, seed="s3") == Answered(201, '{"id": "n1"}')
     assert await claim(pool, digest="other") == Mismatch()
     # Another key, or the same key in another scope, is independent.
     assert isinstance(await claim(pool, key="k2"), Claimed)
@@ -78,11 +78,11 @@ async def test_an_unanswered_key_whose_lease_ran_out_is_taken_over_with_the_same
     assert isinstance(await claim(pool), Busy)  # the new holder's lease
 
     # The slow first holder finishes after all: the answer stored first wins for both.
-    assert await idempotency.complete(pool, SCOPE, "k1", second, 201, {"id": "n1", "v": 2}) == (
-        Answered(201, {"id": "n1", "v": 2})
+    assert await idempotency.complete(pool, SCOPE, "k1", second, 201, '{"id": "n1", "v": 2}') == (
+        Answered(201, '{"id": "n1", "v": 2}')
     )
-    assert await idempotency.complete(pool, SCOPE, "k1", first, 201, {"id": "n1", "v": 1}) == (
-        Answered(201, {"id": "n1", "v": 2})
+    assert await idempotency.complete(pool, SCOPE, "k1", first, 201, '{"id": "n1", "v": 1}') == (
+        Answered(201, '{"id": "n1", "v": 2}')
     )
 
 
@@ -101,7 +101,7 @@ async def test_release_lets_the_next_request_run_at_once(pool) -> None:
 async def test_an_expired_key_starts_afresh_and_is_purged(pool) -> None:
     first = await claim(pool)
     assert isinstance(first, Claimed)
-    await idempotency.complete(pool, SCOPE, "k1", first, 201, {"id": "n1"})
+    await idempotency.complete(pool, SCOPE, "k1", first, 201, '{"id": "n1"}')
     await claim(pool, key="live")
     await pool.execute(
         "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'k1'"
