@@ -23,6 +23,7 @@ from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
 from api.dsp import transfers as dsp_transfers
 from api.gateway import TemporalGateway
+from api.idempotency import purge_periodically
 from api.management import negotiations as management_negotiations
 from api.management import transfers as management_transfers
 from api.negotiations import NegotiationEdge
@@ -76,11 +77,13 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             refresher = asyncio.create_task(
                 _refresh_gauges(resources.pool, resources.temporal, settings, metrics)
             )
+            purger = asyncio.create_task(purge_periodically(resources.pool))
             try:
                 async with open_catalog_service(app.state):
                     yield
             finally:
                 refresher.cancel()
+                purger.cancel()
                 limiter = getattr(app.state, "rate_limiter", None)
                 if limiter is not None:
                     # Built on first use with this lifespan's Redis; the next lifespan builds anew.

@@ -34,9 +34,12 @@ from connector.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from connector.logging import get_logger
 from workflows import names
 
-__all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind", "content_id"]
+__all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind", "StartedUnprojected", "content_id"]
+
+log = get_logger(__name__)
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -47,6 +50,15 @@ def content_id(scope: str, msg: BaseModel) -> str:
     a retry is answered, not applied twice (decision 0003)."""
     canonical = json.dumps(msg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{scope}|{canonical}".encode()).hexdigest()[:32]
+
+
+class StartedUnprojected(Exception):
+    """Internal: the workflow was started (or joined), but its projection could not be read or
+    written; `record` is what it was started with. The management routes answer 202 with it."""
+
+    def __init__(self, record: Any) -> None:
+        super().__init__(f"started, not projected: {record!r:.80}")
+        self.record = record
 
 
 class AlreadyStarted(ConnectorError):
@@ -179,7 +191,12 @@ class ProcessGateway(Generic[R]):
         initial: R,
         search_attributes: TypedSearchAttributes | None = None,
     ) -> R:
-        """We initiate: start the workflow, or join the one already running."""
+        """We initiate: start the workflow, or join the one already running.
+
+        Raises:
+            StartedUnprojected: the workflow runs, but its projection could not be read or
+                written (Postgres down): the caller answers with the started record, not 5xx.
+        """
         await self._start_workflow(
             start,
             workflow_id=workflow_id,
@@ -187,8 +204,16 @@ class ProcessGateway(Generic[R]):
             conflict=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=search_attributes,
         )
-        existing = await self._kind.load(self._pool, own_pid)
-        return existing or await self._project(initial)
+        try:
+            existing = await self._kind.load(self._pool, own_pid)
+            return existing or await self._project(initial)
+        except Exception as exc:
+            # The process exists from here on (the workflow is the write model, decision 0001)
+            # and projects itself; a 5xx now would make a retrying client start another one.
+            log.warning(
+                "started, projection unavailable", kind=self._kind.name, pid=own_pid, error=str(exc)
+            )
+            raise StartedUnprojected(initial) from exc
 
     async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -284,6 +284,13 @@ class ManagementSettings(_Section):
         description="Also admit `Authorization: Bearer <JWT>` from this OIDC issuer; "
         "unset: X-Api-Key only.",
     )
+    idempotency_key_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="How long an Idempotency-Key of a creating POST is remembered (its answer "
+        "replayed, another body refused); expired keys are purged.",
+    )
 
     def listener_host(self, server: ServerSettings) -> str:
         return self.host or server.host

@@ -6,18 +6,24 @@ query language in `api.management.models`. Deleting an asset named by an id-list
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.body import read_json
 from api.catalog_service import CatalogServiceDep
+from api.idempotency import IdempotencyKeyDep, created_once, idempotent
 from api.management.models import (
     AssetIn,
     AssetOut,
     AssetPage,
     ListParamsDep,
+    created,
     parse_body,
     resolve_id,
+    wire,
 )
+from api.security import ApiKeyDep
 from connector.stores.catalog import ASSET_FIELDS
+from connector.stores.idempotency import Claimed
 
 router = APIRouter(prefix="/assets", tags=["management: assets"])
 
@@ -27,15 +33,26 @@ async def _asset_in(request: Request) -> AssetIn:
 
 
 @router.post("", status_code=201, response_model=AssetOut, summary="Create an asset")
-async def create_asset(request: Request, service: CatalogServiceDep) -> AssetOut:
+async def create_asset(
+    request: Request,
+    service: CatalogServiceDep,
+    principal: ApiKeyDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
     body = await _asset_in(request)
-    record = await service.create_asset(
-        resolve_id(None, body.id),
-        body.properties,
-        body.data_address.model_dump(),
-        body.distributions,
-    )
-    return AssetOut.of(record)
+    asset_id = resolve_id(None, body.id)
+
+    async def run(claimed: Claimed | None) -> JSONResponse:
+        record = await created_once(
+            claimed,
+            lambda: service.create_asset(
+                asset_id, body.properties, body.data_address.model_dump(), body.distributions
+            ),
+            lambda: service.assets.get(asset_id),
+        )
+        return created(AssetOut.of(record))
+
+    return await idempotent(request, principal, idempotency_key, wire(body), run)
 
 
 @router.get("", response_model=AssetPage, summary="List assets (filter, sort, cursor)")

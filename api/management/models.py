@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Query
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -47,6 +48,16 @@ class _Wire(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+
+def wire(model: BaseModel) -> Any:
+    """A parsed body as JSON data (what an Idempotency-Key's body digest is taken of)."""
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def created(out: BaseModel) -> JSONResponse:
+    """201 with `out` as the route's response model would render it."""
+    return JSONResponse(wire(out), status_code=201)
 
 
 def parse_body(model: type[M], body: object) -> M:

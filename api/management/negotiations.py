@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.gateway import TemporalGateway
+from api.idempotency import IdempotencyKeyDep, idempotent
 from api.negotiations import NegotiationEdge, derived_pid, new_pid
+from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
 from connector.core.dsp import DspVersion
@@ -21,10 +23,19 @@ from connector.core.negotiation.states import Role
 from connector.outbound import GuardedHttp
 from connector.resources import Resources
 from connector.stores import negotiations
+from connector.stores.idempotency import Claimed
 from workflows.contracts import NegotiationStart, OperatorDecision
 
 # Postgres OFFSET is a bigint: anything larger fails in the driver (was a 500).
 MAX_OFFSET = 2**63 - 1
+
+# The creating POSTs' other success: the process was started, its record not yet readable.
+STARTED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Started, but the connector's database did not answer: the body is the "
+        "record the process was started with (its id is final); read it again shortly."
+    }
+}
 
 router = APIRouter(prefix="/management/v1", tags=["negotiations"])
 
@@ -106,18 +117,42 @@ async def _discover(http: GuardedHttp, address: str) -> tuple[str, DspVersion]:
     raise BadRequestError("the counterparty serves neither DSP 2025-1 nor 0.8")
 
 
-@router.post("/negotiations", status_code=201, summary="Start (or reuse) a negotiation")
+@router.post(
+    "/negotiations",
+    status_code=201,
+    summary="Start (or reuse) a negotiation",
+    responses=STARTED_RESPONSES,
+)
 async def start_negotiation(
     body: NegotiationRequest,
-    _: ApiKeyDep,
+    principal: ApiKeyDep,
+    idempotency_key: IdempotencyKeyDep,
     edge: EdgeDep,
     gateway: GatewayDep,
     resources: ResourcesDep,
     request: Request,
-) -> JSONResponse:
+) -> Response:
     offer_id = body.offer.get("@id")
     if not isinstance(offer_id, str):
         raise BadRequestError("offer needs an @id", pointer="/offer/@id")
+
+    async def run(claimed: Claimed | None) -> JSONResponse:
+        return await _start_negotiation(body, offer_id, claimed, edge, gateway, resources, request)
+
+    return await idempotent(
+        request, principal, idempotency_key, body.model_dump(mode="json", by_alias=True), run
+    )
+
+
+async def _start_negotiation(
+    body: NegotiationRequest,
+    offer_id: str,
+    claimed: Claimed | None,
+    edge: NegotiationEdge,
+    gateway: TemporalGateway,
+    resources: Resources,
+    request: Request,
+) -> JSONResponse:
     if body.reuse:
         existing = await negotiations.find_reusable(resources.pool, body.counter_party_id, offer_id)
         if existing is not None:
@@ -131,6 +166,9 @@ async def start_negotiation(
             resources.pool, body.counter_party_id, offer_id
         )
         consumer_pid = derived_pid("reuse", body.counter_party_id, offer_id, str(round_))
+    elif claimed is not None:
+        # A retry of this key (also after a crash) starts, and so joins, the same workflow.
+        consumer_pid = derived_pid("idempotency", claimed.seed, "negotiation")
     else:
         consumer_pid = new_pid()
     now = datetime.now(UTC)
@@ -155,7 +193,11 @@ async def start_negotiation(
     start = NegotiationStart(
         record=record, callback_address=edge.callback_address(version), **edge.start_options()
     )
-    started = await gateway.start(start)
+    try:
+        started = await gateway.start(start)
+    except StartedUnprojected as unprojected:
+        # Started, but Postgres did not answer: never a 5xx after the side effect.
+        return JSONResponse(view(unprojected.record), status_code=202)
     return JSONResponse(view(started), status_code=201)
 
 

@@ -8,32 +8,50 @@ Unknown policies or assets are 422 with the pointer of the offending field."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.body import read_json
 from api.catalog_service import CatalogServiceDep
+from api.idempotency import IdempotencyKeyDep, created_once, idempotent
 from api.management.models import (
     ListParamsDep,
     OfferIn,
     OfferOut,
     OfferPage,
+    created,
     parse_body,
     resolve_id,
+    wire,
 )
+from api.security import ApiKeyDep
 from connector.stores.catalog import OFFER_FIELDS, parse_selector
+from connector.stores.idempotency import Claimed
 
 router = APIRouter(prefix="/offers", tags=["management: offers"])
 
 
 @router.post("", status_code=201, response_model=OfferOut, summary="Create an offer")
-async def create_offer(request: Request, service: CatalogServiceDep) -> OfferOut:
+async def create_offer(
+    request: Request,
+    service: CatalogServiceDep,
+    principal: ApiKeyDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
     body = parse_body(OfferIn, await read_json(request))
-    record = await service.create_offer(
-        resolve_id(None, body.id),
-        parse_selector(body.asset_selector),
-        body.access_policy_id,
-        body.contract_policy_id,
-    )
-    return OfferOut.of(record)
+    offer_id = resolve_id(None, body.id)
+    selector = parse_selector(body.asset_selector)
+
+    async def run(claimed: Claimed | None) -> JSONResponse:
+        record = await created_once(
+            claimed,
+            lambda: service.create_offer(
+                offer_id, selector, body.access_policy_id, body.contract_policy_id
+            ),
+            lambda: service.offers.get(offer_id),
+        )
+        return created(OfferOut.of(record))
+
+    return await idempotent(request, principal, idempotency_key, wire(body), run)
 
 
 @router.get("", response_model=OfferPage, summary="List offers (filter, sort, cursor)")

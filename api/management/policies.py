@@ -10,27 +10,48 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.body import read_json
 from api.catalog_service import CatalogServiceDep
+from api.idempotency import IdempotencyKeyDep, created_once, idempotent
 from api.management.models import (
     EvaluateIn,
     ListParamsDep,
     PolicyIn,
     PolicyOut,
     PolicyPage,
+    created,
     parse_body,
     resolve_id,
+    wire,
 )
+from api.security import ApiKeyDep
 from connector.stores.catalog import POLICY_FIELDS
+from connector.stores.idempotency import Claimed
 
 router = APIRouter(prefix="/policies", tags=["management: policies"])
 
 
 @router.post("", status_code=201, response_model=PolicyOut, summary="Create a policy")
-async def create_policy(request: Request, service: CatalogServiceDep) -> PolicyOut:
+async def create_policy(
+    request: Request,
+    service: CatalogServiceDep,
+    principal: ApiKeyDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> Response:
     body = parse_body(PolicyIn, await read_json(request))
-    return PolicyOut.of(await service.create_policy(resolve_id(None, body.id), body.policy))
+    policy_id = resolve_id(None, body.id)
+
+    async def run(claimed: Claimed | None) -> JSONResponse:
+        record = await created_once(
+            claimed,
+            lambda: service.create_policy(policy_id, body.policy),
+            lambda: service.policies.get(policy_id),
+        )
+        return created(PolicyOut.of(record))
+
+    return await idempotent(request, principal, idempotency_key, wire(body), run)
 
 
 @router.get("", response_model=PolicyPage, summary="List policies (filter, sort, cursor)")

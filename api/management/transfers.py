@@ -13,12 +13,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.management.negotiations import _discover
-from api.negotiations import NegotiationEdge, new_pid
+from api.idempotency import IdempotencyKeyDep, idempotent
+from api.management.negotiations import STARTED_RESPONSES, _discover
+from api.negotiations import NegotiationEdge, derived_pid, new_pid
+from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
 from api.transfer_gateway import TransferGateway
@@ -38,6 +40,7 @@ from connector.core.transfer.states import Role, TransferState
 from connector.outbound import GuardedHttp
 from connector.resources import Resources
 from connector.stores import negotiations, transfers
+from connector.stores.idempotency import Claimed
 from workflows.contracts import NegotiationStart, TransferCommand, TransferStart
 
 router = APIRouter(prefix="/management/v1", tags=["transfers"])
@@ -163,16 +166,48 @@ async def _agreement_for(
     return None, existing
 
 
-@router.post("/transfers", status_code=201, summary="Start a transfer (or negotiate, then start)")
+@router.post(
+    "/transfers",
+    status_code=201,
+    summary="Start a transfer (or negotiate, then start)",
+    responses=STARTED_RESPONSES,
+)
 async def start_transfer(
     body: TransferRequest,
-    _: ApiKeyDep,
+    principal: ApiKeyDep,
+    idempotency_key: IdempotencyKeyDep,
     edge: EdgeDep,
     negotiation_edge: NegotiationEdgeDep,
     gateway: GatewayDep,
     resources: ResourcesDep,
     request: Request,
+) -> Response:
+    async def run(claimed: Claimed | None) -> JSONResponse:
+        return await _start_transfer(
+            body, claimed, edge, negotiation_edge, gateway, resources, request
+        )
+
+    return await idempotent(
+        request, principal, idempotency_key, body.model_dump(mode="json", by_alias=True), run
+    )
+
+
+async def _start_transfer(
+    body: TransferRequest,
+    claimed: Claimed | None,
+    edge: TransferEdge,
+    negotiation_edge: NegotiationEdge,
+    gateway: TransferGateway,
+    resources: Resources,
+    request: Request,
 ) -> JSONResponse:
+    # Under an Idempotency-Key, ids come from its reservation: a retry (also after a crash)
+    # starts, and so joins, the same workflow, and recognises the negotiation it started.
+    if claimed is not None:
+        transfer_pid = derived_pid("idempotency", claimed.seed, "transfer")
+        negotiation_pid = derived_pid("idempotency", claimed.seed, "negotiation")
+    else:
+        transfer_pid, negotiation_pid = new_pid(), new_pid()
     http: GuardedHttp = request.app.state.identity.http
     if body.data_destination is not None:
         endpoint = body.data_destination.get("endpoint")
@@ -184,7 +219,7 @@ async def start_transfer(
     now = datetime.now(UTC)
     negotiation: NegotiationStart | None = None
     if agreement_id is None:
-        if running is not None:
+        if running is not None and running.own_pid != negotiation_pid:
             raise ConflictError(
                 f"negotiation {running.own_pid} for this offer is still running; "
                 "start the transfer once it is FINALIZED, or terminate it"
@@ -195,7 +230,7 @@ async def start_transfer(
             negotiation=new_negotiation(
                 role=NegotiationRole.CONSUMER,
                 initiator=NegotiationRole.CONSUMER,
-                own_pid=new_pid(),
+                own_pid=negotiation_pid,
                 participant_id=negotiation_edge.participant_id,
                 counterparty_id=body.counter_party_id,
                 counterparty_address=base,
@@ -216,7 +251,7 @@ async def start_transfer(
     record_t = TransferRecord(
         transfer=new_transfer(
             role=Role.CONSUMER,
-            own_pid=new_pid(),
+            own_pid=transfer_pid,
             agreement_id=agreement_id or PENDING_AGREEMENT,
             format=body.format,
             counterparty_id=body.counter_party_id,
@@ -235,7 +270,11 @@ async def start_transfer(
         negotiation=negotiation,
         **edge.start_options(),
     )
-    started = await gateway.start(start)
+    try:
+        started = await gateway.start(start)
+    except StartedUnprojected as unprojected:
+        # Started, but Postgres did not answer: never a 5xx after the side effect.
+        return JSONResponse(view(unprojected.record), status_code=202)
     return JSONResponse(view(started), status_code=201)
 
 
