@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.idempotency import purge_periodically
 from connector.settings import load_settings
 from tests.http.catalog_fixtures import (
     HEADERS,
@@ -182,6 +183,26 @@ async def test_an_id_taken_before_the_key_was_reserved_stays_409(harness) -> Non
     assert_problem(await post(h, "/assets", asset("a1"), "key-1"), 409)
     await sql(h, "UPDATE idempotency_keys SET leased_until = now() - interval '1 second'")
     assert_problem(await post(h, "/assets", asset("a1"), "key-1"), 409)
+
+
+async def test_expired_keys_are_purged_in_the_background(harness) -> None:
+    h = harness
+    await post(h, "/assets", asset("a1"), "old")
+    await post(h, "/assets", asset("a2"), "live")
+    await sql(
+        h, "UPDATE idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = 'old'"
+    )
+    pool = h.app.state.resources.pool
+    purger = asyncio.create_task(purge_periodically(pool, interval=0.01))
+    try:
+        for _ in range(300):
+            keys = [r["key"] for r in await pool.fetch("SELECT key FROM idempotency_keys")]
+            if keys == ["live"]:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        purger.cancel()
+    assert keys == ["live"]
 
 
 @pytest.mark.parametrize(
