@@ -4,12 +4,18 @@ Errors are translated here, once: a 4xx answer is the peer's final word (non-ret
 code and reasons kept for the timeline); 5xx, timeouts and connection failures are retried by
 Temporal. A 404 for a process the peer already acknowledged is retried a few times first: the
 peer may not have finished storing it (conformance.md §2.7).
+
+A message with a delivery key is marked in the delivery journal once the connection is made and
+before the request is written (decision 0010); when the mark cannot be written, the attempt
+fails unsent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -21,6 +27,7 @@ from connector.core.negotiation.wire import build_message, is_initial, message_p
 from connector.core.transfer import wire as transfer_wire
 from connector.identity.runtime import Identity
 from connector.outbound import OutboundRefusedError
+from connector.stores import delivery_journal
 from workflows import names
 from workflows.contracts import (
     OutboundNegotiationMessage,
@@ -56,9 +63,36 @@ def _peer_reasons(resp: httpx.Response) -> PeerRejection:
     return PeerRejection(status=resp.status_code, code=code, reasons=reasons, body=None)
 
 
+class _JournalUnavailableError(Exception):
+    """The delivery journal could not be written: the request must not go out."""
+
+
 class DspClientActivities:
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, pool: asyncpg.Pool) -> None:
         self._identity = identity
+        self._pool = pool
+
+    def _journal(self, key: str) -> Callable[[], Awaitable[None]] | None:
+        if not key:
+            return None
+        done = False
+
+        async def mark() -> None:
+            nonlocal done
+            if done:
+                return
+            try:
+                await delivery_journal.mark(self._pool, key)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                raise _JournalUnavailableError(str(exc) or type(exc).__name__) from exc
+            done = True
+
+        return mark
+
+    @activity.defn(name=names.ACT_DELIVERY_SENT)
+    async def delivery_sent(self, key: str) -> bool:
+        """Whether any attempt of the message with journal key `key` may have been written."""
+        return await delivery_journal.marked(self._pool, key)
 
     @activity.defn(name=names.ACT_SEND_NEGOTIATION_MESSAGE)
     async def send_negotiation_message(self, out: OutboundNegotiationMessage) -> RemoteAck:
@@ -87,7 +121,15 @@ class DspClientActivities:
             # (dsp.md §6); 2025-1 allows it only on initiating messages.
             body.setdefault("dspace:callbackAddress", out.callback_address)
         try:
-            resp = await self._identity.http.request("POST", url, json=body, headers=headers)
+            resp = await self._identity.http.request(
+                "POST",
+                url,
+                json=body,
+                headers=headers,
+                before_write=self._journal(out.delivery_key),
+            )
+        except _JournalUnavailableError as exc:
+            raise _unsent(exc, url) from None
         except OutboundRefusedError as exc:
             raise ApplicationError(
                 f"refused to call {url}: {'; '.join(exc.reasons)}",
@@ -144,7 +186,10 @@ class DspClientActivities:
         initial = transfer_wire.is_initial(t, out.action)
         url = t.counterparty_address.rstrip("/") + path
         resp = await self._post(
-            url, t.counterparty_id, encode(message, DspVersion(out.dsp_version))
+            url,
+            t.counterparty_id,
+            encode(message, DspVersion(out.dsp_version)),
+            self._journal(out.delivery_key),
         )
         if resp.status_code < 300:
             peer_pid = _pid_in(resp, "providerPid") if initial else None
@@ -152,13 +197,23 @@ class DspClientActivities:
         self._raise_for(resp, url, retry_404=not initial, not_found_attempts=out.not_found_attempts)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post(self, url: str, audience: str, body: object) -> httpx.Response:
+    async def _post(
+        self,
+        url: str,
+        audience: str,
+        body: object,
+        before_write: Callable[[], Awaitable[None]] | None,
+    ) -> httpx.Response:
         headers = {
             "Authorization": self._identity.authorization(audience),
             "Content-Type": "application/json",
         }
         try:
-            return await self._identity.http.request("POST", url, json=body, headers=headers)
+            return await self._identity.http.request(
+                "POST", url, json=body, headers=headers, before_write=before_write
+            )
+        except _JournalUnavailableError as exc:
+            raise _unsent(exc, url) from None
         except OutboundRefusedError as exc:
             raise ApplicationError(
                 f"refused to call {url}: {'; '.join(exc.reasons)}",
@@ -181,6 +236,13 @@ class DspClientActivities:
         if resp.status_code == 404 and retry_404 and activity.info().attempt < not_found_attempts:
             raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
         raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
+
+
+def _unsent(exc: BaseException, url: str) -> ApplicationError:
+    return ApplicationError(
+        f"not sent to {url}: the delivery journal is unavailable ({exc})",
+        type=names.ERR_PEER_NOT_CONNECTED,
+    )
 
 
 def _unreachable(exc: BaseException, url: str) -> ApplicationError:

@@ -9,7 +9,7 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 from connector.metrics import Metrics
-from connector.stores import negotiations, transfers
+from connector.stores import delivery_journal, negotiations, transfers
 from workflows import names
 
 
@@ -23,6 +23,8 @@ class ProjectionActivities:
         """Upsert one negotiation's projection; idempotent by (own pid, version)."""
         async with self._pool.acquire() as conn:
             result = await negotiations.upsert_view(conn, record)
+            if record.negotiation.is_terminal and (ended := activity.info().workflow_id):
+                await delivery_journal.forget(conn, ended)
         if result.changed and self._metrics is not None:
             # Counted once per version: a retried or duplicate write changes nothing.
             self._metrics.negotiation_projected(record.negotiation, result.entered)
@@ -33,6 +35,8 @@ class ProjectionActivities:
         """Upsert one transfer's projection; idempotent by (own pid, version)."""
         async with self._pool.acquire() as conn:
             result = await transfers.upsert_view(conn, record)
+            if record.transfer.is_terminal and (ended := activity.info().workflow_id):
+                await delivery_journal.forget(conn, ended)
         t = record.transfer
         if result.changed and self._metrics is not None and t.state is not TransferState.INITIAL:
             # Counted once per version: a retried or duplicate write changes nothing.

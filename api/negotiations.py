@@ -41,7 +41,7 @@ from connector.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import negotiations
 from connector.stores.catalog import PgCatalogReadModel
-from workflows.contracts import NEGOTIATION_REVISION, InboundNegotiationMessage, NegotiationStart
+from workflows.contracts import InboundNegotiationMessage, NegotiationStart
 
 # Deterministic pids for a counterparty's initiating message: a re-sent identical request maps
 # to the same process (idempotent), never to a second negotiation.
@@ -101,7 +101,6 @@ class NegotiationEdge:
 
     def start_options(self) -> dict[str, Any]:
         return {
-            "revision": NEGOTIATION_REVISION,
             "auto_accept": self._settings.policies.auto_accept_offers,
             "back_to_back_pause": timedelta(
                 milliseconds=self._settings.negotiation.back_to_back_pause_ms

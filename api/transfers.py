@@ -43,7 +43,7 @@ from connector.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import negotiations, transfers
 from connector.stores.catalog import PgAssetStore
-from workflows.contracts import TRANSFER_REVISION, InboundTransferMessage, TransferStart
+from workflows.contracts import InboundTransferMessage, TransferStart
 
 PUSH_SUFFIX = "-PUSH"
 
@@ -85,7 +85,6 @@ class TransferEdge:
 
     def start_options(self) -> dict[str, Any]:
         return {
-            "revision": TRANSFER_REVISION,
             "back_to_back_pause": timedelta(
                 milliseconds=self._settings.negotiation.back_to_back_pause_ms
             ),

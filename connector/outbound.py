@@ -334,6 +334,22 @@ def _parse_url(url: str | httpx.URL) -> httpx.URL:
         raise OutboundRefusedError(f"invalid URL ({exc})") from None
 
 
+_WRITE_STARTS: Final = ("http11.send_request_headers.started", "http2.send_request_headers.started")
+
+
+def _on_write(
+    before_write: Callable[[], Awaitable[None]],
+) -> Callable[[str, dict[str, object]], Awaitable[None]]:
+    """An httpcore trace hook calling `before_write` as the request headers are about to go out
+    (after the connection is made, so a refused connection never calls it)."""
+
+    async def trace(event: str, info: dict[str, object]) -> None:
+        if event in _WRITE_STARTS:
+            await before_write()
+
+    return trace
+
+
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
@@ -403,8 +419,12 @@ class GuardedHttp:
         params: Mapping[str, str] | None = None,
         follow_redirects: bool = True,
         max_bytes: int | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send a request and yield the (final) response with an unread, optionally capped body.
+
+        `before_write` is awaited once a connection is made, before the request's first byte is
+        written (each hop); what it raises aborts the request unsent.
 
         Raises:
             OutboundRefusedError: a destination (first or a redirect hop) was refused.
@@ -418,6 +438,7 @@ class GuardedHttp:
             json=json,
             params=params,
             follow_redirects=follow_redirects,
+            before_write=before_write,
         )
         try:
             if max_bytes is not None:
@@ -441,6 +462,7 @@ class GuardedHttp:
         params: Mapping[str, str] | None = None,
         follow_redirects: bool = True,
         max_bytes: int | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         """Send a request and return the response with its body read (capped, total timeout).
 
@@ -459,6 +481,7 @@ class GuardedHttp:
                 params=params,
                 follow_redirects=follow_redirects,
                 max_bytes=limit,
+                before_write=before_write,
             ) as response:
                 await response.aread()
                 return response
@@ -473,8 +496,10 @@ class GuardedHttp:
         json: object,
         params: Mapping[str, str] | None,
         follow_redirects: bool,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         current = _parse_url(url)
+        extensions = {} if before_write is None else {"trace": _on_write(before_write)}
         if params:
             current = current.copy_merge_params(params)
         hop_headers = httpx.Headers(headers or {})
@@ -484,7 +509,12 @@ class GuardedHttp:
         for hop in range(self.config.max_redirects + 1):
             await self.vet(current)
             request = self._client.build_request(
-                hop_method, current, headers=hop_headers, content=hop_content, json=hop_json
+                hop_method,
+                current,
+                headers=hop_headers,
+                content=hop_content,
+                json=hop_json,
+                extensions=extensions,
             )
             response = await self._client.send(request, stream=True)
             location = response.headers.get("location")

@@ -52,7 +52,7 @@ class QueueRegistration:
 
 
 def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
-    dsp = DspClientActivities(ctx.identity)
+    dsp = DspClientActivities(ctx.identity, ctx.resources.pool)
     projections = ProjectionActivities(ctx.resources.pool, ctx.metrics)
     settings = ctx.resources.settings
     signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
@@ -60,6 +60,7 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     return [
         bench_activities.noop,
         dsp.send_negotiation_message,
+        dsp.delivery_sent,
         projections.upsert_negotiation,
         dsp.send_transfer_message,
         projections.upsert_transfer,

@@ -6,7 +6,7 @@ New fields only with defaults, at the end: running histories hold the old shapes
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -26,12 +26,6 @@ class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-# Revisions of the negotiation workflow's behaviour, carried in its start input (histories
-# recorded before a revision lack the field and replay the old behaviour).
-REVISION_LOCAL_ANSWERS: Final = 1  # decision 0008
-NEGOTIATION_REVISION: Final = REVISION_LOCAL_ANSWERS
-
-
 class NegotiationStart(_Contract):
     record: NegotiationRecord
     callback_address: str
@@ -41,9 +35,6 @@ class NegotiationStart(_Contract):
     # Policy decision on the request that started a provider negotiation (made at the API edge).
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
-    # The workflow revision this start was made for (0: before any; new starts pass
-    # NEGOTIATION_REVISION).
-    revision: int = 0
 
 
 class InboundNegotiationMessage(_Contract):
@@ -90,6 +81,8 @@ class OutboundNegotiationMessage(_Contract):
     dsp_version: str
     # Bounded retries of a 404 from a peer that already acknowledged the process (conformance).
     not_found_attempts: int = 4
+    # Its key in the delivery journal ("": not journaled; decision 0010).
+    delivery_key: str = ""
 
 
 class RemoteAck(_Contract):
@@ -110,11 +103,6 @@ class PeerRejection(_Contract):
 # --- transfer processes (dsp.md §9) ---------------------------------------------------------
 
 
-# Revisions of the transfer workflow's behaviour, the same way.
-REVISION_NO_RETRY_AFTER_ACK: Final = 1  # a reply that acknowledged a send stops its retries
-TRANSFER_REVISION: Final = REVISION_NO_RETRY_AFTER_ACK
-
-
 class TransferStart(_Contract):
     record: TransferRecord
     callback_address: str
@@ -125,9 +113,6 @@ class TransferStart(_Contract):
     send_deadline: timedelta = timedelta(minutes=10)
     # Consumer shortcut (offer instead of agreement): the negotiation to run first, as a child.
     negotiation: NegotiationStart | None = None
-    # The workflow revision this start was made for (0: before any; new starts pass
-    # TRANSFER_REVISION).
-    revision: int = 0
 
 
 class InboundTransferMessage(_Contract):
@@ -154,6 +139,7 @@ class OutboundTransferMessage(_Contract):
     callback_address: str
     dsp_version: str
     not_found_attempts: int = 4
+    delivery_key: str = ""
 
 
 class FlowStart(_Contract):

@@ -13,6 +13,8 @@ UPD_NEGOTIATION_RECEIVE: Final = "negotiation.receive"
 UPD_NEGOTIATION_DECIDE: Final = "negotiation.decide"
 QRY_NEGOTIATION_VIEW: Final = "negotiation.view"
 ACT_SEND_NEGOTIATION_MESSAGE: Final = "dsp.send_negotiation_message"
+# Whether any attempt of an outbound message got as far as writing it (decision 0010).
+ACT_DELIVERY_SENT: Final = "dsp.delivery_sent"
 ACT_PROJECT_NEGOTIATION: Final = "projection.upsert_negotiation"
 
 WF_TRANSFER: Final = "dsp.transfer"
@@ -30,7 +32,8 @@ ACT_DATAPLANE_AWAIT: Final = "dataplane.await_flow"
 # ApplicationError types activities raise (the `type` string, never a class name).
 ERR_PEER_REJECTED: Final = "dsp_peer_rejected"
 ERR_PEER_UNREACHABLE: Final = "dsp_peer_unreachable"
-# No connection was made: the peer cannot have the message (retryable, like unreachable).
+# Nothing of the request was written (no connection, or its journal mark failed): this attempt
+# cannot have delivered it (retryable, like unreachable).
 ERR_PEER_NOT_CONNECTED: Final = "dsp_peer_not_connected"
 ERR_OUTBOUND_REFUSED: Final = "dsp_outbound_refused"
 ERR_ILLEGAL_TRANSITION: Final = "illegal_transition"

@@ -9,8 +9,6 @@ attributes, so an operator can always see where a negotiation is and why.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,19 +22,24 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.messages import MessageKind
     from connector.core.negotiation.record import NegotiationRecord, awaits_operator
     from connector.core.negotiation.states import Direction, NegotiationState, Role
-    from workflows import names, options, sending
+    from workflows import names, options
     from workflows.contracts import (
-        REVISION_LOCAL_ANSWERS,
         InboundNegotiationMessage,
         NegotiationStart,
         OperatorDecision,
         OutboundNegotiationMessage,
         RemoteAck,
     )
+    from workflows.delivery import (
+        Delivery,
+        Failed,
+        Sent,
+        failure_text,
+        journal_key,
+        rejection,
+    )
     from workflows.search import negotiation_attributes
     from workflows.sending import SendFailure
-
-INFLIGHT_WAIT = timedelta(seconds=3)
 
 CODE_DEADLINE = "deadline_exceeded"
 CODE_OPERATOR = "terminated_by_operator"
@@ -51,31 +54,12 @@ def _as_update_error(exc: ConnectorError) -> ApplicationError:
     return ApplicationError("; ".join(exc.reasons), type=kind, non_retryable=True)
 
 
-class _DeadlinePassed(Exception):
-    """Retrying a send would outlive the negotiation's deadline."""
-
-
-_cause = sending.cause_of
-
-
-def _failure_text(err: BaseException) -> str:
-    cause = _cause(err)
-    return str(cause) or type(cause).__name__
-
-
 def _legal(state: NegotiationState, msg: InboundNegotiationMessage) -> bool:
     try:
         machine.check(state, msg.kind, msg.sender)
     except ConnectorError:
         return False
     return True
-
-
-def _rejected(err: BaseException) -> ApplicationError | None:
-    cause = _cause(err)
-    if isinstance(cause, ApplicationError) and cause.type in options.NON_RETRYABLE:
-        return cause
-    return None
 
 
 @workflow.defn(name=names.WF_NEGOTIATION)
@@ -93,21 +77,12 @@ class NegotiationWorkflow:
         self._counter_offer: JsonObject | None = None
         self._operator_termination: str | None = None
         self._decisions = 0
-        # The state our in-flight outbound message leads to once the peer acknowledges it,
-        # the message, and the activity delivering it.
-        self._inflight_target: NegotiationState | None = None
-        self._inflight: Action | None = None
-        self._delivery: asyncio.Task[RemoteAck] | None = None
-        # The in-flight message's last known attempt made no connection: the peer lacks it.
-        self._undelivered = False
+        self._delivery: Delivery[Action, NegotiationState] = Delivery(
+            names.ACT_SEND_NEGOTIATION_MESSAGE
+        )
         self._agreement_id: str | None = None
         self._projected_version = -1
-        # Started for decision 0008's code (a revision in the start input rather than a
-        # `workflow.patched` marker, which would also cost a search-attribute upsert per run);
-        # negotiations started before it replay their old path.
-        self._lean = start.revision >= REVISION_LOCAL_ANSWERS
         self._sent_last = False
-        self._last_error: str | None = None
         first = self._next_action()
         if first is not None:
             # Our first message: until it is acknowledged, a fast peer's answer is judged
@@ -116,8 +91,7 @@ class NegotiationWorkflow:
             # died after a local activity's send re-runs this task with the reply already
             # waiting (the reply then acknowledges it).
             n = self._record.negotiation
-            self._inflight_target = machine.check(n.state, first.message_kind, n.role)
-            self._inflight = first
+            self._delivery.expect(first, machine.check(n.state, first.message_kind, n.role))
 
     @property
     def _n(self) -> Negotiation:
@@ -141,22 +115,17 @@ class NegotiationWorkflow:
 
     @workflow.update(name=names.UPD_NEGOTIATION_RECEIVE)
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
-        if self._inflight_target is not None and self._lean:
+        if self._delivery.in_flight:
             # A reply legal only after our in-flight message proves the peer has it. Its own
             # acknowledgement may be waiting for our answer to this very reply (the peer sends
             # it from a local activity, decision 0008), so do not wait for it.
-            self._acknowledged_by_reply(msg)
-        if self._inflight_target is not None:
-            # Our own message that leads here is not acknowledged yet; the peer was faster.
-            # Bounded: if our send is still retrying after that, either the peer has it and
-            # its acknowledgement was lost (its reply then stands for that acknowledgement), or
-            # it has not, and the message is judged against the state we are really in (an
-            # illegal one is then a DSP 400).
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
-                )
-            self._acknowledged_by_reply(msg)
+            await self._acknowledged_by_reply(msg)
+        if self._delivery.in_flight:
+            # Our message is in flight and the peer's cannot count as its acknowledgement yet:
+            # give our send a moment to settle, then judge again (an illegal message is then a
+            # DSP 400).
+            await self._delivery.settled(options.INFLIGHT_WAIT)
+            await self._acknowledged_by_reply(msg)
         try:
             n = msg.apply_to(self._n, at=workflow.now())
         except ConnectorError as exc:
@@ -167,25 +136,28 @@ class NegotiationWorkflow:
         if msg.kind is MessageKind.CONTRACT_OFFER:
             self._counter_offer = None
         self._set(n)
-        if n.is_terminal and self._delivery is not None:
-            # Ended by the peer while our message was still retrying: it is moot now.
-            self._inflight, self._inflight_target = None, None
-            self._delivery.cancel()
+        if n.is_terminal and self._delivery.in_flight:
+            # Ended by the peer while our message was still in flight: it is moot now.
+            self._delivery.settle()
         return self._record
 
-    def _acknowledged_by_reply(self, msg: InboundNegotiationMessage) -> None:
+    async def _acknowledged_by_reply(self, msg: InboundNegotiationMessage) -> None:
         """Count the peer's message as the acknowledgement of our in-flight one, if it is one.
 
         A message legal only in the state our in-flight message leads to can only have been sent
         by a peer that received ours: its acknowledgement was lost (our worker died mid-send,
-        say) and our retry is still pending. Waiting for that retry would make us answer 400 to
-        a correct peer and end the negotiation on both sides.
+        say) or is still on its way. Waiting for our retry would make us answer 400 to a correct
+        peer and end the negotiation on both sides (decision 0010).
         """
-        action, target, n = self._inflight, self._inflight_target, self._n
-        if action is None or target is None or self._undelivered:
+        delivery = self._delivery
+        action, target = delivery.action, delivery.target
+        if action is None or target is None:
             return
-        if _legal(n.state, msg) or not _legal(target, msg):
+        if _legal(self._n.state, msg) or not _legal(target, msg):
             return
+        if not await delivery.reply_proves_receipt() or delivery.action is not action:
+            return
+        n = self._n
         pid = msg.provider_pid if n.role is Role.CONSUMER else msg.consumer_pid
         peer = {"provider_pid" if n.role is Role.CONSUMER else "consumer_pid": pid}
         detail = "acknowledged by the counterparty's reply"
@@ -194,16 +166,13 @@ class NegotiationWorkflow:
         except ConnectorError:
             return
         self._set(acked)
-        self._inflight, self._inflight_target = None, None
-        self._last_error = None
         self._sent_last = True
-        if self._delivery is not None:
-            self._delivery.cancel()
+        delivery.settle()
 
     @receive.validator
     def _validate_receive(self, msg: InboundNegotiationMessage) -> None:
         # Rejected here, an illegal message never reaches history (the API answers DSP 400).
-        state = self._inflight_target or self._n.state
+        state = self._delivery.target or self._n.state
         try:
             machine.check(state, msg.kind, msg.sender)
         except ConnectorError as exc:
@@ -243,22 +212,10 @@ class NegotiationWorkflow:
 
     @workflow.run
     async def run(self, start: NegotiationStart) -> NegotiationRecord:
-        if self._lean:
-            await self._run()
-        else:
-            await self._run_before_0008()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._project()
-        return self._record
-
-    async def _run(self) -> None:
         # Decision 0008: the edge projected the start's record before answering, and a state
         # about to be left by a quick (local) send is projected once, after it.
         self._projected_version = self._start_version
-        while True:
-            if self._n.is_terminal:
-                await self._project()
-                return
+        while not self._n.is_terminal:
             version = self._n.version
             action = self._next_action()
             pause = self._sent_last and self._start.back_to_back_pause > timedelta(0)
@@ -275,20 +232,9 @@ class NegotiationWorkflow:
                     await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
                 continue
             await self._send(action, local=not self._answers_update())
-
-    async def _run_before_0008(self) -> None:
-        """The loop negotiations started before decision 0008 were recorded with (replay)."""
-        while True:
-            await self._project()
-            if self._n.is_terminal:
-                return
-            action = self._next_action()
-            if action is None:
-                self._sent_last = False
-                if not await self._wait_for_change():
-                    await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
-                continue
-            await self._send(action)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._project()
+        return self._record
 
     def _next_action(self) -> Action | None:
         if self._operator_termination is not None:
@@ -348,95 +294,68 @@ class NegotiationWorkflow:
             and timeline[-1].direction is Direction.IN
             and self._n.version > self._start_version
         )
-        if answers and timeline[-1].kind is MessageKind.VERIFICATION and self._lean:
-            return False
-        return answers
+        return answers and timeline[-1].kind is not MessageKind.VERIFICATION
 
-    async def _send(self, action: Action, *, local: bool | None = None) -> None:
+    async def _send(self, action: Action, *, local: bool) -> None:
+        n = self._n
         try:
-            target = machine.check(self._n.state, action.message_kind, self._n.role)
+            target = machine.check(n.state, action.message_kind, n.role)
         except ConnectorError as exc:  # pragma: no cover - decide only proposes legal moves
             raise ApplicationError(str(exc), non_retryable=True) from None
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
-        if local is None:
-            local = not self._answers_update()
-        self._inflight_target, self._inflight = target, action
-        self._undelivered = False
-        self._delivery = asyncio.create_task(self._deliver(action, fast=local))
-        try:
-            ack = await self._delivery
-        except BaseException as err:
-            if self._inflight is not action:
-                return  # the peer's reply acknowledged it meanwhile (the delivery is cancelled)
-            if not isinstance(err, (*SendFailure, _DeadlinePassed)):
-                raise
-            self._inflight_target, self._inflight = None, None
-            await self._after_failed_send(action, err)
-            return
-        finally:
-            self._delivery = None
-        if self._inflight is not action:
-            return
-        peer = {"provider_pid" if self._n.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
-        n = machine.apply_outbound(self._n, action, at=workflow.now(), **peer)
-        self._inflight_target, self._inflight = None, None
-        self._last_error = None
-        self._sent_last = True
-        self._set(n)
+            n = self._n
+        key = journal_key(n.version, action.message_kind.value)
+        out = self._outbound(action, key)
+        # Retrying may take long: the state we are in (its projection deferred past a quick
+        # send, see `run`) is shown meanwhile.
+        outcome = await self._delivery.send(
+            action,
+            out,
+            target=target,
+            key=key,
+            answering=not local,
+            deadline=self._remaining(),
+            before_retries=self._project,
+        )
+        if isinstance(outcome, Failed):
+            await self._after_failed_send(action, outcome.error)
+        elif isinstance(outcome, Sent):
+            peer_pid = outcome.ack.peer_pid
+            peer = {"provider_pid" if n.role is Role.CONSUMER else "consumer_pid": peer_pid}
+            self._sent_last = True
+            self._set(machine.apply_outbound(self._n, action, at=workflow.now(), **peer))
+        # Superseded: the peer's reply acknowledged it (applied in `receive`), or it is moot.
 
-    async def _deliver(self, action: Action, *, fast: bool = True) -> RemoteAck:
-        out = OutboundNegotiationMessage(
+    def _outbound(self, action: Action, key: str = "") -> OutboundNegotiationMessage:
+        return OutboundNegotiationMessage(
             negotiation=self._n,
             action=action,
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
-        )
-        try:
-            return await sending.first_try(
-                names.ACT_SEND_NEGOTIATION_MESSAGE, out, answering=not fast
-            )
-        except SendFailure as err:
-            if self._lean and self._inflight is not action:
-                # Acknowledged by the peer's reply while the first try ran: cancelling it
-                # surfaces as its failure; it must not start the retries (a second activity
-                # and a duplicate message; negotiations before 0008 replay that).
-                raise asyncio.CancelledError from None
-            if _rejected(err) is not None:
-                raise
-            self._last_error = _failure_text(err)
-            self._undelivered = sending.not_connected(err)
-        remaining = self._remaining()
-        if remaining is not None and remaining <= timedelta(seconds=1):
-            raise _DeadlinePassed(self._last_error or "deadline passed")
-        if self._lean:
-            # Retrying may take long: the state we are in (its projection deferred past a quick
-            # send, see `run`) is shown meanwhile.
-            await self._project()
-        return await sending.with_retries(
-            names.ACT_SEND_NEGOTIATION_MESSAGE, out, schedule_to_close=remaining
+            delivery_key=key,
         )
 
-    async def _after_failed_send(self, action: Action, err: Exception) -> None:
-        rejection = _rejected(err)
+    async def _after_failed_send(self, action: Action, err: BaseException) -> None:
         if isinstance(action, SendTermination):
             # We were ending it anyway; the peer's answer does not change that.
             self._set(
                 machine.apply_outbound(
-                    self._n, action, at=workflow.now(), detail=f"peer: {_failure_text(err)}"
+                    self._n, action, at=workflow.now(), detail=f"peer: {failure_text(err)}"
                 )
             )
             return
-        if rejection is not None:
+        refused = rejection(err)
+        if refused is not None:
             await self._give_up(
                 "peer_rejected",
-                f"the counterparty rejected our {action.message_kind.wire_name}: {rejection}",
+                f"the counterparty rejected our {action.message_kind.wire_name}: {refused}",
             )
         else:
             await self._give_up(
                 CODE_DEADLINE,
                 f"could not deliver {action.message_kind.wire_name} before the deadline: "
-                f"{self._last_error or _failure_text(err)}",
+                f"{self._delivery.last_error or failure_text(err)}",
             )
 
     async def _give_up(self, code: str, reason: str) -> None:
@@ -444,22 +363,16 @@ class NegotiationWorkflow:
         action = SendTermination(code=code, reason=(reason,))
         detail = reason
         if self._n.counterparty_pid is not None and self._n.counterparty_address:
-            out = OutboundNegotiationMessage(
-                negotiation=self._n,
-                action=action,
-                callback_address=self._start.callback_address,
-                dsp_version=self._record.dsp_version,
-            )
             try:
                 await workflow.execute_local_activity(
                     names.ACT_SEND_NEGOTIATION_MESSAGE,
-                    out,
+                    self._outbound(action),
                     result_type=RemoteAck,
-                    start_to_close_timeout=timedelta(seconds=5),
+                    start_to_close_timeout=options.NOTIFY_TIMEOUT,
                     retry_policy=options.NOTIFY_RETRY,
                 )
             except SendFailure as err:
-                detail = f"{reason} (counterparty not told: {_failure_text(err)})"
+                detail = f"{reason} (counterparty not told: {failure_text(err)})"
         self._set(machine.apply_outbound(self._n, action, at=workflow.now(), detail=detail))
 
     async def _project(self) -> None:

@@ -32,8 +32,15 @@ SEND_RETRY: Final = RetryPolicy(
 # A send answering an inbound message: one scheduled attempt first, so the workflow learns
 # whether it connected at all before the retrying activity takes over.
 SEND_ONCE: Final = RetryPolicy(maximum_attempts=1)
+# Reading the delivery journal (decision 0010): quick; when it cannot answer, the message counts
+# as delivered.
+JOURNAL_TIMEOUT: Final = timedelta(seconds=3)
+JOURNAL_RETRY: Final = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
+# How long the peer's message waits for our in-flight one to settle before it is judged.
+INFLIGHT_WAIT: Final = timedelta(seconds=3)
 # Best effort (telling a peer we gave up): one try.
 NOTIFY_RETRY: Final = RetryPolicy(maximum_attempts=1)
+NOTIFY_TIMEOUT: Final = timedelta(seconds=5)
 
 PROJECT_TIMEOUT: Final = timedelta(seconds=10)
 PROJECT_RETRY: Final = RetryPolicy(

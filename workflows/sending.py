@@ -1,10 +1,10 @@
 """How a workflow delivers one DSP message to its counterparty: one quick try, then retries.
 
-Shared by the negotiation and transfer workflows (decisions 0003 and 0006):
+Used by `workflows.delivery` for both workflows (decisions 0003, 0006 and 0010):
 - a message sent on our own initiative goes first as a local activity (no activity task on the
   server: the fast path);
 - one answering the peer's message goes first as ONE scheduled attempt (a local activity would
-  hold back the answer to the peer's update), which also tells us whether it connected at all;
+  hold back the answer to the peer's update);
 - after either fails, a scheduled activity retries with back-off, visible with its last failure
   and next attempt in the Temporal UI and the management API.
 """
@@ -29,8 +29,8 @@ def cause_of(err: BaseException) -> BaseException:
     return err.cause if isinstance(err, ActivityError) and err.cause else err
 
 
-def not_connected(err: BaseException) -> bool:
-    """The attempt made no connection: the peer cannot have the message."""
+def not_sent(err: BaseException) -> bool:
+    """The attempt failed before a byte of the request left: it cannot have delivered."""
     cause = cause_of(err)
     return isinstance(cause, ApplicationError) and cause.type == names.ERR_PEER_NOT_CONNECTED
 

@@ -44,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.transfer.states import Direction, Role, TransferState
     from workflows import names, options, sending
     from workflows.contracts import (
-        REVISION_NO_RETRY_AFTER_ACK,
         FlowResult,
         FlowStart,
         FlowStatus,
@@ -55,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TransferCommand,
         TransferStart,
     )
+    from workflows.delivery import Delivery, Failed, Sent, failure_text, journal_key, rejection
     from workflows.search import AGREEMENT, ASSET, COUNTERPARTY, ROLE
 
 STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
@@ -110,22 +110,13 @@ def _rejected(err: BaseException) -> bool:
 _FAILED = sending.SendFailure
 
 
-INFLIGHT_WAIT = timedelta(seconds=3)
-
-
 @workflow.defn(name=names.WF_TRANSFER)
 class TransferWorkflow:
     @workflow.init
     def __init__(self, start: TransferStart) -> None:
         self._start = start
         self._record = start.record
-        # The state our in-flight outbound message leads to once the peer acknowledges it,
-        # the message (not for restarts), and the task delivering it.
-        self._inflight_target: TransferState | None = None
-        self._inflight: Action | None = None
-        self._delivery: asyncio.Task[RemoteAck] | None = None
-        # The in-flight message's last known attempt made no connection: the peer lacks it.
-        self._undelivered = False
+        self._delivery: Delivery[Action, TransferState] = Delivery(names.ACT_SEND_TRANSFER_MESSAGE)
         self._projected_version = -1
         self._sent_last = False
         self._commands: list[TransferCommand] = []
@@ -153,17 +144,15 @@ class TransferWorkflow:
 
     @workflow.update(name=names.UPD_TRANSFER_RECEIVE)
     async def receive(self, msg: InboundTransferMessage) -> TransferRecord:
-        if self._inflight_target is not None:
-            # Our own message that leads here is not acknowledged yet; the peer was faster.
-            # Bounded: if our send is still retrying after that, either the peer has it and
-            # its acknowledgement was lost (its reply then stands for that acknowledgement), or
-            # it has not, and the message is judged against the state we are really in (an
-            # illegal one is then a DSP 400).
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._inflight_target is None, timeout=INFLIGHT_WAIT
-                )
-            self._acknowledged_by_reply(msg)
+        if self._delivery.in_flight:
+            # A reply legal only after our in-flight message proves the peer has it; its own
+            # acknowledgement may be waiting for our answer to this very reply.
+            await self._acknowledged_by_reply(msg)
+        if self._delivery.in_flight:
+            # Not (yet) an acknowledgement: give our send a moment to settle, then judge again
+            # (an illegal message is then a DSP 400).
+            await self._delivery.settled(options.INFLIGHT_WAIT)
+            await self._acknowledged_by_reply(msg)
         before = self._t.state
         try:
             if machine.is_restart(self._t, msg.kind, msg.sender, msg.data_address):
@@ -190,23 +179,27 @@ class TransferWorkflow:
             # the new state).
             await self._follow_on_data_plane(before, t.state, msg.code or msg.kind.value)
         self._set(t)
-        if t.is_terminal and self._delivery is not None:
-            # Ended by the peer while our message was still retrying: it is moot now.
-            self._inflight, self._inflight_target = None, None
-            self._delivery.cancel()
+        if t.is_terminal and self._delivery.in_flight:
+            # Ended by the peer while our message was still in flight: it is moot now.
+            self._delivery.settle()
         return self._record
 
-    def _acknowledged_by_reply(self, msg: InboundTransferMessage) -> None:
+    async def _acknowledged_by_reply(self, msg: InboundTransferMessage) -> None:
         """Count the peer's message as the acknowledgement of our in-flight one, if it is one.
 
         A message legal only in the state our in-flight message leads to can only come from a
-        peer that received ours; its acknowledgement was lost (our worker died mid-send, say).
+        peer that received ours; its acknowledgement was lost (our worker died mid-send, say)
+        or is still on its way (decision 0010).
         """
-        action, target, t = self._inflight, self._inflight_target, self._t
-        if action is None or target is None or self._undelivered:
+        delivery = self._delivery
+        action, target = delivery.action, delivery.target
+        if action is None or target is None:
             return
-        if _legal(t.state, msg) or not _legal(target, msg):
+        if _legal(self._t.state, msg) or not _legal(target, msg):
             return
+        if not await delivery.reply_proves_receipt() or delivery.action is not action:
+            return
+        t = self._t
         pid = msg.provider_pid if t.role is Role.CONSUMER else msg.consumer_pid
         peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": pid}
         detail = "acknowledged by the counterparty's reply"
@@ -215,18 +208,17 @@ class TransferWorkflow:
         except ConnectorError:
             return
         self._set(acked)
-        self._inflight, self._inflight_target = None, None
         self._sent_last = True
-        if self._delivery is not None:
-            self._delivery.cancel()
+        delivery.settle()
 
     @receive.validator
     def _validate_receive(self, msg: InboundTransferMessage) -> None:
         # Rejected here, an illegal message never reaches history (the API answers DSP 400).
         t = self._t
+        inflight_target = self._delivery.target
         # The provider's start with a new address may overtake the ack of our own resume.
         resuming = (
-            self._inflight_target is TransferState.STARTED
+            inflight_target is TransferState.STARTED
             and t.state is TransferState.SUSPENDED
             and t.role is Role.CONSUMER
             and msg.kind is MessageKind.TRANSFER_START
@@ -235,11 +227,11 @@ class TransferWorkflow:
         )
         try:
             if resuming or (
-                self._inflight_target is None
+                inflight_target is None
                 and machine.is_restart(t, msg.kind, msg.sender, msg.data_address)
             ):
                 return
-            machine.check(self._inflight_target or self._t.state, msg.kind, msg.sender)
+            machine.check(inflight_target or self._t.state, msg.kind, msg.sender)
         except ConnectorError as exc:
             raise _as_update_error(exc) from None
 
@@ -259,7 +251,7 @@ class TransferWorkflow:
         }[cmd.command]
         # Judged against where our in-flight message takes us: the counterparty may already
         # show that state (the provider's start is acknowledged, not yet recorded here).
-        state = self._inflight_target or t.state
+        state = self._delivery.target or t.state
         if state not in needs or self._commands:
             raise ApplicationError(
                 f"cannot {cmd.command} a transfer in state {state.value}"
@@ -437,6 +429,7 @@ class TransferWorkflow:
             raise ApplicationError(str(exc), non_retryable=True) from None
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
+            t = self._t
         # A local activity keeps the workflow task open, and with it the answer to the update
         # that just moved us; the peer waits for that answer before it acknowledges what we are
         # about to send (a distributed deadlock). So a send that answers an inbound message is a
@@ -444,23 +437,22 @@ class TransferWorkflow:
         # would do too, but the dev server fires timers only about once a second).
         timeline = t.timeline
         answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
-        self._inflight_target, self._inflight = target, None if restart else action
-        self._undelivered = False
-        self._delivery = asyncio.create_task(self._deliver(action, fast=not answers_inbound))
-        try:
-            ack = await self._delivery
-        except BaseException as err:
-            if self._inflight_target is None:
-                return  # the peer's reply acknowledged it meanwhile (the delivery is cancelled)
-            if not isinstance(err, _FAILED):
-                raise
-            self._inflight_target, self._inflight = None, None
-            await self._after_failed_send(action, err)
+        key = journal_key(t.version, action.message_kind.value)
+        outcome = await self._delivery.send(
+            action,
+            self._outbound(action, key),
+            target=target,
+            key=key,
+            answering=answers_inbound,
+            # A restart is answered by nothing of the peer's own that could stand for its ack.
+            acknowledgeable=not restart,
+            deadline=self._start.send_deadline,
+        )
+        if isinstance(outcome, Failed):
+            await self._after_failed_send(action, outcome.error)
             return
-        finally:
-            self._delivery = None
-        if self._inflight_target is None:
-            return
+        if not isinstance(outcome, Sent):
+            return  # the peer's reply acknowledged it (applied in `receive`), or it is moot
         if restart:
             n = machine.apply_restart(
                 self._t,
@@ -470,34 +462,19 @@ class TransferWorkflow:
             )
             self._owed_address = None
         else:
-            peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": ack.peer_pid}
+            peer_pid = outcome.ack.peer_pid
+            peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": peer_pid}
             n = machine.apply_outbound(self._t, action, at=workflow.now(), **peer)
-        self._inflight_target, self._inflight = None, None
         self._sent_last = True
         self._set(n)
 
-    async def _deliver(self, action: Action, *, fast: bool = True) -> RemoteAck:
-        out = OutboundTransferMessage(
+    def _outbound(self, action: Action, key: str = "") -> OutboundTransferMessage:
+        return OutboundTransferMessage(
             transfer=self._t,
             action=action,
             callback_address=self._start.callback_address,
             dsp_version=self._record.dsp_version,
-        )
-        try:
-            return await sending.first_try(names.ACT_SEND_TRANSFER_MESSAGE, out, answering=not fast)
-        except _FAILED as err:
-            revised = self._start.revision >= REVISION_NO_RETRY_AFTER_ACK
-            if revised and self._inflight_target is None:
-                # Acknowledged (or made moot) by the peer's reply while the first try ran:
-                # cancelling it surfaces as its failure; it must not start the retries (a
-                # second copy of the message; transfers started before this revision replay
-                # that).
-                raise asyncio.CancelledError from None
-            if _rejected(err):
-                raise
-            self._undelivered = sending.not_connected(err)
-        return await sending.with_retries(
-            names.ACT_SEND_TRANSFER_MESSAGE, out, schedule_to_close=self._start.send_deadline
+            delivery_key=key,
         )
 
     async def _after_failed_send(self, action: Action, err: BaseException) -> None:
@@ -506,12 +483,12 @@ class TransferWorkflow:
             # We were ending it anyway; the peer's answer does not change that.
             self._set(
                 machine.apply_outbound(
-                    self._t, action, at=workflow.now(), detail=f"peer: {_failure_text(err)}"
+                    self._t, action, at=workflow.now(), detail=f"peer: {failure_text(err)}"
                 )
             )
             return
-        verb = "rejected" if _rejected(err) else "could not be sent"
-        await self._give_up(CODE_UNDELIVERABLE, f"our {what} {verb}: {_failure_text(err)}")
+        verb = "rejected" if rejection(err) is not None else "could not be sent"
+        await self._give_up(CODE_UNDELIVERABLE, f"our {what} {verb}: {failure_text(err)}")
 
     async def _give_up(self, code: str, reason: str) -> None:
         """End the transfer on our side and tell the counterparty, best effort."""
@@ -520,18 +497,12 @@ class TransferWorkflow:
         action = SendTermination(code=code, reason=(reason,))
         detail = reason
         if self._t.counterparty_pid is not None and self._t.counterparty_address:
-            out = OutboundTransferMessage(
-                transfer=self._t,
-                action=action,
-                callback_address=self._start.callback_address,
-                dsp_version=self._record.dsp_version,
-            )
             try:
                 await workflow.execute_local_activity(
                     names.ACT_SEND_TRANSFER_MESSAGE,
-                    out,
+                    self._outbound(action),
                     result_type=RemoteAck,
-                    start_to_close_timeout=timedelta(seconds=5),
+                    start_to_close_timeout=options.NOTIFY_TIMEOUT,
                     retry_policy=options.NOTIFY_RETRY,
                 )
             except _FAILED as err:
