@@ -382,7 +382,9 @@ class TransferWorkflow:
         )
 
     async def _wait_for_change(self) -> None:
-        version, commands = self._t.version, len(self._commands)
+        # Against the projected version: a message applied while the last projection ran must
+        # wake us, or the projection and the search attributes would keep the older state.
+        version, commands = self._projected_version, len(self._commands)
 
         def changed() -> bool:
             return (

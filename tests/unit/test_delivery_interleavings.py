@@ -24,10 +24,12 @@ from typing import Any, Literal
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from connector.core import search_attributes
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
 from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
@@ -78,6 +80,10 @@ class ScriptedPeer:
         self.journal: set[str] = set()
         self.projected: list[Any] = []
         self._release = asyncio.Event()
+        # A projection of this state waits until `hold` is set (a slow Postgres write).
+        self.hold_state: str | None = None
+        self.hold = asyncio.Event()
+        self.holding = False
 
     def release(self) -> None:
         self._release.set()
@@ -117,6 +123,9 @@ class ScriptedPeer:
 
     @activity.defn(name=names.ACT_PROJECT_TRANSFER)
     async def project_transfer(self, record: TransferRecord) -> bool:
+        if record.transfer.state.value == self.hold_state:
+            self.holding = True
+            await self.hold.wait()
         self.projected.append(record)
         return True
 
@@ -499,3 +508,58 @@ async def test_first_try_refused_then_a_retry_delivers(client: Client) -> None:
         )
         assert peer.delivered["contract_request"] == 1
         assert view(run).negotiation.provider_pid == provider_pid
+
+
+# --- one truth for state ---------------------------------------------------------------------
+
+
+async def test_a_message_applied_during_a_projection_is_projected_too(client: Client) -> None:
+    """The provider's start arrives while the consumer's REQUESTED projection is being written:
+    once settled, the projection and the search attribute both show STARTED (the campaign saw
+    visibility stuck at REQUESTED)."""
+    provider_pid = f"urn:uuid:{uuid.uuid4()}"
+    peer = ScriptedPeer({}, provider_pid)
+    peer.hold_state = "REQUESTED"
+    async with running(client, peer) as run:
+        own = f"urn:uuid:{uuid.uuid4()}"
+        t = new_transfer(
+            role=Role.CONSUMER,
+            own_pid=own,
+            agreement_id="urn:uuid:agr-1",
+            format="HttpData-PULL",
+            counterparty_id="did:web:provider",
+            counterparty_address="http://provider.test/dsp/2025-1",
+            at=_now(),
+        )
+        start = TransferStart(
+            record=TransferRecord(transfer=t), callback_address="http://consumer.test/dsp/2025-1"
+        )
+        run.handle = await run.client.start_workflow(
+            names.WF_TRANSFER,
+            start,
+            id=f"transfer:consumer:{own}",
+            task_queue=run.queue,
+            result_type=TransferRecord,
+        )
+        await run.until(lambda: peer.holding)
+        started = await run.handle.execute_update(
+            names.UPD_TRANSFER_RECEIVE,
+            InboundTransferMessage(
+                kind=TransferKind.TRANSFER_START,
+                sender=Role.PROVIDER,
+                consumer_pid=own,
+                provider_pid=provider_pid,
+                data_address={"endpoint": "http://provider.test/public", "type": "https"},
+            ),
+            result_type=TransferRecord,
+        )
+        assert started.transfer.state.value == "STARTED"
+        peer.hold.set()
+        await run.until(lambda: peer.projected[-1].transfer.state.value == "STARTED")
+        key = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
+        for _ in range(100):
+            described = await run.handle.describe()
+            if described.typed_search_attributes.get(key) == "STARTED":
+                break
+            await asyncio.sleep(0.05)
+        assert described.typed_search_attributes.get(key) == "STARTED"
