@@ -59,6 +59,14 @@ class Recorder:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.exchanges: list[Exchange] = []
+        self.in_flight = 0
+
+    async def quiet(self, within: float = 10.0) -> None:
+        """Wait until no DSP request is being answered (a request whose client gave up, e.g. a
+        send acknowledged by the peer's reply, is recorded when its answer is done)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def __call__(
         self,
@@ -87,7 +95,11 @@ class Recorder:
                 body_out.extend(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, recv, snd)
+        self.in_flight += 1
+        try:
+            await self.app(scope, recv, snd)
+        finally:
+            self.in_flight -= 1
         self.exchanges.append(
             Exchange(scope["method"], scope["path"], _json(body_in), status, _json(body_out))
         )

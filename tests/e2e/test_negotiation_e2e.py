@@ -57,6 +57,8 @@ async def test_consumer_negotiates_with_provider_to_finalized(
         kinds = [e["kind"] for e in done["timeline"]]
         assert kinds == ["contract_request", "agreement", "verification", "finalized_event"]
 
+        await provider.recorder.quiet()
+        await consumer.recorder.quiet()
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         types = {ex.request.get("@type") for ex in exchanged if isinstance(ex.request, dict)}
         assert {

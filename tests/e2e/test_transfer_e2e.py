@@ -46,6 +46,8 @@ async def test_pull_a_file_through_the_data_plane(
         # Completed: the token is revoked.
         status, _, _ = await pull(token["endpoint"], token["authorization"])
         assert status == 403
+        await provider.recorder.quiet()
+        await consumer.recorder.quiet()
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         assert all(ex.status < 400 for ex in exchanged), [
             (ex.path, ex.status, ex.response) for ex in exchanged if ex.status >= 400

@@ -48,6 +48,8 @@ async def test_pull_and_push_one_gib(pg_server_url, redis_url, temporal_address,
         assert sink.received["g"] == (sha, GIB)
         assert sink.incomplete == []
 
+        await provider.recorder.quiet()
+        await consumer.recorder.quiet()
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         assert all(ex.status < 400 for ex in exchanged)
         assert schema_problems(exchanged) == []

@@ -97,6 +97,8 @@ async def test_suspend_mid_pull_resume_terminate(
             )
             assert revoked.status_code == 403
         assert sha
+        await provider.recorder.quiet()
+        await consumer.recorder.quiet()
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         assert schema_problems(exchanged) == []
 
@@ -226,6 +228,8 @@ async def test_push_to_an_http_sink(pg_server_url, redis_url, temporal_address, 
         done = await consumer.wait_transfer(transfer_id, {"COMPLETED", "TERMINATED"})
         assert done["state"] == "COMPLETED", done
         assert sink.received["out.bin"] == (sha, 5 * MIB + 7)
+        await provider.recorder.quiet()
+        await consumer.recorder.quiet()
         exchanged = provider.recorder.exchanges + consumer.recorder.exchanges
         assert schema_problems(exchanged) == []
 
