@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import redis.asyncio as aioredis
 
+from connector.redis_outage import FailFastRedis, RedisOutage
 from connector.settings import RedisSettings, Settings
 from connector.stores.pool import create_pool
 
@@ -35,12 +36,13 @@ def redis_client(settings: RedisSettings) -> aioredis.Redis:
         settings.url.get_secret_value(),
         max_connections=settings.max_connections,
         timeout=settings.pool_timeout_seconds,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
+        socket_timeout=settings.socket_timeout_seconds,
+        socket_connect_timeout=settings.connect_timeout_seconds,
         health_check_interval=15,
         decode_responses=False,
     )
-    return aioredis.Redis.from_pool(pool)
+    # While Redis is down or hung, commands fail at once instead of each waiting its timeout.
+    return FailFastRedis(pool, RedisOutage(settings.fail_fast_seconds))
 
 
 @asynccontextmanager

@@ -79,7 +79,29 @@ class DatabaseSettings(_Section):
     )
     pool: PoolSettings = PoolSettings()
     embedded_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port")
-    command_timeout: float = Field(default=10.0, gt=0)
+    # A dependency outage answers 503 within about a second (issue 14): every wait on Postgres
+    # is bounded, so a request never hangs on a database that is down or hung.
+    connect_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="Opening a connection (TCP, TLS, authentication)"
+    )
+    acquire_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a query waits for a pool connection, opening one included (so "
+        "not below connect_timeout_seconds)",
+    )
+    statement_timeout_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Postgres `statement_timeout` of the pool's sessions: the server cancels a "
+        "longer statement; 0 = none",
+    )
+    command_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds the client waits for a statement's answer (a hung server or "
+        "network), then cancels it",
+    )
 
     @field_validator("url")
     @classmethod
@@ -98,7 +120,20 @@ class RedisSettings(_Section):
         default=64, gt=0, description="Connections per process; more requests wait for one"
     )
     pool_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="How long a request waits for a free connection"
+        default=1.0, gt=0, description="How long a request waits for a free connection"
+    )
+    socket_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="How long a command waits for Redis's answer (a hung Redis)"
+    )
+    connect_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="Opening a connection to Redis"
+    )
+    fail_fast_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="After a command timed out or found Redis unreachable, commands fail at "
+        "once for this long (then one tries again): a hung Redis costs one timeout per period, "
+        "not one per command; 0 = off",
     )
 
     @field_validator("url")
