@@ -2,10 +2,17 @@
 
 DSP routes answer the protocol's `*Error` bodies (an illegal transition is 400, as DSP requires);
 the management API answers RFC 9457 problem+json; everything else plain JSON.
+
+A dependency outage that reaches a route as the library's own error (Postgres refused, lost,
+hung or cancelling a statement; Redis refused or hung; Temporal unreachable) is `unavailable`,
+503, like an `UnavailableError` (`outage`); every 503 carries `Retry-After`
+(`server.retry_after_seconds`, unless the error brings its own).
 """
 
 from __future__ import annotations
 
+import socket
+import sys
 import uuid
 from enum import StrEnum
 from typing import Any, Final
@@ -14,6 +21,8 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connector.core.errors import (
@@ -23,9 +32,11 @@ from connector.core.errors import (
     ErrorCode,
     RangeNotSatisfiableError,
     RateLimitedError,
+    UnavailableError,
     UnexpectedError,
 )
 from connector.logging import get_logger
+from connector.stores.pool import POOL_ERROR_NOTE
 
 log = get_logger(__name__)
 
@@ -134,6 +145,73 @@ def dsp_error_body(
     return body
 
 
+# asyncpg's InterfaceError also means misuse (a bug); only these messages mean "gone".
+_CLOSED_MESSAGES: Final = ("connection is closed", "pool is closing", "pool is closed")
+# What the Temporal SDK answers when the server cannot be reached or does not answer in time.
+_TEMPORAL_OUTAGE_STATUSES: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+# Registered with the app: the library errors an outage raises (refined by `outage`).
+OUTAGE_TYPES: Final[tuple[type[Exception], ...]] = (
+    asyncpg.PostgresConnectionError,  # class 08: refused, lost ("does not exist")
+    asyncpg.exceptions.OperatorInterventionError,  # 57: statement_timeout, shutdown, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    asyncpg.InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,  # TimeoutError (pool acquire, command_timeout), ConnectionError, DNS
+    RuntimeError,  # the Temporal SDK's "Failed client connect" (a lazy client's first call)
+)
+
+
+def outage(exc: BaseException) -> str | None:
+    """The dependency an unhandled `exc` says is unreachable, hung or overloaded (`database`,
+    `redis`, `workflow engine`, or `a dependency` for a bare timeout or socket error); None when
+    `exc` means something else, which stays an unexpected error (500)."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "database" if str(exc) in _CLOSED_MESSAGES else None
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError,
+    ):
+        return "database"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "redis"
+    if _temporal_outage(exc):
+        return "workflow engine"
+    if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror) or type(exc) is OSError:
+        # asyncpg's connect and acquire timeouts and command_timeout, refused connections, and
+        # the plain OSError asyncio raises when every address of a host refused. File errors
+        # (FileNotFoundError, PermissionError, ...) are OSError subclasses and stay 500.
+        return "database" if POOL_ERROR_NOTE in getattr(exc, "__notes__", ()) else "a dependency"
+    return None
+
+
+def _temporal_outage(exc: BaseException) -> bool:
+    # The SDK is never imported here: the data plane does not load it, and an exception of
+    # one of its types can only exist once it is loaded.
+    service = sys.modules.get("temporalio.service")
+    if service is not None and isinstance(exc, service.RPCError):
+        return exc.status.name in _TEMPORAL_OUTAGE_STATUSES
+    client = sys.modules.get("temporalio.client")
+    if client is not None and isinstance(exc, client.RPCTimeoutOrCancelledError):
+        return True
+    return (
+        isinstance(exc, RuntimeError)
+        and type(exc).__module__ == "builtins"
+        and str(exc).startswith("Failed client connect")
+        and "temporalio" in sys.modules
+    )
+
+
+def retry_after(request: Request) -> int:
+    """Seconds a client should wait before retrying a 503 (`server.retry_after_seconds`)."""
+    settings = getattr(request.app.state, "settings", None)
+    server = getattr(settings, "server", None)
+    value = getattr(server, "retry_after_seconds", 1)
+    return value if isinstance(value, int) else 1
+
+
 def challenge(request: Request, surface: Surface) -> str:
     """The `WWW-Authenticate` value of a 401 (RFC 9110 §11.6.1: a 401 must carry one).
 
@@ -163,6 +241,8 @@ def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, RangeNotSatisfiableError) and status == 416:
         headers["Content-Range"] = f"bytes */{exc.size}"  # RFC 9110 §14.4: the current length
+    if status == 503:
+        headers["Retry-After"] = str(retry_after(request))  # RFC 9110 §10.2.3
     if surface is Surface.DSP:
         pids = getattr(exc, "pids", None) or getattr(request.state, "dsp_pids", None)
         return JSONResponse(dsp_error_body(path, status, exc.reasons, pids), status, headers)
@@ -219,13 +299,52 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        dependency = outage(exc)
+        if dependency is not None:
+            return unavailable(request, exc, dependency)
         error_id = str(uuid.uuid4())
         log.error("unexpected error", error_id=error_id, path=request.url.path, exc_info=exc)
         return error_response(request, UnexpectedError(f"error id {error_id}"))
+
+    async def on_library_error(request: Request, exc: Exception) -> JSONResponse:
+        # An outage is answered here, inside the middleware stack: an answer, not a crash.
+        # Anything else of these types goes on to `on_unexpected` as before (500, re-raised).
+        dependency = outage(exc)
+        if dependency is None:
+            raise exc
+        return unavailable(request, exc, dependency)
 
     app.add_exception_handler(ConnectorError, on_connector_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, on_unstorable_text)
     app.add_exception_handler(asyncpg.UntranslatableCharacterError, on_unstorable_text)
+    for outage_type in (*OUTAGE_TYPES, *_temporal_outage_types()):
+        app.add_exception_handler(outage_type, on_library_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def unavailable(request: Request, exc: BaseException, dependency: str) -> JSONResponse:
+    """503 for a dependency outage; the wire names the dependency, never its address."""
+    log.warning(
+        "dependency unavailable",
+        dependency=dependency,
+        path=request.url.path,
+        error=f"{type(exc).__name__}: {exc}"[:300],
+    )
+    return error_response(
+        request,
+        UnavailableError(f"{dependency} unavailable ({type(exc).__name__}); retry shortly"),
+    )
+
+
+def _temporal_outage_types() -> tuple[type[Exception], ...]:
+    """The Temporal SDK's error types, when this process has loaded it (the control plane)."""
+    service = sys.modules.get("temporalio.service")
+    client = sys.modules.get("temporalio.client")
+    found: list[type[Exception]] = []
+    if service is not None:
+        found.append(service.RPCError)
+    if client is not None:
+        found.append(client.RPCTimeoutOrCancelledError)
+    return tuple(found)

@@ -60,5 +60,12 @@ async def open_resources(
             # Imported here: the data plane runs without Temporal and need not load the SDK.
             from connector.temporal.client import connect
 
-            client = await connect(settings.temporal, lazy=True, runtime=runtime)
+            # The API answers 503 once `temporal.api_retry_seconds` of retries could not reach
+            # the server, instead of the SDK's default 10 s.
+            client = await connect(
+                settings.temporal,
+                lazy=True,
+                runtime=runtime,
+                retry_seconds=settings.temporal.api_retry_seconds,
+            )
         yield Resources(settings=settings, pool=pool, redis=redis, temporal=client)

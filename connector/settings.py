@@ -53,6 +53,13 @@ class ServerSettings(_Section):
     )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=4, le=1000)
+    retry_after_seconds: int = Field(
+        default=1,
+        ge=1,
+        le=3600,
+        description="`Retry-After` of a 503 answer (a dependency is down; maintenance has its "
+        "own, backup.maintenance_retry_after_seconds), on every route of every process",
+    )
 
     def base_url(self) -> str:
         if self.public_url:
@@ -170,6 +177,13 @@ class TemporalSettings(_Section):
     ui_host: str = Field(
         default="127.0.0.1",
         description="Address the embedded Web UI binds (0.0.0.0 in a container)",
+    )
+    api_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How long the control plane retries a Temporal call that cannot reach the "
+        "server before answering 503 (workers keep the SDK's own retries)",
     )
 
 

@@ -24,7 +24,7 @@ from temporalio.client import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from connector.core import search_attributes
 from connector.settings import TemporalSettings
@@ -42,8 +42,11 @@ async def connect(
     runtime: Runtime | None = None,
     lazy: bool = False,
     namespace: str | None = None,
+    retry_seconds: float | None = None,
 ) -> Client:
-    """A client for our namespace. `lazy` lets an API process start while Temporal is down."""
+    """A client for our namespace. `lazy` lets an API process start while Temporal is down;
+    `retry_seconds` bounds how long a call retries an unreachable server (default: the SDK's
+    10 s)."""
     return await Client.connect(
         target(settings),
         namespace=namespace or settings.namespace,
@@ -52,6 +55,11 @@ async def connect(
         data_converter=pydantic_data_converter,
         runtime=runtime,
         lazy=lazy,
+        retry_config=(
+            None
+            if retry_seconds is None
+            else RetryConfig(max_elapsed_time_millis=max(1, round(retry_seconds * 1000)))
+        ),
     )
 
 
