@@ -16,6 +16,7 @@ Wiring (api/app.py):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -105,7 +106,14 @@ async def read(
 
 
 class MaintenanceFlag:
-    """Cached view of the flag for request paths: at most one lookup per `cache_ttl` seconds."""
+    """Cached view of the flag for request paths: at most one lookup per `cache_ttl` seconds.
+
+    Only the first lookup (and the one after `invalidate()`) is awaited by a request; later ones
+    run behind the last answer, so no request waits for the flag's stores: while Postgres is hung
+    a write would otherwise wait for the flag's lookup and then for its own query, twice the
+    database's timeouts before its 503 (issue 14). A change of the flag is seen within
+    `cache_ttl` plus one lookup.
+    """
 
     def __init__(
         self,
@@ -125,22 +133,43 @@ class MaintenanceFlag:
         self._clock = clock
         self._value: dict[str, Any] | None = None
         self._expires = float("-inf")
+        self._known = False  # a lookup has answered since the start or the last invalidate()
+        self._generation = 0  # bumped by invalidate(): a lookup begun before it is discarded
+        self._refresh: asyncio.Task[None] | None = None
 
     async def current(self) -> dict[str, Any] | None:
         now = self._clock()
         if now < self._expires:
             return self._value
         self._expires = now + self._ttl  # also while looking up: one lookup per period
-        try:
-            self._value = await read(self._pool, self._redis, self._key)
-        except (OSError, asyncpg.PostgresError, aioredis.RedisError) as exc:
-            # Neither store answers: the request itself will fail on its own; do not add to it.
-            log.warning("maintenance flag unreadable", error=str(exc))
-            self._value = None
+        if self._known:
+            if self._refresh is None:
+                self._refresh = asyncio.create_task(self._lookup(self._generation))
+                self._refresh.add_done_callback(self._refreshed)
+            return self._value
+        await self._lookup(self._generation)
         return self._value
 
     def invalidate(self) -> None:
         self._expires = float("-inf")
+        self._known = False
+        self._generation += 1
+
+    async def _lookup(self, generation: int) -> None:
+        try:
+            value = await read(self._pool, self._redis, self._key)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, aioredis.RedisError) as exc:
+            # Neither store answers: the request itself will fail on its own; do not add to it.
+            log.warning("maintenance flag unreadable", error=str(exc))
+            value = None
+        if generation == self._generation:
+            self._value = value
+            self._known = True
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self._refresh = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("maintenance flag lookup failed", error=str(task.exception()))
 
 
 Scope = MutableMapping[str, Any]

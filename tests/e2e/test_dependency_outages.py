@@ -208,6 +208,8 @@ async def test_hung_postgres_answers_503_at_once_and_recovers(world: World) -> N
         for attempt in range(3):
             assert_problem_503(await timed(f"pg hung, list #{attempt}", world.management_list()))
             assert_dsp_503(await timed(f"pg hung, dsp get #{attempt}", world.dsp_get()))
+            # A write: also past the maintenance flag (its lookup never delays a request).
+            assert_dsp_503(await timed(f"pg hung, dsp open #{attempt}", world.dsp_open()))
         checks = await world.health()
         assert not checks["database"]["healthy"], checks
         assert checks["redis"]["healthy"], checks
@@ -222,6 +224,8 @@ async def test_stopped_postgres_answers_503_at_once_and_recovers(world: World) -
         for attempt in range(3):
             assert_problem_503(await timed(f"pg down, list #{attempt}", world.management_list()))
             assert_dsp_503(await timed(f"pg down, dsp get #{attempt}", world.dsp_get()))
+            # A write: also past the maintenance flag (its lookup never delays a request).
+            assert_dsp_503(await timed(f"pg down, dsp open #{attempt}", world.dsp_open()))
         checks = await world.health()
         assert not checks["database"]["healthy"], checks
     finally:
@@ -235,6 +239,7 @@ async def test_hung_redis_refuses_dsp_calls_at_once_and_recovers(world: World) -
         for attempt in range(3):
             # The replay set fails closed: 503, not a token accepted unchecked.
             assert_dsp_503(await timed(f"redis hung, dsp get #{attempt}", world.dsp_get()))
+            assert_dsp_503(await timed(f"redis hung, dsp open #{attempt}", world.dsp_open()))
             # The management list needs no Redis.
             listed = await timed(f"redis hung, list #{attempt}", world.management_list())
             assert listed.status_code == 200, listed.text
@@ -251,6 +256,7 @@ async def test_stopped_redis_refuses_dsp_calls_at_once_and_recovers(world: World
     try:
         for attempt in range(3):
             assert_dsp_503(await timed(f"redis down, dsp get #{attempt}", world.dsp_get()))
+            assert_dsp_503(await timed(f"redis down, dsp open #{attempt}", world.dsp_open()))
     finally:
         await world.redis.start()
     print(f"recovered {await world.all_fine():.3f} s after the restart")
