@@ -147,6 +147,9 @@ def dsp_error_body(
 
 # asyncpg's InterfaceError also means misuse (a bug); only these messages mean "gone".
 _CLOSED_MESSAGES: Final = ("connection is closed", "pool is closing", "pool is closed")
+# asyncpg's InternalClientError with these messages: a connection whose server went away in the
+# middle of an operation (seen on routes in the chaos suite, Postgres killed with -9).
+_BROKEN_PREFIXES: Final = ("cannot switch to state", "not connected")
 # What the Temporal SDK answers when the server cannot be reached or does not answer in time.
 _TEMPORAL_OUTAGE_STATUSES: Final = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 # Registered with the app: the library errors an outage raises (refined by `outage`).
@@ -155,6 +158,7 @@ OUTAGE_TYPES: Final[tuple[type[Exception], ...]] = (
     asyncpg.exceptions.OperatorInterventionError,  # 57: statement_timeout, shutdown, starting up
     asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
     OSError,  # TimeoutError (pool acquire, command_timeout), ConnectionError, DNS
@@ -168,6 +172,8 @@ def outage(exc: BaseException) -> str | None:
     `exc` means something else, which stays an unexpected error (500)."""
     if isinstance(exc, asyncpg.InterfaceError):
         return "database" if str(exc) in _CLOSED_MESSAGES else None
+    if isinstance(exc, asyncpg.InternalClientError):
+        return "database" if str(exc).startswith(_BROKEN_PREFIXES) else None
     if isinstance(
         exc,
         asyncpg.PostgresConnectionError

@@ -73,11 +73,15 @@ class _Acquire(asyncpg.pool.PoolAcquireContext):  # type: ignore[misc]
 
     async def __aexit__(self, *exc_info: Any) -> None:
         _note(exc_info[1])
-        if isinstance(exc_info[1], TimeoutError) and self.connection is not None:
+        if (
+            isinstance(exc_info[1], TimeoutError | asyncpg.InternalClientError)
+            and self.connection is not None
+        ):
             # A statement outlived command_timeout: the server is hung (or far too slow), and
             # asyncpg would wait up to the acquire timeout for the statement's cancellation
-            # before releasing. Drop the connection instead, so the error is answered at once;
-            # the pool opens a new one when needed.
+            # before releasing. Or the connection's protocol is broken (its server went away
+            # in the middle of an operation). Drop it instead, so the error is answered at
+            # once; the pool opens a new one when needed.
             self.connection.terminate()
         await super().__aexit__(*exc_info)
 

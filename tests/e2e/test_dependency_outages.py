@@ -81,6 +81,17 @@ class Private:
     async def stop(self) -> None:
         await self.child.stop(time.monotonic() + 10)
 
+    async def kill(self) -> None:
+        """kill -9 of the main process only (Postgres: the postmaster; its backends notice)."""
+        tree = self._tree()
+        os.kill(tree[0], signal.SIGKILL)
+        assert self.child.process is not None
+        await self.child.process.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in tree[1:]):
+            assert time.monotonic() < deadline, "orphaned processes did not exit"
+            await asyncio.sleep(0.05)
+
     async def start(self) -> None:
         await self.child.spawn()
         deadline = time.monotonic() + services.START_TIMEOUT
@@ -231,6 +242,35 @@ async def test_stopped_postgres_answers_503_at_once_and_recovers(world: World) -
     finally:
         await world.postgres.start()
     print(f"recovered {await world.all_fine():.3f} s after the restart")
+
+
+async def test_postgres_killed_under_traffic_is_503_never_500(world: World) -> None:
+    """kill -9 mid-traffic (what the chaos suite does): connections die in the middle of
+    operations; every answer is a success or a fast 503, never a 500."""
+    stop = asyncio.Event()
+    statuses: list[int] = []
+
+    async def traffic() -> None:
+        while not stop.is_set():
+            for label, request in (
+                ("pg killed, list", world.management_list),
+                ("pg killed, dsp get", world.dsp_get),
+                ("pg killed, dsp open", world.dsp_open),
+            ):
+                statuses.append((await timed(label, request())).status_code)
+
+    runners = [asyncio.create_task(traffic()) for _ in range(4)]
+    try:
+        await asyncio.sleep(0.5)
+        await world.postgres.kill()
+        await asyncio.sleep(1.0)
+        await world.postgres.start()
+        await world.all_fine()
+    finally:
+        stop.set()
+        await asyncio.gather(*runners)
+    assert set(statuses) <= {200, 201, 503}, statuses
+    assert 503 in statuses
 
 
 async def test_hung_redis_refuses_dsp_calls_at_once_and_recovers(world: World) -> None:

@@ -59,6 +59,12 @@ OUTAGES: dict[str, tuple[Callable[[], BaseException], str]] = {
     "pg too many connections": (lambda: asyncpg.TooManyConnectionsError("sorry"), "database"),
     "pg pool closing": (lambda: asyncpg.InterfaceError("pool is closing"), "database"),
     "pg connection closed": (lambda: asyncpg.InterfaceError("connection is closed"), "database"),
+    "pg connection broken": (
+        lambda: asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
+        "database",
+    ),
     "redis refused": (lambda: RedisConnectionError("Error 111 connecting"), "redis"),
     "redis hung": (lambda: RedisTimeoutError("Timeout reading from socket"), "redis"),
     "redis loading": (lambda: BusyLoadingError("loading"), "redis"),
@@ -85,6 +91,7 @@ NOT_OUTAGES: dict[str, Callable[[], BaseException]] = {
     "permission": lambda: PermissionError(13, "denied"),
     "asyncpg misuse": lambda: asyncpg.InterfaceError("another operation is in progress"),
     "bad query argument": lambda: asyncpg.DataError("invalid input for query argument $1"),
+    "asyncpg internal": lambda: asyncpg.InternalClientError("unexpected message type"),
     "constraint": lambda: asyncpg.UniqueViolationError("duplicate key"),
     "temporal not found": lambda: RPCError("not found", RPCStatusCode.NOT_FOUND, b""),
     "a bug": lambda: RuntimeError("dictionary changed size during iteration"),
