@@ -5,13 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast lint fmt typecheck bench demo deploy-check load clean-venv help bytecode
+.PHONY: up test test-fast lint fmt typecheck bench chaos demo deploy-check load clean-venv help bytecode
 
 help:
 	@echo "make up            run the connector on the embedded stack (Postgres, Redis, Temporal)"
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make lint          ruff, format check, import rules, mypy --strict"
 	@echo "make bench         benchmarks, results in docs/benchmarks.md"
+	@echo "make chaos         kill -9 every process of two connectors under load, docs/reliability.md"
 	@echo "make demo          two connectors: catalog, negotiation, transfer"
 	@echo "make deploy-check  validate Docker, Helm, Terraform, CI, alerts and dashboards offline"
 
@@ -53,6 +54,10 @@ typecheck: $(STAMP)
 
 bench: bytecode
 	$(BIN)/python -m tests.bench.run
+
+# Options: CHAOS_N, CHAOS_ROUNDS, CHAOS_KINDS, CHAOS_SIDES, CHAOS_SEED, ... (tests/chaos/__main__.py).
+chaos: bytecode
+	$(BIN)/python -m tests.chaos --write
 
 demo: bytecode
 	$(BIN)/python -m tests.demo
