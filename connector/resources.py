@@ -61,11 +61,13 @@ async def open_resources(
             from connector.temporal.client import connect
 
             # The API answers 503 once `temporal.api_retry_seconds` of retries could not reach
-            # the server, instead of the SDK's default 10 s.
+            # the server, instead of the SDK's default 10 s, and notices a hung one within
+            # `temporal.api_keepalive_seconds` (its connection's pings go unanswered).
             client = await connect(
                 settings.temporal,
                 lazy=True,
                 runtime=runtime,
                 retry_seconds=settings.temporal.api_retry_seconds,
+                keepalive_seconds=settings.temporal.api_keepalive_seconds,
             )
         yield Resources(settings=settings, pool=pool, redis=redis, temporal=client)

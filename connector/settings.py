@@ -185,6 +185,14 @@ class TemporalSettings(_Section):
         description="How long the control plane retries a Temporal call that cannot reach the "
         "server before answering 503 (workers keep the SDK's own retries)",
     )
+    api_keepalive_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="The control plane pings its Temporal connection four times per this "
+        "period and drops it when a ping goes unanswered this long: a hung server answers 503 "
+        "after about this long, not after the 8 s wait for a worker",
+    )
 
 
 class LoggingSettings(_Section):

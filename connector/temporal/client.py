@@ -24,7 +24,7 @@ from temporalio.client import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.service import KeepAliveConfig, RetryConfig, RPCError, RPCStatusCode
 
 from connector.core import search_attributes
 from connector.settings import TemporalSettings
@@ -43,10 +43,13 @@ async def connect(
     lazy: bool = False,
     namespace: str | None = None,
     retry_seconds: float | None = None,
+    keepalive_seconds: float | None = None,
 ) -> Client:
     """A client for our namespace. `lazy` lets an API process start while Temporal is down;
     `retry_seconds` bounds how long a call retries an unreachable server (default: the SDK's
-    10 s)."""
+    10 s); with `keepalive_seconds` the connection is pinged four times per that period and
+    dropped when a ping goes unanswered that long, so a hung server fails calls in about
+    that time (default: the SDK's 30 s pings, 15 s to answer)."""
     return await Client.connect(
         target(settings),
         namespace=namespace or settings.namespace,
@@ -59,6 +62,14 @@ async def connect(
             None
             if retry_seconds is None
             else RetryConfig(max_elapsed_time_millis=max(1, round(retry_seconds * 1000)))
+        ),
+        keep_alive_config=(
+            KeepAliveConfig.default
+            if keepalive_seconds is None
+            else KeepAliveConfig(
+                interval_millis=max(1, round(keepalive_seconds * 250)),
+                timeout_millis=max(1, round(keepalive_seconds * 1000)),
+            )
         ),
     )
 

@@ -319,3 +319,23 @@ async def test_stopped_temporal_answers_503_at_once_and_recovers(world: World) -
         assert time.monotonic() - started < RECOVERY, opened.text
         await asyncio.sleep(0.2)
     print(f"recovered {time.monotonic() - started:.3f} s after the restart")
+
+
+async def test_hung_temporal_answers_503_at_once_and_recovers(world: World) -> None:
+    world.temporal.hang()
+    try:
+        for attempt in range(3):
+            # The connection's pings go unanswered (temporal.api_keepalive_seconds): 503, not
+            # the 8 s wait for a worker.
+            assert_dsp_503(await timed(f"temporal hung, dsp open #{attempt}", world.dsp_open()))
+            listed = await timed(f"temporal hung, list #{attempt}", world.management_list())
+            assert listed.status_code == 200, listed.text
+        checks = await world.health()
+        assert not checks["temporal"]["healthy"], checks
+    finally:
+        world.temporal.resume()
+    started = time.monotonic()
+    while (opened := await world.dsp_open()).status_code != 201:
+        assert time.monotonic() - started < RECOVERY, opened.text
+        await asyncio.sleep(0.2)
+    print(f"recovered {time.monotonic() - started:.3f} s after SIGCONT")
