@@ -49,6 +49,7 @@ __all__ = [
     "VettedTarget",
     "refusal_reason",
     "system_resolver",
+    "vet_offline",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ _SIX_TO_FOUR: Final = ipaddress.ip_network("2002::/16")
 _TEREDO: Final = ipaddress.ip_network("2001::/32")
 
 _HOST_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Host names the C resolver reads as IPv4 without asking DNS (decimal, octal, hex, short forms).
+_NUMERIC_HOST_RE: Final = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _CREDENTIAL_HEADERS: Final = ("authorization", "cookie", "x-api-key", "proxy-authorization")
 
@@ -241,6 +244,32 @@ class _Guard:
         addresses = await self.vetted_addresses(host, port)
         return VettedTarget(url=url, host=host, port=port, addresses=addresses)
 
+    def vet_offline(self, url: httpx.URL) -> None:
+        """`check_url` plus the address rules for what is known without resolving: an IP
+        literal, a numeric IPv4 form (`2130706433`, `0x7f.1`, `127.1`, as `inet_aton` reads
+        it) and the `localhost` names (RFC 6761). Other host names are judged when resolved."""
+        host, _port = self.check_url(url)
+        name = host.lower().rstrip(".")
+        if name in self._allow_hosts:
+            return
+        if name == "localhost" or name.endswith(".localhost"):
+            candidates = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+            if any(refusal_reason(ip, self._allow_nets) is None for ip in candidates):
+                return
+            raise OutboundRefusedError(f"destination {host!r} refused: loopback address")
+        try:
+            literal: IPAddress = ipaddress.ip_address(host)
+        except ValueError:
+            if not _NUMERIC_HOST_RE.match(name):
+                return
+            try:
+                literal = ipaddress.IPv4Address(socket.inet_aton(name))
+            except OSError:
+                return
+        reason = refusal_reason(literal, self._allow_nets)
+        if reason is not None:
+            raise OutboundRefusedError(f"destination {host!r} refused: {reason} ({literal})")
+
 
 class PinningBackend(httpcore.AsyncNetworkBackend):
     """httpcore network backend that resolves, vets and connects in one step (IP pinning).
@@ -362,6 +391,22 @@ def _redirect_method(status: int, method: str) -> str:
     return method
 
 
+async def _no_resolver(host: str, port: int) -> list[str]:
+    raise OSError("vet_offline never resolves")
+
+
+def vet_offline(url: str | httpx.URL, config: OutboundConfig) -> None:
+    """The guard's rules that need no network call (scheme, userinfo, host syntax, port
+    allow-list, and the address rules for IP literals, numeric IPv4 forms and `localhost`):
+    for validating an address when it is stored, long before anything contacts it. A host
+    name that resolves to a refused address is refused when the address is used.
+
+    Raises:
+        OutboundRefusedError: the URL is refused by the rules above.
+    """
+    _Guard(config, _no_resolver).vet_offline(_parse_url(url))
+
+
 class GuardedHttp:
     """Async outbound HTTP client with the SSRF guard (see the module docstring).
 
@@ -398,6 +443,10 @@ class GuardedHttp:
         self._client = httpx.AsyncClient(
             transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
         )
+
+    def vet_offline(self, url: str | httpx.URL) -> None:
+        """`vet_offline` (module function) with this client's configuration."""
+        vet_offline(url, self.config)
 
     async def vet(self, url: str | httpx.URL) -> VettedTarget:
         """Vet a destination without contacting it (e.g. a `callbackAddress` on receipt).

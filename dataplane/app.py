@@ -4,28 +4,39 @@ Two surfaces:
 - `/signaling/v1/dataflows/...` for the control plane's workers (Data Plane Signaling shaped;
   `Authorization: Bearer <shared secret>`): start, suspend, resume, terminate, complete, status;
 - `/public/{transfer id}[/sub/path]` for consumers: streams the data, admitting only a valid
-  access token bound to that transfer (HTTP Range supported), and `/public/token` to refresh it.
+  access token bound to that transfer (HTTP Range supported; several ranges are answered with
+  the first satisfiable one), and `/public/token` to refresh it. GET and HEAD always; an HTTP
+  source's proxy options decide whether a sub-path, the query, another method and the body
+  reach it (`dataplane.proxy`).
+
+A method a route does not serve is answered 405 with `Allow` (also when the flow's source
+accepts only GET and HEAD), in the data plane's error shape.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from connector import __version__, health
 from connector.core.errors import BadRequestError, UnauthorizedError
+from connector.data_address import PROXY_METHODS
 from connector.http_errors import install_error_handlers
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.outbound import GuardedHttp
 from connector.resources import Resources, open_resources
 from connector.settings import Settings
-from dataplane.flows import FlowManager
+from dataplane.flows import FlowManager, MethodNotAllowedError
+from dataplane.proxy import PullRequest
 from dataplane.signaling import (
     PREFIX,
     DataFlowStartMessage,
@@ -61,6 +72,42 @@ FlowsDep = Annotated[FlowManager, Depends(_flows)]
 SignalingDep = Annotated[None, Depends(_signaling_caller)]
 
 
+def _raw_sub_path(request: Request, flow_id: str) -> str | None:
+    """The sub-path after `/public/<flow id>/` as the client sent it (still percent-encoded):
+    the decoded path cannot tell `a%2Fb` from `a/b`. None when there is none."""
+    raw = request.scope.get("raw_path")
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    segments = text.split("/")
+    for i in range(len(segments) - 1):
+        if segments[i] == "public" and unquote(segments[i + 1]) == flow_id:
+            rest = "/".join(segments[i + 2 :])
+            return rest or None
+    return None
+
+
+def method_not_allowed(method: str, allow: set[str] | tuple[str, ...]) -> JSONResponse:
+    """405 in the data plane's error shape, `Allow` listing what is served (RFC 9110 §15.5.6)."""
+    listed = ", ".join(sorted(allow))
+    return JSONResponse(
+        {
+            "error": "method_not_allowed",
+            "reasons": [f"method {method} is not allowed here; allowed: {listed}"],
+        },
+        status_code=405,
+        headers={"Allow": listed},
+    )
+
+
+def _route_methods(app: FastAPI, request: Request) -> set[str]:
+    """Every method some route serves at this path (the router names only the first route)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI:
     metrics = metrics or Metrics(child_registry(), ROLE)
 
@@ -91,6 +138,23 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     app.state.metrics = metrics
     app.state.signaling_secret = signaling_secret(settings)
     install_error_handlers(app)
+    on_http_error = app.exception_handlers[StarletteHTTPException]
+
+    async def on_http_error_405(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, StarletteHTTPException) and exc.status_code == 405:
+            allow = _route_methods(app, request) or set(
+                (exc.headers or {}).get("Allow", "").split(", ")
+            )
+            return method_not_allowed(request.method, allow)
+        response = on_http_error(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    async def on_method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        allow = exc.allow if isinstance(exc, MethodNotAllowedError) else ("GET", "HEAD")
+        return method_not_allowed(request.method, allow)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error_405)
+    app.add_exception_handler(MethodNotAllowedError, on_method_not_allowed)
 
     @app.get("/health", summary="Liveness and dependency health")
     async def get_health(request: Request) -> JSONResponse:
@@ -151,14 +215,20 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             headers={"Cache-Control": "no-store"},
         )
 
-    async def pull(
-        flow_id: str, request: Request, flows: FlowManager, sub_path: str | None
-    ) -> StreamingResponse:
+    async def pull(flow_id: str, request: Request, flows: FlowManager) -> Response:
+        pull_request = PullRequest(
+            method=request.method,
+            sub_path=_raw_sub_path(request, flow_id),
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            body=request.stream(),
+            content_type=request.headers.get("content-type"),
+            content_length=request.headers.get("content-length"),
+        )
         source, body = await flows.open_pull(
             flow_id,
             request.headers.get("authorization"),
             request.headers.get("range"),
-            sub_path,
+            pull_request,
         )
         headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
         if source.size is not None:
@@ -170,19 +240,29 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             headers["Content-Range"] = (
                 f"bytes {source.byte_range.start}-{source.byte_range.end}/{total}"
             )
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=source.content_type)
         return StreamingResponse(
             body, status_code=status, headers=headers, media_type=source.content_type
         )
 
-    @app.get("/public/{flow_id}", summary="Pull the data of a STARTED transfer")
-    async def pull_data(flow_id: str, request: Request, flows: FlowsDep) -> StreamingResponse:
-        return await pull(flow_id, request, flows, None)
+    @app.api_route(
+        "/public/{flow_id}",
+        methods=list(PROXY_METHODS),
+        summary="Pull the data of a STARTED transfer (GET, HEAD; others with proxyMethod)",
+    )
+    async def pull_data(flow_id: str, request: Request, flows: FlowsDep) -> Response:
+        return await pull(flow_id, request, flows)
 
-    @app.get("/public/{flow_id}/{sub_path:path}", summary="Pull below an HTTP source")
+    @app.api_route(
+        "/public/{flow_id}/{sub_path:path}",
+        methods=list(PROXY_METHODS),
+        summary="Pull below an HTTP source with proxyPath",
+    )
     async def pull_sub_path(
         flow_id: str, sub_path: str, request: Request, flows: FlowsDep
-    ) -> StreamingResponse:
-        return await pull(flow_id, request, flows, sub_path)
+    ) -> Response:
+        return await pull(flow_id, request, flows)
 
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

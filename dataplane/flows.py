@@ -2,8 +2,15 @@
 
 A pull flow is a token-guarded public endpoint over a source; a push flow is a task streaming
 the source into the consumer's sink. Flow rows live in Postgres; running pushes and open pulls
-live in this process. Stopping a flow revokes its tokens first, then ends what runs: an open pull
-stops at its next chunk, a push task is cancelled (the sink sees a short body).
+live in this process. Stopping a flow revokes its tokens first, then ends what runs: on suspend
+or terminate an open pull stops at its next chunk and a push task is cancelled (the sink sees a
+short body); on complete, pulls already under way finish (their reader was admitted while the
+transfer ran), while every new request is refused.
+
+A finite pull (files and S3 objects by default, an HTTP source with `finite: true`) completes
+on the first whole read - a GET with no range, sub-path or forwarded query whose every byte was
+handed to the server - unless its source says `completeOnFirstRead: false`; then it stays
+STARTED (the consumer pulls as often as it likes) until either side completes or terminates it.
 
 A push is considered interrupted (FAILED) when its row says STARTED but nothing has reported
 progress for `stale_flow_seconds` and no task runs here (e.g. after a kill -9 and restart); a
@@ -24,16 +31,18 @@ import asyncpg
 
 from connector.core.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from connector.core.transfer.wire import ENDPOINT_TYPE_HTTP
+from connector.data_address import completes_on_first_read
 from connector.logging import get_logger
 from connector.metrics import Metrics
 from connector.outbound import GuardedHttp
 from connector.settings import DataPlaneSettings
 from connector.stores import dataplane as store
 from dataplane.io import SourceStream, open_sink, open_source, vet_source
+from dataplane.proxy import ProxyOptions, PullRequest, allowed_methods
 from dataplane.signaling import DataFlowResponseMessage, DataFlowStartMessage, DataFlowStatusMessage
 from dataplane.tokens import IssuedTokens, TokenService
 
-__all__ = ["FlowManager"]
+__all__ = ["FlowManager", "MethodNotAllowedError"]
 
 log = get_logger(__name__)
 
@@ -47,6 +56,14 @@ _PROGRESS_EVERY: Final = 1.0
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class MethodNotAllowedError(Exception):
+    """The consumer's method is not one this flow's source accepts (405 with `Allow`)."""
+
+    def __init__(self, method: str, allow: tuple[str, ...]) -> None:
+        super().__init__(f"method {method} is not allowed for this transfer")
+        self.allow = allow
 
 
 class FlowManager:
@@ -92,7 +109,7 @@ class FlowManager:
         push = msg.flow_type == "PUSH"
         if push and msg.destination_data_address is None:
             raise BadRequestError("a push flow needs a destination")
-        vet_source(msg.source_data_address, self._settings)
+        vet_source(msg.source_data_address, self._settings, self._http.config)
         if push:
             open_sink(msg.destination_data_address or {}, self._settings, self._http)  # vet it
         flow, created = await store.create_flow(
@@ -151,7 +168,9 @@ class FlowManager:
             raise NotFoundError(f"unknown operation {how!r}")
         target, only_from = _STOP_TARGET[how]
         flow = await self._get(flow_id)
-        self._generation[flow_id] = self._generation.get(flow_id, 0) + 1
+        if how != "complete":
+            # Open pulls stop at their next chunk; a completed flow lets them finish.
+            self._generation[flow_id] = self._generation.get(flow_id, 0) + 1
         # Tokens die first: nothing issued for this flow is accepted from here on.
         await self._tokens.revoke(flow_id)
         await self._stop_push(flow_id)
@@ -188,26 +207,40 @@ class FlowManager:
         flow_id: str,
         authorization: str | None,
         range_header: str | None,
-        sub_path: str | None,
+        request: PullRequest | None = None,
     ) -> tuple[SourceStream, AsyncIterator[bytes]]:
-        """Admit a pull (token bound to this flow, flow STARTED) and open its source.
+        """Admit a pull (token bound to this flow, flow STARTED, a method its source accepts)
+        and open its source. A HEAD opens and closes it: the body yields nothing.
 
         Raises:
             UnauthorizedError, ForbiddenError: token missing / refused.
+            MethodNotAllowedError: not GET or HEAD, and the source has no `proxyMethod`.
             NotFoundError, BadRequestError, UnavailableError: see `open_source`.
         """
+        request = request or PullRequest()
         bound = await self._tokens.resolve(authorization)
         if bound != flow_id:
             raise ForbiddenError("the token is not valid for this transfer")
         flow = await self._get(flow_id)
         if flow.state != "STARTED" or flow.push:
             raise ForbiddenError(f"transfer {flow_id} is not open for pulling")
+        allow = allowed_methods(ProxyOptions.of(flow.source))
+        if request.method not in allow:
+            raise MethodNotAllowedError(request.method, allow)
         source = await open_source(
-            flow.source, self._settings, self._http, range_header=range_header, sub_path=sub_path
+            flow.source, self._settings, self._http, range_header=range_header, request=request
         )
+        if request.method == "HEAD":
+            await source.aclose()
+            return source, _nothing()
         generation = self._generation.get(flow_id, 0)
-        whole = source.byte_range is None and sub_path is None
-        return source, self._pull_body(flow_id, source, generation, whole and flow.finite)
+        completes = (
+            request.plain
+            and source.byte_range is None
+            and flow.finite
+            and completes_on_first_read(flow.source)
+        )
+        return source, self._pull_body(flow_id, source, generation, completes)
 
     async def _pull_body(
         self, flow_id: str, source: SourceStream, generation: int, completes: bool
@@ -303,3 +336,8 @@ class FlowManager:
         if flow is None:
             raise NotFoundError(f"flow {flow_id} is unknown")
         return flow
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

@@ -4,14 +4,13 @@ Everything streams in chunks (`chunk_bytes`, 1 MiB by default) and is pulled by 
 the iterator, so a slow reader or sink slows the source down (back-pressure) and memory stays
 flat whatever the size. Blocking libraries (file I/O, boto3) run in threads, one chunk at a time.
 
-Address shapes (asset data addresses, `type` + fields):
-- `{"type": "file", "path": "<relative to dataplane.file_base_path>"}`
-- `{"type": "http", "baseUrl": "https://...", "proxyPath": false, "headers": {...}}`
-- `{"type": "s3", "bucket": "...", "key": "..."}` (endpoint and credentials from settings)
+Address shapes and their rules are in `connector.data_address` (the same function validates
+them when they are stored and here, when a source or sink is opened); what a consumer's request
+may add to an HTTP source (sub-path, query, method, body) in `dataplane.proxy`.
 
 Push destinations arrive as DSP DataAddresses: an HTTP `endpoint` (+ `authorization` /
-`authType` endpoint properties), `endpointType` `AmazonS3` (`bucketName`, `objectName`) or
-`File` (`path`).
+`authType` / `method` endpoint properties), `endpointType` `AmazonS3` (`bucketName`,
+`objectName`) or `File` (`path`).
 """
 
 from __future__ import annotations
@@ -34,23 +33,27 @@ from connector.core.errors import (
     RangeNotSatisfiableError,
     UnavailableError,
 )
+from connector.data_address import check_destination, check_source, destination_kind
 from connector.identity.paths import confine_path, open_confined
-from connector.outbound import GuardedHttp, OutboundRefusedError
+from connector.outbound import GuardedHttp, OutboundConfig, OutboundRefusedError
 from connector.settings import DataPlaneSettings, S3DataSettings
+from dataplane.proxy import ProxyOptions, PullRequest, proxied_url
 
 __all__ = [
     "ByteRange",
     "Sink",
     "SourceStream",
+    "forwarded_range",
     "open_sink",
     "open_source",
     "parse_range",
     "vet_source",
 ]
 
-# One byte-range-spec (RFC 9110 §14.1.2); the unit is case-insensitive, `[0-9]` not `\d` (which
-# would admit non-ASCII digits). Anything else (other units, several ranges) is ignored.
-_RANGE_RE: Final = re.compile(r"bytes=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
+# A ranges-specifier of the bytes unit (RFC 9110 §14.1); the unit is case-insensitive.
+_RANGES_RE: Final = re.compile(r"bytes=(.*)", re.IGNORECASE | re.DOTALL)
+# One byte-range-spec (§14.1.2), `[0-9]` not `\d` (which would admit non-ASCII digits).
+_SPEC_RE: Final = re.compile(r"[ \t]*([0-9]*)-([0-9]*)[ \t]*")
 # A position with more digits lies beyond any object (and int() refuses > 4300 digits).
 _MAX_DIGITS: Final = 18
 
@@ -69,38 +72,77 @@ def _position(digits: str) -> int:
     return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
-def parse_range(header: str | None, size: int | None) -> ByteRange | None:
-    """The one `bytes=` range of a Range header against an object of `size` bytes (RFC 9110 §14).
-
-    None means "send the whole body with 200": no header, an unknown size, another unit, several
-    ranges, a syntactically invalid range, or a suffix range of an empty object (§14.2 lets a
-    server ignore Range). The end is clamped to the object; a suffix longer than it is all of it.
-
-    Raises:
-        RangeNotSatisfiableError: the start lies at or beyond the end of the object, the end lies
-            before the start, or a zero-length suffix (`bytes=-0`); answered 416 with
-            `Content-Range: bytes */<size>`.
-    """
-    if not header or size is None:
+def _range_specs(header: str | None) -> list[tuple[str, str]] | None:
+    """The (first, last) digit strings of each range-spec, or None if the header is absent,
+    of another unit or malformed anywhere (§14.2: then it is ignored). Empty list elements are
+    skipped (§5.6.1)."""
+    if not header:
         return None
-    match = _RANGE_RE.fullmatch(header.strip())
+    match = _RANGES_RE.fullmatch(header.strip())
     if match is None:
         return None
-    first, last = match.groups()
+    specs: list[tuple[str, str]] = []
+    for element in match.group(1).split(","):
+        if not element.strip(" \t"):
+            continue
+        spec = _SPEC_RE.fullmatch(element)
+        if spec is None or not (spec.group(1) or spec.group(2)):
+            return None
+        specs.append((spec.group(1), spec.group(2)))
+    return specs or None
+
+
+def _spec_range(first: str, last: str, size: int) -> ByteRange | None:
+    """One spec against `size` bytes: its range, None for "the whole object" (a suffix of an
+    empty object), or RangeNotSatisfiableError (the caller decides what to do with it)."""
     if not first:  # suffix: the last N bytes
-        if not last:
-            return None  # `bytes=-`
         n = _position(last)
         if n == 0:
-            raise RangeNotSatisfiableError(f"unsatisfiable range {header!r}", size=size)
+            raise RangeNotSatisfiableError("zero-length suffix", size=size)
         if size == 0:
             return None  # an empty object has no last byte to point at: send it whole
         return ByteRange(max(0, size - n), size - 1)
     start = _position(first)
     if start >= size or (last and _position(last) < start):
-        raise RangeNotSatisfiableError(f"unsatisfiable range {header!r}", size=size)
+        raise RangeNotSatisfiableError("outside the object", size=size)
     end = min(_position(last), size - 1) if last else size - 1
     return ByteRange(start, end)
+
+
+def parse_range(header: str | None, size: int | None) -> ByteRange | None:
+    """The byte range of a Range header to serve from an object of `size` bytes (RFC 9110 §14).
+
+    Several ranges (`bytes=0-1,5-6`) are answered with the **first satisfiable one** alone, as
+    a single-part 206 whose `Content-Range` says which bytes these are: never the whole object,
+    never multipart/byteranges. None means "send the whole body with 200": no header, an
+    unknown size, another unit, a syntactically invalid ranges-specifier, or a suffix range of
+    an empty object (§14.2 lets a server ignore Range). The end is clamped to the object; a
+    suffix longer than it is all of it.
+
+    Raises:
+        RangeNotSatisfiableError: no range is satisfiable (each starts at or beyond the end of
+            the object, ends before its start, or is a zero-length suffix `bytes=-0`);
+            answered 416 with `Content-Range: bytes */<size>`.
+    """
+    specs = _range_specs(header)
+    if specs is None or size is None:
+        return None
+    for first, last in specs:
+        try:
+            return _spec_range(first, last, size)
+        except RangeNotSatisfiableError:
+            continue
+    raise RangeNotSatisfiableError(f"unsatisfiable range {header!r}", size=size)
+
+
+def forwarded_range(header: str | None) -> str | None:
+    """The Range header an HTTP source gets for a consumer's: only the first range of a valid
+    ranges-specifier (the source's size is not known here), nothing for an invalid one."""
+    specs = _range_specs(header)
+    if specs is None:
+        return None
+    first, last = specs[0]
+    return f"bytes={first}-{last}"
 
 
 @dataclass
@@ -123,10 +165,7 @@ class SourceStream:
 
 
 def _kind(address: dict[str, Any]) -> str:
-    kind = str(address.get("type", "")).lower()
-    if kind not in ("file", "http", "s3"):
-        raise BadRequestError(f"unsupported data address type {address.get('type')!r}")
-    return kind
+    return str(address.get("type", "")).lower()
 
 
 def _base_path(settings: DataPlaneSettings) -> Path:
@@ -135,12 +174,19 @@ def _base_path(settings: DataPlaneSettings) -> Path:
     return settings.file_base_path
 
 
-def vet_source(address: dict[str, Any], settings: DataPlaneSettings) -> None:
-    """Refuse a source before a flow starts: unknown type, or a file outside the base path.
+def vet_source(
+    address: dict[str, Any],
+    settings: DataPlaneSettings,
+    outbound: OutboundConfig | None = None,
+) -> None:
+    """Refuse a source before a flow starts: the rules of `connector.data_address` (the ones
+    the management API applied when the asset was stored), and a file must exist.
 
     Raises:
-        BadRequestError: the address is unusable (path escapes included).
+        UnprocessableError: the address breaks a rule (path escapes included).
+        BadRequestError: no such file.
     """
+    check_source(address, settings, outbound or OutboundConfig())
     if _kind(address) == "file":
         try:
             confine_path(_base_path(settings), str(address.get("path", "")), must_exist=True)
@@ -154,22 +200,28 @@ async def open_source(
     http: GuardedHttp,
     *,
     range_header: str | None = None,
-    sub_path: str | None = None,
+    request: PullRequest | None = None,
 ) -> SourceStream:
-    """Open a source for reading, honouring one HTTP byte range (see `parse_range`).
+    """Open a source for reading, honouring one HTTP byte range (see `parse_range`) and, for
+    an HTTP source, what its proxy options let `request` add (`dataplane.proxy`).
 
     Raises:
-        BadRequestError: bad address, path escape.
+        UnprocessableError: the address breaks a rule of `connector.data_address`.
+        BadRequestError: path escape, a refused sub-path or query.
         RangeNotSatisfiableError: a file or S3 object and a range outside it.
-        NotFoundError: the object does not exist.
+        NotFoundError: the object does not exist; a sub-path of a source that serves none.
         UnavailableError: the source cannot be reached.
     """
+    check_source(address, settings, http.config)
+    request = request or PullRequest()
     kind = _kind(address)
+    if kind != "http" and request.sub_path:
+        raise NotFoundError("this source serves no sub-paths")
     if kind == "file":
         return await _file_source(address, settings, range_header)
     if kind == "s3":
         return await _s3_source(address, settings, range_header)
-    return await _http_source(address, settings, http, range_header, sub_path)
+    return await _http_source(address, settings, http, range_header, request)
 
 
 async def _file_source(
@@ -278,22 +330,30 @@ async def _http_source(
     settings: DataPlaneSettings,
     http: GuardedHttp,
     range_header: str | None,
-    sub_path: str | None,
+    request: PullRequest,
 ) -> SourceStream:
     base = address.get("baseUrl") or address.get("endpoint")
     if not isinstance(base, str) or not base:
         raise BadRequestError("an HTTP address needs baseUrl")
-    url = base
-    if sub_path:
-        if not address.get("proxyPath"):
-            raise NotFoundError("this source serves no sub-paths")
-        url = base.rstrip("/") + "/" + sub_path.lstrip("/")
+    options = ProxyOptions.of(address)
+    url = proxied_url(base, request, options)
     headers = {str(k): str(v) for k, v in (address.get("headers") or {}).items()}
-    if range_header:
-        headers["Range"] = range_header
+    forwarded = forwarded_range(range_header)
+    if forwarded:
+        headers["Range"] = forwarded
+    method = request.method if options.method else ("HEAD" if request.method == "HEAD" else "GET")
+    content: AsyncIterator[bytes] | None = None
+    if options.body and request.body is not None and method != "HEAD":
+        content = request.body
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        if request.content_length and request.content_length.isdigit():
+            headers["Content-Length"] = request.content_length
     stack = contextlib.AsyncExitStack()
     try:
-        resp = await stack.enter_async_context(http.stream("GET", url, headers=headers))
+        resp = await stack.enter_async_context(
+            http.stream(method, url, headers=headers, content=content)
+        )
     except OutboundRefusedError:
         await stack.aclose()
         raise
@@ -303,7 +363,7 @@ async def _http_source(
     if resp.status_code == 404:
         await stack.aclose()
         raise NotFoundError("the source has no such resource")
-    if resp.status_code == 416 and range_header:
+    if resp.status_code == 416 and forwarded:
         # The client's range, forwarded: its fault, not the source's (RFC 9110 §15.5.17).
         await stack.aclose()
         unsatisfied = re.fullmatch(r"bytes \*/(\d+)", resp.headers.get("content-range", ""))
@@ -324,6 +384,11 @@ async def _http_source(
     if resp.status_code == 206 and match:
         byte_range = ByteRange(int(match.group(1)), int(match.group(2)))
         total = int(match.group(3)) if match.group(3).isdigit() else None
+    elif resp.status_code == 206:
+        # One range was asked for: a multipart (or unlabelled) answer cannot be passed on as
+        # the single-part 206 the consumer is promised.
+        await stack.aclose()
+        raise UnavailableError("the source answered a range without a single Content-Range")
     chunk = settings.chunk_bytes
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -376,6 +441,8 @@ class HttpSink(Sink):
         self._http = http
         self._timeout = timeout
         self._method = (_property(address, "method") or "POST").upper()
+        if self._method not in ("POST", "PUT", "PATCH"):
+            raise BadRequestError(f"a push uses POST, PUT or PATCH, not {self._method!r}")
         self._headers: dict[str, str] = {"Content-Type": "application/octet-stream"}
         token = _property(address, "authorization")
         if token:
@@ -529,17 +596,17 @@ class S3Sink(Sink):
 
 
 def open_sink(address: dict[str, Any], settings: DataPlaneSettings, http: GuardedHttp) -> Sink:
-    """The sink for a push destination (a DSP DataAddress or an internal address).
+    """The sink for a push destination (a DSP DataAddress or an internal address), after the
+    rules of `connector.data_address` (the ones the transfer routes applied on receipt).
 
     Raises:
-        BadRequestError: unsupported destination, or a file path outside the base path.
+        UnprocessableError: unsupported destination, a bad endpoint, bucket or key, or a file
+            path outside the base path.
     """
-    endpoint_type = str(address.get("endpointType") or address.get("type") or "")
-    lowered = endpoint_type.lower()
-    if lowered in ("amazons3", "s3"):
+    check_destination(address, settings, http.config)
+    kind = destination_kind(address)
+    if kind == "s3":
         return S3Sink(address, settings)
-    if lowered in ("file",):
+    if kind == "file":
         return FileSink(address, settings)
-    if "http" in lowered or lowered == "":
-        return HttpSink(address, http, settings.push_timeout_seconds)
-    raise BadRequestError(f"unsupported push destination type {endpoint_type!r}")
+    return HttpSink(address, http, settings.push_timeout_seconds)

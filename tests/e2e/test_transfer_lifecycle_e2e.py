@@ -1,6 +1,7 @@
 """Tokens follow the transfer: suspend revokes at once (also mid-pull), resume issues a new
-token, terminate revokes it; a pull honours one byte range, answers 416 to an unsatisfiable one
-and ignores a malformed one; push delivers a file to an HTTP sink; file addresses stay confined."""
+token, terminate revokes it; a pull honours one byte range (of several, the first satisfiable
+one), answers 416 to an unsatisfiable one and ignores a malformed one; push delivers a file to an
+HTTP sink; file addresses stay confined."""
 
 from __future__ import annotations
 
@@ -166,7 +167,11 @@ async def test_pull_answers_416_or_ignores_a_bad_range(
             assert refused.status_code == 416, (unsatisfiable, refused.text)
             assert refused.headers["content-range"] == "bytes */100"
             assert refused.json()["error"] == "range_not_satisfiable"
-        for ignored in ("bytes=abc-def", "bytes=0-1,5-6", "items=0-1"):
+        several = await get("bytes=0-1,5-6")  # the first range alone, never the whole file
+        assert several.status_code == 206, several.text
+        assert several.headers["content-range"] == "bytes 0-1/100"
+        assert several.content == data[:2]
+        for ignored in ("bytes=abc-def", "bytes=0-1,x", "items=0-1"):
             whole = await get(ignored)
             assert whole.status_code == 200, (ignored, whole.text)
             assert "content-range" not in whole.headers

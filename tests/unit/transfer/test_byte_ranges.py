@@ -1,5 +1,6 @@
-"""HTTP byte ranges on the data plane (RFC 9110 §14): `parse_range` case by case, and the one
-error mapping that turns an unsatisfiable range into 416 + `Content-Range: bytes */<size>`."""
+"""HTTP byte ranges on the data plane (RFC 9110 §14): `parse_range` case by case (several
+ranges: the first satisfiable one alone), what an HTTP source is sent (`forwarded_range`), and
+the one error mapping that turns an unsatisfiable range into 416 + `Content-Range: */<size>`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from connector.core import errors
 from connector.core.errors import ERROR_TYPES, ErrorCode, RangeNotSatisfiableError
 from connector.http_errors import STATUS, Surface, error_response
-from dataplane.io import ByteRange, parse_range
+from dataplane.io import ByteRange, forwarded_range, parse_range
 
 SIZE = 100
 
@@ -90,9 +91,9 @@ def test_a_suffix_of_an_empty_object_sends_it_whole() -> None:
         "bytes=0x10-0x20",
         "bytes=\u0661-\u0662",  # ARABIC-INDIC digits: `\d` would take them, RFC 9110 does not
         "bytes =0-1",
-        "bytes=0-1,5-6",  # several ranges: we serve one or none (§14.2 allows ignoring)
-        "bytes=0-1, 5-6",
-        "bytes=0-1,",  # a list, even if its second element is empty
+        "bytes=0-1,abc",  # one malformed element spoils the whole list
+        "bytes=0-1,-",
+        "bytes=,",  # a list of nothing
         "items=0-1",  # another unit MUST be ignored (§14.2)
         "0-1",
         "bytes 0-1",
@@ -100,6 +101,49 @@ def test_a_suffix_of_an_empty_object_sends_it_whole() -> None:
 )
 def test_a_malformed_multiple_or_foreign_range_is_ignored(header: str | None) -> None:
     assert parse_range(header, SIZE) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("bytes=0-1,5-6", ByteRange(0, 1)),  # never the whole object, never multipart
+        ("bytes=0-1, 5-6", ByteRange(0, 1)),
+        ("bytes=5-6,0-1", ByteRange(5, 6)),  # first in the request's order, not the lowest
+        ("bytes=0-1,", ByteRange(0, 1)),  # empty list elements are skipped (§5.6.1)
+        ("bytes=,0-1", ByteRange(0, 1)),
+        ("bytes=500-600,10-19", ByteRange(10, 19)),  # the first *satisfiable* one
+        ("bytes=-0,-10", ByteRange(90, 99)),
+        ("bytes=20-10,90-", ByteRange(90, 99)),
+        ("bytes=0-0," + ",".join(f"{i}-{i}" for i in range(1, 500)), ByteRange(0, 0)),
+    ],
+)
+def test_several_ranges_are_served_as_the_first_satisfiable_one(
+    header: str, expected: ByteRange
+) -> None:
+    assert parse_range(header, SIZE) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-,200-300", "bytes=-0,500-", "bytes=20-10,-0"])
+def test_several_unsatisfiable_ranges_are_416(header: str) -> None:
+    with pytest.raises(RangeNotSatisfiableError) as raised:
+        parse_range(header, SIZE)
+    assert raised.value.size == SIZE
+
+
+@pytest.mark.parametrize(
+    ("header", "forwarded"),
+    [
+        ("bytes=10-19", "bytes=10-19"),
+        ("Bytes= 10-19 ", "bytes=10-19"),
+        ("bytes=-5", "bytes=-5"),
+        ("bytes=0-1,5-6", "bytes=0-1"),  # the source is asked for one range only
+        (None, None),
+        ("bytes=abc", None),  # invalid: not forwarded at all (the source would see garbage)
+        ("items=0-1", None),
+    ],
+)
+def test_an_http_source_is_sent_one_valid_range(header: str | None, forwarded: str | None) -> None:
+    assert forwarded_range(header) == forwarded
 
 
 @pytest.mark.parametrize("header", ["bytes=10-19", "bytes=-10", "bytes=1000-", "bytes=-0"])
