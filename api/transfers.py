@@ -17,6 +17,7 @@ import asyncpg
 
 from api.negotiations import derived_pid
 from api.transfer_gateway import TransferGateway
+from connector import data_address
 from connector.catalog import caller_facts, policy_context
 from connector.core.dsp import (
     DspModel,
@@ -39,6 +40,7 @@ from connector.core.transfer.aggregate import new_transfer
 from connector.core.transfer.messages import MessageKind
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import Role
+from connector.data_address import FROM_COUNTERPARTY, check_destination
 from connector.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import negotiations, transfers
@@ -49,11 +51,9 @@ PUSH_SUFFIX = "-PUSH"
 
 
 def is_finite(source: dict[str, Any]) -> bool:
-    """Files and objects end; an HTTP source is an API (non-finite) unless it says otherwise."""
-    kind = str(source.get("type", "")).lower()
-    if kind in ("file", "s3"):
-        return bool(source.get("finite", True))
-    return bool(source.get("finite", False))
+    """Files and objects end; an HTTP source is an API (non-finite) unless it says otherwise
+    (`finite`, or `completeOnFirstRead: true`; `connector.data_address.is_finite`)."""
+    return data_address.is_finite(source)
 
 
 def with_pids(exc: ConnectorError, consumer_pid: str | None, provider_pid: str | None) -> None:
@@ -158,6 +158,15 @@ class TransferEdge:
                 raise BadRequestError(
                     "a push destination needs an endpoint", pointer="/dataAddress/endpoint"
                 )
+            # The rules our data plane applies when it pushes (connector.data_address).
+            settings = self._settings
+            check_destination(
+                msg.data_address.to_wire(),
+                settings.dataplane,
+                settings.outbound,
+                kinds=FROM_COUNTERPARTY,
+                at="/dataAddress",
+            )
             await self._vet(msg.data_address.endpoint, "/dataAddress/endpoint")
         now = datetime.now(UTC)
         provider_pid = derived_pid("transfer", caller.participant_id, msg.consumer_pid)

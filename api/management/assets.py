@@ -1,7 +1,9 @@
 """Management API: assets (`/management/v1/assets`), the datasets of our DSP catalog (dsp.md §7).
 
 An asset is `{id, properties, dataAddress: {type: http|file|s3, ...}, distributions}`; list
-query language in `api.management.models`. Deleting an asset named by an id-list offer is 409."""
+query language in `api.management.models`. Deleting an asset named by an id-list offer is 409.
+The data address is checked with the data plane's own rules (`connector.data_address`) before
+anything is stored: 422 with the pointer of the bad field."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from api.management.models import (
     wire,
 )
 from api.security import ApiKeyDep
+from connector.data_address import check_source
+from connector.settings import Settings
 from connector.stores.catalog import ASSET_FIELDS
 from connector.stores.idempotency import Claimed
 
@@ -30,6 +34,14 @@ router = APIRouter(prefix="/assets", tags=["management: assets"])
 
 async def _asset_in(request: Request) -> AssetIn:
     return parse_body(AssetIn, await read_json(request))
+
+
+def _check_data_address(request: Request, body: AssetIn) -> None:
+    """422 (pointer below /dataAddress) for an address the data plane would refuse."""
+    settings: Settings = request.app.state.settings
+    check_source(
+        body.data_address.model_dump(), settings.dataplane, settings.outbound, at="/dataAddress"
+    )
 
 
 @router.post("", status_code=201, response_model=AssetOut, summary="Create an asset")
@@ -41,6 +53,7 @@ async def create_asset(
 ) -> Response:
     body = await _asset_in(request)
     asset_id = resolve_id(None, body.id)
+    _check_data_address(request, body)
 
     async def run(claimed: Claimed | None) -> JSONResponse:
         record = await created_once(
@@ -71,8 +84,10 @@ async def get_asset(asset_id: str, service: CatalogServiceDep) -> AssetOut:
 @router.put("/{asset_id}", response_model=AssetOut, summary="Replace an asset")
 async def replace_asset(asset_id: str, request: Request, service: CatalogServiceDep) -> AssetOut:
     body = await _asset_in(request)
+    asset_id = resolve_id(asset_id, body.id)
+    _check_data_address(request, body)
     record = await service.replace_asset(
-        resolve_id(asset_id, body.id),
+        asset_id,
         body.properties,
         body.data_address.model_dump(),
         body.distributions,

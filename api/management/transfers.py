@@ -30,6 +30,7 @@ from connector.core.errors import (
     ConflictError,
     NotFoundError,
     UnavailableError,
+    UnprocessableError,
 )
 from connector.core.negotiation.aggregate import new_negotiation
 from connector.core.negotiation.record import NegotiationRecord
@@ -37,8 +38,10 @@ from connector.core.negotiation.states import Role as NegotiationRole
 from connector.core.transfer.aggregate import JsonObject, new_transfer
 from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
 from connector.core.transfer.states import Role, TransferState
-from connector.outbound import GuardedHttp
+from connector.data_address import TO_PROVIDER, check_destination, destination_kind
+from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.resources import Resources
+from connector.settings import Settings
 from connector.stores import negotiations, transfers
 from connector.stores.idempotency import Claimed
 from workflows.contracts import NegotiationStart, TransferCommand, TransferStart
@@ -137,6 +140,31 @@ def _property(address: dict[str, Any], name: str) -> str | None:
     return None
 
 
+async def _check_destination(
+    destination: dict[str, Any], http: GuardedHttp, request: Request
+) -> None:
+    """422 with the pointer below /dataDestination for a push destination the provider's data
+    plane would refuse (the rules of `connector.data_address`: HTTP, or S3 for a provider that
+    writes into the consumer's bucket), then the resolving SSRF check of an HTTP endpoint."""
+    settings: Settings = request.app.state.settings
+    check_destination(
+        destination,
+        settings.dataplane,
+        settings.outbound,
+        kinds=TO_PROVIDER,
+        at="/dataDestination",
+    )
+    endpoint = destination.get("endpoint")
+    if destination_kind(destination) == "http" and isinstance(endpoint, str):
+        try:
+            await http.vet(endpoint)
+        except OutboundRefusedError as exc:
+            raise UnprocessableError(
+                f"/dataDestination/endpoint: {'; '.join(exc.reasons)}",
+                pointer="/dataDestination/endpoint",
+            ) from None
+
+
 async def _agreement_for(
     body: TransferRequest, resources: Resources
 ) -> tuple[str | None, NegotiationRecord | None]:
@@ -210,9 +238,7 @@ async def _start_transfer(
         transfer_pid, negotiation_pid = new_pid(), new_pid()
     http: GuardedHttp = request.app.state.identity.http
     if body.data_destination is not None:
-        endpoint = body.data_destination.get("endpoint")
-        if isinstance(endpoint, str):
-            await http.vet(endpoint)
+        await _check_destination(body.data_destination, http, request)
     agreement_id, running = await _agreement_for(body, resources)
     base, version = await _discover(http, body.counter_party_address)
     await http.vet(base)

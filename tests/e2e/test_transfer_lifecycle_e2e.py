@@ -1,7 +1,8 @@
 """Tokens follow the transfer: suspend revokes at once (also mid-pull), resume issues a new
 token, terminate revokes it; a pull honours one byte range (of several, the first satisfiable
 one), answers 416 to an unsatisfiable one and ignores a malformed one; push delivers a file to an
-HTTP sink; file addresses stay confined."""
+HTTP sink; file addresses stay confined (refused when the asset is created, or when the pull
+starts for a symlink planted later)."""
 
 from __future__ import annotations
 
@@ -248,12 +249,20 @@ async def test_file_outside_the_base_path_is_refused(
         base = provider.settings.dataplane.file_base_path
         secret = tmp_path / "secret.txt"
         secret.write_text("not for you")
-        os.symlink(secret, base / "link.txt")
-        for asset_id, path in (("dots", "../secret.txt"), ("link", "link.txt")):
-            agreement_id = await agreement_for(
-                provider, consumer, asset_id, data_address={"type": "file", "path": path}
+        # Refused when the asset is stored: the data plane's rules, 422 with the pointer.
+        for path in ("../secret.txt", "/etc/passwd", "file:///etc/passwd"):
+            resp = await provider.post(
+                "/assets",
+                {"id": "dots", "dataAddress": {"type": "file", "path": path}, "distributions": []},
             )
-            transfer_id = await start_transfer(consumer, provider, agreement_id)
-            done = await consumer.wait_transfer(transfer_id, {"STARTED", "TERMINATED"})
-            assert done["state"] == "TERMINATED", done
-            assert done["stateReason"]["code"] == "flow_failed"
+            assert resp.status_code == 422, resp.text
+            assert resp.json()["pointer"] == "/dataAddress/path"
+        # A symlink planted after the asset was stored: refused when the transfer runs.
+        agreement_id = await agreement_for(
+            provider, consumer, "link", data_address={"type": "file", "path": "link.txt"}
+        )
+        os.symlink(secret, base / "link.txt")
+        transfer_id = await start_transfer(consumer, provider, agreement_id)
+        done = await consumer.wait_transfer(transfer_id, {"STARTED", "TERMINATED"})
+        assert done["state"] == "TERMINATED", done
+        assert done["stateReason"]["code"] == "flow_failed"

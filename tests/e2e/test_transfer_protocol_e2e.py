@@ -209,7 +209,18 @@ async def _agreement(w: World, consumer_id: str, constraint: list[Any] | None = 
 
 @pytest.mark.parametrize(
     "case",
-    ["someone-else", "unknown", "expired", "wrong-format", "s3-destination", "file-destination"],
+    [
+        "someone-else",
+        "unknown",
+        "expired",
+        "wrong-format",
+        "s3-destination",
+        "file-destination",
+        # The data plane's own rules for a push destination (connector.data_address).
+        "gopher-endpoint",
+        "metadata-endpoint",
+        "delete-method",
+    ],
 )
 async def test_request_refused_without_a_flow(world: World, case: str) -> None:
     overrides: dict[str, Any] = {}
@@ -224,6 +235,22 @@ async def test_request_refused_without_a_flow(world: World, case: str) -> None:
         overrides["agreementId"] = await _agreement(world, world.consumer.did, past)
     elif case == "wrong-format":
         overrides["format"] = "AmazonS3-PUSH"
+    elif case in ("gopher-endpoint", "metadata-endpoint", "delete-method"):
+        endpoint = {
+            "gopher-endpoint": "gopher://sink.example:70/_x",
+            "metadata-endpoint": "http://169.254.169.254/latest/meta-data",
+        }.get(case, "https://sink.example/in")
+        overrides["format"] = "HttpData-PUSH"
+        overrides["dataAddress"] = {
+            "@type": "DataAddress",
+            "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+            "endpoint": endpoint,
+            "endpointProperties": [
+                {"@type": "EndpointProperty", "name": "method", "value": "DELETE"}
+            ]
+            if case == "delete-method"
+            else [{"@type": "EndpointProperty", "name": "authorization", "value": "t"}],
+        }
     else:
         # Our data plane would write these with our own credentials / into our own files.
         kind = "AmazonS3" if case == "s3-destination" else "file"
@@ -250,6 +277,9 @@ async def test_request_refused_without_a_flow(world: World, case: str) -> None:
     resp = await world.dsp("/transfers/request", body)
     assert 400 <= resp.status_code < 500, resp.text
     error = resp.json()
+    if case.endswith(("-endpoint", "-method")):
+        assert resp.status_code == 400
+        assert any(r.startswith("/dataAddress/") for r in error["reason"]), error
     assert error["@type"] == "TransferError"
     assert error["consumerPid"] == consumer_pid
     assert validate_against_schema(error, "TransferError", DspVersion.V2025_1) == []
