@@ -473,8 +473,16 @@ class S3BackupSettings(_Section):
     server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
         default=None, description="SSE for every object written"
     )
-    kms_key_id: str | None = Field(default=None, description="KMS key for aws:kms")
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key (id, ARN or alias) for aws:kms; unset: the bucket's"
+    )
     part_size_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3BackupSettings:
+        if self.kms_key_id and self.server_side_encryption != "aws:kms":
+            raise ValueError("kms_key_id needs server_side_encryption aws:kms")
+        return self
 
 
 class BackupSettings(_Section):
@@ -513,6 +521,49 @@ class BackupSettings(_Section):
         return (self.work_dir or data_dir / "backups-work").resolve()
 
 
+class EncryptionSettings(_Section):
+    """Secrets at rest (docs/security.md "Secrets at rest", decision 0011)."""
+
+    key_file: Path | None = Field(
+        default=None,
+        description="Data key ring (JSON, mode 0600) for the Temporal payload codec, backups "
+        "and sealed EDR tokens; every process of one connector must use the same file. Unset: "
+        "<data dir>/keys/data-keys.json, generated on first start",
+    )
+    temporal_payloads: bool = Field(
+        default=True,
+        description="Encrypt every Temporal payload (AES-256-GCM codec on every client and "
+        "worker); histories then need the codec (endpoint) to be read",
+    )
+    backups: bool = Field(
+        default=True, description="Encrypt backup archives (decrypted on verify and restore)"
+    )
+    codec_origins: list[str] | None = Field(
+        default=None,
+        description="Browser origins (Temporal UI) allowed to call the codec endpoint "
+        "/management/codec (CORS). Unset: the embedded UI, http://127.0.0.1:<temporal.ui_port> "
+        "and http://localhost:<temporal.ui_port>",
+    )
+
+    @field_validator("codec_origins")
+    @classmethod
+    def _origins(cls, v: list[str] | None) -> list[str] | None:
+        for origin in v or []:
+            if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return v
+
+    def resolved_key_file(self, data_dir: Path) -> Path:
+        return (self.key_file or Path(data_dir) / "keys" / "data-keys.json").resolve()
+
+    def allowed_origins(self, temporal: TemporalSettings) -> list[str]:
+        if self.codec_origins is not None:
+            return self.codec_origins
+        if not temporal.ui_port:
+            return []
+        return [f"http://127.0.0.1:{temporal.ui_port}", f"http://localhost:{temporal.ui_port}"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -542,6 +593,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     workers: WorkerSettings = WorkerSettings()
     backup: BackupSettings = BackupSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
 
     @classmethod
     def settings_customise_sources(
