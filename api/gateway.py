@@ -98,7 +98,7 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
             ):
                 raise
             return current  # type: ignore[return-value]  # checked above
-        return await self._project(record)
+        return await self._applied_answer(record)
 
     @staticmethod
     async def _applied(handle: WorkflowHandle[Any, Any], update: str) -> bool:
@@ -138,7 +138,7 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
             opened, workflow_id=workflow_id, own_pid=own_pid, search_attributes=attributes
         ):
             return await self._reopened(workflow_id, own_pid, digest)
-        return await self._project(record)
+        return await self._applied_answer(record)
 
     def _projected(self, record: NegotiationRecord, result: Any) -> None:
         if isinstance(result, negotiations.UpsertResult) and result.changed and self._metrics:
@@ -190,7 +190,7 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
                 names.UPD_NEGOTIATION_DECIDE, decision, result_type=NegotiationRecord
             ),
         )
-        return await self._project(record)
+        return await self._applied_answer(record)
 
     async def pending(self, role: Role, own_pid: str) -> dict[str, Any]:
         """What the workflow is doing right now: retries with their last failure and next try."""

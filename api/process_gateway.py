@@ -34,6 +34,7 @@ from connector.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from connector.http_errors import outage
 from connector.logging import get_logger
 from workflows import names
 
@@ -95,6 +96,21 @@ class ProcessGateway(Generic[R]):
         self._projected(record, result)
         return record
 
+    async def _applied_answer(self, record: R) -> R:
+        """Project what an applied message (or decision) produced, and answer with it.
+
+        The message is applied: the workflow holds it and projects its own state. A database
+        outage here must not turn the answer into a 5xx after the side effect (DEVELOPERS.md):
+        the caller would only re-send what we already took.
+        """
+        try:
+            return await self._project(record)
+        except Exception as exc:
+            if outage(exc) is None:
+                raise
+            log.warning("applied, projection unavailable", kind=self._kind.name, error=str(exc))
+            return record
+
     def _projected(self, record: R, result: Any) -> None:
         """Hook: the edge wrote `record` (`result` is the store's answer)."""
 
@@ -132,7 +148,7 @@ class ProcessGateway(Generic[R]):
             return existing
         finally:
             await settle_start(operation)
-        return await self._project(record)
+        return await self._applied_answer(record)
 
     async def _start_workflow(
         self,

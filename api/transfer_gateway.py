@@ -55,7 +55,7 @@ class TransferGateway(ProcessGateway[TransferRecord]):
                 result_type=TransferRecord,
             ),
         )
-        return await self._project(record)
+        return await self._applied_answer(record)
 
     async def start_with_message(
         self, start: TransferStart, msg: InboundTransferMessage

@@ -185,13 +185,15 @@ class TemporalSettings(_Section):
         description="How long the control plane retries a Temporal call that cannot reach the "
         "server before answering 503 (workers keep the SDK's own retries)",
     )
-    api_keepalive_seconds: float = Field(
-        default=1.0,
-        gt=0,
-        le=60,
-        description="The control plane pings its Temporal connection four times per this "
-        "period and drops it when a ping goes unanswered this long: a hung server answers 503 "
-        "after about this long, not after the 8 s wait for a worker",
+    api_keepalive_seconds: float | None = Field(
+        default=None,
+        ge=10,
+        le=600,
+        description="If set, the control plane pings its Temporal connection four times per "
+        "this period and drops it when a ping goes unanswered this long. Unset: the SDK's "
+        "pings (every 30 s). The server closes connections that ping more often than its "
+        "keepalive minimum (10 s by default) as 'too many pings', failing every long call on "
+        "them, hence the floor; a hung server is otherwise noticed by the 8 s worker wait",
     )
 
 
