@@ -190,6 +190,7 @@ class RoundResult:
     failures: list[Failure] = field(default_factory=list)
     responses: Counter[str] = field(default_factory=Counter)  # "side METHOD route status"
     logs: list[str] = field(default_factory=list)
+    load: float = 0.0  # the machine's 1-minute load average when the round ended
 
     @property
     def ok(self) -> bool:
@@ -769,6 +770,7 @@ class Campaign:
                 status = "none" if call.status is None else str(call.status)
                 result.responses[f"{s} {call.method} {call.route} {status}"] += 1
         result.checked = time.monotonic() - t0
+        result.load = os.getloadavg()[0]
         self.results.append(result)
         self.say(result.describe())
         return result
@@ -933,7 +935,11 @@ class Campaign:
         asset: RoundAsset,
         wall0: float,
     ) -> None:
-        deadline = time.monotonic() + 90
+        # Each step gets its own time: one that waits on stuck processes must not leave the
+        # next without any.
+        def budget(seconds: float = 60.0) -> float:
+            return time.monotonic() + seconds
+
         fail = result.failures.append
         for p in pipelines:
             if p.error:
@@ -942,7 +948,7 @@ class Campaign:
         # sides to settle (terminal states only) before comparing.
         views: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for name, side in self.sides.items():
-            views[name] = await self._settled_views(side, asset.asset_id, wall0, deadline)
+            views[name] = await self._settled_views(side, asset.asset_id, wall0, budget(90))
             result.negotiations[name] = Counter(v["state"] for v in views[name]["negotiations"])
             result.transfers[name] = Counter(v["state"] for v in views[name]["transfers"])
         cons_n = {v["id"]: v for v in views["consumer"]["negotiations"]}
@@ -993,7 +999,7 @@ class Campaign:
                 fail(
                     Failure(
                         "negotiation",
-                        await self._explain("negotiations", mine, theirs, deadline),
+                        await self._explain("negotiations", mine, theirs, budget(30)),
                     )
                 )
         for pid, theirs in prov_n.items():
@@ -1010,7 +1016,9 @@ class Campaign:
                 continue
             theirs = prov_t.get(mine.get("providerPid") or "")
             if mine["state"] != "COMPLETED" or theirs is None or theirs["state"] != "COMPLETED":
-                fail(Failure("transfer", await self._explain("transfers", mine, theirs, deadline)))
+                fail(
+                    Failure("transfer", await self._explain("transfers", mine, theirs, budget(30)))
+                )
             if p.pulled is None:
                 continue
             if p.pulled != (asset.size, asset.sha256):
@@ -1023,7 +1031,7 @@ class Campaign:
                 )
         if result.kill is not None and not set(result.kill.in_flight) - ENDED:
             fail(Failure("kill-missed", "every pipeline had ended before the kill"))
-        await self._visibility(result, asset.asset_id, wall0, deadline)
+        await self._visibility(result, asset.asset_id, wall0, budget(90))
         self._lost(result)
 
     async def _settled_views(

@@ -142,10 +142,23 @@ def _bullet(text: str) -> list[str]:
     )
 
 
+def _load(loads: list[float]) -> list[str]:
+    if not loads:
+        return []
+    cores = os.cpu_count() or 1
+    busy = max(loads) > cores * 1.5
+    return _bullet(
+        f"**Load** (1-minute load average at the end of each round, {cores} cores): median "
+        f"{statistics.median(loads):.1f}, max {max(loads):.1f}"
+        + ("; other work competed for the CPU, which stretches the times below" if busy else "")
+    )
+
+
 def render(chaos: Campaign, elapsed: float) -> str:
     cfg = chaos.config
     rounds = chaos.results
     killed = [r for r in rounds if r.kill]
+    loads = [r.load for r in rounds if r.load]
     failed = [r for r in rounds if not r.ok]
     push = chaos.push
     verdict = (
@@ -203,6 +216,7 @@ def render(chaos: Campaign, elapsed: float) -> str:
             f"{cfg.seed} (`python -m tests.chaos --seed {cfg.seed}` repeats the kill moments)"
         ),
         *_bullet(f"**Campaign**: {len(killed)} kill(s) in {elapsed / 60:.1f} min; {verdict}"),
+        *_load(loads),
         "",
         "## Method",
         "",

@@ -23,7 +23,7 @@ SMALL = Config(
     rounds=1,
     seed=int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(2**32)),
     push_bytes=256 * MIB,
-    round_timeout=120.0,
+    round_timeout=100.0,
     settle_timeout=60.0,
 )
 
