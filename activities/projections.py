@@ -8,14 +8,16 @@ from temporalio import activity
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
+from connector.encryption.keyring import DataKeys
 from connector.metrics import Metrics
 from connector.stores import delivery_journal, negotiations, transfers
 from workflows import names
 
 
 class ProjectionActivities:
-    def __init__(self, pool: asyncpg.Pool, metrics: Metrics | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, keys: DataKeys, metrics: Metrics | None = None) -> None:
         self._pool = pool
+        self._keys = keys  # transfer records are stored with their secrets sealed
         self._metrics = metrics
 
     @activity.defn(name=names.ACT_PROJECT_NEGOTIATION)
@@ -34,7 +36,7 @@ class ProjectionActivities:
     async def upsert_transfer(self, record: TransferRecord) -> bool:
         """Upsert one transfer's projection; idempotent by (own pid, version)."""
         async with self._pool.acquire() as conn:
-            result = await transfers.upsert_view(conn, record)
+            result = await transfers.upsert_view(conn, record, self._keys)
             if record.transfer.is_terminal and (ended := activity.info().workflow_id):
                 await delivery_journal.forget(conn, ended)
         t = record.transfer

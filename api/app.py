@@ -15,10 +15,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from api import discovery, wellknown
+from api import codec, discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
 from api.catalog_service import open_catalog_service
+from api.content_type import JsonBodyMiddleware
+from api.docs import install_docs
 from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
 from api.dsp import transfers as dsp_transfers
@@ -31,6 +33,7 @@ from api.transfer_gateway import TransferGateway
 from api.transfers import TransferEdge
 from connector import __version__
 from connector.core.dsp import DspVersion
+from connector.encryption.runtime import data_keys
 from connector.http_errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
 from connector.identity.runtime import build_identity
@@ -52,6 +55,8 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             app.state.resources = resources
             identity = build_identity(settings, resources.redis)
             app.state.identity = identity
+            keys = data_keys(settings)  # sealed EDRs, the codec endpoint
+            app.state.data_keys = keys
             if resources.temporal is None:  # pragma: no cover - the control plane always has one
                 raise RuntimeError("the control plane needs a Temporal client")
             gateway = TemporalGateway(
@@ -68,7 +73,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
                 settings, resources.pool, gateway, identity.http
             )
             transfer_gateway = TransferGateway(
-                resources.temporal, resources.pool, settings.temporal.task_queues.control
+                resources.temporal, resources.pool, settings.temporal.task_queues.control, keys
             )
             app.state.transfer_gateway = transfer_gateway
             app.state.transfers = TransferEdge(
@@ -95,23 +100,27 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
         title="Lightweight dataspace connector — control plane",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api.docs: Swagger UI and ReDoc with assets we serve, no CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.api_keys = management_keys(settings)
     install_error_handlers(app)
+    install_docs(app, settings)
     app.include_router(health_routes.router)
     app.include_router(discovery.router)
     app.include_router(wellknown.router)
     app.include_router(management_routes.router)
+    app.include_router(codec.router)
     app.include_router(dsp_catalog.router)
     app.include_router(management_negotiations.router)
     app.include_router(management_transfers.router)
     for version in DspVersion:
         app.include_router(dsp_negotiations.router(version))
         app.include_router(dsp_transfers.router(version))
+    app.add_middleware(JsonBodyMiddleware)  # 415 for a body that is not JSON
     app.add_middleware(MaintenanceMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

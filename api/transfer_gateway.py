@@ -13,6 +13,7 @@ from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.ids import transfer_workflow_id
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import Role
+from connector.encryption.keyring import DataKeys
 from connector.stores import transfers
 from workflows import names
 from workflows.contracts import InboundTransferMessage, TransferCommand, TransferStart
@@ -27,20 +28,27 @@ def _ended_in(record: TransferRecord) -> str | None:
     return record.transfer.state.value if record.transfer.is_terminal else None
 
 
-TRANSFER = ProcessKind(
-    name="transfer",
-    workflow=names.WF_TRANSFER,
-    receive_update=names.UPD_TRANSFER_RECEIVE,
-    record_type=TransferRecord,
-    load=transfers.get,
-    store=transfers.upsert_view,
-    ended_in=_ended_in,
-)
+def transfer_kind(keys: DataKeys) -> ProcessKind[TransferRecord]:
+    """Transfers as the gateway sees them; records are stored with the DataAddress's secrets
+    sealed under `keys` (connector.stores.transfers)."""
+
+    async def store(conn: asyncpg.Connection, record: TransferRecord) -> transfers.UpsertResult:
+        return await transfers.upsert_view(conn, record, keys)
+
+    return ProcessKind(
+        name="transfer",
+        workflow=names.WF_TRANSFER,
+        receive_update=names.UPD_TRANSFER_RECEIVE,
+        record_type=TransferRecord,
+        load=transfers.get,
+        store=store,
+        ended_in=_ended_in,
+    )
 
 
 class TransferGateway(ProcessGateway[TransferRecord]):
-    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
-        super().__init__(client, pool, task_queue, TRANSFER)
+    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str, keys: DataKeys) -> None:
+        super().__init__(client, pool, task_queue, transfer_kind(keys))
 
     async def deliver(
         self, role: Role, own_pid: str, msg: InboundTransferMessage

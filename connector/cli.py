@@ -11,6 +11,8 @@
                                     database backups (Temporal workflow + Schedule)
     connector restore [--backup ID|latest]
                                     disaster recovery from a backup (maintenance mode meanwhile)
+    connector encryption init|status|rotate
+                                    the data key ring (payload codec, backups, sealed EDRs)
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -46,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("temporal-bootstrap", help="register namespace and search attributes")
     _backup_parsers(sub)
+    encryption = sub.add_parser("encryption", help="the data key ring")
+    encryption_sub = encryption.add_subparsers(dest="encryption_command", required=True)
+    encryption_sub.add_parser(
+        "init", help="create the key file (encryption.key_file, or the data dir's) if missing"
+    )
+    encryption_sub.add_parser("status", help="key file, current key and every key id (no secrets)")
+    encryption_sub.add_parser(
+        "rotate", help="add a new current data key (old keys keep decrypting)"
+    )
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
@@ -84,6 +95,10 @@ def _confirm_restore(args: argparse.Namespace) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Whatever a connector process (or a child it starts) writes is private: 0600 / 0700.
+    from connector.datadir import private_umask
+
+    private_umask()
     overrides = {}
     if args.command == "up" and args.workers:
         overrides["workers"] = {"processes": args.workers}
@@ -108,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"connector: {exc}", file=sys.stderr)
             return EXIT_CONFIG
     if args.command in ("up", "control-plane") and not _oidc_keys_readable(settings):
+        return EXIT_CONFIG
+    if args.command == "encryption":
+        return _encryption_command(settings, args.encryption_command)
+    if args.command in _KEYED_COMMANDS and not _data_keys_usable(settings):
         return EXIT_CONFIG
     if args.command == "up":
         from connector.runner import up
@@ -166,6 +185,53 @@ def _oidc_keys_readable(settings: Settings) -> bool:
         print(f"connector: management.oidc.jwks_path: {exc}", file=sys.stderr)
         return False
     return True
+
+
+#: Commands that encrypt or decrypt with the data key ring (checked before anything starts).
+_KEYED_COMMANDS = frozenset(
+    {"up", "control-plane", "worker", "temporal-bootstrap", "backup", "restore"}
+)
+
+
+def _data_keys_usable(settings: Settings) -> bool:
+    """The data key ring loads (generated at the managed default location if missing); a
+    missing explicit file, a malformed one or one readable by others stops start-up (exit 2)."""
+    from connector.encryption.keyring import KeyFileError
+    from connector.encryption.runtime import data_keys
+
+    try:
+        data_keys(settings)
+    except KeyFileError as exc:
+        print(f"connector: encryption.key_file: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _encryption_command(settings: Settings, command: str) -> int:
+    from connector.encryption.keyring import KeyFileError, create_key_file, rotate
+    from connector.encryption.runtime import data_keys
+
+    try:
+        if command == "init":
+            path = settings.encryption.resolved_key_file(settings.data_dir)
+            made = create_key_file(path)
+            print(f"data key ring {path} {'created' if made else 'exists already'}")
+        keys = data_keys(settings)
+        if command == "rotate":
+            kid = rotate(keys.path)
+            print(f"new current data key {kid} in {keys.path}; older keys keep decrypting")
+            print("processes pick it up within seconds; keep old keys while histories or backups")
+            print("encrypted with them exist (temporal.retention_days, backup retention)")
+            return 0
+    except KeyFileError as exc:
+        print(f"connector: encryption.key_file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    current = keys.current_kid
+    print(f"data key ring {keys.path}")
+    for key in keys.kids():
+        mark = "  (current)" if key.kid == current else ""
+        print(f"  {key.kid}  created {key.created_at.isoformat()}{mark}")
+    return 0
 
 
 def _serve_metrics(settings: Settings, app: object) -> None:
@@ -248,10 +314,10 @@ async def _temporal_bootstrap(settings: Settings) -> int:
     from connector.temporal.client import bootstrap, connect
     from workers.backup_ops import ensure_backup_schedule
 
-    client = await connect(settings.temporal, namespace="default")
+    client = await connect(settings, namespace="default")
     for change in await bootstrap(client, settings.temporal) or ["nothing to change"]:
         print(change)
-    print(await ensure_backup_schedule(await connect(settings.temporal), settings))
+    print(await ensure_backup_schedule(await connect(settings), settings))
     return 0
 
 

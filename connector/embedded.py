@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from connector.core import search_attributes
+from connector.datadir import secure_data_dir
 
 PG_SYSTEM_USER: Final = "connector-pg"
 PG_DATABASE: Final = "connector"
@@ -98,7 +99,7 @@ def postgres_bin_dir() -> Path:
     return path
 
 
-def _postgres_identity() -> tuple[int, int] | None:
+def postgres_identity() -> tuple[int, int] | None:
     """Postgres refuses to run as root: as root, run it as a dedicated system user."""
     if os.geteuid() != 0:
         return None
@@ -135,12 +136,16 @@ def prepare_postgres(data_dir: Path) -> tuple[Path, tuple[int, int] | None]:
     bin_dir = postgres_bin_dir()
     root = data_dir.resolve() / "postgres"
     cluster = root / "data"
-    identity = _postgres_identity()
-    root.mkdir(parents=True, exist_ok=True)
+    identity = postgres_identity()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if identity is not None:
-        _make_traversable(root)
+        # The Postgres user passes through the data dir (0710, its group; connector.datadir)
+        # and the data dir's parents (search bit only); `postgres/` is its own.
+        _make_traversable(data_dir.resolve().parent)
+        secure_data_dir(data_dir.resolve(), traverse_gid=identity[1], tree=False)
         _make_traversable(bin_dir)
         os.chown(root, *identity)
+        root.chmod(0o700)
     if not (cluster / "PG_VERSION").exists():
         if cluster.exists():
             shutil.rmtree(cluster)
@@ -240,7 +245,7 @@ def redis_binary() -> str:
 
 def redis_spec(data_dir: Path, port: int) -> ServiceSpec:
     root = data_dir.resolve() / "redis"
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = [
         redis_binary(),
         "--port",
@@ -299,10 +304,18 @@ def temporal_binary() -> str:
 
 
 def temporal_spec(
-    data_dir: Path, port: int, ui_port: int, namespace: str, ui_host: str = "127.0.0.1"
+    data_dir: Path,
+    port: int,
+    ui_port: int,
+    namespace: str,
+    ui_host: str = "127.0.0.1",
+    *,
+    codec_endpoint: str | None = None,
 ) -> ServiceSpec:
+    """The dev server; `codec_endpoint`: the connector's codec endpoint for the Web UI, so it
+    shows encrypted payloads decoded (api/codec.py)."""
     root = data_dir.resolve() / "temporal"
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = [
         temporal_binary(),
         "server",
@@ -328,6 +341,8 @@ def temporal_spec(
         if ui_port
         else ["--headless"]
     )
+    if ui_port and codec_endpoint:
+        argv += ["--ui-codec-endpoint", codec_endpoint]
     for name in search_attributes.KEYWORDS:
         argv += ["--search-attribute", f"{name}=Keyword"]
     ports = {"temporal.embedded_port": port}

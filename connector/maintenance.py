@@ -38,6 +38,9 @@ DEFAULT_CACHE_TTL: Final = 1.0
 DEFAULT_RETRY_AFTER: Final = 30
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 GUARDED_PREFIXES: Final = ("/dsp/", "/management/")
+#: POSTs that change nothing: the Temporal UI's codec endpoint only decrypts what it is given, and
+#: operators need the UI most during a restore.
+UNGUARDED_PREFIXES: Final = ("/management/codec/",)
 
 
 def maintenance_key(participant_id: str) -> str:
@@ -179,7 +182,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def is_guarded(method: str, path: str) -> bool:
-    return method.upper() in WRITE_METHODS and path.startswith(GUARDED_PREFIXES)
+    return (
+        method.upper() in WRITE_METHODS
+        and path.startswith(GUARDED_PREFIXES)
+        and not path.startswith(UNGUARDED_PREFIXES)
+    )
 
 
 class MaintenanceMiddleware:

@@ -1,9 +1,12 @@
 """`connector up`: the edge supervisor. Starts what is not configured externally, then the roles.
 
-Order: Postgres, Redis, Temporal dev server (each awaited ready), migrations, Temporal bootstrap,
-then control plane, data plane and N workers (each awaited ready). Crashed children are restarted
-with back-off; SIGINT/SIGTERM stops everything in reverse order within 10 s. Every child runs in
-its own process group with a parent-death signal, so no process outlives the supervisor.
+Order: the data dir made private (umask 077 for every child, group/other bits removed from what
+exists; `connector.datadir`), Postgres, Redis, Temporal dev server (each awaited ready; the Web
+UI wired to the control plane's codec endpoint), migrations, Temporal bootstrap, the data key
+ring, then control plane, data plane and N workers (each awaited ready). Crashed children are
+restarted with back-off; SIGINT/SIGTERM stops everything in reverse order within 10 s. Every
+child runs in its own process group with a parent-death signal, so no process outlives the
+supervisor.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from connector import embedded
+from connector.datadir import private_umask, secure_data_dir
 from connector.embedded import EmbeddedError, ServiceSpec, ensure_port_free, free_port
 from connector.logging import get_logger
 from connector.metrics import (
@@ -244,7 +248,12 @@ class Supervisor:
         if s.temporal.address is None:
             port = s.temporal.embedded_port or free_port()
             spec = embedded.temporal_spec(
-                self.data_dir, port, s.temporal.ui_port, s.temporal.namespace, s.temporal.ui_host
+                self.data_dir,
+                port,
+                s.temporal.ui_port,
+                s.temporal.namespace,
+                s.temporal.ui_host,
+                codec_endpoint=codec_endpoint(s),
             )
             await self._start_service(_from_spec(spec))
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}
@@ -262,7 +271,7 @@ class Supervisor:
         finally:
             await conn.close()
         log.info("migrations", applied=[f"{m.version:04d}_{m.name}" for m in applied])
-        client = await connect(settings.temporal, namespace="default")
+        client = await connect(settings, namespace="default")
         changed = await bootstrap(client, settings.temporal)
         log.info("temporal bootstrap", changed=changed)
         # Created here, before any child starts, so processes never race to generate two keys.
@@ -273,6 +282,10 @@ class Supervisor:
         log.info(
             "identity", did=settings.identity.resolved_did(settings.server), kid=ring.current.key_id
         )
+        from connector.encryption.runtime import data_keys
+
+        keys = data_keys(settings)  # one ring for every child (payload codec, backups, EDRs)
+        log.info("data keys", file=str(keys.path), kid=keys.current_kid)
         if not settings.management.api_keys:
             _, created = ensure_edge_api_key(settings.data_dir)
             self.key_file = settings.data_dir.resolve() / "management-api-key"
@@ -360,8 +373,18 @@ class Supervisor:
         pids["supervisor"] = os.getpid()
         (self.run_dir / "pids.json").write_text(json.dumps(pids))
 
+    def _secure_data_dir(self) -> None:
+        traverse = None
+        if self.settings.database.url is None:
+            identity = embedded.postgres_identity()  # root: Postgres runs as its own user
+            traverse = identity[1] if identity is not None else None
+        changed = secure_data_dir(self.data_dir, traverse_gid=traverse)
+        log.info("data dir private", path=str(self.data_dir), modes_changed=changed)
+
     async def start(self) -> None:
         self._check_ports()
+        private_umask()
+        self._secure_data_dir()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_dir = self.run_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -421,6 +444,15 @@ class Supervisor:
             (self.run_dir / "pids.json").unlink()
 
 
+def codec_endpoint(settings: Settings) -> str | None:
+    """Where the embedded Web UI (a browser) reaches the control plane's codec endpoint."""
+    if not settings.encryption.temporal_payloads:
+        return None
+    from connector.temporal.codec import ENDPOINT_PATH
+
+    return f"{settings.management.base_url(settings.server)}{ENDPOINT_PATH}"
+
+
 def _with(settings: Settings, overrides: dict[str, Any]) -> Settings:
     data = settings.model_dump(mode="python")
     for section, values in overrides.items():
@@ -445,6 +477,10 @@ def banner(settings: Settings, key_file: Path | None) -> str:
         lines.append(
             f"  Temporal UI     http://127.0.0.1:{s.temporal.ui_port}/namespaces/{s.temporal.namespace}"
         )
+        endpoint = codec_endpoint(s)
+        if endpoint is not None:
+            # Payloads are encrypted; the UI decodes them here (docs/security.md §6b).
+            lines.append(f"  codec endpoint  {endpoint}  (browser: open {endpoint}/login once)")
     if key_file is not None:
         lines.append(f"  management key  {key_file}  (send it as X-Api-Key)")
     lines.append(f"  data dir        {s.data_dir.resolve()}")

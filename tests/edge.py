@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from connector.embedded import free_port
+from connector.settings import Settings, load_settings
 
 
 @dataclass
@@ -47,6 +48,14 @@ class Edge:
         )
         env.update(extra)
         return env
+
+    def settings(self, **extra: str) -> Settings:
+        """The stack's settings as its processes see them (for the connector's own Temporal
+        client: payload codec with the stack's data key ring)."""
+        return load_settings(
+            env=self.env(**extra),
+            temporal={"address": f"127.0.0.1:{self.ports['temporal']}"},
+        )
 
     def start(self, **extra: str) -> None:
         self.log_path = self.data_dir.parent / f"up-{int(time.time() * 1000)}.log"

@@ -153,7 +153,7 @@ class Connector:
     async def start_workers(self) -> None:
         stack = AsyncExitStack()
         resources = await stack.enter_async_context(open_resources(self.settings, temporal=False))
-        client = await connect(self.settings.temporal)
+        client = await connect(self.settings)
         identity = build_identity(self.settings, resources.redis)
         stack.push_async_callback(identity.http.aclose)
         metrics = Metrics(build_registry(process_metrics=False), "worker")
@@ -203,7 +203,7 @@ class Connector:
             return []
         workflow_id = last["workflow"].get("workflowId")
         try:
-            client = await connect(self.settings.temporal)
+            client = await connect(self.settings)
             events = [
                 e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()
             ]
@@ -349,7 +349,7 @@ async def running_connector(
         dataplane=dataplane_settings,
         **overrides,
     )
-    client = await connect(settings.temporal, namespace=name)
+    client = await connect(settings, namespace=name)
     await bootstrap(client, settings.temporal)
     app_metrics = Metrics(build_registry(process_metrics=False), name)
     app = create_app(settings, metrics=app_metrics)

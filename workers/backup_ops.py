@@ -33,6 +33,7 @@ from temporalio.service import RPCError
 from connector.backup.service import BackupService
 from connector.backup.storage import StorageError, describe
 from connector.core.errors import ConnectorError
+from connector.encryption.runtime import data_keys
 from connector.settings import Settings
 from connector.stores.pool import database_url
 from workflows import names
@@ -111,7 +112,13 @@ def service_for(settings: Settings) -> BackupService:
         url = database_url(settings.database)
     except ValueError:
         url = ""  # listing and resolving backups need no database
-    return BackupService(settings.backup, settings.data_dir, url)
+    return BackupService(
+        settings.backup,
+        settings.data_dir,
+        url,
+        keys=data_keys(settings),
+        encrypt=settings.encryption.backups,
+    )
 
 
 async def connect_client(settings: Settings) -> Client:
@@ -121,7 +128,8 @@ async def connect_client(settings: Settings) -> Client:
     if temporal.address is None:
         # `connector up` runs the dev server on the embedded port.
         temporal = temporal.model_copy(update={"address": f"127.0.0.1:{temporal.embedded_port}"})
-    return await connect(temporal)
+        settings = settings.model_copy(update={"temporal": temporal})
+    return await connect(settings)
 
 
 # --- progress ------------------------------------------------------------------------------

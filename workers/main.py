@@ -97,7 +97,7 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
     delay = 0.2
     while True:
         try:
-            return await connect(settings.temporal, runtime=runtime)
+            return await connect(settings, runtime=runtime)
         except RuntimeError as exc:
             log.warning("temporal not reachable yet", error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)

@@ -17,10 +17,12 @@ from activities.restore import RestoreActivities
 from connector.backup.service import BackupService
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
+from connector.encryption.keyring import DataKeys
+from connector.encryption.runtime import data_keys
 from connector.identity.runtime import Identity
 from connector.maintenance import maintenance_key
 from connector.metrics import Metrics
-from connector.reconcile import Projection, ProjectionKind
+from connector.reconcile import Projection, ProjectionKind, Upsert
 from connector.resources import Resources
 from connector.settings import TaskQueues
 from connector.stores import negotiations, transfers
@@ -53,8 +55,8 @@ class QueueRegistration:
 
 def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     dsp = DspClientActivities(ctx.identity, ctx.resources.pool)
-    projections = ProjectionActivities(ctx.resources.pool, ctx.metrics)
     settings = ctx.resources.settings
+    projections = ProjectionActivities(ctx.resources.pool, data_keys(settings), ctx.metrics)
     signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
     data_plane = DataPlaneActivities(signaling)
     return [
@@ -76,14 +78,18 @@ async def _upsert_negotiation_view(conn: asyncpg.Connection, view: Mapping[str, 
     return result.changed
 
 
-async def _upsert_transfer_view(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
-    result = await transfers.upsert_view(conn, TransferRecord.model_validate(view))
-    return result.changed
+def _transfer_upsert(keys: DataKeys) -> Upsert:
+    async def upsert(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
+        result = await transfers.upsert_view(conn, TransferRecord.model_validate(view), keys)
+        return result.changed
+
+    return upsert
 
 
-def projection_kinds(task_queue: str | None = None) -> list[ProjectionKind]:
+def projection_kinds(keys: DataKeys, task_queue: str | None = None) -> list[ProjectionKind]:
     """Projection tables the DR restore rebuilds from their workflows (connector.reconcile),
-    from the workflows of `task_queue` (the control queue they run on) when given."""
+    from the workflows of `task_queue` (the control queue they run on) when given; transfer
+    records are written with their secrets sealed under `keys`."""
     return [
         Projection(
             name="negotiations",
@@ -101,7 +107,7 @@ def projection_kinds(task_queue: str | None = None) -> list[ProjectionKind]:
             workflow_type=names.WF_TRANSFER,
             workflow_id_prefix="transfer:",
             query=names.QRY_TRANSFER_VIEW,
-            upsert_fn=_upsert_transfer_view,
+            upsert_fn=_transfer_upsert(keys),
             version_field="transfer.version",
             task_queue=task_queue,
         ),
@@ -116,7 +122,14 @@ def ops_activities(
 ) -> list[Callable[..., Any]]:
     """Backup, verification and restore activities (task queue `connector.ops`)."""
     settings = resources.settings
-    service = BackupService(settings.backup, settings.data_dir, database_url(settings.database))
+    keys = data_keys(settings)
+    service = BackupService(
+        settings.backup,
+        settings.data_dir,
+        database_url(settings.database),
+        keys=keys,
+        encrypt=settings.encryption.backups,
+    )
     backup = BackupActivities(service, pool=resources.pool, metrics=metrics)
     restore = RestoreActivities(
         service,
@@ -125,7 +138,9 @@ def ops_activities(
         temporal=resources.temporal,
         maintenance_key=maintenance_key(settings.identity.resolved_participant_id(settings.server)),
         projection_kinds=(
-            projection_kinds(settings.temporal.task_queues.control) if kinds is None else kinds
+            projection_kinds(keys, settings.temporal.task_queues.control)
+            if kinds is None
+            else kinds
         ),
     )
     return [

@@ -39,6 +39,8 @@ from connector.core.transfer.aggregate import JsonObject, new_transfer
 from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
 from connector.core.transfer.states import Role, TransferState
 from connector.data_address import TO_PROVIDER, check_destination, destination_kind
+from connector.encryption.keyring import DataKeys
+from connector.encryption.values import open_address
 from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.resources import Resources
 from connector.settings import Settings
@@ -397,9 +399,11 @@ async def get_edr(
         raise BadRequestError("an EDR exists only for the consumer side of a pull")
     if t.state is not TransferState.STARTED or t.data_address is None:
         raise ConflictError(f"transfer {transfer_id} is {t.state.value}; no usable EDR")
-    address: dict[str, Any] = dict(t.data_address)
+    keys: DataKeys = request.app.state.data_keys
+    # Stored sealed (connector.stores.transfers); opened only here, for the operator.
+    address: dict[str, Any] = open_address(keys, t.data_address, transfer_id)
     expires_at: datetime | None = None
-    stored = await transfers.get_edr(resources.pool, transfer_id)
+    stored = await transfers.get_edr(resources.pool, transfer_id, keys)
     if stored is not None and stored[2] >= t.updated_at:
         address, expires_at = stored[0], stored[1]
     elif (seconds := _property(address, "expiresIn")) and seconds.isdigit():
@@ -422,8 +426,9 @@ async def _refresh(
 ) -> tuple[dict[str, Any], datetime | None]:
     """Rotate the token at the provider's refresh endpoint; one refresh at a time per transfer."""
     lock = _refresh_locks.setdefault(transfer_id, asyncio.Lock())
+    keys: DataKeys = request.app.state.data_keys
     async with lock:
-        stored = await transfers.get_edr(resources.pool, transfer_id)
+        stored = await transfers.get_edr(resources.pool, transfer_id, keys)
         if stored is not None and stored[0] != address:
             renewed_at = stored[1]
             if renewed_at is not None and renewed_at - datetime.now(UTC) > timedelta(seconds=30):
@@ -475,5 +480,5 @@ async def _refresh(
                 },
             ],
         }
-        await transfers.put_edr(resources.pool, transfer_id, renewed, expires_at)
+        await transfers.put_edr(resources.pool, transfer_id, renewed, expires_at, keys)
         return renewed, expires_at

@@ -2,8 +2,13 @@
 
 The ops activities are thin wrappers around `BackupService`; `connector backup list` uses it
 directly. Deliberate refusals raise `NotFoundError` (unknown backup, none verified) or
-`UnprocessableError` (checksum mismatch, failed verification, schema newer than this build);
-everything else is an ordinary (retryable) exception.
+`UnprocessableError` (checksum mismatch, failed verification, an archive that does not decrypt,
+schema newer than this build); everything else is an ordinary (retryable) exception.
+
+Archives are encrypted while they stream out of pg_dump (`connector.encryption.aead`, chunked
+AES-256-GCM under the data key ring's current key; the manifest names the key), so neither the
+target nor a copy of it holds the data in clear. Verification and restore decrypt into the work
+directory (mode 0600 in 0700) for pg_restore and delete the plain file right after.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,10 +39,13 @@ from connector.core.backup import (
     select_latest,
 )
 from connector.core.errors import NotFoundError, UnprocessableError
+from connector.encryption.aead import DecryptionError, StreamEncryptor, decrypt_file
+from connector.encryption.keyring import DataKeys
 from connector.settings import BackupSettings
 from connector.stores import migrate
 
 LATEST: Final = "latest"
+ENCRYPTION_SCHEME: Final = "aes-256-gcm-stream/v1"
 PARTIAL_MAX_AGE: Final = timedelta(hours=24)
 VERIFY_JOBS: Final = 2
 
@@ -82,10 +90,16 @@ class BackupService:
         data_dir: Path,
         database_url: str,
         *,
+        keys: DataKeys,
+        encrypt: bool = True,
         storage: BackupStorage | None = None,
     ) -> None:
+        """`keys` decrypt archives (also with `encrypt` off: earlier backups may be encrypted);
+        `encrypt` (`encryption.backups`) encrypts new ones."""
         self.settings = settings
         self.database_url = database_url
+        self.keys = keys
+        self.encrypt = encrypt
         self.storage = storage or build_storage(settings, data_dir)
         self.work_dir = settings.resolved_work_dir(data_dir)
         self.bin_dir = pg.find_bin_dir(settings.pg_bin_dir)
@@ -106,7 +120,18 @@ class BackupService:
         digest = hashlib.sha256()
         size = 0
         throttle = _Throttle(self.settings.max_bytes_per_second)
+        sealer = StreamEncryptor(self.keys, "backup") if self.encrypt else None
+
+        async def emit(data: bytes) -> None:
+            nonlocal size
+            if data:
+                digest.update(data)
+                size += len(data)
+                await writer.write(data)
+
         try:
+            if sealer is not None:
+                await emit(sealer.header)
             async with pg.exported_snapshot(self.database_url) as (conn, snapshot):
                 created_at: datetime = await conn.fetchval("SELECT now()")
                 server_version: str = await conn.fetchval("SHOW server_version")
@@ -122,11 +147,11 @@ class BackupService:
                     )
                     async with contextlib.aclosing(chunks):
                         async for chunk in chunks:
-                            digest.update(chunk)
-                            size += len(chunk)
-                            await writer.write(chunk)
+                            await emit(sealer.update(chunk) if sealer is not None else chunk)
                             heartbeat({"stage": "dump", "bytes": size})
                             await throttle.account(size)
+                    if sealer is not None:
+                        await emit(sealer.finalize())
                     tables = await stats_task
                 finally:
                     if not stats_task.done():
@@ -153,6 +178,8 @@ class BackupService:
             tables=tables,
             trigger=trigger,
             workflow_id=workflow_id,
+            encryption=ENCRYPTION_SCHEME if sealer is not None else None,
+            encryption_key_id=sealer.kid if sealer is not None else None,
         )
         await self.storage.publish_manifest(manifest)
         heartbeat({"stage": "published", "bytes": size, "seconds": time.monotonic() - started})
@@ -182,9 +209,13 @@ class BackupService:
                     f"the manifest's {manifest.sha256} ({manifest.size_bytes} bytes)"
                 )
             else:
-                mismatches = await self._restore_and_compare(
-                    manifest, fetched.path, scratch, heartbeat
-                )
+                try:
+                    async with self._plain_archive(manifest, fetched.path) as archive:
+                        mismatches = await self._restore_and_compare(
+                            manifest, archive, scratch, heartbeat
+                        )
+                except DecryptionError as exc:
+                    mismatches = [f"the archive does not decrypt: {exc}"]
         finally:
             fetched.discard()
         verification = Verification(
@@ -229,6 +260,24 @@ class BackupService:
             return compare_tables(manifest.tables, restored)
         finally:
             await pg.drop_database(self.database_url, scratch)
+
+    @contextlib.asynccontextmanager
+    async def _plain_archive(self, manifest: BackupManifest, stored: Path) -> AsyncIterator[Path]:
+        """The pg_dump archive of `stored`: itself when the manifest says plain, else decrypted
+        (streamed, chunk by chunk) into the work directory and deleted afterwards."""
+        if manifest.encryption is None:
+            yield stored
+            return
+        if manifest.encryption != ENCRYPTION_SCHEME:
+            raise DecryptionError(f"unknown encryption {manifest.encryption!r}")
+        await asyncio.to_thread(self.work_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        plain = self.work_dir / f"{manifest.backup_id}.plain.dump"
+        try:
+            await asyncio.to_thread(decrypt_file, self.keys, "backup", stored, plain)
+            yield plain
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                plain.unlink()
 
     # --- list, prune, resolve --------------------------------------------------------------
 
@@ -298,9 +347,16 @@ class BackupService:
             async def tick() -> None:
                 heartbeat({"stage": "restore"})
 
-            await pg.restore_archive(
-                self.bin_dir, self.database_url, fetched.path, clean=True, on_tick=tick
-            )
+            try:
+                async with self._plain_archive(manifest, fetched.path) as archive:
+                    await pg.restore_archive(
+                        self.bin_dir, self.database_url, archive, clean=True, on_tick=tick
+                    )
+            except DecryptionError as exc:
+                raise UnprocessableError(
+                    f"backup {backup_id} does not decrypt with the data key ring ({exc}); "
+                    "nothing was restored"
+                ) from None
         finally:
             fetched.discard()
         conn = await asyncpg.connect(self.database_url)

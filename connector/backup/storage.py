@@ -10,6 +10,10 @@ The archive is first written under a temporary name (`.partial/<id>.dump.part` l
 S3 multipart upload, and only appears under its final key once complete; the manifest follows.
 A crashed writer therefore never leaves something that `entries()` lists. A retry for the same
 backup id starts by discarding whatever the previous attempt left.
+
+The archive is encrypted by `BackupService` before it reaches a target. Locally, folders are
+created 0700 and files 0600; on S3, `backup.s3.server_side_encryption` (`AES256`, or `aws:kms`
+with `kms_key_id`) adds the bucket's encryption to every object written.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 from pydantic import ValidationError
 
@@ -114,9 +118,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _private_file(path: Path) -> BinaryIO:
+    """Open `path` for writing, created (or truncated) with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
+    with _private_file(tmp) as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -129,7 +140,7 @@ class _LocalWriter:
         self.key = str(final)
         self._partial = partial
         self._final = final
-        self._fh = partial.open("wb")
+        self._fh = _private_file(partial)
 
     async def write(self, chunk: bytes) -> None:
         self._fh.write(chunk)
@@ -138,7 +149,7 @@ class _LocalWriter:
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
-        self._final.parent.mkdir(parents=True, exist_ok=True)
+        self._final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.replace(self._partial, self._final)
         _fsync_dir(self._final.parent)
 
@@ -171,7 +182,7 @@ class LocalStorage:
         # Whatever an earlier attempt left (a partial file, an unpublished dump) is discarded.
         shutil.rmtree(folder, ignore_errors=True)
         partial = self.partial_path(backup_id)
-        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         return _LocalWriter(partial, folder / DUMP_NAME)
@@ -419,6 +430,7 @@ class S3Storage:
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
         path = work_dir / f"{backup_id}.dump"
         key = self.object_key(backup_id)
+        await asyncio.to_thread(work_dir.chmod, 0o700)
         loop = asyncio.get_running_loop()
 
         def download() -> tuple[str, int]:
@@ -428,7 +440,7 @@ class S3Storage:
                 response = self.client.get_object(Bucket=self.bucket, Key=key)
             except self.client.exceptions.NoSuchKey as exc:
                 raise StorageError(f"backup {backup_id} has no archive at {key}") from exc
-            with path.open("wb") as fh:
+            with _private_file(path) as fh:
                 for chunk in response["Body"].iter_chunks(HASH_CHUNK):
                     digest.update(chunk)
                     fh.write(chunk)
@@ -519,7 +531,7 @@ def build_storage(settings: BackupSettings, data_dir: Path) -> BackupStorage:
             part_size=settings.s3.part_size_bytes,
         )
     root = settings.resolved_directory(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalStorage(root)
 
 

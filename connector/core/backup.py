@@ -70,6 +70,11 @@ class BackupManifest(_Model):
     tables: dict[str, TableStats]
     trigger: str = "manual"
     workflow_id: str | None = None
+    # The archive as stored is encrypted (`aes-256-gcm-stream/v1`, connector.encryption.aead)
+    # with the data key `encryption_key_id`; size and sha256 are those of the stored bytes.
+    # None: a plain pg_dump archive (backups from before encryption, or encryption.backups off).
+    encryption: str | None = None
+    encryption_key_id: str | None = None
 
     @property
     def total_rows(self) -> int:

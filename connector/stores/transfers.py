@@ -4,6 +4,12 @@ refreshed EDRs.
 Every projection write is a version-guarded upsert: retries, duplicates and out-of-order writers
 (the API answering a message and the workflow projecting the same version) can never move a row
 back.
+
+Secrets of a DataAddress (the EDR's `authorization` and `refreshToken`, a push destination's
+credentials) are stored sealed (`connector.encryption.values`, AES-256-GCM with the data key
+ring, bound to the transfer id): in the projected record and in `transfer_edrs`. `get_edr` opens
+them; records read with `get`/`list_page` keep them sealed (views redact them anyway; the EDR
+route opens them with `open_address`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any, Final
 import asyncpg
 
 from connector.core.transfer.record import TransferRecord
+from connector.encryption.keyring import DataKeys
+from connector.encryption.values import open_address, seal_address
 from connector.stores import process_pages
 from connector.stores.process_pages import Page
 
@@ -53,7 +61,20 @@ class UpsertResult:
     inserted: bool
 
 
-async def upsert_view(conn: asyncpg.Connection, record: TransferRecord) -> UpsertResult:
+def sealed_json(record: TransferRecord, keys: DataKeys) -> str:
+    """The record as stored: its DataAddress with secret property values sealed."""
+    if record.transfer.data_address is None:
+        return record.model_dump_json()
+    data = record.model_dump(mode="json")
+    data["transfer"]["data_address"] = seal_address(
+        keys, data["transfer"]["data_address"], record.own_pid
+    )
+    return json.dumps(data)
+
+
+async def upsert_view(
+    conn: asyncpg.Connection, record: TransferRecord, keys: DataKeys
+) -> UpsertResult:
     """Project one transfer; returns whether the row changed (a newer version arrived)."""
     t = record.transfer
     async with conn.transaction():
@@ -73,7 +94,7 @@ async def upsert_view(conn: asyncpg.Connection, record: TransferRecord) -> Upser
             record.push,
             t.code,
             json.dumps(list(t.reason)) if t.reason else None,
-            record.model_dump_json(),
+            sealed_json(record, keys),
             t.version,
             t.created_at,
             t.updated_at,
@@ -136,29 +157,33 @@ async def put_edr(
     own_pid: str,
     data_address: dict[str, Any],
     expires_at: datetime | None,
+    keys: DataKeys,
 ) -> None:
+    """Keep a refreshed EDR, its token and refresh token sealed."""
     await conn.execute(
         """INSERT INTO transfer_edrs (own_pid, data_address, expires_at, updated_at)
            VALUES ($1, $2::jsonb, $3, now())
            ON CONFLICT (own_pid) DO UPDATE SET data_address = EXCLUDED.data_address,
                expires_at = EXCLUDED.expires_at, updated_at = now()""",
         own_pid,
-        json.dumps(data_address),
+        json.dumps(seal_address(keys, data_address, own_pid)),
         expires_at,
     )
 
 
 async def get_edr(
-    conn: asyncpg.Connection | asyncpg.Pool, own_pid: str
+    conn: asyncpg.Connection | asyncpg.Pool, own_pid: str, keys: DataKeys
 ) -> tuple[dict[str, Any], datetime | None, datetime] | None:
-    """(data address, expires at, stored at) of the latest refreshed EDR, if any."""
+    """(data address with its secrets opened, expires at, stored at) of the latest refreshed
+    EDR, if any."""
     row = await conn.fetchrow(
         "SELECT data_address, expires_at, updated_at FROM transfer_edrs WHERE own_pid = $1",
         own_pid,
     )
     if row is None:
         return None
-    return json.loads(row["data_address"]), row["expires_at"], row["updated_at"]
+    address = open_address(keys, json.loads(row["data_address"]), own_pid)
+    return address, row["expires_at"], row["updated_at"]
 
 
 async def delete_edr(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> None:

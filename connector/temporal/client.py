@@ -1,4 +1,5 @@
-"""Connect to Temporal (pydantic data converter); register the namespace and search attributes."""
+"""Connect to Temporal (pydantic data converter + the encryption codec); register the namespace
+and search attributes."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import KeepAliveConfig, RetryConfig, RPCError, RPCStatusCode
 
 from connector.core import search_attributes
-from connector.settings import TemporalSettings
+from connector.settings import Settings, TemporalSettings
+from connector.temporal.codec import data_converter
 
 
 def target(settings: TemporalSettings) -> str:
@@ -37,7 +38,7 @@ def target(settings: TemporalSettings) -> str:
 
 
 async def connect(
-    settings: TemporalSettings,
+    settings: Settings,
     *,
     runtime: Runtime | None = None,
     lazy: bool = False,
@@ -45,17 +46,21 @@ async def connect(
     retry_seconds: float | None = None,
     keepalive_seconds: float | None = None,
 ) -> Client:
-    """A client for our namespace. `lazy` lets an API process start while Temporal is down;
+    """A client for our namespace, encrypting payloads with the data key ring of `settings`
+    (unless `encryption.temporal_payloads` is off). `lazy` lets an API process start while
+    Temporal is down;
     `retry_seconds` bounds how long a call retries an unreachable server (default: the SDK's
     10 s); with `keepalive_seconds` the connection is pinged four times per that period and
     dropped when a ping goes unanswered that long, so a hung server fails calls in about
     that time (default: the SDK's 30 s pings, 15 s to answer)."""
+    temporal = settings.temporal
     return await Client.connect(
-        target(settings),
-        namespace=namespace or settings.namespace,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-        tls=settings.tls,
-        data_converter=pydantic_data_converter,
+        target(temporal),
+        namespace=namespace or temporal.namespace,
+        api_key=temporal.api_key.get_secret_value() if temporal.api_key else None,
+        tls=temporal.tls,
+        # Every client the connector builds encrypts payloads (connector.temporal.codec).
+        data_converter=data_converter(settings),
         runtime=runtime,
         lazy=lazy,
         retry_config=(

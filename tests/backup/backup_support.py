@@ -18,6 +18,7 @@ from connector.reconcile import ProjectionKind
 from connector.resources import Resources, open_resources
 from connector.settings import Settings, load_settings
 from connector.stores import migrate
+from connector.temporal.client import connect
 from workers.registry import ops_activities
 from workflows.backup import BackupWorkflow
 from workflows.backup_verify import BackupVerifyWorkflow
@@ -50,10 +51,12 @@ def make_settings(
     )
 
 
-async def client_for(address: str) -> Client:
-    return await Client.connect(
-        address, namespace=NAMESPACE, data_converter=pydantic_data_converter
-    )
+async def client_for(target: Settings | str) -> Client:
+    """The connector's own client for `settings` (payload codec with its data key ring, as every
+    connector process and the CLI use), or a plain client for a bare address."""
+    if isinstance(target, Settings):
+        return await connect(target)
+    return await Client.connect(target, namespace=NAMESPACE, data_converter=pydantic_data_converter)
 
 
 async def seed(url: str, *, items: int = 50) -> None:

@@ -41,7 +41,7 @@ async def test_backup_now_list_pause_resume_and_restore_from_the_cli(
 ):
     await seed(pg_url, items=25)
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
-    client = await client_for(temporal_address)
+    client = await client_for(settings)
     schedule = client.get_schedule_handle(names.SCHEDULE_BACKUP)
     async with ops_worker(settings, client):
         code, out = await _cli(settings, "backup", "now")

@@ -7,7 +7,6 @@ import uuid
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from connector.backup.service import BackupService
 from connector.core.backup import BackupStatus
 from connector.core.errors import NotFoundError, UnprocessableError
 from connector.metrics import BACKUP_LAST_VERIFIED
@@ -19,6 +18,7 @@ from tests.backup.backup_support import (
     seed,
     test_metrics,
 )
+from workers.backup_ops import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, VerifyInput
 
@@ -37,9 +37,9 @@ async def test_corrupted_backup_fails_verification_and_is_never_latest(
     await seed(pg_url, items=30)
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
     queue = settings.temporal.task_queues.ops
-    client = await client_for(temporal_address)
+    client = await client_for(settings)
     metrics = test_metrics()
-    service = BackupService(settings.backup, settings.data_dir, pg_url)
+    service = service_for(settings)
     async with ops_worker(settings, client, metrics=metrics):
         results = []
         for _ in range(2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import uuid
 
@@ -12,9 +13,10 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from connector.backup.service import BackupService
 from connector.core.backup import BackupStatus
 from connector.embedded import free_port
+from connector.encryption.aead import MAGIC, decrypt_stream
+from connector.encryption.runtime import data_keys
 from connector.metrics import BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
 from connector.stores import migrate
 from tests.backup.backup_support import (
@@ -24,6 +26,7 @@ from tests.backup.backup_support import (
     seed,
     test_metrics,
 )
+from workers.backup_ops import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult
 
@@ -50,7 +53,7 @@ async def test_backup_to_a_directory_publishes_a_correct_manifest(
     await seed(pg_url, items=120)
     expected = await _expected_tables(pg_url)  # before the run writes its status row
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
-    client = await client_for(temporal_address)
+    client = await client_for(settings)
     metrics = test_metrics()
     async with ops_worker(settings, client, metrics=metrics):
         result: BackupResult = await client.execute_workflow(
@@ -66,7 +69,12 @@ async def test_backup_to_a_directory_publishes_a_correct_manifest(
     manifest = json.loads((folder / "manifest.json").read_text())
     assert hashlib.sha256(dump).hexdigest() == manifest["sha256"] == result.sha256
     assert len(dump) == manifest["size_bytes"] == result.size_bytes
-    assert dump.startswith(b"PGDMP")  # pg_dump custom format
+    # Stored encrypted (connector.encryption.aead); the plaintext is a pg_dump custom archive.
+    assert dump.startswith(MAGIC)
+    assert manifest["encryption"] == "aes-256-gcm-stream/v1"
+    assert manifest["encryption_key_id"] == data_keys(settings).current_kid
+    plain = b"".join(decrypt_stream(data_keys(settings), "backup", io.BytesIO(dump)))
+    assert plain.startswith(b"PGDMP")
     assert {t: s["rows"] for t, s in manifest["tables"].items()} == expected
     assert manifest["tables"]["public.notes"]["rows"] == 120
     assert manifest["schema_version"]["latest"] == migrate.latest_version()
@@ -85,7 +93,7 @@ async def test_backup_to_a_directory_publishes_a_correct_manifest(
     finally:
         await conn.close()
     assert leftovers == 0
-    listed = await BackupService(settings.backup, settings.data_dir, pg_url).entries()
+    listed = await service_for(settings).entries()
     assert [(e.backup_id, e.status) for e in listed] == [(result.backup_id, BackupStatus.VERIFIED)]
     assert metrics.registry.get_sample_value(BACKUP_LAST_VERIFIED) == 1
     assert metrics.registry.get_sample_value(BACKUP_SIZE_BYTES) == result.size_bytes
@@ -135,7 +143,7 @@ async def test_backup_to_an_s3_compatible_bucket_with_server_side_encryption(
             },
         },
     )
-    client = await client_for(temporal_address)
+    client = await client_for(settings)
     async with ops_worker(settings, client):
         result: BackupResult = await client.execute_workflow(
             names.WF_BACKUP,
@@ -158,6 +166,6 @@ async def test_backup_to_an_s3_compatible_bucket_with_server_side_encryption(
     assert obj["ServerSideEncryption"] == "AES256"
     assert result.verified is True
     assert s3.list_multipart_uploads(Bucket="connector-backups").get("Uploads", []) == []
-    listed = await BackupService(settings.backup, settings.data_dir, pg_url).entries()
+    listed = await service_for(settings).entries()
     assert [e.backup_id for e in listed] == [result.backup_id]
     assert listed[0].status is BackupStatus.VERIFIED

@@ -14,10 +14,10 @@ import uuid
 import asyncpg
 import pytest
 
-from connector.backup.service import BackupService
 from connector.embedded import free_port
 from connector.settings import to_env
 from tests.backup.backup_support import client_for, make_settings, ops_worker, seed
+from workers.backup_ops import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult
 
@@ -74,8 +74,8 @@ async def test_backup_survives_a_killed_worker_and_never_lists_a_partial_object(
     )
     backups = tmp_path / "data" / "backups"
     partial_dir = backups / ".partial"
-    service = BackupService(settings.backup, settings.data_dir, pg_url)
-    client = await client_for(temporal_address)
+    service = service_for(settings)
+    client = await client_for(settings)
 
     doomed = _spawn_worker(settings, tmp_path / "doomed-worker.log")
     try:

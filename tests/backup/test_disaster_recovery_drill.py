@@ -62,7 +62,7 @@ async def test_restore_brings_back_the_backup_and_reconciles_newer_workflow_stat
     await conn.close()
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
     queue = settings.temporal.task_queues.ops
-    client = await client_for(temporal_address)
+    client = await client_for(settings)
     prefix = f"drill:{uuid.uuid4().hex[:8]}:"
     key = maintenance.maintenance_key(settings.identity.participant_id or "")
     seen_maintenance: list[object] = []

@@ -71,7 +71,7 @@ async def test_restore_brings_back_negotiations_and_reconciles_the_newer_ones(
             env=to_env(consumer.settings),
             temporal={"task_queues": {"ops": f"ops-{uuid.uuid4().hex}"}},
         )
-        client = await connect(settings.temporal)
+        client = await connect(settings)
         async with ops_worker(settings, client) as resources:
             backup: BackupResult = await client.execute_workflow(
                 names.WF_BACKUP,

@@ -146,7 +146,7 @@ async def run(rows: int, workflows: int) -> dict[str, Any]:
 
         settings = make_settings(root / "data", url, redis_url, temporal_address)
         queue = settings.temporal.task_queues.ops
-        client = await client_for(temporal_address)
+        client = await client_for(settings)
         prefix = f"bench:{uuid.uuid4().hex[:6]}:"
         kind = drill_kind(prefix)
         async with ops_worker(

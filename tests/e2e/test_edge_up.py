@@ -72,10 +72,11 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         await conn.execute("INSERT INTO connector_meta (key, value) VALUES ('marker', '\"kept\"')")
         await conn.close()
 
-        # A workflow through the real worker: Temporal's state must persist too.
-        from temporalio.client import Client
+        # A workflow through the real worker: Temporal's state must persist too. The connector's
+        # own client: the worker encrypts the result (payload codec, the stack's key ring).
+        from connector.temporal.client import connect
 
-        client = await Client.connect(f"127.0.0.1:{edge.ports['temporal']}", namespace="connector")
+        client = await connect(edge.settings())
         result = await client.execute_workflow(
             "bench.bare", "ping", id="edge-persistence-check", task_queue="connector.control"
         )
@@ -101,7 +102,7 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
             await conn.fetchval("SELECT value FROM connector_meta WHERE key = 'marker'") == '"kept"'
         )
         await conn.close()
-        client = await Client.connect(f"127.0.0.1:{edge.ports['temporal']}", namespace="connector")
+        client = await connect(edge.settings())
         handle = client.get_workflow_handle("edge-persistence-check")
         assert (await handle.describe()).status.name == "COMPLETED"
     finally:

@@ -9,10 +9,10 @@ import asyncio
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from connector.temporal.client import connect
+from connector.temporal.codec import data_converter
 from tests.e2e.transfer_helpers import MIB, agreement_for, edr, pull, random_file, start_transfer
 from tests.twoconn import Connector, connector_pair
 from workers.main import workflow_runner
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 async def histories(connector: Connector, expected: int) -> list[WorkflowHistory]:
     """Every closed workflow of this connector's private control queue."""
-    client = await connect(connector.settings.temporal)
+    client = await connect(connector.settings)
     query = (
         f'TaskQueue="{connector.settings.temporal.task_queues.control}" '
         'AND ExecutionStatus="Completed"'
@@ -60,12 +60,14 @@ async def test_recorded_histories_of_both_roles_replay_in_the_sandbox(
         assert done["state"] == "COMPLETED", done
         await provider.wait_transfer(done["providerPid"], {"COMPLETED"})
 
-        replayer = Replayer(
-            workflows=[NegotiationWorkflow, TransferWorkflow],
-            workflow_runner=workflow_runner(sandbox=True),
-            data_converter=pydantic_data_converter,
-        )
         for connector in (provider, consumer):
+            # The histories hold encrypted payloads: the replayer decodes with the connector's
+            # codec and key ring, as its workers do.
+            replayer = Replayer(
+                workflows=[NegotiationWorkflow, TransferWorkflow],
+                workflow_runner=workflow_runner(sandbox=True),
+                data_converter=data_converter(connector.settings),
+            )
             recorded = await histories(connector, expected=2)
             types = sorted(
                 h.events[0].workflow_execution_started_event_attributes.workflow_type.name

@@ -178,7 +178,7 @@ def fuzz_app(
 
 async def _terminate_started_workflows(settings: Settings) -> None:
     """Workflows the fuzzer started (201s) would wait on their queue until the deadline."""
-    client = await connect(settings.temporal)
+    client = await connect(settings)
     queue = settings.temporal.task_queues.control
     query = f'TaskQueue="{queue}" AND ExecutionStatus="Running"'
     async for execution in client.list_workflows(query):

@@ -167,7 +167,7 @@ def test_the_stream_format_round_trips_at_chunk_boundaries(
         parts.append(enc.update(plain[offset : offset + 300_000]))
     parts.append(enc.finalize())
     cipher = b"".join(parts)
-    assert plain[:64] not in cipher or size == 0
+    assert size < 16 or plain[:64] not in cipher  # (a byte or two may occur by chance)
     assert b"".join(decrypt_stream(ring, "backup", io.BytesIO(cipher))) == plain
     source, target = tmp_path / "a.enc", tmp_path / "a.plain"
     source.write_bytes(cipher)
