@@ -173,3 +173,26 @@ def test_generated_identity_keys_load(
     assert load_private_key(pem).curve_name == "P-256"
     tf = (ROOT / "deploy" / "terraform" / "modules" / "connector" / "main.tf").read_text()
     assert 'ecdsa_curve = "P256"' in tf
+
+
+def test_generated_data_key_rings_load(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The dev Secret's data key ring (Helm randBytes) loads with the connector's key ring, and
+    every pod that gets it finds it at CONNECTOR_ENCRYPTION__KEY_FILE."""
+    from connector.encryption.keyring import DataKeys
+
+    secret = next(d for d in rendered["dev"] if d["kind"] == "Secret")
+    ring = tmp_path / "data-keys.json"
+    ring.write_text(secret["stringData"]["data-keys.json"])
+    ring.chmod(0o400)  # what the init container produces
+    kid, subkey = DataKeys.open(ring, create=False).current("temporal-payload")
+    assert kid.startswith("dk-")
+    assert len(subkey) == 32
+    for obj, pod in workloads(rendered["dev"]):
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+        if obj["kind"] == "Deployment":
+            assert env["CONNECTOR_ENCRYPTION__KEY_FILE"] == "/etc/connector/keys/data-keys.json"
+    tf = (ROOT / "deploy" / "terraform" / "modules" / "connector" / "main.tf").read_text()
+    assert 'resource "random_bytes" "data_key"' in tf
+    assert '"data-keys.json"' in tf

@@ -191,10 +191,13 @@ spec:
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   {{- $identityKey := and (not .hook) $root.Values.identity.keyFromSecret }}
-  {{- if $identityKey }}
+  {{- $dataKeys := and (not .hook) $root.Values.encryption.keyFromSecret }}
+  {{- $keyFiles := or $identityKey $dataKeys }}
+  {{- if $keyFiles }}
   initContainers:
-    # The identity key must be 0400 and owned by the connector user (the connector refuses group/world
-    # readable keys); Secret volumes are root:fsGroup, so copy it into an in-memory volume.
+    # The identity key and the data key ring must be 0400 and owned by the connector user (the
+    # connector refuses group/world readable keys); Secret volumes are root:fsGroup, so copy them
+    # into an in-memory volume.
     - name: identity-key
       image: {{ include "connector.image" (dict "root" $root "target" .target) | quote }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
@@ -203,9 +206,11 @@ spec:
         - -c
         - |
           import os, shutil
-          src, dst = "/etc/connector/secret-keys/identity-key.pem", "/etc/connector/keys/identity-key.pem"
-          shutil.copyfile(src, dst)
-          os.chmod(dst, 0o400)
+          for name in ("identity-key.pem", "data-keys.json"):
+              src, dst = "/etc/connector/secret-keys/" + name, "/etc/connector/keys/" + name
+              if os.path.exists(src):
+                  shutil.copyfile(src, dst)
+                  os.chmod(dst, 0o400)
       resources:
         requests: {cpu: 10m, memory: 32Mi}
         limits: {cpu: 100m, memory: 64Mi}
@@ -241,6 +246,10 @@ spec:
         {{- if $identityKey }}
         - name: CONNECTOR_IDENTITY__KEY_PATH
           value: /etc/connector/keys/identity-key.pem
+        {{- end }}
+        {{- if $dataKeys }}
+        - name: CONNECTOR_ENCRYPTION__KEY_FILE
+          value: /etc/connector/keys/data-keys.json
         {{- end }}
         {{- with $spec.extraEnv }}
         {{- toYaml . | nindent 8 }}
@@ -280,7 +289,7 @@ spec:
           subPath: config.yaml
           readOnly: true
         {{- end }}
-        {{- if $identityKey }}
+        {{- if $keyFiles }}
         - name: identity-key
           mountPath: /etc/connector/keys
           readOnly: true
@@ -295,14 +304,20 @@ spec:
       configMap:
         name: {{ include "connector.configMapName" $root }}
     {{- end }}
-    {{- if $identityKey }}
+    {{- if $keyFiles }}
     - name: identity-key-secret
       secret:
         secretName: {{ include "connector.secretName" $root }}
         defaultMode: 0440
         items:
+          {{- if $identityKey }}
           - key: {{ $root.Values.secrets.keys.identityKey }}
             path: identity-key.pem
+          {{- end }}
+          {{- if $dataKeys }}
+          - key: {{ $root.Values.secrets.keys.dataKeys }}
+            path: data-keys.json
+          {{- end }}
     - name: identity-key
       emptyDir:
         medium: Memory

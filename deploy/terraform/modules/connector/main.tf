@@ -1,5 +1,5 @@
-# The connector: the `connector-secrets` Secret (URLs, API keys, identity key) and the Helm release of
-# deploy/helm/connector with the environment's values file plus Terraform-driven overrides.
+# The connector: the `connector-secrets` Secret (URLs, API keys, identity key, data key ring) and
+# the Helm release of deploy/helm/connector with the environment's values file plus Terraform-driven overrides.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -14,6 +14,10 @@ terraform {
     tls = {
       source  = "hashicorp/tls"
       version = "~> 4.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.6"
     }
   }
 }
@@ -37,6 +41,31 @@ locals {
   identity_key_pem = var.identity_key_pem != "" ? var.identity_key_pem : tls_private_key.identity[0].private_key_pem
 }
 
+# Every pod encrypts Temporal payloads, backups and EDRs with one data key ring (docs/security.md
+# §6b). Without an operator-provided ring, Terraform generates one 256-bit key (kept in the
+# encrypted state); to rotate, pass the ring with a new current key as data_keys_json.
+resource "random_bytes" "data_key" {
+  count  = var.data_keys_json == "" ? 1 : 0
+  length = 32
+}
+
+resource "random_id" "data_key" {
+  count       = var.data_keys_json == "" ? 1 : 0
+  byte_length = 8
+}
+
+locals {
+  generated_data_keys = var.data_keys_json != "" ? "" : jsonencode({
+    version = 1
+    current = "dk-${random_id.data_key[0].hex}"
+    keys = [{
+      kid        = "dk-${random_id.data_key[0].hex}"
+      created_at = "2000-01-01T00:00:00+00:00"
+      secret     = random_bytes.data_key[0].base64
+    }]
+  })
+}
+
 resource "kubernetes_secret" "connector" {
   metadata {
     name      = local.secret_name
@@ -54,6 +83,7 @@ resource "kubernetes_secret" "connector" {
       "management-api-keys" = jsonencode(var.management_api_keys)
     },
     { "identity-key.pem" = local.identity_key_pem },
+    { "data-keys.json" = var.data_keys_json != "" ? var.data_keys_json : local.generated_data_keys },
     var.temporal_api_key == "" ? {} : { "temporal-api-key" = var.temporal_api_key },
   )
 }
