@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from connector.core.dsp import DSP_CONTEXT_0_8, DspVersion, validate_against_schema
+from connector.core.peer_reasons import PEER_REASONS
 from tests.scripted_peer import (
     CONTEXT,
     ScriptedPeer,
@@ -411,9 +412,12 @@ async def test_consumer_operator_terminate_sends_termination(world: World) -> No
     assert resp.status_code == 200, resp.text
     [term] = await world.peer.wait_for("ContractNegotiationTerminationMessage", pid=c.ppid)
     assert term.path == f"/dsp/2025-1/negotiations/{c.ppid}/termination"
-    assert "too expensive" in term.get("reason")
+    # The peer gets the code's fixed text; the operator's words stay in our record (finding 5).
+    assert term.get("code") == "terminated_by_operator", term.body
+    assert term.get("reason") == [PEER_REASONS["terminated_by_operator"]], term.body
     assert validate_against_schema(term.body, term.body["@type"], DspVersion.V2025_1) == []
     await world.cut.wait_state(c.cpid, {"TERMINATED"})
+    assert (await mgmt(world.cut, c.cpid))["termination"]["reason"] == ["too expensive"]
     assert await dsp_state(world.peer, world.cut, c.cpid) == "TERMINATED"
 
 
@@ -625,12 +629,14 @@ async def test_provider_policy_denied_offer_is_terminated_with_reason(world: Wor
     [term] = await world.peer.wait_for("ContractNegotiationTerminationMessage", pid=p.cpid)
     assert term.path == f"/callback/negotiations/{p.cpid}/termination"
     assert validate_against_schema(term.body, term.body["@type"], DspVersion.V2025_1) == []
-    assert term.get("code"), term.body
-    assert term.get("reason"), term.body
+    # The peer gets the code and its fixed text; the policy's reasons stay with us (finding 5).
+    assert term.get("code") == "policy_denied", term.body
+    assert term.get("reason") == [PEER_REASONS["policy_denied"]], term.body
     await world.cut.wait_state(p.ppid, {"TERMINATED"})
     assert await dsp_state(world.peer, world.cut, p.ppid) == "TERMINATED"
     view = await mgmt(world.cut, p.ppid)
-    assert view["termination"]["reason"] == term.get("reason"), view
+    assert view["termination"]["code"] == "policy_denied", view
+    assert "tier" in " ".join(view["termination"]["reason"]), view
     last = view["timeline"][-1]
     assert (last["kind"], last["direction"], last["to_state"]) == (
         "termination",

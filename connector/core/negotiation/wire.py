@@ -1,7 +1,8 @@
 """Outbound DSP negotiation messages: which model, which path (dsp.md §5 bindings, §8).
 
 Pure: the activity encodes the model for the peer's DSP version and POSTs it to
-`counterparty_address + path`.
+`counterparty_address + path`. A termination carries a code and text from
+`connector.core.peer_reasons`, never the action's own reason (our detail).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from connector.core.negotiation.actions import (
 )
 from connector.core.negotiation.aggregate import Negotiation
 from connector.core.negotiation.states import NegotiationState, Role
+from connector.core.peer_reasons import for_peer
 
 __all__ = ["INITIAL_PATHS", "build_message", "message_path"]
 
@@ -126,12 +128,14 @@ def build_message(n: Negotiation, action: Action, callback_address: str) -> DspM
             return ContractAgreementVerificationMessage(
                 provider_pid=provider_pid, consumer_pid=consumer_pid
             )
-        case SendTermination(code=code, reason=reason):
+        case SendTermination(code=code):
+            # The peer gets the code's fixed text; `action.reason` (our detail) stays with us.
             provider_pid, consumer_pid = _pids(n)
+            peer_code, peer_reason = for_peer(code)
             return ContractNegotiationTerminationMessage(
                 provider_pid=provider_pid,
                 consumer_pid=consumer_pid,
-                code=code,
-                reason=list(reason) or None,
+                code=peer_code,
+                reason=peer_reason,
             )
     raise BadRequestError(f"no DSP message for {type(action).__name__}")  # pragma: no cover

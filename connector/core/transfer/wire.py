@@ -1,7 +1,8 @@
 """Outbound DSP transfer process messages: which model, which path (dsp.md §5 bindings, §9).
 
 Pure: the activity encodes the model for the peer's DSP version and POSTs it to
-`counterparty_address + path`.
+`counterparty_address + path`. A suspension or termination carries a code and text from
+`connector.core.peer_reasons`, never the action's own reason (our detail).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from connector.core.dsp import (
     TransferTerminationMessage,
 )
 from connector.core.errors import BadRequestError
+from connector.core.peer_reasons import for_peer
 from connector.core.transfer.actions import (
     Action,
     SendCompletion,
@@ -115,20 +117,23 @@ def build_message(t: Transfer, action: Action, callback_address: str) -> DspMode
         case SendCompletion():
             provider_pid, consumer_pid = _pids(t)
             return TransferCompletionMessage(provider_pid=provider_pid, consumer_pid=consumer_pid)
-        case SendSuspension(code=code, reason=reason):
+        case SendSuspension(code=code):
+            # The peer gets the code's fixed text; `action.reason` (our detail) stays with us.
             provider_pid, consumer_pid = _pids(t)
+            peer_code, peer_reason = for_peer(code)
             return TransferSuspensionMessage(
                 provider_pid=provider_pid,
                 consumer_pid=consumer_pid,
-                code=code,
-                reason=list(reason) or None,
+                code=peer_code,
+                reason=peer_reason,
             )
-        case SendTermination(code=code, reason=reason):
+        case SendTermination(code=code):
             provider_pid, consumer_pid = _pids(t)
+            peer_code, peer_reason = for_peer(code)
             return TransferTerminationMessage(
                 provider_pid=provider_pid,
                 consumer_pid=consumer_pid,
-                code=code,
-                reason=list(reason) or None,
+                code=peer_code,
+                reason=peer_reason,
             )
     raise BadRequestError(f"no DSP message for {type(action).__name__}")  # pragma: no cover
