@@ -223,6 +223,13 @@ class IdentitySettings(_Section):
     )
     trust: TrustConfig = TrustConfig()
     did_cache_ttl_seconds: int = Field(default=300, ge=0)
+    did_refresh_interval_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="A counterparty's DID document is fetched again before its cache TTL when "
+        "its token names an unknown kid or its cached key does not verify the signature (a key "
+        "rotation), at most once per this many seconds per DID",
+    )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     def resolved_did(self, server: ServerSettings) -> str:

@@ -9,6 +9,9 @@
 * `DidResolver` fetches through `GuardedHttp` (SSRF guard, no redirects, size cap), checks the
   document `id`, and caches documents in Redis (`connector:{participant}:did:{did}`, TTL) plus a
   short negative cache. Redis trouble degrades to fetching (Redis is not a source of truth here).
+  A forced refresh (the verifier's, on an unknown `kid` or a signature the cached key does not
+  verify) fetches at most once per `refresh_interval` per DID
+  (`identity.did_refresh_interval_seconds`).
 """
 
 from __future__ import annotations
@@ -275,8 +278,9 @@ class DidResolver:
     async def resolve(self, did: str, *, force_refresh: bool = False) -> dict[str, object]:
         """The DID document of `did`, from cache or fetched.
 
-        `force_refresh` (used when a `kid` is unknown, e.g. after the peer rotated keys) bypasses
-        the cache at most once per `refresh_interval` per DID.
+        `force_refresh` (used when a `kid` is unknown or its key does not verify a signature,
+        e.g. after the peer rotated keys) bypasses the cache at most once per `refresh_interval`
+        per DID; a fetch on a cache miss counts as that refresh (the document is fresh).
 
         Raises:
             InvalidDidError: the DID is not acceptable.
@@ -289,6 +293,7 @@ class DidResolver:
             cached = await self._cached(did)
             if cached is not None:
                 return cached
+            await self._may_refresh(did)  # fetching now: no forced refresh right after it
         try:
             document = await self._fetch(did, url)
         except DidResolutionError as exc:

@@ -76,6 +76,7 @@ def build_identity(
         redis,
         ttl=settings.identity.did_cache_ttl_seconds,
         participant=participant_id,
+        refresh_interval=settings.identity.did_refresh_interval_seconds,
         allow_http=settings.outbound.allow_http,
         allow_ip=settings.outbound.allow_http,
     )

@@ -8,8 +8,10 @@ Inbound (`TokenVerifier.verify`), in order: `Bearer` prefix and size cap; header
 (ES256/EdDSA/Ed25519 only; no `jku`/`x5u`/`jwk`/`x5c`/`crit`); unverified `iss == sub`, did:web;
 trust pre-check (allow-list, or membership credential present) *before* any DID resolution, so
 untrusted callers cannot make us fetch; `kid` under `iss#`; DID document via the guarded resolver
-(one forced refresh on an unknown `kid`); key in `capabilityInvocation` unless relaxed for the
-caller; signature with the algorithm derived from the key type; registered claims
+(one forced refresh on an unknown `kid`, and on a key that does not verify the signature: the peer
+may have rotated it under the same `kid`; both rate-limited per DID by the resolver); key in
+`capabilityInvocation` unless relaxed for the caller; signature with the algorithm derived from
+the key type; registered claims
 (`connector.core.identity.claims`); membership credential if the caller is not allow-listed; `jti`
 claimed in the replay store last. Every failure raises `UnauthorizedError` (the API answers a
 generic 401); the reason is logged with iss/kid/jti, never the token. Replay-store outages raise
@@ -256,19 +258,19 @@ class TokenVerifier:
         strict = self._trust.requires_capability_invocation(issuer)
         document = await self._resolver.resolve(issuer)
         try:
-            vm_id, jwk = select_key(document, issuer, kid, require_relationship=strict)
+            vm_id, claims = self._signed_claims(token, alg, document, issuer, kid, strict)
         except UnknownKeyError:
             document = await self._resolver.resolve(issuer, force_refresh=True)
-            vm_id, jwk = select_key(document, issuer, kid, require_relationship=strict)
-
-        algorithms = _ALGS_BY_KEY[(str(jwk["kty"]), str(jwk["crv"]))]
-        if alg not in algorithms:
-            raise UnauthorizedError("token algorithm does not match the key type")
-        try:
-            verified = jwt.decode(token, _import_key(jwk), algorithms=algorithms)
-        except (JoseError, ValueError):
-            raise UnauthorizedError("token signature invalid") from None
-        claims = dict(verified.claims)
+            vm_id, claims = self._signed_claims(token, alg, document, issuer, kid, strict)
+        except UnauthorizedError:
+            # The key under this kid may have been replaced since we cached the document (a
+            # rotation that kept the kid): look once more, as the resolver allows (at most once
+            # per refresh interval per DID, and not right after a fetch), before refusing.
+            fresher = await self._resolver.resolve(issuer, force_refresh=True)
+            if fresher == document:
+                raise
+            context["refetched"] = True
+            vm_id, claims = self._signed_claims(token, alg, fresher, issuer, kid, strict)
 
         now = self._clock()
         checked = check_claims(
@@ -286,6 +288,31 @@ class TokenVerifier:
         ttl = checked.expires_at + self._leeway - int(now.timestamp())
         await self._replay.claim(issuer, checked.jti, ttl_seconds=ttl)
         return VerifiedCaller(did=issuer, participant_id=issuer, claims=claims, key_id=vm_id)
+
+    def _signed_claims(
+        self,
+        token: str,
+        alg: object,
+        document: Mapping[str, object],
+        issuer: str,
+        kid: str | None,
+        strict: bool,
+    ) -> tuple[str, dict[str, object]]:
+        """(verification method id, claims) of a token signed by `kid`'s key in `document`.
+
+        Raises:
+            UnknownKeyError: `kid` is not in the document.
+            UnauthorizedError: the key does not fit the token or the signature is invalid.
+        """
+        vm_id, jwk = select_key(document, issuer, kid, require_relationship=strict)
+        algorithms = _ALGS_BY_KEY[(str(jwk["kty"]), str(jwk["crv"]))]
+        if alg not in algorithms:
+            raise UnauthorizedError("token algorithm does not match the key type")
+        try:
+            verified = jwt.decode(token, _import_key(jwk), algorithms=algorithms)
+        except (JoseError, ValueError):
+            raise UnauthorizedError("token signature invalid") from None
+        return vm_id, dict(verified.claims)
 
     async def _check_membership(self, credential: object, holder: str, now: datetime) -> None:
         """A JWT membership credential (VC 1.1 JWT form) signed by a trusted issuer for `holder`.

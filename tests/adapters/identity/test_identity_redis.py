@@ -1,6 +1,7 @@
 """Replay set, DID resolution cache and the whole verifier against a real Redis and a real
 loopback did:web server."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -92,7 +93,12 @@ async def test_resolver_fetches_validates_and_caches(
     assert len(loopback_server.requests) == 1
     key = f"connector:{participant}:did:{did}"
     assert 0 < await redis_client.ttl(key) <= 300
-    # A forced refresh refetches, at most once per interval.
+    # A forced refresh refetches, at most once per interval; the fetch on the miss counted.
+    await resolver.resolve(did, force_refresh=True)
+    assert len(loopback_server.requests) == 1
+    refresh = f"connector:{participant}:did-refresh:{did}"
+    assert 0 < await redis_client.ttl(refresh) <= 30
+    await redis_client.delete(refresh)  # the interval has passed
     await resolver.resolve(did, force_refresh=True)
     await resolver.resolve(did, force_refresh=True)
     assert len(loopback_server.requests) == 2
@@ -185,3 +191,97 @@ async def test_end_to_end_verification_with_redis(
     assert caller.did == did
     with pytest.raises(UnauthorizedError, match="replayed"):
         await verifier.verify(bearer(token))
+
+
+# --- a partner rotates its key under the same kid (issue 16, finding 6) -------------------------
+
+
+def same_kid_ring(kid: str = "key-1") -> KeyRing:
+    return KeyRing(current=KeyEntry(key=generate_key(), key_id=kid))
+
+
+def rotation_world(loopback_server, did_host, redis_client, participant, *, refresh_interval=30):
+    did = f"did:web:localhost%3A{loopback_server.port}"
+    resolver = DidResolver(
+        did_host,
+        redis_client,
+        participant=participant,
+        allow_http=True,
+        refresh_interval=refresh_interval,
+    )
+    verifier = TokenVerifier(
+        resolver,
+        RedisReplayStore(redis_client, participant=participant),
+        TrustList.of([did]),
+        US,
+        lambda: NOW,
+    )
+    return did, verifier
+
+
+def token(keyring: KeyRing, did: str) -> str:
+    return bearer(TokenIssuer(keyring, did, clock=lambda: NOW - timedelta(seconds=10)).issue(US))
+
+
+async def expire_refresh_mark(redis_client, participant, did):
+    """As if `did_refresh_interval_seconds` had passed since the document was fetched."""
+    await redis_client.delete(f"connector:{participant}:did-refresh:{did}")
+
+
+async def test_a_key_rotated_under_the_same_kid_is_accepted_after_one_refetch(
+    loopback_server, did_host, redis_client, participant
+):
+    did, verifier = rotation_world(loopback_server, did_host, redis_client, participant)
+    old, new = same_kid_ring(), same_kid_ring()
+    serve(loopback_server, "/.well-known/did.json", build_did_document(did, [old.current]))
+    assert (await verifier.verify(token(old, did))).did == did  # cached now, for 300 s
+    await expire_refresh_mark(redis_client, participant, did)
+
+    # The partner publishes a new key under the same kid and signs with it.
+    serve(loopback_server, "/.well-known/did.json", build_did_document(did, [new.current]))
+    caller = await verifier.verify(token(new, did))
+    assert caller.did == did
+    assert caller.key_id == f"{did}#key-1"
+    assert len(loopback_server.requests) == 2  # one re-fetch
+    # The refreshed document is what the cache holds now: no more fetches.
+    assert (await verifier.verify(token(new, did))).did == did
+    assert len(loopback_server.requests) == 2
+
+
+async def test_bad_signatures_refetch_at_most_once_per_interval_per_did(
+    loopback_server, did_host, redis_client, participant
+):
+    did, verifier = rotation_world(loopback_server, did_host, redis_client, participant)
+    real, forger = same_kid_ring(), same_kid_ring()
+    serve(loopback_server, "/.well-known/did.json", build_did_document(did, [real.current]))
+    # Right after the fetch a bad signature is refused without a second one.
+    with pytest.raises(UnauthorizedError, match="token signature invalid"):
+        await verifier.verify(token(forger, did))
+    assert len(loopback_server.requests) == 1
+    await expire_refresh_mark(redis_client, participant, did)
+    # Anyone can claim a trusted DID; however many forged tokens come, one fetch per interval.
+    for _ in range(5):
+        with pytest.raises(UnauthorizedError, match="token signature invalid"):
+            await verifier.verify(token(forger, did))
+    assert len(loopback_server.requests) == 2
+    assert (await verifier.verify(token(real, did))).did == did
+    assert len(loopback_server.requests) == 2
+
+
+async def test_the_refetch_waits_for_the_configured_interval(
+    loopback_server, did_host, redis_client, participant
+):
+    did, verifier = rotation_world(
+        loopback_server, did_host, redis_client, participant, refresh_interval=1
+    )
+    old, new = same_kid_ring(), same_kid_ring()
+    serve(loopback_server, "/.well-known/did.json", build_did_document(did, [old.current]))
+    assert (await verifier.verify(token(old, did))).did == did
+    serve(loopback_server, "/.well-known/did.json", build_did_document(did, [new.current]))
+    # Within the interval of the last fetch: refused on the cached key, no fetch.
+    with pytest.raises(UnauthorizedError, match="token signature invalid"):
+        await verifier.verify(token(new, did))
+    assert len(loopback_server.requests) == 1
+    await asyncio.sleep(1.2)
+    assert (await verifier.verify(token(new, did))).did == did
+    assert len(loopback_server.requests) == 2

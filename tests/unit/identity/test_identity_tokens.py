@@ -104,6 +104,32 @@ async def test_signature_by_another_key_is_rejected(world):
         algorithms=["ES256"],
     )
     await expect_reject(world.verifier(), bearer(forged), "signature invalid")
+    # One forced refresh first (the key may have been rotated under the same kid).
+    assert world.source.calls == [(THEM, False), (THEM, True)]
+
+
+class RotatingSource(MemoryDidSource):
+    """Serves `stale` until a forced refresh, then the current documents."""
+
+    def __init__(self, stale, documents):
+        super().__init__(documents)
+        self.stale = stale
+
+    async def resolve(self, did, *, force_refresh=False):
+        document = await super().resolve(did, force_refresh=force_refresh)
+        return document if force_refresh else self.stale
+
+
+async def test_a_key_rotated_under_the_same_kid_verifies_after_the_forced_refresh(world):
+    old = KeyRing(current=KeyEntry(key=generate_key(), key_id="k1"))
+    new = KeyRing(current=KeyEntry(key=generate_key(), key_id="k1"))
+    source = RotatingSource(
+        build_did_document(THEM, [old.current]), {THEM: build_did_document(THEM, [new.current])}
+    )
+    verifier = TokenVerifier(source, world.replay, TrustList.of([THEM]), US, world.clock)
+    caller = await verifier.verify(bearer(TokenIssuer(new, THEM, clock=world.clock).issue(US)))
+    assert caller.key_id == f"{THEM}#k1"
+    assert source.calls == [(THEM, False), (THEM, True)]
 
 
 async def test_unknown_key_triggers_one_forced_refresh_then_rejects(world):

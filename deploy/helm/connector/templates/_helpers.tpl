@@ -191,7 +191,9 @@ spec:
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   {{- $identityKey := and (not .hook) $root.Values.identity.keyFromSecret }}
-  {{- $dataKeys := and (not .hook) $root.Values.encryption.keyFromSecret }}
+  {{- /* The temporal-bootstrap hook writes the backup schedule, whose input is an encrypted payload:
+         it needs the ring too (post-install, so the Secret exists). */}}
+  {{- $dataKeys := and $root.Values.encryption.keyFromSecret (or (not .hook) (eq .component "temporal-bootstrap")) }}
   {{- $keyFiles := or $identityKey $dataKeys }}
   {{- if $keyFiles }}
   initContainers:
