@@ -246,23 +246,31 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
             body, status_code=status, headers=headers, media_type=source.content_type
         )
 
-    @app.api_route(
-        "/public/{flow_id}",
-        methods=list(PROXY_METHODS),
-        summary="Pull the data of a STARTED transfer (GET, HEAD; others with proxyMethod)",
-    )
     async def pull_data(flow_id: str, request: Request, flows: FlowsDep) -> Response:
         return await pull(flow_id, request, flows)
 
-    @app.api_route(
-        "/public/{flow_id}/{sub_path:path}",
-        methods=list(PROXY_METHODS),
-        summary="Pull below an HTTP source with proxyPath",
-    )
     async def pull_sub_path(
         flow_id: str, sub_path: str, request: Request, flows: FlowsDep
     ) -> Response:
         return await pull(flow_id, request, flows)
+
+    # One route per method: each gets its own OpenAPI operation id.
+    for method in PROXY_METHODS:
+        proxied = "" if method in ("GET", "HEAD") else " (a source with proxyMethod)"
+        app.add_api_route(
+            "/public/{flow_id}",
+            pull_data,
+            methods=[method],
+            operation_id=f"pull_{method.lower()}",
+            summary=f"Pull the data of a STARTED transfer{proxied}",
+        )
+        app.add_api_route(
+            "/public/{flow_id}/{sub_path:path}",
+            pull_sub_path,
+            methods=[method],
+            operation_id=f"pull_sub_path_{method.lower()}",
+            summary=f"Pull below an HTTP source with proxyPath{proxied}",
+        )
 
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

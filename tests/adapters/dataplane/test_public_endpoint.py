@@ -20,6 +20,7 @@ import asyncio
 import os
 import re
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import httpx
 import pytest
 import uvicorn
 
+from connector.data_address import PROXY_METHODS
 from connector.embedded import free_port
 from connector.settings import load_settings
 from connector.stores.migrate import migrate
@@ -572,3 +574,9 @@ async def test_a_wrong_method_on_a_data_plane_route_is_405_with_allow(
         assert answer.status == 405, (method, path, answer)
         assert answer.headers["allow"] == allow, (method, path)
         assert b'"method_not_allowed"' in answer.body
+    # Every method of the public routes is its own OpenAPI operation (no duplicate ids).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec = (await dataplane.client.get(f"{dataplane.url}/openapi.json")).json()
+    assert not [w for w in caught if "Duplicate Operation ID" in str(w.message)]
+    assert sorted(spec["paths"]["/public/{flow_id}"]) == sorted(m.lower() for m in PROXY_METHODS)
