@@ -19,6 +19,8 @@ from api import codec, discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
 from api.catalog_service import open_catalog_service
+from api.content_type import JsonBodyMiddleware
+from api.docs import install_docs
 from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
 from api.dsp import transfers as dsp_transfers
@@ -98,13 +100,15 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
         title="Lightweight dataspace connector — control plane",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api.docs: Swagger UI and ReDoc with assets we serve, no CDN
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.api_keys = management_keys(settings)
     install_error_handlers(app)
+    install_docs(app, settings)
     app.include_router(health_routes.router)
     app.include_router(discovery.router)
     app.include_router(wellknown.router)
@@ -116,6 +120,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     for version in DspVersion:
         app.include_router(dsp_negotiations.router(version))
         app.include_router(dsp_transfers.router(version))
+    app.add_middleware(JsonBodyMiddleware)  # 415 for a body that is not JSON
     app.add_middleware(MaintenanceMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -48,8 +48,12 @@ __all__ = [
 log = get_logger(__name__)
 
 MANAGEMENT_PREFIX: Final = "/management"
-#: What the management listener serves besides `/management/...` (probes of either port work).
-MANAGEMENT_LISTENER_PATHS: Final = frozenset({"/health", "/ready", "/docs", "/openapi.json"})
+#: What the management listener serves besides `/management/...` (probes of either port work),
+#: with its API docs pages and their assets (`api.docs`).
+MANAGEMENT_LISTENER_PATHS: Final = frozenset(
+    {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+DOCS_ASSETS_PREFIX: Final = "/docs/assets/"
 OPENAPI_PATH: Final = "/openapi.json"
 #: Exit code when the app's start-up fails (uvicorn uses the same).
 STARTUP_FAILURE: Final = 3
@@ -62,7 +66,11 @@ def is_management_path(path: str) -> bool:
 def served(path: str, management: bool) -> bool:
     """Whether the management listener (`management`) or the main one serves `path`."""
     if management:
-        return is_management_path(path) or path in MANAGEMENT_LISTENER_PATHS
+        return (
+            is_management_path(path)
+            or path in MANAGEMENT_LISTENER_PATHS
+            or path.startswith(DOCS_ASSETS_PREFIX)
+        )
     return not is_management_path(path)
 
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from connector.core.errors import UnauthorizedError, UnavailableError
+from connector.core.errors import NotFoundError, UnauthorizedError, UnavailableError
 from connector.core.identity.claims import VerifiedCaller
+from connector.http_errors import correlation_id
 from connector.identity.apikeys import ApiKeyVerifier
 from connector.identity.oidc import JwksError, OidcVerifier
 from connector.identity.runtime import Identity, utc_now
@@ -21,7 +22,8 @@ log = get_logger(__name__)
 
 async def require_api_key(
     request: Request,
-    x_api_key: Annotated[str | None, Header(alias="X-Api-Key")] = None,
+    # Documented as the `ApiKey` security scheme (api.docs), not as a parameter.
+    x_api_key: Annotated[str | None, Header(alias="X-Api-Key", include_in_schema=False)] = None,
 ) -> str:
     """The operator: the name of the key presented, or `oidc:<sub>` for a valid OIDC bearer token
     (only when `management.oidc` is configured); 401 (problem+json) without either.
@@ -73,10 +75,23 @@ async def require_caller(
     Then counts the request against the caller's rate limit (429 + Retry-After when over it;
     `connector.ratelimit`, fails open when Redis is down)."""
     identity: Identity = request.app.state.identity
-    caller = await identity.verifier.verify(authorization)
+    caller = await identity.verifier.verify(authorization, correlation_id=correlation_id(request))
     request.state.caller = caller
     await rate_limiter(request).check(caller.participant_id)
     return caller
+
+
+async def require_caller_or_not_found(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> VerifiedCaller:
+    """`require_caller` for reading one process: a caller we cannot authenticate gets the 404 of
+    an unknown process, not a 401 (DSP 2025-1: "does not exist or the consumer is not
+    authorized"), so the answer does not tell whether the pid exists. The reason is logged."""
+    try:
+        return await require_caller(request, authorization)
+    except UnauthorizedError as exc:
+        raise NotFoundError(*(f"caller not authenticated: {r}" for r in exc.reasons)) from None
 
 
 def rate_limiter(request: Request) -> RateLimiter:
@@ -95,3 +110,4 @@ def rate_limiter(request: Request) -> RateLimiter:
 
 ApiKeyDep = Annotated[str, Depends(require_api_key)]
 CallerDep = Annotated[VerifiedCaller, Depends(require_caller)]
+ReaderDep = Annotated[VerifiedCaller, Depends(require_caller_or_not_found)]

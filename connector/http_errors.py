@@ -7,6 +7,11 @@ A dependency outage that reaches a route as the library's own error (Postgres re
 hung or cancelling a statement; Redis refused or hung; Temporal unreachable) is `unavailable`,
 503, like an `UnavailableError` (`outage`); every 503 carries `Retry-After`
 (`server.retry_after_seconds`, unless the error brings its own).
+
+A 401 (every surface) and a DSP 404 say nothing but a correlation id (also in `X-Correlation-Id`):
+why a caller was refused (untrusted issuer, bad signature, unknown process, ...) is logged with
+that id and never answered, so the answers tell an unauthenticated caller nothing about our trust
+list or our processes (docs/security.md §2).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from connector.core.errors import (
     ERROR_TYPES,
     BadRequestError,
     ConnectorError,
     ErrorCode,
+    MethodNotAllowedError,
     RangeNotSatisfiableError,
     RateLimitedError,
     UnavailableError,
@@ -43,6 +50,9 @@ log = get_logger(__name__)
 DSP_CONTEXT_2025: Final = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSP_CONTEXT_08: Final = "https://w3id.org/dspace/v0.8/context.json"
 PROBLEM_JSON: Final = "application/problem+json"
+CORRELATION_HEADER: Final = "X-Correlation-Id"
+# What a refused request is told instead of the reason (which only our log gets).
+GENERIC_REASONS: Final[dict[int, str]] = {401: "not authenticated", 404: "not found"}
 
 
 class Surface(StrEnum):
@@ -59,8 +69,10 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
+        ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.CONFLICT: 400,  # DSP: an invalid transition MUST be answered with 400
         ErrorCode.TOO_LARGE: 413,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
         ErrorCode.RATE_LIMITED: 429,
         ErrorCode.RANGE_NOT_SATISFIABLE: 400,  # only the data plane serves ranges
         ErrorCode.UNAVAILABLE: 503,
@@ -72,8 +84,10 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
+        ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.CONFLICT: 409,
         ErrorCode.TOO_LARGE: 413,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
         ErrorCode.RATE_LIMITED: 429,
         ErrorCode.RANGE_NOT_SATISFIABLE: 400,  # only the data plane serves ranges
         ErrorCode.UNAVAILABLE: 503,
@@ -85,8 +99,10 @@ STATUS: Final[dict[Surface, dict[ErrorCode, int]]] = {
         ErrorCode.UNAUTHORIZED: 401,
         ErrorCode.FORBIDDEN: 403,
         ErrorCode.NOT_FOUND: 404,
+        ErrorCode.METHOD_NOT_ALLOWED: 405,
         ErrorCode.CONFLICT: 409,
         ErrorCode.TOO_LARGE: 413,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
         ErrorCode.RATE_LIMITED: 429,
         ErrorCode.RANGE_NOT_SATISFIABLE: 416,  # RFC 9110 §15.5.17, with Content-Range
         ErrorCode.UNAVAILABLE: 503,
@@ -113,15 +129,36 @@ def surface_of(path: str) -> Surface:
     return Surface.OTHER
 
 
+def process_pid(path: str) -> str | None:
+    """The pid a DSP process path names (`/dsp/<v>/negotiations/<pid>/<message>`, also for a
+    request no route took), None for the opening paths and everything else."""
+    parts = path.split("/")
+    if len(parts) >= 6 and parts[3] in ("negotiations", "transfers") and parts[4]:
+        return parts[4]
+    return None
+
+
 def dsp_error_body(
-    path: str, status: int, reasons: list[str], pids: dict[str, str] | None = None
+    path: str,
+    status: int,
+    reasons: list[str],
+    pids: dict[str, str] | None = None,
+    path_pid: str | None = None,
 ) -> dict[str, Any]:
-    """A DSP `*Error` body for the router family of `path`, in that version's shape."""
+    """A DSP `*Error` body for the router family of `path`, in that version's shape.
+
+    Negotiation and transfer errors echo the pids the request named (`pids`, from its message);
+    the pid in the path (`path_pid`, ours whichever role we play) stands in for each one the
+    message did not name. A pid the request did not name at all is left out, never invented
+    (decision 0002)."""
     parts = path.split("/")
     version = parts[2] if len(parts) > 2 else "2025-1"
     family = parts[3] if len(parts) > 3 else "catalog"
     error_type = DSP_ERROR_TYPES.get(family, "CatalogError")
-    pids = pids or {}
+    pids = dict(pids or {})
+    if error_type != "CatalogError" and path_pid:
+        for key in ("consumerPid", "providerPid"):
+            pids.setdefault(key, path_pid)
     if version == "0.8":
         body: dict[str, Any] = {
             "@context": DSP_CONTEXT_08,
@@ -139,9 +176,7 @@ def dsp_error_body(
         "reason": reasons,
     }
     if error_type != "CatalogError":
-        # The 2025-1 schemas require both pids; an unknown one is sent as a fixed URN (ADR 0002).
-        body["consumerPid"] = pids.get("consumerPid", "urn:connector:unknown")
-        body["providerPid"] = pids.get("providerPid", "urn:connector:unknown")
+        body.update({k: pids[k] for k in ("consumerPid", "providerPid") if pids.get(k)})
     return body
 
 
@@ -236,34 +271,65 @@ def challenge(request: Request, surface: Surface) -> str:
     return "Bearer"
 
 
+def correlation_id(request: Request) -> str:
+    """The id that ties a refused request's answer to our log line with the reason (one per
+    request, made on first use)."""
+    existing = getattr(request.state, "correlation_id", None)
+    if isinstance(existing, str):
+        return existing
+    new = uuid.uuid4().hex
+    request.state.correlation_id = new
+    return new
+
+
 def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
     path = request.url.path
     surface = surface_of(path)
     status = STATUS[surface][exc.code]
     headers: dict[str, str] = {}
+    generic = status == 401 or (status == 404 and surface is Surface.DSP)
+    reasons = exc.reasons
+    if generic:
+        correlation = correlation_id(request)
+        headers[CORRELATION_HEADER] = correlation
+        log.info(
+            "request refused",
+            status=status,
+            correlation_id=correlation,
+            method=request.method,
+            path=path,
+            reason="; ".join(exc.reasons),
+        )
+        reasons = [f"{GENERIC_REASONS[status]} (correlation id {correlation})"]
     if status == 401:
         headers["WWW-Authenticate"] = challenge(request, surface)
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, MethodNotAllowedError):
+        headers["Allow"] = ", ".join(exc.allow)  # RFC 9110 §15.5.6: a 405 must carry it
     if isinstance(exc, RangeNotSatisfiableError) and status == 416:
         headers["Content-Range"] = f"bytes */{exc.size}"  # RFC 9110 §14.4: the current length
     if status == 503:
         headers["Retry-After"] = str(retry_after(request))  # RFC 9110 §10.2.3
     if surface is Surface.DSP:
         pids = getattr(exc, "pids", None) or getattr(request.state, "dsp_pids", None)
-        return JSONResponse(dsp_error_body(path, status, exc.reasons, pids), status, headers)
+        path_pid = request.path_params.get("pid") or process_pid(path)
+        body = dsp_error_body(path, status, reasons, pids, path_pid)
+        return JSONResponse(body, status, headers)
     if surface is Surface.MANAGEMENT:
         problem: dict[str, Any] = {
             "type": f"urn:connector:error:{exc.code.value}",
             "title": exc.code.value.replace("_", " "),
             "status": status,
-            "detail": "; ".join(exc.reasons),
-            "errors": exc.reasons,
+            "detail": "; ".join(reasons),
+            "errors": reasons,
         }
-        if exc.pointer is not None:
+        if exc.pointer is not None and not generic:
             problem["pointer"] = exc.pointer
+        if generic:
+            problem["correlationId"] = headers[CORRELATION_HEADER]  # RFC 9457 §3.2 extension
         return JSONResponse(problem, status, headers, media_type=PROBLEM_JSON)
-    return JSONResponse({"error": exc.code.value, "reasons": exc.reasons}, status, headers)
+    return JSONResponse({"error": exc.code.value, "reasons": reasons}, status, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -283,13 +349,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        if status == 405:
+            allow = allowed_methods(request)
+            return error_response(
+                request,
+                MethodNotAllowedError(
+                    f"method {request.method} is not allowed here; allowed: {', '.join(allow)}",
+                    allow=allow,
+                ),
+            )
         code = {
             400: ErrorCode.BAD_REQUEST,
             401: ErrorCode.UNAUTHORIZED,
             403: ErrorCode.FORBIDDEN,
             404: ErrorCode.NOT_FOUND,
-            405: ErrorCode.BAD_REQUEST,
             413: ErrorCode.TOO_LARGE,
+            415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             422: ErrorCode.UNPROCESSABLE,
             429: ErrorCode.RATE_LIMITED,
             503: ErrorCode.UNAVAILABLE,
@@ -328,6 +403,23 @@ def install_error_handlers(app: FastAPI) -> None:
     for outage_type in (*OUTAGE_TYPES, *_temporal_outage_types()):
         app.add_exception_handler(outage_type, on_library_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> tuple[str, ...]:
+    """Every method some route of the app serves at the request's path (the router's own 405
+    names only the first route that matched the path). Asked of the routes themselves, one
+    method at a time, so routers included in any way are covered."""
+    routes = getattr(getattr(request.scope.get("app"), "router", None), "routes", ())
+    return tuple(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def unavailable(request: Request, exc: BaseException, dependency: str) -> JSONResponse:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.body import read_json
 from api.negotiations import NegotiationEdge
-from api.security import CallerDep
+from api.security import CallerDep, ReaderDep
 from api.state import app_state
 from connector.core.dsp import (
     ContractAgreementMessage,
@@ -78,7 +78,7 @@ def router(version: DspVersion) -> APIRouter:
         return ack(await edge.initial_offer(msg, caller, version), version, 201)
 
     @r.get("/{pid}", summary="A negotiation's state (provider path or consumer callback)")
-    async def get_negotiation(pid: str, caller: CallerDep, edge: EdgeDep) -> JSONResponse:
+    async def get_negotiation(pid: str, caller: ReaderDep, edge: EdgeDep) -> JSONResponse:
         return ack(await edge.owned(pid, caller), version)
 
     @r.post("/{pid}/request", summary="Counter ContractRequestMessage (provider)")

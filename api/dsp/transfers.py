@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.body import read_json
-from api.security import CallerDep
+from api.security import CallerDep, ReaderDep
 from api.state import app_state
 from api.transfers import TransferEdge, with_pids
 from connector.core.dsp import (
@@ -80,7 +80,7 @@ def router(version: DspVersion) -> APIRouter:
             return ack(await edge.initial_request(msg, caller, version), version, 201)
 
     @r.get("/{pid}", summary="A transfer's state (provider path or consumer callback)")
-    async def get_transfer(pid: str, caller: CallerDep, edge: EdgeDep) -> JSONResponse:
+    async def get_transfer(pid: str, caller: ReaderDep, edge: EdgeDep) -> JSONResponse:
         return ack(await edge.owned(pid, caller), version)
 
     def add(suffix: str, model: type[DspModel], kind: MessageKind) -> None:

@@ -6,9 +6,13 @@
     ├─ UnauthorizedError   unauthorized   missing/invalid token or key, wrong audience
     ├─ ForbiddenError      forbidden      authenticated, but a policy or rule denies it
     ├─ NotFoundError       not_found      unknown id, or one the caller may not see
+    ├─ MethodNotAllowedError method_not_allowed
+    │                                     a method the path does not serve (carries `allow`)
     ├─ ConflictError       conflict       illegal state transition, id taken, still referenced
     │  └─ IllegalTransitionError
     ├─ TooLargeError       too_large      request body over the limit
+    ├─ UnsupportedMediaTypeError unsupported_media_type
+    │                                     a body that is not JSON on a JSON route
     ├─ RateLimitedError    rate_limited   caller over its rate (carries retry_after seconds)
     ├─ RangeNotSatisfiableError range_not_satisfiable
     │                                     a byte range outside the object (carries its size)
@@ -30,6 +34,7 @@ __all__ = [
     "ErrorCode",
     "ForbiddenError",
     "IllegalTransitionError",
+    "MethodNotAllowedError",
     "NotFoundError",
     "RangeNotSatisfiableError",
     "RateLimitedError",
@@ -38,6 +43,7 @@ __all__ = [
     "UnavailableError",
     "UnexpectedError",
     "UnprocessableError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -47,8 +53,10 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     UNAVAILABLE = "unavailable"
@@ -97,8 +105,24 @@ class IllegalTransitionError(ConflictError):
     """A message that the state machine does not allow in the current state or from this sender."""
 
 
+class MethodNotAllowedError(ConnectorError):
+    """The path exists, the method does not (405 with `Allow`, RFC 9110 §15.5.6)."""
+
+    code = ErrorCode.METHOD_NOT_ALLOWED
+
+    def __init__(self, *reasons: str, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(*reasons)
+        self.allow = allow
+
+
 class TooLargeError(ConnectorError):
     code = ErrorCode.TOO_LARGE
+
+
+class UnsupportedMediaTypeError(ConnectorError):
+    """A request body in a media type the route does not read (415, RFC 9110 §15.5.16)."""
+
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
 
 
 class RateLimitedError(ConnectorError):
@@ -134,8 +158,10 @@ ERROR_TYPES: Final[dict[ErrorCode, type[ConnectorError]]] = {
     ErrorCode.UNAUTHORIZED: UnauthorizedError,
     ErrorCode.FORBIDDEN: ForbiddenError,
     ErrorCode.NOT_FOUND: NotFoundError,
+    ErrorCode.METHOD_NOT_ALLOWED: MethodNotAllowedError,
     ErrorCode.CONFLICT: ConflictError,
     ErrorCode.TOO_LARGE: TooLargeError,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: UnsupportedMediaTypeError,
     ErrorCode.RATE_LIMITED: RateLimitedError,
     ErrorCode.RANGE_NOT_SATISFIABLE: RangeNotSatisfiableError,
     ErrorCode.UNAVAILABLE: UnavailableError,

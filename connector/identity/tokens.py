@@ -173,14 +173,20 @@ class TokenVerifier:
         self._max_lifetime = max_lifetime
         self._max_token_bytes = max_token_bytes
 
-    async def verify(self, authorization_header: str | None) -> VerifiedCaller:
+    async def verify(
+        self, authorization_header: str | None, *, correlation_id: str | None = None
+    ) -> VerifiedCaller:
         """Authenticate a caller from its `Authorization` header.
+
+        `correlation_id` goes into the log line of a refusal (the answer carries it too).
 
         Raises:
             UnauthorizedError: any authentication or trust failure (reason for logs only).
             UnavailableError: the replay store is down (fail closed).
         """
         context: dict[str, object] = {}
+        if correlation_id is not None:
+            context["correlation_id"] = correlation_id
         try:
             return await self._verify(authorization_header, context)
         except UnauthorizedError as exc:

@@ -49,6 +49,7 @@ CATALOG_REQUEST = {"@context": CONTEXT, "@type": "CatalogRequestMessage"}
 ERROR_TYPE = {CATALOG: "CatalogError", NEGOTIATE: "ContractNegotiationError"}
 # Outbound guard of the connector under test: the peer's DID host by name, no IP range at all.
 NAME_ONLY_LOOPBACK = {"allow_cidrs": [], "allow_hosts": ["localhost"], "allow_http": True}
+SOURCE = "http://localhost:9/data"
 
 
 @dataclass
@@ -105,7 +106,8 @@ async def world(
             rate_limit={"requests_per_minute": 0},
         ) as cut,
     ):
-        await publish_offer(cut, ASSET)
+        # The source by the name the guard admits (a loopback IP is refused when stored).
+        await publish_offer(cut, ASSET, data_address={"type": "http", "baseUrl": SOURCE})
         resp = await peer.post(cut, CATALOG, CATALOG_REQUEST)
         assert resp.status_code == 200, resp.text
         datasets = resp.json()["dataset"]
@@ -121,7 +123,17 @@ def assert_dsp_error(resp: httpx.Response, status: int, path: str) -> dict[str, 
     body = resp.json()
     assert body["@type"] == ERROR_TYPE[path], body
     assert body["code"] == str(status), body
-    assert validate_against_schema(body, ERROR_TYPE[path], DspVersion.V2025_1) == [], body
+    problems = validate_against_schema(body, ERROR_TYPE[path], DspVersion.V2025_1)
+    # An opening request names no provider pid, and a refused caller's body is not read: a pid
+    # nobody named is left out, never invented (decision 0002). Nothing else may be wrong.
+    unnamed = {f"/: '{k}' is a required property" for k in ("consumerPid", "providerPid")}
+    assert set(problems) <= (unnamed if path == NEGOTIATE else set()), body
+    assert "urn:connector:unknown" not in resp.text
+    if status in (401, 404):
+        # Generic: the reason is ours to log; the caller gets the correlation id (finding 2).
+        correlation = resp.headers["X-Correlation-Id"]
+        generic = "not authenticated" if status == 401 else "not found"
+        assert body["reason"] == [f"{generic} (correlation id {correlation})"], body
     return dict(body)
 
 
@@ -169,7 +181,14 @@ def token_expired(world: World) -> str:
     return TokenIssuer(world.peer.keyring, world.peer.did, clock=clock).issue(world.cut.did)
 
 
+def token_untrusted_issuer(world: World) -> str:
+    """Well signed, by a did:web DID that is not on the trust list."""
+    stranger = "did:web:localhost%3A1"
+    return TokenIssuer(_stranger_ring(), stranger, clock=_now).issue(world.cut.did)
+
+
 BAD_TOKENS = {
+    "untrusted-issuer": lambda w: bearer(token_untrusted_issuer(w)),
     "unknown-key": lambda w: bearer(token_unknown_key(w)),
     "forged-kid": lambda w: bearer(token_forged_kid(w)),
     "other-audience": lambda w: bearer(token_other_audience(w)),
@@ -180,6 +199,7 @@ BAD_TOKENS = {
 }
 # The logged reason proves each token was refused for the intended cause, not an earlier one.
 REASONS = {
+    "untrusted-issuer": "issuer is not trusted",
     "unknown-key": "signing key not found in the DID document",
     "forged-kid": "token signature invalid",
     "other-audience": "claim 'aud' does not name this participant",
@@ -203,10 +223,67 @@ async def test_bad_token_is_401_with_dsp_error_and_stores_nothing(
     if authorization is not None:
         token = authorization.partition(" ")[2]
         assert "DSP caller rejected" in caplog.text
-        reasons = [getattr(r, "reason", "") for r in caplog.records]
+        # The exact reason, logged with the correlation id the caller got.
+        correlation = resp.headers["X-Correlation-Id"]
+        reasons = [
+            getattr(r, "reason", "")
+            for r in caplog.records
+            if getattr(r, "correlation_id", None) == correlation
+        ]
         assert any(REASONS[kind] in reason for reason in reasons), reasons
         assert token not in caplog.text  # logged without the token
         assert token not in resp.text
+        assert REASONS[kind] not in resp.text
+
+
+@pytest.mark.parametrize("path", [CATALOG, NEGOTIATE])
+async def test_an_untrusted_issuer_and_a_bad_signature_get_the_same_answer(
+    world: World, path: str
+) -> None:
+    """The 401 says nothing about which DIDs we trust (issue 16, finding 2)."""
+    answers = []
+    for kind in ("untrusted-issuer", "forged-kid", "missing"):
+        resp = await world.send(path, world.body_for(path), authorization=BAD_TOKENS[kind](world))
+        body = assert_dsp_error(resp, 401, path)
+        headers = {k: v for k, v in resp.headers.items() if k not in ("x-correlation-id", "date")}
+        answers.append((headers, {**body, "reason": None}))
+    assert answers[0] == answers[1] == answers[2]
+
+
+async def test_reading_an_existing_process_without_a_valid_token_is_404(world: World) -> None:
+    """DSP 2025-1: 404 "does not exist or the consumer is not authorized"; a 401 here would tell
+    a stranger which pids exist (docs/security.md §2)."""
+    created = await world.send(NEGOTIATE, world.request_body())
+    assert created.status_code == 201, created.text
+    pid = created.json()["providerPid"]
+    path = f"{DSP}/negotiations/{pid}"
+
+    async def read(target: str, authorization: str | None) -> httpx.Response:
+        headers = {"Authorization": authorization} if authorization else {}
+        return await world.peer.http.get(world.cut.base + target, headers=headers)
+
+    ok = await read(path, world.peer.authorization(world.cut.did))
+    assert ok.status_code == 200, ok.text
+    unknown_pid = new_pid()
+    unknown = await read(
+        f"{DSP}/negotiations/{unknown_pid}", world.peer.authorization(world.cut.did)
+    )
+    answers = [unknown]
+    for kind in ("missing", "forged-kid", "untrusted-issuer", "expired"):
+        answers.append(await read(path, BAD_TOKENS[kind](world)))
+    bodies = []
+    for resp in answers:
+        assert resp.status_code == 404, resp.text
+        assert "www-authenticate" not in resp.headers
+        body = resp.json()
+        assert validate_against_schema(body, "ContractNegotiationError", DspVersion.V2025_1) == []
+        correlation = resp.headers["X-Correlation-Id"]
+        assert body["reason"] == [f"not found (correlation id {correlation})"], body
+        named = body["providerPid"]
+        assert body["consumerPid"] == named  # the pid in the path, echoed; nothing invented
+        bodies.append({**body, "reason": None, "providerPid": None, "consumerPid": None})
+    assert all(b == bodies[0] for b in bodies), bodies
+    # The same transfer rule: tests/e2e/test_transfer_protocol_e2e.py.
 
 
 async def test_replayed_token_is_401_and_stores_nothing(world: World) -> None:

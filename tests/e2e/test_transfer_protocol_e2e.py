@@ -282,7 +282,37 @@ async def test_request_refused_without_a_flow(world: World, case: str) -> None:
         assert any(r.startswith("/dataAddress/") for r in error["reason"]), error
     assert error["@type"] == "TransferError"
     assert error["consumerPid"] == consumer_pid
-    assert validate_against_schema(error, "TransferError", DspVersion.V2025_1) == []
+    # No provider pid exists for a refused request: left out, never invented (decision 0002).
+    assert "providerPid" not in error, error
+    assert set(validate_against_schema(error, "TransferError", DspVersion.V2025_1)) == {
+        "/: 'providerPid' is a required property"
+    }
     assert await _flows(world) == flows
     listed = await world.provider.get("/transfers", role="provider")
     assert consumer_pid not in {t["consumerPid"] for t in listed.json()["items"]}
+
+
+async def test_reading_a_transfer_without_a_valid_token_is_the_404_of_an_unknown_one(
+    world: World,
+) -> None:
+    """DSP 2025-1: 404 "does not exist or the consumer is not authorized" (issue 16, finding 2):
+    a stranger cannot tell an existing transfer from an unknown pid."""
+    _, provider_pid = await world.requested()
+    path = f"/dsp/2025-1/transfers/{provider_pid}"
+    ok = await world.dsp(f"/transfers/{provider_pid}")
+    assert ok.status_code == 200, ok.text
+    answers = [await world.dsp(f"/transfers/urn:uuid:{uuid.uuid4()}")]
+    for authorization in (None, "Bearer not.a.token", world.identity.authorization("did:web:x")):
+        headers = {"Authorization": authorization} if authorization else {}
+        answers.append(await world.provider.http.get(path, headers=headers))
+    bodies = []
+    for resp in answers:
+        assert resp.status_code == 404, resp.text
+        assert "www-authenticate" not in resp.headers
+        body = resp.json()
+        assert validate_against_schema(body, "TransferError", DspVersion.V2025_1) == [], body
+        correlation = resp.headers["X-Correlation-Id"]
+        assert body["reason"] == [f"not found (correlation id {correlation})"], body
+        assert body["providerPid"] == body["consumerPid"]  # the path's pid, echoed
+        bodies.append({**body, "reason": None, "providerPid": None, "consumerPid": None})
+    assert all(b == bodies[0] for b in bodies), bodies

@@ -165,7 +165,8 @@ async def test_malformed_bodies_are_4xx_and_store_nothing(
 async def test_oversized_body_is_413(harness: Harness) -> None:
     h = harness
     raw = b'{"id": "x", "properties": {"blob": "' + b"a" * (10 * 1024 * 1024) + b'"}}'
-    response = await h.client.post(f"{MGMT}/assets", content=raw, headers=HEADERS)
+    json_headers = {**HEADERS, "Content-Type": "application/json"}  # else 415
+    response = await h.client.post(f"{MGMT}/assets", content=raw, headers=json_headers)
     assert_problem(response, 413)
     assert await count(h, "assets") == 0
 

@@ -117,8 +117,11 @@ def _app() -> FastAPI:
     install_error_handlers(app)
     raising: dict[str, BaseException] = {}
 
+    # Like the real DSP routes, a process path names its pid (the error body echoes it); the
+    # inner decorator registers first, so that route is tried first.
     @app.api_route("/{path:path}", methods=["GET", "POST"])
-    async def fail(path: str) -> None:
+    @app.api_route("/dsp/{version}/negotiations/{pid}/{rest:path}", methods=["GET", "POST"])
+    async def fail() -> None:
         raise raising["next"]
 
     app.state.raising = raising
