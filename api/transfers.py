@@ -33,6 +33,7 @@ from connector.core.errors import (
     ConnectorError,
     ForbiddenError,
     NotFoundError,
+    UnavailableError,
 )
 from connector.core.identity.claims import VerifiedCaller
 from connector.core.policy import Scope, evaluate, parse_policy
@@ -102,7 +103,15 @@ class TransferEdge:
         self, msg: TransferRequestMessage, caller: VerifiedCaller
     ) -> tuple[str, dict[str, Any]]:
         """(asset id, source address) for a request under a valid agreement of the caller's."""
-        agreement = await negotiations.settled_agreement(self._pool, msg.agreement_id)
+        try:
+            agreement = await negotiations.settled_agreement(
+                self._pool, msg.agreement_id, counterparty_id=caller.participant_id
+            )
+        except negotiations.AgreementPendingError:
+            # Retryable: the counterparty's retry finds it once our workflow has recorded it.
+            raise UnavailableError(
+                f"agreement {msg.agreement_id} is still being finalized; send it again shortly"
+            ) from None
         if (
             agreement is None
             or agreement["role"] != Role.PROVIDER.value

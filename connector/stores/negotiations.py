@@ -247,13 +247,24 @@ def _agreement_row(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+class AgreementPendingError(Exception):
+    """The agreement's negotiation is still being finalized on our side."""
+
+
 async def settled_agreement(
-    pool: asyncpg.Pool, agreement_id: str, *, wait_seconds: float = 8.0
+    pool: asyncpg.Pool,
+    agreement_id: str,
+    *,
+    counterparty_id: str | None = None,
+    wait_seconds: float = 8.0,
 ) -> dict[str, Any] | None:
     """The agreement, waiting briefly while our FINALIZED is in flight.
 
     The consumer learns FINALIZED when it acknowledges our event, a moment before our workflow
     records it; a transfer request sent right then must still find the agreement.
+
+    Raises:
+        AgreementPendingError: our side is still AGREED or VERIFIED after `wait_seconds`.
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
@@ -261,11 +272,16 @@ async def settled_agreement(
         if found is not None:
             return found
         state = await pool.fetchval(
-            "SELECT state FROM negotiations WHERE agreement_id = $1 AND role = 'provider'",
+            "SELECT state FROM negotiations WHERE agreement_id = $1 AND role = 'provider'"
+            " AND ($2::text IS NULL OR counterparty_id = $2)",
             agreement_id,
+            counterparty_id,
         )
         # AGREED too: our FINALIZED may reach the consumer before the projection of the
         # verification that preceded it is written.
-        if state not in ("AGREED", "VERIFIED") or asyncio.get_running_loop().time() > deadline:
+        if state not in ("AGREED", "VERIFIED"):
             return None
+        if asyncio.get_running_loop().time() > deadline:
+            # Still on its way (our worker died after sending FINALIZED, say): not unknown.
+            raise AgreementPendingError(agreement_id)
         await asyncio.sleep(0.05)
