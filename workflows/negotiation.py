@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.aggregate import JsonObject, Negotiation
     from connector.core.negotiation.messages import MessageKind
     from connector.core.negotiation.record import NegotiationRecord, awaits_operator
-    from connector.core.negotiation.states import Direction, NegotiationState, Role
+    from connector.core.negotiation.states import NegotiationState, Role
     from workflows import names, options
     from workflows.contracts import (
         InboundNegotiationMessage,
@@ -81,6 +81,9 @@ class NegotiationWorkflow:
             names.ACT_SEND_NEGOTIATION_MESSAGE
         )
         self._agreement_id: str | None = None
+        # An update was accepted since our last send: its effect is durable only once the
+        # workflow task completes, so the next send must not go out before (decision 0010).
+        self._updated = False
         self._projected_version = -1
         self._sent_last = False
         first = self._next_action()
@@ -115,6 +118,7 @@ class NegotiationWorkflow:
 
     @workflow.update(name=names.UPD_NEGOTIATION_RECEIVE)
     async def receive(self, msg: InboundNegotiationMessage) -> NegotiationRecord:
+        self._updated = True
         if self._delivery.in_flight:
             # A reply legal only after our in-flight message proves the peer has it. Its own
             # acknowledgement may be waiting for our answer to this very reply (the peer sends
@@ -180,6 +184,7 @@ class NegotiationWorkflow:
 
     @workflow.update(name=names.UPD_NEGOTIATION_DECIDE)
     def decide(self, decision: OperatorDecision) -> NegotiationRecord:
+        self._updated = True
         if decision.decision == "terminate":
             self._operator_termination = decision.reason or "terminated by the operator"
         elif decision.decision == "accept":
@@ -276,25 +281,19 @@ class NegotiationWorkflow:
         return True
 
     def _answers_update(self) -> bool:
-        """Whether our next send answers a peer's update (then it must not go out locally).
+        """Whether our next send follows an update (then it must not go out locally).
 
-        A local activity keeps the workflow task open, and with it the answer to the update
-        that just moved us; if the peer sent that message from a local activity too, it waits
-        for our answer before it can take what we are about to send (a distributed deadlock).
-        So a send that answers an update is a scheduled activity; the task completes at once
-        and the answer goes out (a short timer would do too, but the dev server fires timers
-        only about once a second). Exceptions (decision 0008): the opening message came with
-        the start, not an update, and nothing waits on our task; a verification is always
-        sent as a scheduled activity (it answers the agreement), so the FINALIZED event that
-        answers it can go out locally.
+        A local activity runs inside the workflow task that accepted the update, before that
+        task is recorded: if the task is then lost (the server or our worker dies, or it fails
+        as UNHANDLED_COMMAND because an activity result arrived meanwhile), the update is gone
+        while the peer already holds what we sent, and the two sides disagree for good (the
+        chaos suite saw providers stuck AGREED after their FINALIZED went out). A local send
+        would also hold back the update's answer, which the peer may wait for before it takes
+        our message. So a send after an update is a scheduled activity: the task completes
+        first (decision 0010). The opening message came with the start, not an update.
         """
-        timeline = self._n.timeline
-        answers = (
-            bool(timeline)
-            and timeline[-1].direction is Direction.IN
-            and self._n.version > self._start_version
-        )
-        return answers and timeline[-1].kind is not MessageKind.VERIFICATION
+        updated, self._updated = self._updated, False
+        return updated
 
     async def _send(self, action: Action, *, local: bool) -> None:
         n = self._n

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.transfer.actions import (
         Action,
         SendCompletion,
+        SendRequest,
         SendStart,
         SendSuspension,
         SendTermination,
@@ -119,6 +120,8 @@ class TransferWorkflow:
         self._delivery: Delivery[Action, TransferState] = Delivery(names.ACT_SEND_TRANSFER_MESSAGE)
         self._projected_version = -1
         self._sent_last = False
+        # An update was accepted since our last send (see NegotiationWorkflow._answers_update).
+        self._updated = False
         self._commands: list[TransferCommand] = []
         self._facts = decide.Facts()
         # Provider: what the data plane reported for the running flow (None = still moving).
@@ -128,6 +131,14 @@ class TransferWorkflow:
         self._owed_address: JsonObject | None = None
         # Provider: a data plane stop that failed inside an update handler, retried by run().
         self._owed_stop: FlowStop | None = None
+        t = self._record.transfer
+        if t.agreement_id != PENDING_AGREEMENT:
+            first = decide.next_action(t, self._facts)
+            if isinstance(first, SendRequest):
+                # The consumer's request: until acknowledged, the provider's answer is judged
+                # against the state it leads to, even before `run` gets to send it (a worker
+                # that died after the local send re-runs this task with the start waiting).
+                self._delivery.expect(first, machine.check(t.state, first.message_kind, t.role))
 
     @property
     def _t(self) -> Transfer:
@@ -144,6 +155,7 @@ class TransferWorkflow:
 
     @workflow.update(name=names.UPD_TRANSFER_RECEIVE)
     async def receive(self, msg: InboundTransferMessage) -> TransferRecord:
+        self._updated = True
         if self._delivery.in_flight:
             # A reply legal only after our in-flight message proves the peer has it; its own
             # acknowledgement may be waiting for our answer to this very reply.
@@ -237,6 +249,7 @@ class TransferWorkflow:
 
     @workflow.update(name=names.UPD_TRANSFER_COMMAND)
     def command(self, cmd: TransferCommand) -> TransferRecord:
+        self._updated = True
         self._commands.append(cmd)
         return self._record
 
@@ -432,13 +445,15 @@ class TransferWorkflow:
         if self._sent_last and self._start.back_to_back_pause > timedelta(0):
             await workflow.sleep(self._start.back_to_back_pause)
             t = self._t
-        # A local activity keeps the workflow task open, and with it the answer to the update
-        # that just moved us; the peer waits for that answer before it acknowledges what we are
-        # about to send (a distributed deadlock). So a send that answers an inbound message is a
-        # scheduled activity; the task completes at once and the answer goes out (a short timer
-        # would do too, but the dev server fires timers only about once a second).
+        # A send after an update (a message or an operator command) is a scheduled activity:
+        # the update is durable only once this workflow task completes, and a local send would
+        # escape before it (and hold back the update's answer, which the peer may wait for).
+        # The provider's start answers the request it was opened with (decision 0010).
         timeline = t.timeline
-        answers_inbound = bool(timeline) and timeline[-1].direction is Direction.IN
+        answers_inbound = self._updated or (
+            bool(timeline) and timeline[-1].direction is Direction.IN
+        )
+        self._updated = False
         key = journal_key(t.version, action.message_kind.value)
         outcome = await self._delivery.send(
             action,
