@@ -61,8 +61,8 @@ async def open_resources(
             from connector.temporal.client import connect
 
             # The API answers 503 once `temporal.api_retry_seconds` of retries could not reach
-            # the server, instead of the SDK's default 10 s, and notices a hung one within
-            # `temporal.api_keepalive_seconds` (its connection's pings go unanswered).
+            # the server, instead of the SDK's default 10 s; a hung one within the worker wait
+            # (api/worker_wait.py) or `temporal.api_keepalive_seconds` when set.
             client = await connect(
                 settings,
                 lazy=True,
