@@ -174,7 +174,14 @@ def assert_dsp_503(resp: httpx.Response, error_type: str = "ContractNegotiationE
     body = resp.json()
     assert body["@type"] == error_type, body
     assert body["code"] == "503", body
-    assert validate_against_schema(body, error_type, DspVersion.V2025_1) == [], body
+    problems = validate_against_schema(body, error_type, DspVersion.V2025_1)
+    # An opening request names no provider pid, and one refused while authenticating (replay
+    # store down) was not read: what nobody named is left out, never invented (decision 0002).
+    opening = resp.request.url.path.endswith(("/negotiations/request", "/transfers/request"))
+    unnamed = {
+        f"/: '{k}' is a required property" for k in ("consumerPid", "providerPid") if k not in body
+    }
+    assert set(problems) <= (unnamed if opening else set()), body
 
 
 @pytest.fixture(scope="module")
