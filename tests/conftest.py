@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests import services
+
+
+@pytest.fixture(autouse=True)
+def _process_umask() -> Iterator[None]:
+    """A test that runs `connector.cli.main` in-process leaves the connector's umask 077 on the
+    pytest process; a service a later test starts (a private Postgres run as its own user, say)
+    then cannot enter the folders made for it. Each test gets the umask it started with back."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
 
 
 @pytest.fixture(scope="session")
