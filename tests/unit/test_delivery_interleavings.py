@@ -258,6 +258,41 @@ async def state_of(run: Run) -> str:
     return record.negotiation.state.value
 
 
+async def start_consumer_transfer(run: Run) -> str:
+    """A consumer transfer under an agreement: its workflow starts by sending the request."""
+    own = f"urn:uuid:{uuid.uuid4()}"
+    t = new_transfer(
+        role=Role.CONSUMER,
+        own_pid=own,
+        agreement_id="urn:uuid:agr-1",
+        format="HttpData-PULL",
+        counterparty_id="did:web:provider",
+        counterparty_address="http://provider.test/dsp/2025-1",
+        at=_now(),
+    )
+    start = TransferStart(
+        record=TransferRecord(transfer=t), callback_address="http://consumer.test/dsp/2025-1"
+    )
+    run.handle = await run.client.start_workflow(
+        names.WF_TRANSFER,
+        start,
+        id=f"transfer:consumer:{own}",
+        task_queue=run.queue,
+        result_type=TransferRecord,
+    )
+    return own
+
+
+def start_from_provider(consumer_pid: str, provider_pid: str) -> InboundTransferMessage:
+    return InboundTransferMessage(
+        kind=TransferKind.TRANSFER_START,
+        sender=Role.PROVIDER,
+        consumer_pid=consumer_pid,
+        provider_pid=provider_pid,
+        data_address={"endpoint": "http://provider.test/public", "type": "https"},
+    )
+
+
 def agreement_from_provider(consumer_pid: str, provider_pid: str) -> InboundNegotiationMessage:
     return InboundNegotiationMessage(
         kind=MessageKind.AGREEMENT,
@@ -385,36 +420,11 @@ async def test_transfer_request_first_try_unsent_after_an_earlier_attempt_delive
     provider_pid = f"urn:uuid:{uuid.uuid4()}"
     peer = ScriptedPeer({"transfer_request": ["lost", "refuse"]}, provider_pid)
     async with running(client, peer) as run:
-        own = f"urn:uuid:{uuid.uuid4()}"
-        t = new_transfer(
-            role=Role.CONSUMER,
-            own_pid=own,
-            agreement_id="urn:uuid:agr-1",
-            format="HttpData-PULL",
-            counterparty_id="did:web:provider",
-            counterparty_address="http://provider.test/dsp/2025-1",
-            at=_now(),
-        )
-        start = TransferStart(
-            record=TransferRecord(transfer=t), callback_address="http://consumer.test/dsp/2025-1"
-        )
-        run.handle = await run.client.start_workflow(
-            names.WF_TRANSFER,
-            start,
-            id=f"transfer:consumer:{own}",
-            task_queue=run.queue,
-            result_type=TransferRecord,
-        )
+        own = await start_consumer_transfer(run)
         await run.until(lambda: peer.attempts["transfer_request"] >= 3)
         started = await run.handle.execute_update(
             names.UPD_TRANSFER_RECEIVE,
-            InboundTransferMessage(
-                kind=TransferKind.TRANSFER_START,
-                sender=Role.PROVIDER,
-                consumer_pid=own,
-                provider_pid=provider_pid,
-                data_address={"endpoint": "http://provider.test/public", "type": "https"},
-            ),
+            start_from_provider(own, provider_pid),
             result_type=TransferRecord,
         )
         assert started.transfer.state.value == "STARTED"
@@ -521,36 +531,11 @@ async def test_a_message_applied_during_a_projection_is_projected_too(client: Cl
     peer = ScriptedPeer({}, provider_pid)
     peer.hold_state = "REQUESTED"
     async with running(client, peer) as run:
-        own = f"urn:uuid:{uuid.uuid4()}"
-        t = new_transfer(
-            role=Role.CONSUMER,
-            own_pid=own,
-            agreement_id="urn:uuid:agr-1",
-            format="HttpData-PULL",
-            counterparty_id="did:web:provider",
-            counterparty_address="http://provider.test/dsp/2025-1",
-            at=_now(),
-        )
-        start = TransferStart(
-            record=TransferRecord(transfer=t), callback_address="http://consumer.test/dsp/2025-1"
-        )
-        run.handle = await run.client.start_workflow(
-            names.WF_TRANSFER,
-            start,
-            id=f"transfer:consumer:{own}",
-            task_queue=run.queue,
-            result_type=TransferRecord,
-        )
+        own = await start_consumer_transfer(run)
         await run.until(lambda: peer.holding)
         started = await run.handle.execute_update(
             names.UPD_TRANSFER_RECEIVE,
-            InboundTransferMessage(
-                kind=TransferKind.TRANSFER_START,
-                sender=Role.PROVIDER,
-                consumer_pid=own,
-                provider_pid=provider_pid,
-                data_address={"endpoint": "http://provider.test/public", "type": "https"},
-            ),
+            start_from_provider(own, provider_pid),
             result_type=TransferRecord,
         )
         assert started.transfer.state.value == "STARTED"
