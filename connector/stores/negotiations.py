@@ -267,6 +267,7 @@ async def settled_agreement(
         AgreementPendingError: our side is still AGREED or VERIFIED after `wait_seconds`.
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
+    rechecked = False
     while True:
         found = await get_agreement(pool, agreement_id)
         if found is not None:
@@ -279,6 +280,9 @@ async def settled_agreement(
         )
         # AGREED too: our FINALIZED may reach the consumer before the projection of the
         # verification that preceded it is written.
+        if state == "FINALIZED" and not rechecked:
+            rechecked = True
+            continue  # finalized between the two reads: the agreement is there now
         if state not in ("AGREED", "VERIFIED"):
             return None
         if asyncio.get_running_loop().time() > deadline:
