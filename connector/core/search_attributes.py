@@ -13,6 +13,9 @@ COUNTERPARTY: Final = "DspCounterParty"
 ASSET: Final = "DspAssetId"
 AGREEMENT: Final = "DspAgreementId"
 ROLE: Final = "DspRole"
+# What a process waits for a person to decide ("" when it waits for no one): the operator's
+# queue in the Temporal UI (`DspAwaitingOperator != ""`).
+AWAITING_OPERATOR: Final = "DspAwaitingOperator"
 
 KEYWORDS: Final[tuple[str, ...]] = (
     NEGOTIATION_STATE,
@@ -21,4 +24,5 @@ KEYWORDS: Final[tuple[str, ...]] = (
     ASSET,
     AGREEMENT,
     ROLE,
+    AWAITING_OPERATOR,
 )
