@@ -254,6 +254,40 @@ class NegotiationSettings(_Section):
     )
 
 
+class TransferSettings(_Section):
+    provider_start: Literal["auto", "approve"] = Field(
+        default="auto",
+        description="Provider: start a requested transfer once its data flow is ready (auto), "
+        "or hold the request in REQUESTED for an operator's start or terminate (approve).",
+    )
+    hold_timeout_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="A held transfer request not decided by then is TERMINATED (both sides).",
+    )
+
+
+class OperatorWebhookSettings(_Section):
+    url: str | None = Field(
+        default=None,
+        description="POSTed (JSON, HMAC-signed) when a process starts waiting for a person; "
+        "unset = no webhook. Called through the outbound SSRF guard.",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the X-Connector-Signature header (16+ characters).",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per attempt.")
+
+    @model_validator(mode="after")
+    def _secret_with_url(self) -> OperatorWebhookSettings:
+        if self.url is not None and (
+            self.secret is None or len(self.secret.get_secret_value()) < 16
+        ):
+            raise ValueError("operator_webhook.url needs a secret of 16 or more characters")
+        return self
+
+
 class RateLimitSettings(_Section):
     requests_per_minute: int = Field(default=600, ge=0, description="Per DSP caller; 0 = off")
 
@@ -596,6 +630,8 @@ class Settings(BaseSettings):
     outbound: OutboundConfig = OutboundConfig()
     rate_limit: RateLimitSettings = RateLimitSettings()
     negotiation: NegotiationSettings = NegotiationSettings()
+    transfer: TransferSettings = TransferSettings()
+    operator_webhook: OperatorWebhookSettings = OperatorWebhookSettings()
     policies: PoliciesSettings = PoliciesSettings()
     adapters: list[AdapterSettings] = Field(default_factory=list)
     dataplane: DataPlaneSettings = DataPlaneSettings()
