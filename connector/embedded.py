@@ -303,6 +303,12 @@ def temporal_binary() -> str:
     )
 
 
+def temporal_db_path(data_dir: Path) -> Path:
+    """The dev server's SQLite database: the write model of every process on an edge node
+    (decision 0001), snapshotted by the node backup (decision 0017)."""
+    return data_dir.resolve() / "temporal" / "temporal.db"
+
+
 def temporal_spec(
     data_dir: Path,
     port: int,
@@ -314,7 +320,8 @@ def temporal_spec(
 ) -> ServiceSpec:
     """The dev server; `codec_endpoint`: the connector's codec endpoint for the Web UI, so it
     shows encrypted payloads decoded (api/codec.py)."""
-    root = data_dir.resolve() / "temporal"
+    db = temporal_db_path(data_dir)
+    root = db.parent
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     argv = [
         temporal_binary(),
@@ -325,7 +332,7 @@ def temporal_spec(
         "--port",
         str(port),
         "--db-filename",
-        str(root / "temporal.db"),
+        str(db),
         # Measured here: WAL + synchronous=NORMAL roughly doubles the dev server's throughput.
         "--sqlite-pragma",
         "journal_mode=WAL",
