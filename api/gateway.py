@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
-from connector.core.negotiation.record import NegotiationRecord, awaits_operator
+from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Direction, Role
 from connector.metrics import Metrics
 from connector.stores import negotiations
@@ -124,12 +124,8 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
         own_pid = start.record.own_pid
         digest = update_id(own_pid, msg)
         n = msg.apply_to(start.record.negotiation, at=start.record.negotiation.created_at)
-        record = start.record.model_copy(
-            update={
-                "negotiation": n,
-                "opening": digest,
-                "awaiting_decision": awaits_operator(n, auto_accept=start.auto_accept),
-            }
+        record = start.awaited(
+            start.record.model_copy(update={"negotiation": n, "opening": digest})
         )
         workflow_id = negotiation_workflow_id(n.role, own_pid)
         opened = start.model_copy(update={"record": record})

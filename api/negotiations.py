@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -33,6 +34,7 @@ from connector.core.errors import (
 )
 from connector.core.identity.claims import VerifiedCaller
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
+from connector.core.negotiation.decide import Holds, ProviderMode
 from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
@@ -40,7 +42,7 @@ from connector.core.policy import Scope, evaluate, parse_policy
 from connector.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import negotiations
-from connector.stores.catalog import PgCatalogReadModel
+from connector.stores.catalog import PgCatalogReadModel, ResolvedOffer
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart
 
 # Deterministic pids for a counterparty's initiating message: a re-sent identical request maps
@@ -76,6 +78,20 @@ def _id_of(value: object) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ContractDecision:
+    """The edge's verdict on a requested offer (policy facts for the provider workflow)."""
+
+    offer: JsonObject  # as requested, with our target and assigner filled in
+    offer_id: str
+    asset_id: str
+    allowed: bool
+    reasons: tuple[str, ...]
+    # The request asks for other rules than the offer's (a counter-request, decision 0012).
+    differs: bool
+    mode: ProviderMode
+
+
 class NegotiationEdge:
     """Everything the DSP routes need, for one connector."""
 
@@ -99,12 +115,25 @@ class NegotiationEdge:
     def deadline(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._settings.negotiation.deadline_seconds)
 
-    def start_options(self) -> dict[str, Any]:
+    def holds(self, mode: ProviderMode | None = None) -> Holds:
+        """What this connector leaves to a person (settings; `mode` from the offer definition)."""
+        cfg = self._settings.negotiation
+        return Holds(
+            provider_mode=mode or ProviderMode(cfg.provider_decision),
+            hold_denied=cfg.rules_on_deny == "hold",
+            hold_verified=cfg.hold_verified,
+            hold_agreement=cfg.hold_agreements,
+            timeout=timedelta(seconds=cfg.hold_timeout_seconds),
+        )
+
+    def start_options(self, mode: ProviderMode | None = None) -> dict[str, Any]:
         return {
             "auto_accept": self._settings.policies.auto_accept_offers,
             "back_to_back_pause": timedelta(
                 milliseconds=self._settings.negotiation.back_to_back_pause_ms
             ),
+            "holds": self.holds(mode),
+            "deadline": timedelta(seconds=self._settings.negotiation.deadline_seconds),
         }
 
     # --- lookups ------------------------------------------------------------------------
@@ -116,52 +145,62 @@ class NegotiationEdge:
             raise NotFoundError(f"negotiation {pid} is unknown")
         return record
 
-    async def _contract_decision(
-        self, offer: JsonObject, caller: VerifiedCaller
-    ) -> tuple[JsonObject, str, str, bool, tuple[str, ...]]:
-        """Resolve the requested offer; (offer with target, offer id, asset id, allowed, why)."""
-        offer_id = _id_of(offer.get("@id"))
-        if offer_id is None:
-            raise BadRequestError("offer has no @id", pointer="/offer/@id")
+    async def _resolve(self, offer_id: str, within: NegotiationRecord | None) -> ResolvedOffer:
+        if within is not None and within.offer_id and within.asset_id:
+            # A counter-request answers the offers exchanged in this negotiation, whose ids are
+            # the parties' own: judge it against the catalog offer the negotiation is about.
+            found = await self._catalog.resolve(within.offer_id, within.asset_id)
+            if found is not None:
+                return found
         try:
-            resolved = await resolve_offer_id(self._catalog, offer_id)
+            return await resolve_offer_id(self._catalog, offer_id)
         except NotFoundError as exc:
             # An unknown offer in a request is a client error, not an unknown process.
             raise BadRequestError(*exc.reasons, pointer="/offer/@id") from None
+
+    async def _contract_decision(
+        self, offer: JsonObject, caller: VerifiedCaller, within: NegotiationRecord | None = None
+    ) -> ContractDecision:
+        """Resolve the requested offer and judge it by the contract policy."""
+        offer_id = _id_of(offer.get("@id"))
+        if offer_id is None:
+            raise BadRequestError("offer has no @id", pointer="/offer/@id")
+        resolved = await self._resolve(offer_id, within)
+        mode = ProviderMode(resolved.provider_decision) if resolved.provider_decision else None
+        holds = self.holds(mode)
         complete: JsonObject = dict(offer)
         complete.setdefault("target", resolved.asset_id)
         complete["assigner"] = self.participant_id
-        if _id_of(complete.get("target")) != resolved.asset_id:
-            return (
+
+        def verdict(allowed: bool, reasons: tuple[str, ...], differs: bool) -> ContractDecision:
+            return ContractDecision(
                 complete,
                 resolved.offer_id,
                 resolved.asset_id,
+                allowed,
+                reasons,
+                differs,
+                holds.provider_mode,
+            )
+
+        if _id_of(complete.get("target")) != resolved.asset_id:
+            return verdict(
                 False,
                 (f"offer {offer_id} is for dataset {resolved.asset_id}, not {complete['target']}",),
+                False,
             )
         differs = offer_matches(offer, resolved.contract_policy)
-        if differs:
-            return (
-                complete,
-                resolved.offer_id,
-                resolved.asset_id,
-                False,
-                (
-                    f"the requested {', '.join(differs)} differ from the offer's; "
-                    "counter-offers are not accepted",
-                ),
-            )
         decision = evaluate(
             parse_policy(resolved.contract_policy),
             policy_context(caller_facts(caller), Scope.NEGOTIATION, datetime.now(UTC)),
         )
-        return (
-            complete,
-            resolved.offer_id,
-            resolved.asset_id,
-            decision.allowed,
-            tuple(decision.reasons),
-        )
+        if differs:
+            changed = f"the requested {', '.join(differs)} differ from the offer's"
+            if holds.provider_mode is ProviderMode.AUTO:
+                return verdict(False, (f"{changed}; counter-offers are not accepted",), True)
+            # Held for a person (decision 0012), who sees the policy's verdict too.
+            return verdict(decision.allowed, (changed, *decision.reasons), True)
+        return verdict(decision.allowed, tuple(decision.reasons), False)
 
     # --- provider side ------------------------------------------------------------------
 
@@ -175,10 +214,7 @@ class NegotiationEdge:
         if not msg.callback_address:
             raise BadRequestError("callbackAddress is required", pointer="/callbackAddress")
         await self._vet(msg.callback_address)
-        offer = msg.offer.policy
-        complete, offer_id, asset_id, allowed, reasons = await self._contract_decision(
-            offer, caller
-        )
+        verdict = await self._contract_decision(msg.offer.policy, caller)
         now = datetime.now(UTC)
         provider_pid = derived_pid("provider", caller.participant_id, msg.consumer_pid)
         record = NegotiationRecord(
@@ -191,23 +227,25 @@ class NegotiationEdge:
                 at=now,
             ),
             dsp_version=version.value,
-            offer_id=offer_id,
-            asset_id=asset_id,
+            offer_id=verdict.offer_id,
+            asset_id=verdict.asset_id,
             deadline_at=self.deadline(now),
         )
         start = NegotiationStart(
             record=record,
             callback_address=self.callback_address(version),
-            policy_allowed=allowed,
-            policy_reasons=reasons,
-            **self.start_options(),
+            policy_allowed=verdict.allowed,
+            policy_reasons=verdict.reasons,
+            request_differs=verdict.differs,
+            **self.start_options(verdict.mode),
         )
         inbound = InboundNegotiationMessage(
             kind=MessageKind.CONTRACT_REQUEST,
             sender=Role.CONSUMER,
             consumer_pid=msg.consumer_pid,
             counterparty_address=msg.callback_address,
-            offer=complete,
+            offer=verdict.offer,
+            request_differs=verdict.differs,
         )
         result: NegotiationRecord = await self._gateway.open_with_message(start, inbound)
         return result
@@ -272,14 +310,14 @@ class NegotiationEdge:
                 f"{'providerPid' if n.role is Role.PROVIDER else 'consumerPid'} in the body "
                 f"does not match the path ({pid})"
             )
-        inbound = await self._inbound(msg, n.role.counterparty, caller)
+        inbound = await self._inbound(msg, n.role.counterparty, caller, record)
         result: NegotiationRecord = await self._gateway.deliver(
             n.role, pid, inbound, seen_version=n.version
         )
         return result
 
     async def _inbound(
-        self, msg: DspModel, sender: Role, caller: VerifiedCaller
+        self, msg: DspModel, sender: Role, caller: VerifiedCaller, record: NegotiationRecord
     ) -> InboundNegotiationMessage:
         common = {
             "sender": sender,
@@ -288,14 +326,13 @@ class NegotiationEdge:
         }
         match msg:
             case ContractRequestMessage():
-                complete, _, _, allowed, reasons = await self._contract_decision(
-                    msg.offer.policy, caller
-                )
+                verdict = await self._contract_decision(msg.offer.policy, caller, record)
                 return InboundNegotiationMessage(
                     kind=MessageKind.CONTRACT_REQUEST,
-                    offer=complete,
-                    policy_allowed=allowed,
-                    policy_reasons=reasons,
+                    offer=verdict.offer,
+                    policy_allowed=verdict.allowed,
+                    policy_reasons=verdict.reasons,
+                    request_differs=verdict.differs,
                     **common,
                 )
             case ContractOfferMessage():

@@ -485,14 +485,28 @@ class CatalogService:
         await self._cache.bump()
 
     async def create_offer(
-        self, offer_id: str, selector: Mapping[str, Any], access: str, contract: str
+        self,
+        offer_id: str,
+        selector: Mapping[str, Any],
+        access: str,
+        contract: str,
+        provider_decision: str | None = None,
     ) -> OfferRecord:
-        return await self._written(await self.offers.create(offer_id, selector, access, contract))
+        return await self._written(
+            await self.offers.create(offer_id, selector, access, contract, provider_decision)
+        )
 
     async def replace_offer(
-        self, offer_id: str, selector: Mapping[str, Any], access: str, contract: str
+        self,
+        offer_id: str,
+        selector: Mapping[str, Any],
+        access: str,
+        contract: str,
+        provider_decision: str | None = None,
     ) -> OfferRecord:
-        return await self._written(await self.offers.replace(offer_id, selector, access, contract))
+        return await self._written(
+            await self.offers.replace(offer_id, selector, access, contract, provider_decision)
+        )
 
     async def delete_offer(self, offer_id: str) -> None:
         await self.offers.delete(offer_id)

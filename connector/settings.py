@@ -252,6 +252,27 @@ class NegotiationSettings(_Section):
     back_to_back_pause_ms: int = Field(
         default=0, ge=0, le=5000, description="Pause between two of our messages in a row."
     )
+    # Operator holds (decision 0012).
+    provider_decision: Literal["auto", "approve", "rules"] = Field(
+        default="auto",
+        description="Provider: answer a contract request at once by policy (auto), hold every "
+        "request for a person (approve), or hold what the policy refuses or changes (rules). "
+        "An offer definition's providerDecision overrides it.",
+    )
+    rules_on_deny: Literal["hold", "terminate"] = Field(
+        default="hold", description="Mode `rules`: hold or terminate a request the policy denies."
+    )
+    hold_verified: bool = Field(
+        default=False, description="Provider: hold in VERIFIED for a person (finalize/terminate)."
+    )
+    hold_agreements: bool = Field(
+        default=False, description="Consumer: hold a received agreement for a person (verify)."
+    )
+    hold_timeout_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="A hold not decided by then TERMINATES the negotiation (on both sides).",
+    )
 
 
 class TransferSettings(_Section):

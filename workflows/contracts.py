@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from connector.core.negotiation import machine
 from connector.core.negotiation.actions import Action
 from connector.core.negotiation.aggregate import JsonObject, Negotiation
+from connector.core.negotiation.decide import Decision, Facts, Holds, awaiting
 from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
@@ -36,6 +37,24 @@ class NegotiationStart(_Contract):
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
 
+    # Operator holds (decision 0012): what this side leaves to a person, whether the opening
+    # request asks for other rules than the published offer's, and the negotiation's deadline
+    # length (re-armed after each decision: a hold may outlast the first deadline).
+    holds: Holds = Holds()
+    request_differs: bool = False
+    deadline: timedelta | None = None
+
+    def awaited(self, record: NegotiationRecord) -> NegotiationRecord:
+        """`record` with what a person owes on it right after the opening message."""
+        facts = Facts(
+            policy_allowed=self.policy_allowed,
+            policy_reasons=self.policy_reasons,
+            auto_accept=self.auto_accept,
+            request_differs=self.request_differs,
+            holds=self.holds,
+        )
+        held = awaiting(record.negotiation, facts)
+        return record.model_copy(update={"awaiting": held, "awaiting_decision": held is not None})
 
 class InboundNegotiationMessage(_Contract):
     kind: MessageKind
@@ -51,6 +70,8 @@ class InboundNegotiationMessage(_Contract):
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
 
+    # Provider: the request asks for other rules than the published offer's (a counter-request).
+    request_differs: bool = False
     def apply_to(self, n: Negotiation, *, at: datetime) -> Negotiation:
         """`n` after this message (the state machine's rules; raises as `machine.apply`)."""
         return machine.apply(
@@ -69,9 +90,11 @@ class InboundNegotiationMessage(_Contract):
 
 
 class OperatorDecision(_Contract):
-    decision: Literal["accept", "counter", "terminate"]
+    decision: Decision
     offer: JsonObject | None = None
     reason: str | None = None
+    # Who decided (API key name or `oidc:<subject>`), for the timeline.
+    operator: str = ""
 
 
 class OutboundNegotiationMessage(_Contract):

@@ -19,8 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation import decide, machine
     from connector.core.negotiation.actions import Action, SendTermination
     from connector.core.negotiation.aggregate import JsonObject, Negotiation
+    from connector.core.negotiation.decide import WITH_OFFER, Decision
     from connector.core.negotiation.messages import MessageKind
-    from connector.core.negotiation.record import NegotiationRecord, awaits_operator
+    from connector.core.negotiation.record import DecisionEntry, NegotiationRecord
     from connector.core.negotiation.states import NegotiationState, Role
     from workflows import names, options
     from workflows.contracts import (
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
 
 CODE_DEADLINE = "deadline_exceeded"
 CODE_OPERATOR = "terminated_by_operator"
+CODE_HOLD_EXPIRED = "hold_expired"
 
 
 def _as_update_error(exc: ConnectorError) -> ApplicationError:
@@ -74,7 +76,10 @@ class NegotiationWorkflow:
         self._policy_allowed = start.policy_allowed
         self._policy_reasons = start.policy_reasons
         self._auto_accept = start.auto_accept
-        self._counter_offer: JsonObject | None = None
+        self._request_differs = start.request_differs
+        # The operator's latest decision other than `terminate`, with the version it was taken
+        # at: it answers that state's hold only (decision 0012).
+        self._decided: tuple[int, OperatorDecision, JsonObject | None] | None = None
         self._operator_termination: str | None = None
         self._decisions = 0
         self._delivery: Delivery[Action, NegotiationState] = Delivery(
@@ -84,7 +89,7 @@ class NegotiationWorkflow:
         # An update was accepted since our last send: its effect is durable only once the
         # workflow task completes, so the next send must not go out before (decision 0010).
         self._updated = False
-        self._projected_version = -1
+        self._projected: tuple[int, int, object] | None = None
         self._sent_last = False
         first = self._next_action()
         if first is not None:
@@ -101,13 +106,32 @@ class NegotiationWorkflow:
         return self._record.negotiation
 
     def _set(self, n: Negotiation) -> None:
-        awaiting = (
-            awaits_operator(n, auto_accept=self._auto_accept)
-            and self._counter_offer is None
-            and self._operator_termination is None
-        )
+        ended = self._operator_termination is not None
+        held = None if ended else decide.awaiting(n, self._facts(n))
         self._record = self._record.model_copy(
-            update={"negotiation": n, "awaiting_decision": awaiting}
+            update={"negotiation": n, "awaiting": held, "awaiting_decision": held is not None}
+        )
+
+    def _facts(self, n: Negotiation) -> decide.Facts:
+        decided: Decision | None = None
+        counter_offer: JsonObject | None = None
+        if self._decided is not None and self._decided[0] == n.version:
+            _, decision, counter_offer = self._decided
+            decided = None if decision.decision in WITH_OFFER else decision.decision
+        return decide.Facts(
+            policy_allowed=self._policy_allowed,
+            policy_reasons=self._policy_reasons,
+            agreement_id=self._agreement_id,
+            # The agreement is concluded on the state last reached (for an opening request, the
+            # policy decision made at the edge). Unlike workflow.now(), this time is durable: a
+            # workflow task retried after a crash re-sends a local activity's agreement with the
+            # same content, which the peer then recognises as a retry (decision 0003).
+            now=n.updated_at,
+            auto_accept=self._auto_accept,
+            counter_offer=counter_offer,
+            request_differs=self._request_differs,
+            holds=self._start.holds,
+            decided=decided,
         )
 
     # --- messages from the counterparty and the operator -------------------------------------
@@ -137,8 +161,8 @@ class NegotiationWorkflow:
         if msg.policy_allowed is not None:
             self._policy_allowed = msg.policy_allowed
             self._policy_reasons = msg.policy_reasons
-        if msg.kind is MessageKind.CONTRACT_OFFER:
-            self._counter_offer = None
+        if msg.kind is MessageKind.CONTRACT_REQUEST:
+            self._request_differs = msg.request_differs
         self._set(n)
         if n.is_terminal and self._delivery.in_flight:
             # Ended by the peer while our message was still in flight: it is moot now.
@@ -185,33 +209,48 @@ class NegotiationWorkflow:
     @workflow.update(name=names.UPD_NEGOTIATION_DECIDE)
     def decide(self, decision: OperatorDecision) -> NegotiationRecord:
         self._updated = True
-        if decision.decision == "terminate":
+        n = self._n
+        now = workflow.now()
+        if decision.decision is Decision.TERMINATE:
             self._operator_termination = decision.reason or "terminated by the operator"
-        elif decision.decision == "accept":
-            self._auto_accept = True
         else:
-            self._counter_offer = decision.offer
+            offer = None
+            if decision.decision in WITH_OFFER and decision.offer is not None:
+                offer = decide.complete_offer(
+                    decision.offer, n, offer_id=f"urn:uuid:{workflow.uuid4()}"
+                )
+            self._decided = (n.version, decision, offer)
+        entry = DecisionEntry(
+            at=now,
+            decision=decision.decision,
+            operator=decision.operator or "unknown",
+            state=n.state,
+            version=n.version,
+            reason=decision.reason,
+            offer=decision.offer,
+        )
+        update: dict[str, object] = {"decisions": (*self._record.decisions, entry)}
+        deadline = self._record.deadline_at
+        if self._start.deadline is not None and deadline is not None:
+            # A hold may have outlasted the first deadline: the rest gets a full one again.
+            update["deadline_at"] = max(deadline, now + self._start.deadline)
+        self._record = self._record.model_copy(update=update)
         self._decisions += 1
-        self._set(self._n)
+        self._set(n)
         return self._record
 
     @decide.validator
     def _validate_decide(self, decision: OperatorDecision) -> None:
         n = self._n
-        if n.is_terminal:
-            raise ApplicationError(
-                f"negotiation is {n.state.value}", type=names.ERR_ILLEGAL_TRANSITION
-            )
-        if decision.decision == "terminate":
-            return
-        if not (n.role is Role.CONSUMER and n.state is NegotiationState.OFFERED):
-            raise ApplicationError(
-                f"only an offer received by the consumer can be accepted or countered "
-                f"(this is the {n.role.value} in {n.state.value})",
-                type=names.ERR_ILLEGAL_TRANSITION,
-            )
-        if decision.decision == "counter" and not decision.offer:
-            raise ApplicationError("a counter-offer needs an offer", type=names.ERR_BAD_REQUEST)
+        problem = decide.decision_problem(
+            n, self._facts(n), decision.decision, has_offer=bool(decision.offer)
+        )
+        if self._operator_termination is not None and problem is None:
+            problem = (True, "the operator already terminated this negotiation")
+        if problem is not None:
+            illegal, text = problem
+            kind = names.ERR_ILLEGAL_TRANSITION if illegal else names.ERR_BAD_REQUEST
+            raise ApplicationError(text, type=kind, non_retryable=True)
 
     # --- the run loop -------------------------------------------------------------------------
 
@@ -219,7 +258,7 @@ class NegotiationWorkflow:
     async def run(self, start: NegotiationStart) -> NegotiationRecord:
         # Decision 0008: the edge projected the start's record before answering, and a state
         # about to be left by a quick (local) send is projected once, after it.
-        self._projected_version = self._start_version
+        self._projected = (self._start_version, 0, self._record.awaiting)
         while not self._n.is_terminal:
             version = self._n.version
             action = self._next_action()
@@ -233,8 +272,16 @@ class NegotiationWorkflow:
                     continue  # a message arrived meanwhile: decide again
             if action is None:
                 self._sent_last = False
+                held = self._record.awaiting
                 if not await self._wait_for_change():
-                    await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
+                    if held is not None and self._record.awaiting == held:
+                        await self._give_up(
+                            CODE_HOLD_EXPIRED,
+                            f"no operator decision on {held.kind.value} "
+                            f"by {held.deadline.isoformat()}",
+                        )
+                    else:
+                        await self._give_up(CODE_DEADLINE, "the negotiation's deadline passed")
                 continue
             await self._send(action, local=not self._answers_update())
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -247,22 +294,12 @@ class NegotiationWorkflow:
         n = self._n
         if n.role is Role.PROVIDER and self._agreement_id is None:
             self._agreement_id = f"urn:uuid:{workflow.uuid4()}"
-        facts = decide.Facts(
-            policy_allowed=self._policy_allowed,
-            policy_reasons=self._policy_reasons,
-            agreement_id=self._agreement_id,
-            # The agreement is concluded on the state last reached (for an opening request, the
-            # policy decision made at the edge). Unlike workflow.now(), this time is durable: a
-            # workflow task retried after a crash re-sends a local activity's agreement with the
-            # same content, which the peer then recognises as a retry (decision 0003).
-            now=self._n.updated_at,
-            auto_accept=self._auto_accept,
-            counter_offer=self._counter_offer,
-        )
-        return decide.next_action(n, facts)
+        return decide.next_action(n, self._facts(n))
 
     def _remaining(self) -> timedelta | None:
-        deadline = self._record.deadline_at
+        # A hold is bounded by its own deadline, not the negotiation's (decision 0012).
+        held = self._record.awaiting
+        deadline = held.deadline if held is not None else self._record.deadline_at
         return None if deadline is None else deadline - workflow.now()
 
     async def _wait_for_change(self) -> bool:
@@ -375,9 +412,10 @@ class NegotiationWorkflow:
         self._set(machine.apply_outbound(self._n, action, at=workflow.now(), detail=detail))
 
     async def _project(self) -> None:
-        if self._projected_version == self._n.version:
+        # A decision changes what is awaited, not the version: it is shown too.
+        shown = (self._n.version, len(self._record.decisions), self._record.awaiting)
+        if self._projected == shown:
             return
-        n = self._n
         workflow.upsert_search_attributes(
             [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
         )
@@ -387,4 +425,4 @@ class NegotiationWorkflow:
             start_to_close_timeout=options.PROJECT_TIMEOUT,
             retry_policy=options.PROJECT_RETRY,
         )
-        self._projected_version = n.version
+        self._projected = shown

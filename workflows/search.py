@@ -14,6 +14,7 @@ COUNTERPARTY = SearchAttributeKey.for_keyword(search_attributes.COUNTERPARTY)
 ASSET = SearchAttributeKey.for_keyword(search_attributes.ASSET)
 ROLE = SearchAttributeKey.for_keyword(search_attributes.ROLE)
 AGREEMENT = SearchAttributeKey.for_keyword(search_attributes.AGREEMENT)
+AWAITING = SearchAttributeKey.for_keyword(search_attributes.AWAITING_OPERATOR)
 
 
 def negotiation_attributes(record: NegotiationRecord) -> list[SearchAttributePair[str]]:
@@ -22,6 +23,8 @@ def negotiation_attributes(record: NegotiationRecord) -> list[SearchAttributePai
         SearchAttributePair(STATE, n.state.value),
         SearchAttributePair(COUNTERPARTY, n.counterparty_id),
         SearchAttributePair(ROLE, n.role.value),
+        # What a person must decide ("" when nothing): the operator queue in the Temporal UI.
+        SearchAttributePair(AWAITING, record.awaiting.kind.value if record.awaiting else ""),
     ]
     if record.asset_id:
         pairs.append(SearchAttributePair(ASSET, record.asset_id))

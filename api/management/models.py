@@ -138,6 +138,9 @@ class OfferIn(_Wire):
     asset_selector: JsonValue
     access_policy_id: str = Field(min_length=1)
     contract_policy_id: str = Field(min_length=1)
+    # How the provider answers contract requests for this offer (decision 0012); absent: the
+    # connector's `negotiation.provider_decision`.
+    provider_decision: Literal["auto", "approve", "rules"] | None = None
 
 
 class OfferOut(_Wire):
@@ -145,6 +148,7 @@ class OfferOut(_Wire):
     asset_selector: list[Any]
     access_policy_id: str
     contract_policy_id: str
+    provider_decision: Literal["auto", "approve", "rules"] | None = None
     version: int
     created_at: datetime
     updated_at: datetime
@@ -156,6 +160,7 @@ class OfferOut(_Wire):
             asset_selector=selector_to_wire(r.asset_selector),
             access_policy_id=r.access_policy_id,
             contract_policy_id=r.contract_policy_id,
+            provider_decision=r.provider_decision,
             version=r.version,
             created_at=r.created_at,
             updated_at=r.updated_at,

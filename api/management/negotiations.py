@@ -18,6 +18,7 @@ from api.state import app_state
 from connector.core.dsp import DspVersion
 from connector.core.errors import BadRequestError, NotFoundError, UnavailableError
 from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.negotiation.decide import Decision
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
 from connector.outbound import GuardedHttp
@@ -57,11 +58,24 @@ class NegotiationRequest(BaseModel):
 
 
 class DecisionRequest(BaseModel):
+    """A person's decision on a held negotiation (decision 0012). Which decisions a negotiation
+    takes now is in its `awaiting.decisions`; `terminate` is always possible before the end."""
+
     model_config = ConfigDict(extra="forbid")
 
-    decision: Literal["accept", "counter", "terminate"]
-    offer: dict[str, Any] | None = None
-    reason: str | None = None
+    decision: Literal[
+        "agree", "offer", "finalize", "accept", "request", "counter", "verify", "terminate"
+    ] = Field(
+        description="provider: agree (REQUESTED, ACCEPTED), offer (REQUESTED: a counter-offer "
+        "with `offer`), finalize (VERIFIED); consumer: accept (OFFERED), request or counter "
+        "(OFFERED: a counter-request with `offer`), verify (AGREED); either: terminate"
+    )
+    offer: dict[str, Any] | None = Field(
+        default=None,
+        description="offer / request / counter: the ODRL policy to send (its @id, @type, "
+        "target and assigner are filled in when absent)",
+    )
+    reason: str | None = Field(default=None, description="Why (kept in our timeline only)")
 
 
 EdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
@@ -84,6 +98,7 @@ def view(record: NegotiationRecord, *, timeline: bool = False) -> dict[str, Any]
         "assetId": record.asset_id,
         "agreementId": (n.agreement or {}).get("@id"),
         "awaitingDecision": record.awaiting_decision,
+        "awaiting": _awaiting(record),
         "version": n.version,
         "createdAt": n.created_at.isoformat(),
         "updatedAt": n.updated_at.isoformat(),
@@ -94,8 +109,27 @@ def view(record: NegotiationRecord, *, timeline: bool = False) -> dict[str, Any]
     if timeline:
         out["offer"] = n.offer
         out["agreement"] = n.agreement
-        out["timeline"] = [e.model_dump(mode="json") for e in n.timeline]
+        entries = [e.model_dump(mode="json") for e in n.timeline]
+        # Operator decisions (decision 0012), in time order among the messages.
+        entries += [
+            {"direction": "operator", "kind": "decision", **d.model_dump(mode="json")}
+            for d in record.decisions
+        ]
+        out["timeline"] = sorted(entries, key=lambda e: datetime.fromisoformat(e["at"]))
     return out
+
+
+def _awaiting(record: NegotiationRecord) -> dict[str, Any] | None:
+    held = record.awaiting
+    if held is None:
+        return None
+    return {
+        "kind": held.kind.value,
+        "since": held.since.isoformat(),
+        "deadline": held.deadline.isoformat(),
+        "decisions": [d.value for d in held.decisions],
+        "why": list(held.why),
+    }
 
 
 async def _discover(http: GuardedHttp, address: str) -> tuple[str, DspVersion]:
@@ -209,6 +243,10 @@ async def list_negotiations(
     role: Literal["provider", "consumer"] | None = None,
     counter_party_id: Annotated[str | None, Query(alias="counterPartyId")] = None,
     asset_id: Annotated[str | None, Query(alias="assetId")] = None,
+    awaiting: Annotated[
+        Literal["operator"] | None,
+        Query(description="`operator`: only negotiations that wait for a person's decision"),
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
@@ -219,6 +257,7 @@ async def list_negotiations(
             role=role,
             counterparty_id=counter_party_id,
             asset_id=asset_id,
+            awaiting_operator=True if awaiting == "operator" else None,
             cursor=cursor,
             limit=limit,
         )
@@ -250,11 +289,19 @@ async def get_negotiation(
     return out
 
 
-@router.post("/negotiations/{negotiation_id}/decision", summary="Accept, counter or terminate")
+@router.post(
+    "/negotiations/{negotiation_id}/decision",
+    summary="Decide on a held negotiation: agree, offer, finalize, accept, counter, verify, "
+    "terminate",
+    responses={
+        400: {"description": "The decision lacks what it needs (an offer)"},
+        409: {"description": "The negotiation does not wait for that decision (or has ended)"},
+    },
+)
 async def decide(
     negotiation_id: str,
     body: DecisionRequest,
-    _: ApiKeyDep,
+    principal: ApiKeyDep,
     resources: ResourcesDep,
     gateway: GatewayDep,
 ) -> dict[str, Any]:
@@ -264,7 +311,12 @@ async def decide(
     decided = await gateway.decide(
         record.negotiation.role,
         negotiation_id,
-        OperatorDecision(decision=body.decision, offer=body.offer, reason=body.reason),
+        OperatorDecision(
+            decision=Decision(body.decision),
+            offer=body.offer,
+            reason=body.reason,
+            operator=principal,
+        ),
     )
     return view(decided)
 

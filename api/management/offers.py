@@ -45,7 +45,11 @@ async def create_offer(
         record = await created_once(
             claimed,
             lambda: service.create_offer(
-                offer_id, selector, body.access_policy_id, body.contract_policy_id
+                offer_id,
+                selector,
+                body.access_policy_id,
+                body.contract_policy_id,
+                body.provider_decision,
             ),
             lambda: service.offers.get(offer_id),
         )
@@ -75,6 +79,7 @@ async def replace_offer(offer_id: str, request: Request, service: CatalogService
         parse_selector(body.asset_selector),
         body.access_policy_id,
         body.contract_policy_id,
+        body.provider_decision,
     )
     return OfferOut.of(record)
 

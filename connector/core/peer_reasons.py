@@ -24,6 +24,7 @@ PEER_REASONS: Final[dict[str, str]] = {
     "deadline_exceeded": "the process did not conclude before its deadline",
     "peer_rejected": "the counterparty rejected a message",
     "terminated_by_operator": "terminated by the participant",
+    "hold_expired": "the participant did not decide before the deadline",
     # transfer process
     "flow_failed": "the data flow could not be provided",
     "undeliverable": "a message could not be delivered",

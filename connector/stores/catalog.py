@@ -571,6 +571,8 @@ class OfferRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    # How the provider answers requests for it (None: the connector's default; decision 0012).
+    provider_decision: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> OfferRecord:
@@ -582,20 +584,23 @@ class OfferRecord:
             version=row["version"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            provider_decision=row["provider_decision"],
         )
 
 
 _OFFER_COLUMNS: Final = (
-    "id, asset_selector, access_policy_id, contract_policy_id, version, created_at, updated_at"
+    "id, asset_selector, access_policy_id, contract_policy_id, version, created_at, updated_at, "
+    "provider_decision"
 )
 _INSERT_OFFER: Final = f"""
-    INSERT INTO {OFFERS_TABLE} (id, asset_selector, access_policy_id, contract_policy_id)
-    VALUES ($1, $2::jsonb, $3, $4)
+    INSERT INTO {OFFERS_TABLE}
+        (id, asset_selector, access_policy_id, contract_policy_id, provider_decision)
+    VALUES ($1, $2::jsonb, $3, $4, $5)
     ON CONFLICT (id) DO NOTHING RETURNING {_OFFER_COLUMNS}"""  # noqa: S608 - constants only
 _UPDATE_OFFER: Final = f"""
     UPDATE {OFFERS_TABLE}
     SET asset_selector = $2::jsonb, access_policy_id = $3, contract_policy_id = $4,
-        version = version + 1, updated_at = now()
+        provider_decision = $5, version = version + 1, updated_at = now()
     WHERE id = $1 RETURNING {_OFFER_COLUMNS}"""  # noqa: S608 - constants only
 _GET_OFFER: Final = f"SELECT {_OFFER_COLUMNS} FROM {OFFERS_TABLE} WHERE id = $1"  # noqa: S608
 _OFFER_EXISTS: Final = f"SELECT id FROM {OFFERS_TABLE} WHERE id = $1 FOR UPDATE"  # noqa: S608
@@ -654,14 +659,19 @@ class PgOfferStore:
         self._pool = pool
 
     async def create(
-        self, offer_id: str, selector: Mapping[str, Any], access: str, contract: str
+        self,
+        offer_id: str,
+        selector: Mapping[str, Any],
+        access: str,
+        contract: str,
+        provider_decision: str | None = None,
     ) -> OfferRecord:
         """Raises ConflictError (id taken) or UnprocessableError (unknown policy or asset)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await _check_offer_refs(conn, selector, access, contract)
             try:
                 row = await conn.fetchrow(
-                    _INSERT_OFFER, offer_id, _dumps(selector), access, contract
+                    _INSERT_OFFER, offer_id, _dumps(selector), access, contract, provider_decision
                 )
             except asyncpg.ForeignKeyViolationError as exc:  # a policy deleted meanwhile
                 raise UnprocessableError("unknown policy") from exc
@@ -671,7 +681,12 @@ class PgOfferStore:
         return OfferRecord.from_row(row)
 
     async def replace(
-        self, offer_id: str, selector: Mapping[str, Any], access: str, contract: str
+        self,
+        offer_id: str,
+        selector: Mapping[str, Any],
+        access: str,
+        contract: str,
+        provider_decision: str | None = None,
     ) -> OfferRecord:
         """Raises NotFoundError (unknown id) or UnprocessableError (unknown policy or asset)."""
         async with self._pool.acquire() as conn, conn.transaction():
@@ -680,7 +695,7 @@ class PgOfferStore:
             await _check_offer_refs(conn, selector, access, contract)
             try:
                 row = await conn.fetchrow(
-                    _UPDATE_OFFER, offer_id, _dumps(selector), access, contract
+                    _UPDATE_OFFER, offer_id, _dumps(selector), access, contract, provider_decision
                 )
             except asyncpg.ForeignKeyViolationError as exc:
                 raise UnprocessableError("unknown policy") from exc
@@ -749,6 +764,7 @@ class ResolvedOffer:
     contract_policy_id: str
     contract_policy: dict[str, Any]
     asset: AssetRecord
+    provider_decision: str | None = None
 
 
 _ACCESS_POLICIES: Final = f"""
@@ -774,7 +790,7 @@ _DATASET: Final = f"""
 
 _RESOLVE_OFFER: Final = f"""
     SELECT o.id AS offer_id, ap.id AS access_id, ap.policy AS access_policy,
-           cp.id AS contract_id, cp.policy AS contract_policy,
+           cp.id AS contract_id, cp.policy AS contract_policy, o.provider_decision,
            {", ".join(f"a.{c}" for c in _ASSET_COLUMNS.split(", "))}
     FROM {OFFER_ASSETS_TABLE} x
     JOIN {OFFERS_TABLE} o ON o.id = x.offer_id
@@ -861,6 +877,7 @@ class PgCatalogReadModel:
             contract_policy_id=row["contract_id"],
             contract_policy=_loads(row["contract_policy"]),
             asset=AssetRecord.from_row(row),
+            provider_decision=row["provider_decision"],
         )
 
     async def offers_of_asset(self, asset_id: str) -> list[ResolvedOffer]:

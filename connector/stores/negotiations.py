@@ -30,9 +30,10 @@ WITH projected AS (
     INSERT INTO negotiations (
         own_pid, role, state, consumer_pid, provider_pid, counterparty_id, counterparty_address,
         dsp_version, offer_id, asset_id, agreement_id, awaiting_decision, termination_code,
-        termination_reason, deadline_at, record, version, created_at, updated_at)
+        termination_reason, deadline_at, record, version, created_at, updated_at,
+        awaiting, awaiting_since, hold_deadline, decisions)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15,
-            $16::jsonb, $17, $18, $19)
+            $16::jsonb, $17, $18, $19, $32, $33, $34, $35)
     ON CONFLICT (own_pid) DO UPDATE SET
         state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
         provider_pid = EXCLUDED.provider_pid,
@@ -41,10 +42,16 @@ WITH projected AS (
         agreement_id = EXCLUDED.agreement_id, awaiting_decision = EXCLUDED.awaiting_decision,
         termination_code = EXCLUDED.termination_code,
         termination_reason = EXCLUDED.termination_reason, deadline_at = EXCLUDED.deadline_at,
-        record = EXCLUDED.record, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        record = EXCLUDED.record, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+        awaiting = EXCLUDED.awaiting, awaiting_since = EXCLUDED.awaiting_since,
+        hold_deadline = EXCLUDED.hold_deadline, decisions = EXCLUDED.decisions
+    -- An operator's decision (decision 0012) changes what is awaited, not the version.
     WHERE negotiations.version < EXCLUDED.version
        OR (negotiations.version = EXCLUDED.version
-           AND negotiations.awaiting_decision IS DISTINCT FROM EXCLUDED.awaiting_decision)
+           AND (negotiations.decisions < EXCLUDED.decisions
+                OR (negotiations.decisions = EXCLUDED.decisions
+                    AND negotiations.awaiting_decision
+                        IS DISTINCT FROM EXCLUDED.awaiting_decision)))
     RETURNING (xmax = 0) AS inserted
 ), added AS (
     INSERT INTO negotiation_events (
@@ -122,6 +129,10 @@ async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> Up
         (_id_of((n.agreement or {}).get("target")) or "") if finalized else None,
         json.dumps(n.agreement) if finalized else None,
         finalized,
+        record.awaiting.kind.value if record.awaiting else None,
+        record.awaiting.since if record.awaiting else None,
+        record.awaiting.deadline if record.awaiting else None,
+        len(record.decisions),
     )
     if row is None or row["inserted"] is None:
         return UpsertResult(changed=False, inserted=False)
@@ -176,6 +187,7 @@ async def list_page(
     role: str | None = None,
     counterparty_id: str | None = None,
     asset_id: str | None = None,
+    awaiting_operator: bool | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[NegotiationRecord]:
@@ -188,6 +200,7 @@ async def list_page(
             ("role", role),
             ("counterparty_id", counterparty_id),
             ("asset_id", asset_id),
+            ("awaiting_decision", awaiting_operator),
         ],
         NegotiationRecord.model_validate_json,
         cursor=cursor,

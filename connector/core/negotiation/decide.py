@@ -2,12 +2,15 @@
 
 The Python form of EDC's negotiation processors: given the aggregate and the facts the workflow
 collected, return the next outbound action, or None to wait for a message, an operator or a fact.
+`awaiting` says which decision a person owes (operator holds, decision 0012); the workflow's
+`decide` validator, its run loop and the unit tests share it.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, timedelta
+from enum import StrEnum
 from typing import Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
@@ -29,9 +32,18 @@ __all__ = [
     "CODE_AGREEMENT_MISMATCH",
     "CODE_INVALID_OFFER",
     "CODE_POLICY_DENIED",
+    "DECISIONS",
+    "AwaitKind",
+    "Awaiting",
+    "Decision",
     "Facts",
+    "Holds",
+    "ProviderMode",
     "agreement_matches_offer",
+    "awaiting",
     "build_agreement",
+    "complete_offer",
+    "decision_problem",
     "next_action",
 ]
 
@@ -41,6 +53,78 @@ CODE_AGREEMENT_MISMATCH: Final = "agreement_mismatch"
 CODE_INVALID_OFFER: Final = "invalid_offer"
 
 _RULE_KINDS: Final = ("permission", "prohibition", "obligation")
+
+
+class ProviderMode(StrEnum):
+    """How the provider answers a consumer's ContractRequestMessage (decision 0012)."""
+
+    AUTO = "auto"  # the contract policy decides at once: agreement or termination
+    APPROVE = "approve"  # every request waits for a person
+    RULES = "rules"  # the policy decides; what it refuses (or a changed policy) waits for a person
+
+
+class Decision(StrEnum):
+    """What an operator can decide about a held negotiation (`POST .../decision`)."""
+
+    AGREE = "agree"  # provider: send the agreement (REQUESTED, ACCEPTED)
+    OFFER = "offer"  # provider: send a (counter-)offer with the given policy (REQUESTED)
+    FINALIZE = "finalize"  # provider: send FINALIZED (VERIFIED)
+    ACCEPT = "accept"  # consumer: accept the provider's offer (OFFERED)
+    REQUEST = "request"  # consumer: counter-request with the given policy (OFFERED)
+    COUNTER = "counter"  # consumer: the same as `request` (the name the API had first)
+    VERIFY = "verify"  # consumer: verify the agreement (AGREED)
+    TERMINATE = "terminate"  # either side, any state before the end
+
+
+class AwaitKind(StrEnum):
+    """What a held negotiation waits for a person to decide (the search attribute's value)."""
+
+    APPROVE_REQUEST = "approve-request"
+    APPROVE_ACCEPTANCE = "approve-acceptance"
+    FINALIZE = "finalize"
+    ACCEPT_OFFER = "accept-offer"
+    VERIFY_AGREEMENT = "verify-agreement"
+
+
+_D = Decision
+DECISIONS: Final[dict[AwaitKind, tuple[Decision, ...]]] = {
+    AwaitKind.APPROVE_REQUEST: (_D.AGREE, _D.OFFER, _D.TERMINATE),
+    AwaitKind.APPROVE_ACCEPTANCE: (_D.AGREE, _D.TERMINATE),
+    AwaitKind.FINALIZE: (_D.FINALIZE, _D.TERMINATE),
+    AwaitKind.ACCEPT_OFFER: (_D.ACCEPT, _D.REQUEST, _D.COUNTER, _D.TERMINATE),
+    AwaitKind.VERIFY_AGREEMENT: (_D.VERIFY, _D.TERMINATE),
+}
+# Decisions that carry a policy (the new offer on the table).
+WITH_OFFER: Final = frozenset({_D.OFFER, _D.REQUEST, _D.COUNTER})
+
+
+class Holds(BaseModel):
+    """Which decisions this side leaves to a person (settings and the offer definition)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider_mode: ProviderMode = ProviderMode.AUTO
+    # `rules`: a request the contract policy refuses is held (True) or terminated (False).
+    hold_denied: bool = True
+    # Provider: hold in VERIFIED (finalize or terminate).
+    hold_verified: bool = False
+    # Consumer: hold a matching agreement before verifying it.
+    hold_agreement: bool = False
+    # How long a person has to decide; past it the negotiation is TERMINATED.
+    timeout: timedelta = timedelta(days=7)
+
+
+class Awaiting(BaseModel):
+    """A decision a person owes: which, since when, until when, and the legal answers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: AwaitKind
+    since: AwareDatetime
+    deadline: AwareDatetime
+    decisions: tuple[Decision, ...]
+    # Why it is held (the policy's reasons, a changed policy), for the operator.
+    why: tuple[str, ...] = ()
 
 
 class Facts(BaseModel):
@@ -60,10 +144,89 @@ class Facts(BaseModel):
     auto_accept: bool = False
     # Either side: answer the peer's offer (consumer) or request (provider) with this one instead.
     counter_offer: JsonObject | None = None
+    # Provider: the request on the table asks for other rules than the published offer's.
+    request_differs: bool = False
+    # What this side leaves to a person, and what the person decided in the current state
+    # (None: nothing yet; `agree`, `verify`, `finalize`, `accept`; the policy-carrying ones
+    # arrive as `counter_offer`, a termination ends the negotiation before decide is asked).
+    holds: Holds = Holds()
+    decided: Decision | None = None
+
+
+def _held(n: Negotiation, facts: Facts) -> tuple[AwaitKind, tuple[str, ...]] | None:
+    """The hold this state is in before any decision (None: no person is asked)."""
+    mode = facts.holds.provider_mode
+    match (n.role, n.state):
+        case (Role.PROVIDER, NegotiationState.REQUESTED):
+            if mode is ProviderMode.APPROVE:
+                return AwaitKind.APPROVE_REQUEST, facts.policy_reasons
+            refused = facts.request_differs or (
+                facts.policy_allowed is False and facts.holds.hold_denied
+            )
+            if mode is ProviderMode.RULES and facts.policy_allowed is not None and refused:
+                return AwaitKind.APPROVE_REQUEST, facts.policy_reasons
+            return None
+        case (Role.PROVIDER, NegotiationState.ACCEPTED) if mode is ProviderMode.APPROVE:
+            return AwaitKind.APPROVE_ACCEPTANCE, ()
+        case (Role.PROVIDER, NegotiationState.VERIFIED) if facts.holds.hold_verified:
+            return AwaitKind.FINALIZE, ()
+        case (Role.CONSUMER, NegotiationState.OFFERED) if not facts.auto_accept:
+            return AwaitKind.ACCEPT_OFFER, ()
+        case (Role.CONSUMER, NegotiationState.AGREED) if facts.holds.hold_agreement:
+            if _mismatches(n):
+                return None  # refused without asking anyone
+            return AwaitKind.VERIFY_AGREEMENT, ()
+        case _:
+            return None
+
+
+def awaiting(n: Negotiation, facts: Facts) -> Awaiting | None:
+    """The decision a person owes now, or None (none held, or already decided)."""
+    if n.is_terminal or facts.decided is not None or facts.counter_offer is not None:
+        return None
+    held = _held(n, facts)
+    if held is None:
+        return None
+    kind, why = held
+    return Awaiting(
+        kind=kind,
+        since=n.updated_at,
+        deadline=n.updated_at + facts.holds.timeout,
+        decisions=DECISIONS[kind],
+        why=why,
+    )
+
+
+def decision_problem(
+    n: Negotiation, facts: Facts, decision: Decision, *, has_offer: bool
+) -> tuple[bool, str] | None:
+    """Why `decision` cannot be taken now: (illegal?, text); None when it can.
+
+    `illegal` True means the negotiation is not waiting for that decision (HTTP 409); False
+    means the request itself is incomplete (HTTP 400).
+    """
+    if n.is_terminal:
+        return True, f"negotiation is {n.state.value}"
+    if decision is Decision.TERMINATE:
+        return None  # an operator may end a running negotiation at any time
+    held = awaiting(n, facts)
+    if held is None:
+        return True, (
+            f"the {n.role.value} in {n.state.value} waits for no decision; "
+            "only `terminate` is possible"
+        )
+    if decision not in held.decisions:
+        allowed = ", ".join(d.value for d in held.decisions)
+        return True, f"{held.kind.value} allows {allowed}, not {decision.value}"
+    if decision in WITH_OFFER and not has_offer:
+        return False, f"`{decision.value}` needs an offer (the policy to send)"
+    return None
 
 
 def next_action(n: Negotiation, facts: Facts) -> Action | None:
     """The message this side should send next, or None to wait."""
+    if awaiting(n, facts) is not None:
+        return None
     match (n.role, n.state):
         case (Role.CONSUMER, NegotiationState.INITIAL) if n.initiator is Role.CONSUMER:
             return SendRequest(offer=n.offer) if n.offer is not None else None
@@ -77,15 +240,12 @@ def next_action(n: Negotiation, facts: Facts) -> Action | None:
             return SendFinalized()
         case (Role.CONSUMER, NegotiationState.OFFERED) if facts.counter_offer is not None:
             return SendRequest(offer=facts.counter_offer)
-        case (Role.CONSUMER, NegotiationState.OFFERED) if facts.auto_accept:
+        case (Role.CONSUMER, NegotiationState.OFFERED) if (
+            facts.auto_accept or facts.decided is Decision.ACCEPT
+        ):
             return SendAccepted()
         case (Role.CONSUMER, NegotiationState.AGREED):
-            mismatches = agreement_matches_offer(
-                n.offer or {},
-                n.agreement or {},
-                consumer_id=n.consumer_id,
-                provider_id=n.provider_id,
-            )
+            mismatches = _mismatches(n)
             if mismatches:
                 return SendTermination(
                     code=CODE_AGREEMENT_MISMATCH,
@@ -96,11 +256,26 @@ def next_action(n: Negotiation, facts: Facts) -> Action | None:
             return None
 
 
+def _mismatches(n: Negotiation) -> list[str]:
+    return agreement_matches_offer(
+        n.offer or {}, n.agreement or {}, consumer_id=n.consumer_id, provider_id=n.provider_id
+    )
+
+
 def _agree_or_terminate(n: Negotiation, facts: Facts) -> Action | None:
-    if facts.policy_allowed is None:
-        return None
-    if not facts.policy_allowed:
-        return SendTermination(code=CODE_POLICY_DENIED, reason=facts.policy_reasons or ("denied",))
+    # A person's `agree` overrides the policy (that is what holding a request is for); a
+    # consumer accepting our own offer needs no policy decision either.
+    approved = facts.decided is Decision.AGREE or (
+        n.state is NegotiationState.ACCEPTED
+        and (facts.holds.provider_mode is not ProviderMode.AUTO or facts.policy_allowed is None)
+    )
+    if not approved:
+        if facts.policy_allowed is None:
+            return None
+        if not facts.policy_allowed:
+            return SendTermination(
+                code=CODE_POLICY_DENIED, reason=facts.policy_reasons or ("denied",)
+            )
     if facts.agreement_id is None or facts.now is None:
         return None
     if n.offer is None or _id_of(n.offer.get("target")) is None:
@@ -116,6 +291,18 @@ def _agree_or_terminate(n: Negotiation, facts: Facts) -> Action | None:
             at=facts.now,
         )
     )
+
+
+def complete_offer(offer: JsonObject, n: Negotiation, *, offer_id: str) -> JsonObject:
+    """A person's (counter-)offer as it goes on the wire: an ODRL Offer with an `@id`, the
+    negotiation's target and the provider as assigner, unless the person gave them."""
+    complete: JsonObject = {"@type": "Offer", **offer}
+    complete.setdefault("@id", offer_id)
+    target = (n.offer or {}).get("target")
+    if target is not None:
+        complete.setdefault("target", target)
+    complete.setdefault("assigner", n.provider_id)
+    return complete
 
 
 def build_agreement(

@@ -10,15 +10,27 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from connector.core.negotiation.aggregate import Negotiation
-from connector.core.negotiation.states import NegotiationState, Role
+from connector.core.negotiation.aggregate import JsonObject, Negotiation
+from connector.core.negotiation.decide import Awaiting, Decision
+from connector.core.negotiation.states import NegotiationState
 
-__all__ = ["NegotiationRecord", "awaits_operator"]
+__all__ = ["DecisionEntry", "NegotiationRecord"]
 
 
-def awaits_operator(n: Negotiation, *, auto_accept: bool) -> bool:
-    """An offer received by the consumer that no configured rule accepts waits for the operator."""
-    return n.role is Role.CONSUMER and n.state is NegotiationState.OFFERED and not auto_accept
+class DecisionEntry(BaseModel):
+    """A person's decision on a held negotiation, for the timeline (decision 0012)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    decision: Decision
+    # Who decided: the management API key's name or `oidc:<subject>`.
+    operator: str
+    # The negotiation's state and version the decision was taken in.
+    state: NegotiationState
+    version: int
+    reason: str | None = None
+    offer: JsonObject | None = None
 
 
 class NegotiationRecord(BaseModel):
@@ -30,8 +42,11 @@ class NegotiationRecord(BaseModel):
     offer_id: str | None = None
     asset_id: str | None = None
     deadline_at: AwareDatetime | None = None
-    # The operator must decide (consumer side, offer received, no auto-accept rule).
+    # A person must decide (`awaiting` says what, since when, until when; decision 0012).
     awaiting_decision: bool = False
+    awaiting: Awaiting | None = None
+    # The operator decisions taken so far (they do not change the version).
+    decisions: tuple[DecisionEntry, ...] = ()
     # Digest of the counterparty's message that opened this negotiation (None: we opened it, or
     # it was opened before the digest was kept): a re-sent identical message is answered with
     # the current state, a different one under the same pid is refused.
