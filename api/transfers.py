@@ -220,9 +220,7 @@ class TransferEdge:
                 f"does not match the path ({pid})"
             )
         inbound = self._inbound(msg, kind, t.role.counterparty)
-        result: TransferRecord = await self._gateway.deliver(
-            t.role, pid, inbound, seen_version=t.version
-        )
+        result: TransferRecord = await self._gateway.deliver(t.role, pid, inbound)
         return result
 
     @staticmethod
