@@ -23,6 +23,9 @@ import httpx
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
+from connector.core.ids import negotiation_workflow_id
+from connector.core.negotiation.states import Role
+from connector.temporal.client import connect
 from tests.scripted_peer import (
     Received,
     ScriptedPeer,
@@ -37,6 +40,7 @@ from tests.scripted_peer import (
     verification_message,
 )
 from tests.twoconn import OPEN_POLICY, Connector
+from workflows.search import AWAITING
 
 pytestmark = pytest.mark.e2e
 
@@ -707,3 +711,83 @@ async def test_decision_routes_are_in_the_openapi_document(world: World) -> None
     assert set(decision["enum"]) >= {"agree", "offer", "terminate", "verify", "finalize"}
     listing = doc["paths"]["/management/v1/negotiations"]["get"]
     assert "awaiting" in [p["name"] for p in listing["parameters"]]
+
+
+GOLD_POLICY: dict[str, Any] = {
+    "@id": "gold-members",
+    "@type": "Set",
+    "permission": [
+        {
+            "action": "use",
+            "constraint": [{"leftOperand": "claim:tier", "operator": "eq", "rightOperand": "gold"}],
+        }
+    ],
+}
+
+
+async def awaiting_attribute(world: World, role: str, pid: str) -> str | None:
+    """The workflow's `DspAwaitingOperator` search attribute (the Temporal UI's queue)."""
+    client = await connect(world.cut.settings)
+    handle = client.get_workflow_handle(negotiation_workflow_id(Role(role), pid))
+    described = await handle.describe()
+    return described.typed_search_attributes.get(AWAITING)
+
+
+async def test_rules_mode_holds_what_the_policy_refuses_and_the_person_agrees(
+    world: World,
+) -> None:
+    """`providerDecision: rules`: the consumer lacks the gold tier, so its request is held for a
+    person (with the policy's reasons) instead of terminated; the person agrees anyway."""
+    resp = await world.cut.post("/policies", {"id": GOLD_POLICY["@id"], "policy": GOLD_POLICY})
+    assert resp.status_code == 201, resp.text
+    name = "rules-gold"
+    for path, item in (
+        (
+            "/assets",
+            {
+                "id": name,
+                "properties": {"name": name},
+                "dataAddress": {"type": "http", "baseUrl": "http://127.0.0.1:9/data"},
+                "distributions": ["HttpData-PULL"],
+            },
+        ),
+        (
+            "/offers",
+            {
+                "id": f"offer-{name}",
+                "assetSelector": [name],
+                "accessPolicyId": OPEN_POLICY["@id"],
+                "contractPolicyId": GOLD_POLICY["@id"],
+                "providerDecision": "rules",
+            },
+        ),
+    ):
+        assert (await world.cut.post(path, item)).status_code == 201
+    resp = await world.peer.get(world.cut, f"{DSP}/catalog/datasets/{name}")
+    policies = resp.json()["hasPolicy"]
+    offer = {**(policies[0] if isinstance(policies, list) else policies), "target": name}
+    cpid = new_pid()
+    message = request_message(offer, cpid, callback_address=world.peer.callback)
+    body = ok(await world.peer.post(world.cut, f"{DSP}/negotiations/request", message))
+    ppid = body["providerPid"]
+    view = await held(world, ppid, "approve-request")
+    assert "tier" in " ".join(view["awaiting"]["why"]), view
+    assert await awaiting_attribute(world, "provider", ppid) == "approve-request"
+    await decide(world, ppid, "agree", reason="gold by contract")
+    await agreed(world, Cn(ppid, cpid, offer))
+    assert await awaiting_attribute(world, "provider", ppid) == ""
+
+
+async def test_rules_mode_holds_a_changed_policy_instead_of_refusing_it(world: World) -> None:
+    offer = await dataset(world, "rules-changed", "rules")
+    changed = {**offer, **COUNTER_POLICY}
+    cpid = new_pid()
+    message = request_message(changed, cpid, callback_address=world.peer.callback)
+    body = ok(await world.peer.post(world.cut, f"{DSP}/negotiations/request", message))
+    view = await held(world, body["providerPid"], "approve-request")
+    assert "differ from the offer" in " ".join(view["awaiting"]["why"]), view
+    await decide(world, body["providerPid"], "agree")
+    cn = Cn(body["providerPid"], cpid, changed)
+    agreement = await agreed(world, cn)
+    # What the person agreed to is what the consumer asked for.
+    assert agreement.body["agreement"]["permission"] == COUNTER_POLICY["permission"]
