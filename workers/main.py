@@ -114,6 +114,17 @@ async def _ensure_schedules(client: Client, settings: Settings) -> None:
         log.error("backup schedule not applied", error=str(exc))
 
 
+async def _publish_backup_status(
+    resources: Resources, settings: Settings, metrics: Metrics
+) -> None:
+    """The backup gauges from the target's manifests: a fresh install exports none (no alert
+    pages), a restarted worker the backups it finds."""
+    from activities.backup import publish_known_status
+    from workers.backup_ops import service_for
+
+    await publish_known_status(service_for(settings), resources.pool, metrics, settings.backup)
+
+
 async def run(settings: Settings, queues: list[str], *, name: str = "worker") -> None:
     """Run until SIGTERM/SIGINT; drain in-flight tasks for the configured grace period."""
     temporal_metrics_port = settings.metrics.temporal_port or free_port()
@@ -171,6 +182,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         )
         if settings.temporal.task_queues.ops in queues:
             await _ensure_schedules(client, settings)
+            await _publish_backup_status(resources, settings, metrics)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()
