@@ -376,3 +376,22 @@ async def test_a_hold_survives_a_worker_kill_and_its_deadline_fires(
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+async def test_the_queue_and_the_start_command_are_in_the_openapi_document(world: World) -> None:
+    resp = await world.cut.http.get("/openapi.json")
+    assert resp.status_code == 200, resp.text
+    paths = resp.json()["paths"]
+    listing = paths["/management/v1/transfers"]["get"]
+    awaiting = next(p for p in listing["parameters"] if p["name"] == "awaiting")
+    assert "operator" in json.dumps(awaiting["schema"])
+    command = paths["/management/v1/transfers/{transfer_id}/{command}"]["post"]
+    param = next(p for p in command["parameters"] if p["name"] == "command")
+    assert set(json.dumps(param["schema"]).split('"')) >= {
+        "start",
+        "suspend",
+        "resume",
+        "terminate",
+        "complete",
+    }
+    assert "409" in command["responses"]
