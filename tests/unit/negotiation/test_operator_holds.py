@@ -293,3 +293,9 @@ def test_hold_timeout_is_configurable() -> None:
     held = awaiting(n, Facts(holds=Holds(timeout=timedelta(seconds=5))))
     assert held is not None
     assert held.deadline - held.since == timedelta(seconds=5)
+
+
+def test_complete_offer_without_a_known_target_leaves_it_out() -> None:
+    n = negotiation(P, S.REQUESTED, offer={k: v for k, v in OFFER.items() if k != "target"})
+    done = complete_offer({"permission": [{"action": "use"}]}, n, offer_id="urn:uuid:x")
+    assert "target" not in done
