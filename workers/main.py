@@ -114,9 +114,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         log.error("backup schedule not applied", error=str(exc))
 
 
-async def _publish_backup_status(
-    resources: Resources, settings: Settings, metrics: Metrics
-) -> None:
+async def publish_backup_status(resources: Resources, settings: Settings, metrics: Metrics) -> None:
     """The backup gauges from the target's manifests: a fresh install exports none (no alert
     pages), a restarted worker the backups it finds."""
     from activities.backup import publish_known_status
@@ -182,7 +180,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         )
         if settings.temporal.task_queues.ops in queues:
             await ensure_schedules(client, settings)
-            await _publish_backup_status(resources, settings, metrics)
+            await publish_backup_status(resources, settings, metrics)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()
