@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Replayer
 
 from activities.operator_webhook import OperatorWebhookActivities
 from connector.core.ids import transfer_workflow_id
@@ -29,6 +30,7 @@ from connector.embedded import free_port
 from connector.outbound import GuardedHttp
 from connector.settings import OperatorWebhookSettings
 from connector.temporal.client import connect
+from connector.temporal.codec import data_converter
 from tests.e2e.test_conformance_transfer import (
     DSP,
     FORMAT,
@@ -40,8 +42,10 @@ from tests.e2e.test_conformance_transfer import (
 )
 from tests.scripted_peer import CONTEXT, connector_trusting, new_pid
 from tests.twoconn import Connector, WorkerProcess
+from workers.main import workflow_runner
 from workflows import names
 from workflows.contracts import OperatorNotice
+from workflows.transfer import TransferWorkflow
 
 pytestmark = pytest.mark.e2e
 
@@ -368,6 +372,22 @@ async def test_a_hold_survives_a_worker_kill_and_its_deadline_fires(
                 assert view["awaiting"] is None
                 assert view["timeline"][-1]["detail"].startswith("no operator decision (start) by ")
                 assert forgotten.kinds_received() == ["TransferTerminationMessage"]
+
+                # Both histories (the crash, the operator's start, the expired timer) replay in
+                # the sandbox: the hold is deterministic.
+                replayer = Replayer(
+                    workflows=[TransferWorkflow],
+                    workflow_runner=workflow_runner(sandbox=True),
+                    data_converter=data_converter(cut.settings),
+                )
+                client = await connect(cut.settings)
+                for pid in (forgotten.provider_pid, approved.provider_pid):
+                    handle = client.get_workflow_handle(transfer_workflow_id(Role.PROVIDER, pid))
+                    history = await handle.fetch_history()
+                    replayed = await replayer.replay_workflow(
+                        history, raise_on_replay_failure=False
+                    )
+                    assert replayed.replay_failure is None, (pid, replayed.replay_failure)
             finally:
                 worker.stop()
     finally:
