@@ -69,7 +69,16 @@ class EdgeProcess:
         benchmark times requests inside it)."""
         self._wrap = wrap_control_plane
         grace = min(settings.workers.graceful_shutdown_seconds, EDGE_WORKER_GRACE_SECONDS)
-        self.settings = with_overrides(settings, {"workers": {"graceful_shutdown_seconds": grace}})
+        pool = settings.database.pool
+        self.settings = with_overrides(
+            settings,
+            {
+                "workers": {"graceful_shutdown_seconds": grace},
+                # The one pool serves what three role processes' pools serve: measured, one
+                # role-sized pool made requests and local activities wait for connections.
+                "database": {"pool": {"min": pool.min, "max": min(pool.max * len(PARTS), 500)}},
+            },
+        )
         self.registry: CollectorRegistry = build_registry(process_metrics=False)
         self.metrics = Metrics(self.registry, PARTS[0])
         for role in PARTS[1:]:
