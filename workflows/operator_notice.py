@@ -2,7 +2,7 @@
 
 Shared by the negotiation and transfer workflows: one line where a wait begins,
 
-    notify_operator(notice)
+    notify_operator(notice)        # notice = negotiation_notice(record) / transfer_notice(record)
 
 which returns at once. The notice goes out as the `operator.notify` activity, retried with
 back-off until delivered, refused for good (4xx, SSRF guard), or the wait's deadline passed; the
@@ -20,6 +20,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from connector.core.ids import negotiation_workflow_id, transfer_workflow_id
+    from connector.core.negotiation.record import NegotiationRecord
+    from connector.core.transfer.record import TransferRecord
     from workflows import names, options
     from workflows.contracts import OperatorNotice
 
@@ -27,10 +30,49 @@ with workflow.unsafe.imports_passed_through():
 UNBOUNDED_WAIT_RETRY = timedelta(days=1)
 
 
-def notice_id(kind: str, version: int) -> str:
-    """A stable id per wait (workflow, version it began at, what it awaits): a replayed or
-    retried notice carries the same id, and the receiver deduplicates on it."""
-    return f"{workflow.info().workflow_id}/{version}/{kind}"
+def _notice_id(workflow_id: str, version: int, kind: str) -> str:
+    # Stable per wait (workflow, the version it began at, what it awaits): a replayed or retried
+    # notice carries the same id, and the receiver deduplicates on it.
+    return f"{workflow_id}/{version}/{kind}"
+
+
+def transfer_notice(record: TransferRecord) -> OperatorNotice | None:
+    """The notice for what `record` awaits (None: it awaits no one)."""
+    awaiting, t = record.awaiting, record.transfer
+    if awaiting is None:
+        return None
+    return OperatorNotice(
+        id=_notice_id(transfer_workflow_id(t.role, record.own_pid), t.version, awaiting.kind),
+        process="transfer",
+        process_id=record.own_pid,
+        role=t.role.value,
+        state=awaiting.state.value,
+        awaiting=awaiting.kind,
+        since=awaiting.since,
+        deadline=awaiting.deadline,
+        counterparty_id=t.counterparty_id,
+        commands=awaiting.commands,
+    )
+
+
+def negotiation_notice(record: NegotiationRecord) -> OperatorNotice | None:
+    """The notice for what `record` awaits (None: it awaits no one)."""
+    awaiting, n = record.awaiting, record.negotiation
+    if awaiting is None:
+        return None
+    kind = str(awaiting.kind)
+    return OperatorNotice(
+        id=_notice_id(negotiation_workflow_id(n.role, record.own_pid), n.version, kind),
+        process="negotiation",
+        process_id=record.own_pid,
+        role=n.role.value,
+        state=n.state.value,
+        awaiting=kind,
+        since=awaiting.since,
+        deadline=awaiting.deadline,
+        counterparty_id=n.counterparty_id,
+        commands=tuple(str(d) for d in awaiting.decisions),
+    )
 
 
 def notify_operator(notice: OperatorNotice) -> asyncio.Task[None]:

@@ -55,14 +55,13 @@ with workflow.unsafe.imports_passed_through():
         FlowStatus,
         FlowStop,
         InboundTransferMessage,
-        OperatorNotice,
         OutboundTransferMessage,
         RemoteAck,
         TransferCommand,
         TransferStart,
     )
     from workflows.delivery import Delivery, Failed, Sent, failure_text, journal_key, rejection
-    from workflows.operator_notice import notice_id, notify_operator
+    from workflows.operator_notice import notify_operator, transfer_notice
     from workflows.search import AGREEMENT, ASSET, COUNTERPARTY, ROLE
 
 STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
@@ -697,21 +696,9 @@ class TransferWorkflow:
         if awaiting is None or awaiting == self._noticed:
             return
         self._noticed = awaiting
-        t = self._t
-        notify_operator(
-            OperatorNotice(
-                id=notice_id(awaiting.kind, t.version),
-                process="transfer",
-                process_id=self._record.own_pid,
-                role=t.role.value,
-                state=awaiting.state.value,
-                awaiting=awaiting.kind,
-                since=awaiting.since,
-                deadline=awaiting.deadline,
-                counterparty_id=t.counterparty_id,
-                commands=awaiting.commands,
-            )
-        )
+        notice = transfer_notice(self._record)
+        if notice is not None:
+            notify_operator(notice)
 
     async def _project(self) -> None:
         self._show_awaiting()
