@@ -345,6 +345,7 @@ class TransferWorkflow:
                 # The operator approved the held request: prepare the flow, then start (or
                 # terminate if the data plane cannot provide it).
                 self._set(t, awaiting=None)
+                self._show_awaiting()
                 await self._prepare_flow()
                 action = decide.next_action(self._t, self._facts)
                 if not isinstance(action, SendStart):
