@@ -1,8 +1,6 @@
 """The `connector` command: one entrypoint per process role, plus operator tools.
 
-    connector up [--separate-roles] everything on one machine (embedded stack when not configured):
-                                    control plane, data plane and workers in one process, or
-                                    with --separate-roles one process per role
+    connector up                    everything on one machine (embedded stack when not configured)
     connector control-plane         DSP + management API (port 3000; management.port: its own)
     connector data-plane            data plane (port 3001)
     connector worker [--queue Q]    Temporal worker for one or more task queues
@@ -13,8 +11,6 @@
                                     database backups (Temporal workflow + Schedule)
     connector restore [--backup ID|latest]
                                     disaster recovery from a backup (maintenance mode meanwhile)
-    connector restore --node ID|latest [--recovery-key FILE] [--force]
-                                    a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
 
@@ -41,17 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML configuration file")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole connector on this machine")
-    up.add_argument(
-        "--separate-roles",
-        action="store_true",
-        help="run control plane, data plane and workers as child processes (as Kubernetes runs "
-        "them) instead of inside this one process",
-    )
-    up.add_argument(
-        "--workers",
-        type=int,
-        help="worker processes with --separate-roles (default workers.processes)",
-    )
+    up.add_argument("--workers", type=int, help="worker processes (default workers.processes)")
     sub.add_parser("control-plane", help="serve the control plane")
     sub.add_parser("data-plane", help="serve the data plane")
     worker = sub.add_parser("worker", help="run a Temporal worker")
@@ -95,21 +81,6 @@ def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     restore.add_argument("--again", action="store_true", help="repeat a completed restore")
     restore.add_argument("--json", action="store_true", help="print the report as JSON")
-    restore.add_argument(
-        "--node",
-        metavar="BACKUP",
-        help="restore the whole node (database, Temporal, keys, configuration) from a node "
-        "backup (id or latest) onto an empty data dir, with nothing running",
-    )
-    restore.add_argument(
-        "--recovery-key",
-        type=Path,
-        help="with --node: the recovery key file kept outside the node "
-        "(default backup.recovery_key_file)",
-    )
-    restore.add_argument(
-        "--force", action="store_true", help="with --node: replace a data dir that is not empty"
-    )
 
 
 def _confirm_restore(args: argparse.Namespace) -> bool:
@@ -129,12 +100,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     private_umask()
     overrides = {}
-    if args.command == "up" and args.workers and not args.separate_roles:
-        print(
-            "connector: --workers needs --separate-roles (one process runs every task queue)",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
     if args.command == "up" and args.workers:
         overrides["workers"] = {"processes": args.workers}
     try:
@@ -161,14 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "encryption":
         return _encryption_command(settings, args.encryption_command)
-    if args.command == "restore" and args.node is not None:
-        # Before the key check below: that would generate a fresh data key ring in the empty
-        # data dir, and the node's own ring comes out of the backup.
-        return _exit(asyncio.run(_restore_node(settings, args)))
     if args.command in _KEYED_COMMANDS and not _data_keys_usable(settings):
         return EXIT_CONFIG
     if args.command == "up":
-        return _exit(_up(settings, args.config, separate_roles=args.separate_roles))
+        from connector.runner import up
+
+        return _exit(asyncio.run(up(settings, args.config)))
     if args.command == "control-plane":
         from api.app import create_app
 
@@ -207,23 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _exit(asyncio.run(run_restore_command(settings, args)))
     return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
-
-
-async def _restore_node(settings: Settings, args: argparse.Namespace) -> int:
-    from connector.backup.node_restore import NodeRestoreError, restore_node
-    from connector.backup.storage import StorageError
-
-    def out(line: str) -> None:
-        print(line, flush=True)
-
-    try:
-        await restore_node(
-            settings, args.node, recovery_key=args.recovery_key, force=args.force, out=out
-        )
-    except (NodeRestoreError, StorageError) as exc:
-        print(f"connector restore --node: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
 
 
 def _oidc_keys_readable(settings: Settings) -> bool:
@@ -343,21 +289,6 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
-
-
-def _up(settings: Settings, config: Path | None, *, separate_roles: bool) -> int:
-    from connector.runner import up
-
-    if separate_roles:
-        return asyncio.run(up(settings, config))
-    import uvicorn
-
-    from workers.edge import EdgeProcess
-
-    # The roles' loop: uvloop where installed, as each role process runs on its own.
-    loop_factory = uvicorn.Config(app=None, log_config=None).get_loop_factory()  # type: ignore[arg-type]
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(up(settings, config, EdgeProcess))
 
 
 async def _migrate(settings: Settings) -> int:

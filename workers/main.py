@@ -104,7 +104,7 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
             delay = min(delay * 2, 5.0)
 
 
-async def ensure_schedules(client: Client, settings: Settings) -> None:
+async def _ensure_schedules(client: Client, settings: Settings) -> None:
     """The ops worker keeps the backup Schedule in line with configuration (idempotent)."""
     from workers.backup_ops import ensure_backup_schedule
 
@@ -112,15 +112,6 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         log.info("backup schedule", change=await ensure_backup_schedule(client, settings))
     except Exception as exc:  # a schedule problem must not stop the worker; it is logged loudly
         log.error("backup schedule not applied", error=str(exc))
-
-
-async def publish_backup_status(resources: Resources, settings: Settings, metrics: Metrics) -> None:
-    """The backup gauges from the target's manifests: a fresh install exports none (no alert
-    pages), a restarted worker the backups it finds."""
-    from activities.backup import publish_known_status
-    from workers.backup_ops import service_for
-
-    await publish_known_status(service_for(settings), resources.pool, metrics, settings.backup)
 
 
 async def run(settings: Settings, queues: list[str], *, name: str = "worker") -> None:
@@ -179,8 +170,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
             client, settings, queues, WorkerContext(resources, identity, metrics)
         )
         if settings.temporal.task_queues.ops in queues:
-            await ensure_schedules(client, settings)
-            await publish_backup_status(resources, settings, metrics)
+            await _ensure_schedules(client, settings)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()

@@ -237,6 +237,8 @@ class NegotiationWorkflow:
         self._record = self._record.model_copy(update=update)
         self._decisions += 1
         self._set(n)
+        # The Temporal UI's queue loses it now, not after the send the decision leads to.
+        self._upsert_attributes()
         return self._record
 
     @decide.validator
@@ -416,9 +418,7 @@ class NegotiationWorkflow:
         shown = (self._n.version, len(self._record.decisions), self._record.awaiting)
         if self._projected == shown:
             return
-        workflow.upsert_search_attributes(
-            [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
-        )
+        self._upsert_attributes()
         await workflow.execute_local_activity(
             names.ACT_PROJECT_NEGOTIATION,
             self._record,
@@ -426,3 +426,8 @@ class NegotiationWorkflow:
             retry_policy=options.PROJECT_RETRY,
         )
         self._projected = shown
+
+    def _upsert_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
+        )

@@ -725,12 +725,18 @@ GOLD_POLICY: dict[str, Any] = {
 }
 
 
-async def awaiting_attribute(world: World, role: str, pid: str) -> str | None:
-    """The workflow's `DspAwaitingOperator` search attribute (the Temporal UI's queue)."""
+async def assert_awaiting_attribute(world: World, role: str, pid: str, expected: str) -> None:
+    """The workflow's `DspAwaitingOperator` search attribute (the Temporal UI's queue) becomes
+    `expected` (it is written when the workflow task that changed it completes)."""
     client = await connect(world.cut.settings)
     handle = client.get_workflow_handle(negotiation_workflow_id(Role(role), pid))
-    described = await handle.describe()
-    return described.typed_search_attributes.get(AWAITING)
+    value = None
+    for _ in range(100):
+        value = (await handle.describe()).typed_search_attributes.get(AWAITING)
+        if value == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"DspAwaitingOperator of {pid} is {value!r}, not {expected!r}")
 
 
 async def test_rules_mode_holds_what_the_policy_refuses_and_the_person_agrees(
@@ -772,10 +778,10 @@ async def test_rules_mode_holds_what_the_policy_refuses_and_the_person_agrees(
     ppid = body["providerPid"]
     view = await held(world, ppid, "approve-request")
     assert "tier" in " ".join(view["awaiting"]["why"]), view
-    assert await awaiting_attribute(world, "provider", ppid) == "approve-request"
+    await assert_awaiting_attribute(world, "provider", ppid, "approve-request")
     await decide(world, ppid, "agree", reason="gold by contract")
+    await assert_awaiting_attribute(world, "provider", ppid, "")
     await agreed(world, Cn(ppid, cpid, offer))
-    assert await awaiting_attribute(world, "provider", ppid) == ""
 
 
 async def test_rules_mode_holds_a_changed_policy_instead_of_refusing_it(world: World) -> None:

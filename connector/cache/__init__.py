@@ -1,0 +1,1 @@
+"""Redis caches: namespaced keys, mandatory TTLs; never a source of truth."""
