@@ -33,6 +33,7 @@ __all__ = [
     "CODE_INVALID_OFFER",
     "CODE_POLICY_DENIED",
     "DECISIONS",
+    "WITH_OFFER",
     "AwaitKind",
     "Awaiting",
     "Decision",
