@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -792,7 +793,11 @@ async def test_rules_mode_holds_a_changed_policy_instead_of_refusing_it(world: W
     body = ok(await world.peer.post(world.cut, f"{DSP}/negotiations/request", message))
     view = await held(world, body["providerPid"], "approve-request")
     assert "differ from the offer" in " ".join(view["awaiting"]["why"]), view
-    await decide(world, body["providerPid"], "agree")
+    decided = await decide(world, body["providerPid"], "agree")
+    # The negotiation's own deadline is re-armed by the decision (decision 0012).
+    assert datetime.fromisoformat(decided["deadlineAt"]) > datetime.fromisoformat(
+        view["deadlineAt"]
+    ), (view, decided)
     cn = Cn(body["providerPid"], cpid, changed)
     agreement = await agreed(world, cn)
     # What the person agreed to is what the consumer asked for.
