@@ -1,4 +1,4 @@
-"""`/health` and `/ready` of the control plane (the same shape on every process role)."""
+"""`/live`, `/health` and `/ready` of the control plane (the same shape on every process role)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ def dependency_checks(resources: Resources) -> dict[str, health.Check]:
     return checks
 
 
-@router.get("/health", summary="Liveness and dependency health")
+@router.get("/live", summary="Liveness: the process answers (no dependency checked)")
+async def get_live() -> JSONResponse:
+    status, body = health.live()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/health", summary="Dependency health")
 async def get_health(request: Request) -> JSONResponse:
     resources: Resources = request.app.state.resources
     status, body = await health.health(dependency_checks(resources))

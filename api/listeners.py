@@ -51,7 +51,7 @@ MANAGEMENT_PREFIX: Final = "/management"
 #: What the management listener serves besides `/management/...` (probes of either port work),
 #: with its API docs pages and their assets (`api.docs`).
 MANAGEMENT_LISTENER_PATHS: Final = frozenset(
-    {"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/live", "/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 DOCS_ASSETS_PREFIX: Final = "/docs/assets/"
 OPENAPI_PATH: Final = "/openapi.json"

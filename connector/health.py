@@ -1,7 +1,9 @@
 """Dependency health checks shared by every process role (the seed's HealthController).
 
-`/health` answers 200 when every check is healthy, 503 otherwise, naming the failing check;
-`/ready` additionally requires the schema migrations to be applied.
+`/live` is process-only: it answers 200 whenever the event loop serves a request, so a dependency
+outage never makes the kubelet restart a pod (liveness). `/health` answers 200 when every check is
+healthy, 503 otherwise, naming the failing check; `/ready` additionally requires the schema
+migrations to be applied (readiness: the pod leaves the Service until its dependencies are back).
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ def migrations_check(pool: asyncpg.Pool) -> Check:
                 )
 
     return check
+
+
+def live() -> tuple[int, dict[str, Any]]:
+    """Liveness: the process answers. Deliberately checks no dependency."""
+    return 200, {
+        "status": "alive",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "version": __version__,
+    }
 
 
 async def health(checks: Mapping[str, Check]) -> tuple[int, dict[str, Any]]:

@@ -566,6 +566,19 @@ class BackupSettings(_Section):
     keep_daily: int = Field(default=7, ge=1, description="Newest backup of each of N days")
     keep_weekly: int = Field(default=4, ge=0, description="Newest backup of each of M ISO weeks")
     verify: bool = Field(default=True, description="Restore each backup into a scratch DB")
+    verify_database: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="A pre-created scratch database (owned by the connector's role) the "
+        "verification restores into, emptied before and after, so the role needs no CREATEDB. "
+        "Unset: create and drop connector_verify_<id> per verification (needs CREATEDB)",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="Direct postgresql:// URL for pg_dump, pg_restore and verification when "
+        "database.url goes through a transaction-mode pooler (PgBouncer cannot carry "
+        "pg_dump's session). Unset: database.url",
+    )
     compression: str = Field(default="gzip:6", description="pg_dump --compress value")
     pg_bin_dir: Path | None = Field(
         default=None, description="pg_dump/pg_restore directory; unset: embedded, then PATH"

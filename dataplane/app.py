@@ -156,7 +156,12 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI
     app.add_exception_handler(StarletteHTTPException, on_http_error_405)
     app.add_exception_handler(MethodNotAllowedError, on_method_not_allowed)
 
-    @app.get("/health", summary="Liveness and dependency health")
+    @app.get("/live", summary="Liveness: the process answers (no dependency checked)")
+    async def get_live() -> JSONResponse:
+        status, body = health.live()
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/health", summary="Dependency health")
     async def get_health(request: Request) -> JSONResponse:
         status, body = await health.health(_checks(request.app.state.resources))
         return JSONResponse(body, status_code=status)

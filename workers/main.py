@@ -66,7 +66,10 @@ def health_app(
             return
         path = scope.get("path", "")
         content_type = b"application/json"
-        if path == "/health":
+        if path == "/live":
+            status, body = health.live()
+            payload = json.dumps(body).encode()
+        elif path == "/health":
             status, body = await health.health(_checks(resources))
             payload = json.dumps(body).encode()
         elif path == "/ready":

@@ -283,6 +283,22 @@ async def create_database(url: str, name: str) -> None:
         await conn.close()
 
 
+async def empty_database(url: str) -> None:
+    """Drop every schema the connecting role owns (directly or as database owner) in the database
+    of `url` and recreate `public`: a pre-created scratch database made empty without CREATEDB."""
+    conn = await asyncpg.connect(url)
+    try:
+        schemas = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+            "AND nspname <> 'information_schema' AND pg_has_role(nspowner, 'USAGE')"
+        )
+        for row in schemas:
+            await conn.execute(f"DROP SCHEMA {_quote_ident(row['nspname'])} CASCADE")
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS public")
+    finally:
+        await conn.close()
+
+
 async def drop_database(url: str, name: str) -> None:
     conn = await asyncpg.connect(url)
     try:

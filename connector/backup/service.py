@@ -97,7 +97,10 @@ class BackupService:
         """`keys` decrypt archives (also with `encrypt` off: earlier backups may be encrypted);
         `encrypt` (`encryption.backups`) encrypts new ones."""
         self.settings = settings
-        self.database_url = database_url
+        # pg_dump/pg_restore bypass a transaction-mode pooler (backup.database_url).
+        self.database_url = (
+            settings.database_url.get_secret_value() if settings.database_url else database_url
+        )
         self.keys = keys
         self.encrypt = encrypt
         self.storage = storage or build_storage(settings, data_dir)
@@ -197,7 +200,7 @@ class BackupService:
         fetched = await self.storage.fetch(
             backup_id, self.work_dir, lambda n: heartbeat({"stage": "fetch", "bytes": n})
         )
-        scratch = pg.scratch_database_name(backup_id)
+        scratch = self.settings.verify_database or pg.scratch_database_name(backup_id)
         mismatches: list[str] = []
         try:
             checksum_ok = fetched.sha256 == manifest.sha256 and (
@@ -233,7 +236,13 @@ class BackupService:
     async def _restore_and_compare(
         self, manifest: BackupManifest, archive: Path, scratch: str, heartbeat: Heartbeat
     ) -> list[str]:
-        await pg.create_database(self.database_url, scratch)
+        # A pre-created scratch database (backup.verify_database) is emptied instead of created
+        # and dropped: the role needs no CREATEDB.
+        precreated = self.settings.verify_database == scratch
+        if precreated:
+            await pg.empty_database(pg.with_database(self.database_url, scratch))
+        else:
+            await pg.create_database(self.database_url, scratch)
         try:
 
             async def tick() -> None:
@@ -259,7 +268,10 @@ class BackupService:
                 await conn.close()
             return compare_tables(manifest.tables, restored)
         finally:
-            await pg.drop_database(self.database_url, scratch)
+            if precreated:
+                await pg.empty_database(pg.with_database(self.database_url, scratch))
+            else:
+                await pg.drop_database(self.database_url, scratch)
 
     @contextlib.asynccontextmanager
     async def _plain_archive(self, manifest: BackupManifest, stored: Path) -> AsyncIterator[Path]:
