@@ -39,19 +39,25 @@ from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load
 from connector.identity.runtime import build_identity
 from connector.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
-from connector.resources import open_resources
+from connector.resources import Resources, borrowed, open_resources
 from connector.settings import Settings
 from connector.stores import negotiations
 
 ROLE = "control-plane"
 
 
-def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, metrics: Metrics | None = None, resources: Resources | None = None
+) -> FastAPI:
+    """`resources`: opened (and closed) by the caller, shared with other parts of the process;
+    by default the app's lifespan opens its own."""
     metrics = metrics or Metrics(child_registry(), ROLE)
+    shared = resources
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings) as resources:
+        opened = open_resources(settings) if shared is None else borrowed(shared)
+        async with opened as resources:
             app.state.resources = resources
             identity = build_identity(settings, resources.redis)
             app.state.identity = identity

@@ -82,6 +82,12 @@ class ProcessKind(Generic[R]):
 
 
 class ProcessGateway(Generic[R]):
+    #: Ask the server to hand a started workflow's first task straight back to a worker of this
+    #: process's client (eager start: no poll for it). Only taken up when a worker shares the
+    #: client (`connector up`, decision 0016); otherwise the SDK does not ask. A class attribute
+    #: so the negotiation benchmark can measure without it.
+    eager_start: bool = True
+
     def __init__(
         self, client: Client, pool: asyncpg.Pool, task_queue: str, kind: ProcessKind[R]
     ) -> None:
@@ -172,6 +178,7 @@ class ProcessGateway(Generic[R]):
                     id_conflict_policy=conflict,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=search_attributes,
+                    request_eager_start=self.eager_start,
                 ),
             )
         except AlreadyStarted:

@@ -1,6 +1,8 @@
 """The `connector` command: one entrypoint per process role, plus operator tools.
 
-    connector up                    everything on one machine (embedded stack when not configured)
+    connector up [--separate-roles] everything on one machine (embedded stack when not configured):
+                                    control plane, data plane and workers in one process, or
+                                    with --separate-roles one process per role
     connector control-plane         DSP + management API (port 3000; management.port: its own)
     connector data-plane            data plane (port 3001)
     connector worker [--queue Q]    Temporal worker for one or more task queues
@@ -37,7 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML configuration file")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole connector on this machine")
-    up.add_argument("--workers", type=int, help="worker processes (default workers.processes)")
+    up.add_argument(
+        "--separate-roles",
+        action="store_true",
+        help="run control plane, data plane and workers as child processes (as Kubernetes runs "
+        "them) instead of inside this one process",
+    )
+    up.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes with --separate-roles (default workers.processes)",
+    )
     sub.add_parser("control-plane", help="serve the control plane")
     sub.add_parser("data-plane", help="serve the data plane")
     worker = sub.add_parser("worker", help="run a Temporal worker")
@@ -100,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     private_umask()
     overrides = {}
+    if args.command == "up" and args.workers and not args.separate_roles:
+        print(
+            "connector: --workers needs --separate-roles (one process runs every task queue)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     if args.command == "up" and args.workers:
         overrides["workers"] = {"processes": args.workers}
     try:
@@ -129,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in _KEYED_COMMANDS and not _data_keys_usable(settings):
         return EXIT_CONFIG
     if args.command == "up":
-        from connector.runner import up
-
-        return _exit(asyncio.run(up(settings, args.config)))
+        return _exit(_up(settings, args.config, separate_roles=args.separate_roles))
     if args.command == "control-plane":
         from api.app import create_app
 
@@ -289,6 +305,21 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _up(settings: Settings, config: Path | None, *, separate_roles: bool) -> int:
+    from connector.runner import up
+
+    if separate_roles:
+        return asyncio.run(up(settings, config))
+    import uvicorn
+
+    from workers.edge import EdgeProcess
+
+    # The roles' loop: uvloop where installed, as each role process runs on its own.
+    loop_factory = uvicorn.Config(app=None, log_config=None).get_loop_factory()  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(up(settings, config, EdgeProcess))
 
 
 async def _migrate(settings: Settings) -> int:

@@ -47,9 +47,15 @@ def redis_client(settings: RedisSettings) -> aioredis.Redis:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, *, temporal: bool = True, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    temporal: bool = True,
+    runtime: Runtime | None = None,
+    lazy_temporal: bool = True,
 ) -> AsyncIterator[Resources]:
-    """Open everything lazily: a dependency that is down shows in /health instead of a crash."""
+    """Open everything lazily: a dependency that is down shows in /health instead of a crash.
+
+    `lazy_temporal=False` connects to Temporal now (a Worker cannot use a lazy client)."""
     async with AsyncExitStack() as stack:
         pool = await create_pool(settings.database)
         stack.push_async_callback(pool.close)
@@ -65,9 +71,16 @@ async def open_resources(
             # (api/worker_wait.py) or `temporal.api_keepalive_seconds` when set.
             client = await connect(
                 settings,
-                lazy=True,
+                lazy=lazy_temporal,
                 runtime=runtime,
                 retry_seconds=settings.temporal.api_retry_seconds,
                 keepalive_seconds=settings.temporal.api_keepalive_seconds,
             )
         yield Resources(settings=settings, pool=pool, redis=redis, temporal=client)
+
+
+@asynccontextmanager
+async def borrowed(resources: Resources) -> AsyncIterator[Resources]:
+    """Resources another part of the same process opened and closes (`connector up` runs the
+    control plane, the data plane and the workers in one process on one set)."""
+    yield resources

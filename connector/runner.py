@@ -3,10 +3,13 @@
 Order: the data dir made private (umask 077 for every child, group/other bits removed from what
 exists; `connector.datadir`), Postgres, Redis, Temporal dev server (each awaited ready; the Web
 UI wired to the control plane's codec endpoint), migrations, Temporal bootstrap, the data key
-ring, then control plane, data plane and N workers (each awaited ready). Crashed children are
-restarted with back-off; SIGINT/SIGTERM stops everything in reverse order within 10 s. Every
-child runs in its own process group with a parent-death signal, so no process outlives the
-supervisor.
+ring, then the roles (decision 0016): by default the control plane, the data plane and the
+workers of every task queue run inside this process (`InProcess`, built by the CLI:
+`workers.edge.EdgeProcess`); with `--separate-roles` they are child processes, one per role and
+N workers (decision 0004), each awaited ready. Crashed children, and in-process parts whose task
+ended, are restarted with back-off; SIGINT/SIGTERM stops everything in reverse order within 10 s.
+Every child runs in its own process group with a parent-death signal, so no service outlives
+this process, also when it is killed or crashes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 from connector import embedded
 from connector.datadir import private_umask, secure_data_dir
@@ -38,6 +41,9 @@ from connector.metrics import (
 )
 from connector.settings import Settings, to_env
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
 log = get_logger(__name__)
 
 STOP_BUDGET_SECONDS: Final = 10.0
@@ -48,6 +54,26 @@ _PR_SET_PDEATHSIG: Final = 1
 
 class StartError(Exception):
     """The stack could not start; the message says which part and why."""
+
+
+class InProcess(Protocol):
+    """The roles run inside `connector up`'s own process (the default layout, decision 0016)."""
+
+    #: The process's metrics (its roles' and the Temporal SDK's); the runner serves it.
+    registry: CollectorRegistry
+
+    async def start(self) -> None:
+        """Start every part; StartError names one that could not start."""
+
+    def ended(self) -> dict[str, str]:
+        """Parts whose task ended without being asked to, with why."""
+
+    async def start_part(self, name: str) -> None: ...
+
+    async def stop_part(self, name: str, deadline: float) -> None: ...
+
+    async def stop(self, deadline: float) -> None:
+        """Stop every part (workers first) and close what they share."""
 
 
 def _child_preexec(death_signal: int, run_as: tuple[int, int] | None) -> Callable[[], None]:
@@ -167,8 +193,17 @@ def _http_ready(port: int, path: str = "/ready") -> Callable[[], Awaitable[bool]
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, config_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config_file: Path | None = None,
+        in_process: Callable[[Settings], InProcess] | None = None,
+    ) -> None:
+        """`in_process`: builds the roles that run in this process; None: separate processes."""
         self.settings = settings
+        self.in_process = in_process
+        self.edge: InProcess | None = None
+        self._part_restarts: dict[str, list[float]] = {}
         self.config_file = config_file
         self.data_dir = settings.data_dir.resolve()
         self.run_dir = self.data_dir / "run"
@@ -191,7 +226,7 @@ class Supervisor:
         }
         if s.management.port is not None:
             wanted["management.port"] = s.management.port
-        for i in range(s.workers.processes):
+        for i in range(0 if self.in_process else s.workers.processes):
             wanted[f"workers.health_port(+{i})" if i else "workers.health_port"] = (
                 s.workers.health_port + i
             )
@@ -257,7 +292,7 @@ class Supervisor:
             )
             await self._start_service(_from_spec(spec))
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}
-        return _with(s, overrides)
+        return with_overrides(s, overrides)
 
     async def _prepare(self, settings: Settings) -> None:
         import asyncpg
@@ -350,19 +385,28 @@ class Supervisor:
             return
         from prometheus_client import start_http_server
 
-        registry = build_registry(multiprocess_dir=self.run_dir / "metrics")
-        registry.register(ChildProcessCollector(self._process_list))
-        registry.register(
-            TemporalProxyCollector(
-                lambda: [f"http://127.0.0.1:{p}/metrics" for p in self._worker_metric_ports]
+        if self.edge is not None:
+            # One process: its roles record straight into the registry served here.
+            registry = self.edge.registry
+        else:
+            registry = build_registry(multiprocess_dir=self.run_dir / "metrics")
+            registry.register(
+                TemporalProxyCollector(
+                    lambda: [f"http://127.0.0.1:{p}/metrics" for p in self._worker_metric_ports]
+                )
             )
-        )
+        registry.register(ChildProcessCollector(self._process_list))
         self._metrics_server, _ = start_http_server(
             self.settings.metrics.port, addr=self.settings.metrics.host, registry=registry
         )
 
+    @property
+    def own_name(self) -> str:
+        """This process's name in pids.json and the metrics' role label."""
+        return "connector" if self.in_process is not None else "supervisor"
+
     def _process_list(self) -> list[ChildProcess]:
-        found = [ChildProcess("supervisor", os.getpid())]
+        found = [ChildProcess(self.own_name, os.getpid())]
         for child in [*self.services, *self.apps]:
             if child.pid is not None and child.alive():
                 found.append(ChildProcess(child.name, child.pid))
@@ -370,7 +414,7 @@ class Supervisor:
 
     def _write_pids(self) -> None:
         pids = {c.name: c.pid for c in [*self.services, *self.apps] if c.pid}
-        pids["supervisor"] = os.getpid()
+        pids[self.own_name] = os.getpid()
         (self.run_dir / "pids.json").write_text(json.dumps(pids))
 
     def _secure_data_dir(self) -> None:
@@ -391,6 +435,12 @@ class Supervisor:
         metrics_dir.mkdir(parents=True)
         self.effective = await self._start_embedded()
         await self._prepare(self.effective)
+        if self.in_process is not None:
+            self.edge = self.in_process(self.effective)
+            self._serve_metrics()
+            await self.edge.start()
+            self._write_pids()
+            return
         self._serve_metrics()
         for child in self._app_children(self.effective):
             log.info("starting", role=child.name)
@@ -428,9 +478,36 @@ class Supervisor:
                     return
                 await child.spawn()
                 self._write_pids()
+            if self.edge is not None:
+                for name, why in self.edge.ended().items():
+                    if not await self._restart_part(self.edge, name, why):
+                        return
+
+    async def _restart_part(self, edge: InProcess, name: str, why: str) -> bool:
+        """Restart an in-process part whose task ended, with the children's back-off; False
+        when asked to stop meanwhile."""
+        now = time.monotonic()
+        restarts = [t for t in self._part_restarts.get(name, []) if now - t < 300]
+        delay = min(30.0, 2.0 * (2 ** len(restarts)))
+        log.error("part ended; restarting", part=name, reason=why, in_s=delay)
+        self._part_restarts[name] = [*restarts, now]
+        await edge.stop_part(name, time.monotonic() + 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        if self._stop.is_set():
+            return False
+        try:
+            await edge.start_part(name)
+        except Exception as exc:  # tried again after the next back-off
+            log.error("part did not start again", part=name, error=str(exc))
+        return True
 
     async def stop(self) -> None:
         deadline = time.monotonic() + STOP_BUDGET_SECONDS
+        if self.edge is not None:
+            # The in-process roles first, with most of the budget: workers drain, listeners
+            # answer what they hold; the services get the rest.
+            await self.edge.stop(deadline - 3.0)
         # Reverse order of start: workers, data plane, control plane, Temporal, Redis, Postgres.
         # Each gets a share of what is left, keeping the whole stop inside the budget.
         order = [*reversed(self.apps), *reversed(self.services)]
@@ -453,18 +530,22 @@ def codec_endpoint(settings: Settings) -> str | None:
     return f"{settings.management.base_url(settings.server)}{ENDPOINT_PATH}"
 
 
-def _with(settings: Settings, overrides: dict[str, Any]) -> Settings:
+def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """`settings` with some values of some sections replaced (validated again)."""
     data = settings.model_dump(mode="python")
     for section, values in overrides.items():
         data[section] = {**data[section], **values}
     return type(settings).model_validate(data)
 
 
-def banner(settings: Settings, key_file: Path | None) -> str:
+def banner(settings: Settings, key_file: Path | None, *, in_process: bool = False) -> str:
     s = settings
     split = s.management.port is not None
     lines = [
         "connector is up",
+        f"  one process     pid {os.getpid()}: control plane, data plane, every worker"
+        if in_process
+        else "",
         f"  control plane   {s.server.base_url()}  (DSP /dsp/2025-1 and /dsp/0.8"
         + (")" if split else ", management /management/v1)"),
         f"  management API  {s.management.base_url(s.server)}/management/v1" if split else "",
@@ -488,8 +569,12 @@ def banner(settings: Settings, key_file: Path | None) -> str:
     return "\n".join(line for line in lines if line)
 
 
-async def up(settings: Settings, config_file: Path | None = None) -> int:
-    supervisor = Supervisor(settings, config_file)
+async def up(
+    settings: Settings,
+    config_file: Path | None = None,
+    in_process: Callable[[Settings], InProcess] | None = None,
+) -> int:
+    supervisor = Supervisor(settings, config_file, in_process)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, supervisor.request_stop)
@@ -501,7 +586,10 @@ async def up(settings: Settings, config_file: Path | None = None) -> int:
         if start in done:
             stop_wait.cancel()
             start.result()
-            print(banner(supervisor.effective, supervisor.key_file), file=sys.stderr, flush=True)
+            text = banner(
+                supervisor.effective, supervisor.key_file, in_process=supervisor.edge is not None
+            )
+            print(text, file=sys.stderr, flush=True)
             await supervisor.watch()
         else:
             start.cancel()

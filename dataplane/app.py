@@ -33,7 +33,7 @@ from connector.data_address import PROXY_METHODS
 from connector.http_errors import install_error_handlers
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.outbound import GuardedHttp
-from connector.resources import Resources, open_resources
+from connector.resources import Resources, borrowed, open_resources
 from connector.settings import Settings
 from dataplane.flows import FlowManager, MethodNotAllowedError
 from dataplane.proxy import PullRequest
@@ -108,12 +108,18 @@ def _route_methods(app: FastAPI, request: Request) -> set[str]:
     return methods
 
 
-def create_app(settings: Settings, *, metrics: Metrics | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, metrics: Metrics | None = None, resources: Resources | None = None
+) -> FastAPI:
+    """`resources`: opened (and closed) by the caller, shared with other parts of the process;
+    by default the app's lifespan opens its own (no Temporal client)."""
     metrics = metrics or Metrics(child_registry(), ROLE)
+    shared = resources
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings, temporal=False) as resources:
+        opened = open_resources(settings, temporal=False) if shared is None else borrowed(shared)
+        async with opened as resources:
             app.state.resources = resources
             # Pushes stream for minutes: reads and writes may wait longer than a DSP call.
             timeout = max(settings.outbound.read_timeout, settings.dataplane.push_timeout_seconds)

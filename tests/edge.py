@@ -23,6 +23,8 @@ class Edge:
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: `connector up --separate-roles`: one process per role (the default runs them in one).
+    separate_roles: bool = False
 
     @classmethod
     def allocate(cls, data_dir: Path) -> Edge:
@@ -57,11 +59,15 @@ class Edge:
             temporal={"address": f"127.0.0.1:{self.ports['temporal']}"},
         )
 
+    def argv(self) -> list[str]:
+        layout = ["--separate-roles"] if self.separate_roles else []
+        return [sys.executable, "-m", "connector", "up", *layout]
+
     def start(self, **extra: str) -> None:
         self.log_path = self.data_dir.parent / f"up-{int(time.time() * 1000)}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "up"],
+            self.argv(),
             env=self.env(**extra),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -309,8 +309,12 @@ async def running_connector(
     data_dir: Path,
     dataplane: Literal["inproc", "process"] | None = None,
     inproc_workers: bool = True,
+    edge_process: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Connector]:
+    """`edge_process`: control plane, data plane and workers as `connector up` runs them by
+    default (`workers.edge.EdgeProcess`: one set of resources, one Temporal client); the
+    `dataplane` and `inproc_workers` arguments do not apply then."""
     dp_port = free_port()
     dataplane_settings = {
         "port": dp_port,
@@ -351,6 +355,11 @@ async def running_connector(
     )
     client = await connect(settings, namespace=name)
     await bootstrap(client, settings.temporal)
+    if edge_process:
+        async with _edge_connector(name, port, settings, db_url) as connector:
+            yield connector
+        await services.drop_database(pg_server_url, db_url)
+        return
     app_metrics = Metrics(build_registry(process_metrics=False), name)
     app = create_app(settings, metrics=app_metrics)
     recorder = Recorder(app)
@@ -387,6 +396,28 @@ async def running_connector(
         server.should_exit = True
         await server_task
         await services.drop_database(pg_server_url, db_url)
+
+
+@asynccontextmanager
+async def _edge_connector(
+    name: str, port: int, settings: Settings, db_url: str
+) -> AsyncIterator[Connector]:
+    from workers.edge import EdgeProcess
+
+    recorders: list[Recorder] = []
+
+    def wrap(app: Any) -> Recorder:
+        recorders.append(Recorder(app))
+        return recorders[-1]
+
+    edge = EdgeProcess(settings, wrap_control_plane=wrap)
+    await edge.start()
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        yield Connector(name, port, settings, recorders[0], http, db_url, metrics=[edge.metrics])
+    finally:
+        await http.aclose()
+        await edge.stop(time.monotonic() + 15)
 
 
 @asynccontextmanager

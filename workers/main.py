@@ -107,7 +107,7 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
             delay = min(delay * 2, 5.0)
 
 
-async def _ensure_schedules(client: Client, settings: Settings) -> None:
+async def ensure_schedules(client: Client, settings: Settings) -> None:
     """The ops worker keeps the backup Schedule in line with configuration (idempotent)."""
     from workers.backup_ops import ensure_backup_schedule
 
@@ -173,7 +173,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
             client, settings, queues, WorkerContext(resources, identity, metrics)
         )
         if settings.temporal.task_queues.ops in queues:
-            await _ensure_schedules(client, settings)
+            await ensure_schedules(client, settings)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()

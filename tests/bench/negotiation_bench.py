@@ -124,6 +124,9 @@ async def serve(cfg: dict[str, Any]) -> None:
     data_dir = Path(cfg["data_dir"])
     configure_logging(load_settings(env={}, data_dir=data_dir).logging, cfg["name"])
     twoconn.Recorder = _timing_recorder()  # type: ignore[misc]
+    if cfg.get("layout") == "one-process":
+        await serve_one_process(cfg, data_dir)
+        return
     async with twoconn.running_connector(
         cfg["name"],
         cfg["port"],
@@ -148,6 +151,30 @@ async def serve(cfg: dict[str, Any]) -> None:
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         finally:
             worker.stop()
+
+
+async def serve_one_process(cfg: dict[str, Any], data_dir: Path) -> None:
+    """The connector as `connector up` runs it by default: control plane, data plane and the
+    workers in this one process, sharing one Temporal client (`workers.edge.EdgeProcess`)."""
+    from api.process_gateway import ProcessGateway
+    from tests import twoconn
+
+    ProcessGateway.eager_start = cfg.get("eager", True)
+    async with twoconn.running_connector(
+        cfg["name"],
+        cfg["port"],
+        twoconn.did_for(cfg["peer_port"]),
+        pg_server_url=cfg["pg"],
+        redis_url=cfg["redis"],
+        temporal_address=cfg["temporal"],
+        data_dir=data_dir,
+        rate_limit={"requests_per_minute": 0},
+        edge_process=True,
+        workers={"workflow_sandbox": cfg.get("sandbox", True)},
+    ) as conn:
+        STATE["db_url"] = conn.db_url
+        STATE["ready"] = True
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 def serve_main(raw: str) -> None:
@@ -191,7 +218,14 @@ class Child:
 
 @asynccontextmanager
 async def pair(
-    root: Path, pg: str, redis_url: str, temporal: str, *, sandbox: bool = True
+    root: Path,
+    pg: str,
+    redis_url: str,
+    temporal: str,
+    *,
+    sandbox: bool = True,
+    layout: str = "separate",
+    eager: bool = True,
 ) -> AsyncIterator[tuple[Child, Child]]:
     ports = {"provider": embedded.free_port(), "consumer": embedded.free_port()}
     children: list[Child] = []
@@ -208,6 +242,8 @@ async def pair(
                 "temporal": temporal,
                 "data_dir": str(data_dir),
                 "sandbox": sandbox,
+                "layout": layout,
+                "eager": eager,
             }
             log = root / f"{name}.log"
             with log.open("wb") as out:
@@ -749,6 +785,177 @@ async def unsandboxed(
 
 
 # --------------------------------------------------------------------------------------------
+# Layouts: the same negotiation run, one process per connector or a process per role
+# --------------------------------------------------------------------------------------------
+
+LAYOUT_SECTION = "Negotiations by layout"
+#: name -> pair() arguments. The separate layout has no shared client: eager start never applies.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "separate": {"layout": "separate"},
+    "one-process-no-eager": {"layout": "one-process", "eager": False},
+    "one-process": {"layout": "one-process", "eager": True},
+    "one-process-no-sandbox": {"layout": "one-process", "eager": True, "sandbox": False},
+}
+VARIANT_LABELS: dict[str, str] = {
+    "separate": "process per role (`--separate-roles`): control plane + worker process each",
+    "one-process-no-eager": "one process per connector, eager workflow start off",
+    "one-process": "one process per connector (the default of `connector up`)",
+    "one-process-no-sandbox": "one process per connector, workers without the sandbox",
+}
+
+
+@dataclass
+class LayoutRun:
+    variant: str
+    round: int
+    rate: float
+    p50_ms: float
+    errors: int
+    cpu: dict[str, float]  # process -> CPU seconds per negotiation
+
+
+async def layout_runs(args: argparse.Namespace) -> tuple[list[LayoutRun], dict[str, str]]:
+    root = Path(tempfile.mkdtemp(prefix="negotiation-layouts-"))
+    runs: list[LayoutRun] = []
+    load: dict[str, str] = {}
+    try:
+        pg_port, redis_port = embedded.free_port(), embedded.free_port()
+        async with (
+            services.running(embedded.postgres_spec(root, pg_port)) as pg_child,
+            services.running(embedded.redis_spec(root, redis_port)) as redis_child,
+            temporal_server(root / "wal", pragmas=True) as address,
+        ):
+            pg = embedded.postgres_url(pg_port)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            base = {"postgres": pg_child.pid or 0, "redis": redis_child.pid or 0}
+            base["temporal"] = PIDS["temporal"]
+            for round_ in range(args.rounds):
+                # Alternating order: drift (a growing SQLite file, other jobs) hits each alike.
+                order = args.variants if round_ % 2 == 0 else list(reversed(args.variants))
+                for variant in order:
+                    PIDS.clear()
+                    PIDS.update(base)
+                    CPU.clear()
+                    async with (
+                        pair(
+                            root / f"{variant}-{round_}",
+                            pg,
+                            redis_url,
+                            address,
+                            **VARIANTS[variant],
+                        ) as (p, c),
+                        httpx.AsyncClient(timeout=30) as client,
+                    ):
+                        offer = await prepare_offer(client, p, c)
+                        rows, _ = await negotiations(p, c, offer, args.concurrency, args.total)
+                    run = next(r for r in rows if r.label.startswith("negotiation, management"))
+                    runs.append(
+                        LayoutRun(
+                            variant, round_, run.rate or 0.0, run.p(0.5), run.errors, dict(CPU)
+                        )
+                    )
+                    load[f"{variant}-{round_}"] = f"{EXTRA['load']} -> {EXTRA['load_after']}"
+                    print(
+                        f"{variant} round {round_ + 1}: {run.rate or 0:.1f}/s, "
+                        f"{sum(CPU.values()) * 1000:.0f} ms CPU per negotiation",
+                        file=sys.stderr,
+                    )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return runs, load
+
+
+def render_layouts(
+    runs: list[LayoutRun], load: dict[str, str], args: argparse.Namespace, seconds: float
+) -> str:
+    import statistics
+
+    by: dict[str, list[LayoutRun]] = {}
+    for run in runs:
+        by.setdefault(run.variant, []).append(run)
+    processes = sorted({name for run in runs for name in run.cpu})
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+    lines = [
+        f"## {LAYOUT_SECTION}",
+        "",
+        f"Run {now()} on {machine()}; {seconds:.0f} s in all. Command: `python -m "
+        f"tests.bench.negotiation_bench --layouts --rounds {args.rounds} --total {args.total} "
+        f"--concurrency {args.concurrency}`.",
+        "",
+        "Method: the 20-way negotiation run of the section above (same harness, same "
+        "embedded Postgres, Redis and Temporal dev server with the WAL pragmas, secure did:web "
+        "identity, rate limit off, a warm-up first), once per variant and round on a fresh pair "
+        "of connectors, variants alternating order between rounds. `process per role` = each "
+        "connector's control plane in one process and its workers in a second (`connector "
+        "worker`), as `connector up --separate-roles` and Kubernetes run them; `one process` = "
+        "each connector as `connector up` runs it by default (`workers.edge.EdgeProcess`: control "
+        "plane, data plane and the workers of every task queue on one event loop, one pool, one "
+        "Temporal client, so a start the control plane requests is handed to the in-process "
+        "worker eagerly). CPU = user + system time from /proc of every process involved (both "
+        "connectors with their children, Temporal, Postgres with its backends, Redis, the load "
+        "generator) during the measured run, divided by the negotiations; each cell is the "
+        f"median over {args.rounds} rounds. CPU time, not wall time, is the figure to compare: "
+        "the machine's 2 cores were shared with other jobs (load averages below).",
+        "",
+        "| variant | rate (/s) | p50 (ms) | errors | "
+        + " | ".join(processes)
+        + " | **CPU ms per negotiation, all** |",
+        "|---|---:|---:|---:|" + "---:|" * len(processes) + "---:|",
+    ]
+    totals: dict[str, float] = {}
+    for variant in args.variants:
+        group = by.get(variant, [])
+        if not group:
+            continue
+        totals[variant] = med([sum(r.cpu.values()) for r in group]) * 1000
+        cells = [f"{med([r.cpu.get(p, 0.0) for r in group]) * 1000:.0f}" for p in processes]
+        lines.append(
+            f"| {VARIANT_LABELS[variant]} | {med([r.rate for r in group]):.1f} | "
+            f"{med([r.p50_ms for r in group]):,.0f} | {sum(r.errors for r in group)} | "
+            + " | ".join(cells)
+            + f" | **{totals[variant]:.0f}** |"
+        )
+    lines += [
+        "",
+        "Per round (CPU ms per negotiation, all processes; load average before -> after):",
+        "",
+        "| variant | round | rate (/s) | CPU ms | load |",
+        "|---|---:|---:|---:|---|",
+        *[
+            f"| {r.variant} | {r.round + 1} | {r.rate:.1f} | {sum(r.cpu.values()) * 1000:.0f} | "
+            f"{load.get(f'{r.variant}-{r.round}', '?')} |"
+            for r in runs
+        ],
+        "",
+    ]
+    one, separate = totals.get("one-process"), totals.get("separate")
+    if one is not None and separate is not None:
+        rate_one = med([r.rate for r in by["one-process"]])
+        rate_sep = med([r.rate for r in by["separate"]])
+        lines += [
+            "Targets:",
+            "",
+            f"- CPU per negotiation (both sides, all processes) <= 60 ms: "
+            f"**{'met' if one <= 60 else 'MISSED'}** ({one:.0f} ms in one process, "
+            f"{separate:.0f} ms with a process per role)",
+            f"- negotiation throughput in one process >= the separate-roles layout: "
+            f"**{'met' if rate_one >= rate_sep else 'MISSED'}** ({rate_one:.1f}/s vs "
+            f"{rate_sep:.1f}/s)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+async def run_layouts(args: argparse.Namespace) -> str:
+    started = time.monotonic()
+    runs, load = await layout_runs(args)
+    return render_layouts(runs, load, args, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 
@@ -1030,10 +1237,29 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200, help="concurrent raw initial requests")
     parser.add_argument("--quick", action="store_true", help="total 60")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help=f"only the negotiation run per layout and lever ('## {LAYOUT_SECTION}')",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per variant (--layouts)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["separate", "one-process-no-eager", "one-process"],
+        choices=sorted(VARIANTS),
+        help="variants (--layouts)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve_main(args.serve)
+        return
+    if args.layouts:
+        text = asyncio.run(run_layouts(args))
+        print(text)
+        if not args.no_write:
+            write_section(LAYOUT_SECTION, text)
         return
     if args.quick:
         args.total = min(args.total, 60)

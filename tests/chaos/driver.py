@@ -3,10 +3,11 @@ while N negotiations and pull transfers run, then everything that must hold is c
 (issue 14, points 5 and 6).
 
 Shared by the campaign (`python -m tests.chaos`, `make chaos`) and its small version in
-`make test` (tests/chaos/test_chaos.py). Nothing is mocked: each side is `connector up` in its
-own data dir with its own embedded Postgres, Redis and Temporal dev server; the driver talks to
-the management APIs only as a client would, sends an `Idempotency-Key` with every creating POST
-and retries it (same key) after a 5xx or a dropped connection.
+`make test` (tests/chaos/test_chaos.py). Nothing is mocked: each side is `connector up
+--separate-roles` (one process per role, so each can be killed alone) in its own data dir with
+its own embedded Postgres, Redis and Temporal dev server; the driver talks to the management
+APIs only as a client would, sends an `Idempotency-Key` with every creating POST and retries it
+(same key) after a 5xx or a dropped connection.
 
 A round (`Campaign.run_round`):
 1. publishes a fresh asset (a random file) on the provider, so the round's processes are found
@@ -277,12 +278,16 @@ def _iso(wall: float) -> str:
 
 
 class Side:
-    """One `connector up` (supervisor, embedded services, control plane, data plane, worker)."""
+    """One `connector up --separate-roles` (supervisor, embedded services, control plane, data
+    plane, worker)."""
 
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
         self.edge = Edge.allocate(root / "data")
+        # The campaign kills one role process at a time: `connector up --separate-roles` runs
+        # them as processes (the default layout runs them all in one, decision 0016).
+        self.edge.separate_roles = True
         self.files = root / "files"
         self.calls: list[Call] = []
         self.api_key = ""

@@ -1,7 +1,10 @@
-"""`connector up` end to end: the acceptance points of the runtime issue, on the real stack."""
+"""`connector up` end to end: the acceptance points of the runtime issue, on the real stack, in
+the default layout (control plane, data plane and workers in the one process of `connector up`,
+decision 0016) and with `--separate-roles` (one process per role, decision 0004)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -46,6 +49,9 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
     edge.start()
     try:
         edge.wait_ready()
+        # One connector process beside the three services, nothing else.
+        assert set(edge.pids()) == {"connector", "postgres", "redis", "temporal"}
+        assert edge.pids()["connector"] == edge.process.pid
 
         health = edge.get("server", "/health")
         assert health.status_code == 200, health.text
@@ -55,7 +61,6 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         assert {"status", "timestamp", "version"} <= set(body)
         assert edge.get("server", "/ready").status_code == 200
         assert edge.get("dataplane", "/health").status_code == 200
-        assert edge.get("worker", "/ready").status_code == 200
 
         ui = edge.get("ui", "/")
         assert ui.status_code == 200
@@ -64,8 +69,11 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         metrics = edge.get("metrics", "/metrics").text
         assert 'http_requests_total{endpoint="/health",method="GET",status="200"}' in metrics
         assert "http_request_duration_seconds_bucket" in metrics
-        assert 'process_resident_memory_bytes{role="control-plane"}' in metrics
-        assert "temporal_num_pollers" in metrics  # the SDK's worker metrics, via the supervisor
+        assert 'process_resident_memory_bytes{role="connector"}' in metrics
+        assert 'process_resident_memory_bytes{role="temporal"}' in metrics
+        for role in ("control-plane", "data-plane", "worker"):
+            assert f'connector_up{{role="{role}"}} 1.0' in metrics
+        assert "temporal_num_pollers" in metrics  # the SDK's worker metrics, same process
 
         db = f"postgresql://postgres@127.0.0.1:{edge.ports['postgres']}/connector"
         conn = await asyncpg.connect(db)
@@ -127,7 +135,7 @@ def test_killing_embedded_postgres_turns_health_503_and_it_recovers(tmp_path):
         # The supervisor restarts Postgres; the control plane's pool reconnects by itself.
         back = _health_until(edge, lambda r: r.status_code == 200, timeout=60)
         assert back.json()["checks"]["database"]["healthy"] is True
-        assert edge.pids()["control-plane"]  # the same control plane process kept running
+        assert edge.pids()["connector"] == edge.process.pid  # the connector kept running
     finally:
         edge.stop()
     assert processes_mentioning(str(edge.data_dir)) == []
@@ -167,4 +175,113 @@ def test_a_child_crashing_at_start_stops_everything_and_leaves_no_orphan(tmp_pat
     )
     assert result.returncode == 1
     assert "data-plane exited during start-up" in result.stderr
+    assert processes_mentioning(str(edge.data_dir)) == []
+
+
+async def test_separate_roles_runs_one_process_per_role(tmp_path):
+    edge = Edge.allocate(tmp_path / "var")
+    edge.separate_roles = True
+    edge.start()
+    try:
+        edge.wait_ready()
+        pids = edge.pids()
+        assert set(pids) == {
+            "supervisor",
+            "control-plane",
+            "data-plane",
+            "worker-1",
+            "postgres",
+            "redis",
+            "temporal",
+        }
+        assert len(set(pids.values())) == len(pids)
+        assert edge.get("server", "/ready").status_code == 200
+        assert edge.get("dataplane", "/ready").status_code == 200
+        assert edge.get("worker", "/ready").status_code == 200
+        metrics = edge.get("metrics", "/metrics").text
+        for role in ("control-plane", "data-plane", "worker-1", "supervisor"):
+            assert f'process_resident_memory_bytes{{role="{role}"}}' in metrics
+        assert "temporal_num_pollers" in metrics  # proxied from the worker process
+
+        from connector.temporal.client import connect
+
+        client = await connect(edge.settings())
+        result = await client.execute_workflow(
+            "bench.bare", "pong", id="edge-separate-check", task_queue="connector.control"
+        )
+        assert result == "pong"
+
+        took = edge.stop(signal.SIGTERM)
+        assert edge.process.returncode == 0, edge.log()
+        assert took < 12, f"stop took {took:.1f}s"
+        assert [name for name, pid in pids.items() if pid_alive(pid)] == []
+    finally:
+        edge.stop(signal.SIGTERM)
+    assert processes_mentioning(str(edge.data_dir)) == []
+
+
+def test_a_killed_connector_process_takes_its_services_with_it(tmp_path):
+    """SIGKILL (or a crash, or the OOM killer) of the one connector process: no clean stop runs,
+    and the services still end (each has the parent-death signal); a new `connector up` on the
+    same data dir starts."""
+    edge = Edge.allocate(tmp_path / "var")
+    edge.start()
+    try:
+        edge.wait_ready()
+        services = {k: v for k, v in edge.pids().items() if k != "connector"}
+        edge.process.kill()
+        edge.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and processes_mentioning(str(edge.data_dir)):
+            time.sleep(0.1)
+        assert processes_mentioning(str(edge.data_dir)) == []
+        assert [name for name, pid in services.items() if pid_alive(pid)] == []
+
+        edge.start()
+        edge.wait_ready()
+        assert edge.get("server", "/ready").status_code == 200
+    finally:
+        edge.stop(signal.SIGTERM)
+    assert processes_mentioning(str(edge.data_dir)) == []
+
+
+async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_path):
+    """The runner restarts a killed Temporal dev server; the workers inside the connector
+    process poll it again (the SDK reconnects, or the runner restarts the worker part)."""
+    edge = Edge.allocate(tmp_path / "var")
+    edge.start()
+    try:
+        edge.wait_ready()
+        connector_pid = edge.pids()["connector"]
+        temporal_pid = edge.pids()["temporal"]
+        os.kill(temporal_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = edge.pids().get("temporal")
+            if now and now != temporal_pid and pid_alive(now):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"temporal not restarted:\n{edge.log()[-3000:]}")
+
+        from connector.temporal.client import connect
+
+        client = None
+        while client is None and time.monotonic() < deadline:
+            try:
+                client = await connect(edge.settings())
+            except RuntimeError:
+                time.sleep(0.2)
+        assert client is not None
+        result = await asyncio.wait_for(
+            client.execute_workflow(
+                "bench.bare", "again", id="edge-after-temporal", task_queue="connector.control"
+            ),
+            timeout=60,
+        )
+        assert result == "again"
+        assert edge.pids()["connector"] == connector_pid
+        assert edge.get("server", "/ready").status_code == 200
+    finally:
+        edge.stop(signal.SIGTERM)
     assert processes_mentioning(str(edge.data_dir)) == []
