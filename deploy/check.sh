@@ -77,6 +77,11 @@ step_terraform() {
     "$TERRAFORM" fmt -check -recursive -diff deploy/terraform &&
         "$TOOLS/python" deploy/tools/validate.py hcl
 }
+step_tfstack() {
+    # the whole Terraform stack: Terraform computes each release's values, the charts render with
+    # them, the output is checked (k8s 1.30, CNPG CRDs, Pod Security restricted, Kyverno)
+    "$TOOLS/python" deploy/tools/tf_stack.py render
+}
 step_compose() {
     "$COMPOSE" -f docker-compose.yaml config -q &&
         MANAGEMENT_API_KEY=deploy-check "$COMPOSE" -f deploy/edge/docker-compose.yaml config -q &&
@@ -128,7 +133,7 @@ step_checkov() {
         -d "$OUT/rendered" -d deploy/terraform -d .github/workflows -d deploy/docker
 }
 
-STEPS=(chart_files helm kube crds policy hadolint yamllint actionlint terraform compose shellcheck
+STEPS=(chart_files helm kube crds policy hadolint yamllint actionlint terraform tfstack compose shellcheck
     promtool dashboards k6 checkov pytest)
 
 if [[ "${1:-}" == "--list" ]]; then

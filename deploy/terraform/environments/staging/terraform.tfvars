@@ -1,5 +1,6 @@
 # staging environment (no secrets here: pass TF_VAR_database_password, TF_VAR_temporal_database_password,
-# TF_VAR_redis_password, TF_VAR_management_api_keys and optionally TF_VAR_identity_key_pem).
+# TF_VAR_redis_password, TF_VAR_management_api_keys and optionally TF_VAR_identity_key_pem,
+# TF_VAR_backup_s3_access_key_id/TF_VAR_backup_s3_secret_access_key).
 environment   = "staging"
 namespace     = "connector-staging"
 instance_name = "connector-staging"
@@ -8,6 +9,10 @@ instance_name = "connector-staging"
 database_name         = "connector"
 database_username     = "connector"
 database_storage_size = "20Gi"
+
+# PgBouncer and the server limit (tests/deploy/test_pool_arithmetic.py adds every client up)
+postgres_max_connections = 200
+pooler_default_pool_size = 30
 
 # Redis configuration
 redis_storage_size = "5Gi"

@@ -1,5 +1,6 @@
 # The connector: the `connector-secrets` Secret (URLs, API keys, identity key, data key ring) and
-# the Helm release of deploy/helm/connector with the environment's values file plus Terraform-driven overrides.
+# the Helm release of deploy/helm/connector with the environment's values file plus Terraform-driven
+# overrides (values.tf).
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -31,13 +32,6 @@ resource "tls_private_key" "identity" {
 }
 
 locals {
-  values_file = {
-    dev        = "values-dev.yaml"
-    staging    = "values-staging.yaml"
-    production = "values-prod.yaml"
-  }[var.environment]
-  chart_dir        = "${path.module}/../../../helm/connector"
-  secret_name      = "connector-secrets"
   identity_key_pem = var.identity_key_pem != "" ? var.identity_key_pem : tls_private_key.identity[0].private_key_pem
 }
 
@@ -84,59 +78,22 @@ resource "kubernetes_secret" "connector" {
     },
     { "identity-key.pem" = local.identity_key_pem },
     { "data-keys.json" = var.data_keys_json != "" ? var.data_keys_json : local.generated_data_keys },
+    { "backup-database-url" = var.backup_database_url },
     var.temporal_api_key == "" ? {} : { "temporal-api-key" = var.temporal_api_key },
+    var.backup_s3_access_key_id == "" ? {} : {
+      "backup-s3-access-key-id"     = var.backup_s3_access_key_id
+      "backup-s3-secret-access-key" = var.backup_s3_secret_access_key
+    },
   )
 }
 
 resource "helm_release" "connector" {
-  name      = "connector"
+  name      = local.release.name
   chart     = local.chart_dir
-  namespace = var.namespace
+  namespace = local.release.namespace
   atomic    = true
   wait      = true
   timeout   = 900
 
-  values = [
-    file("${local.chart_dir}/${local.values_file}"),
-    yamlencode({
-      image = {
-        repository = var.image_repository
-        tag        = var.image_tag
-      }
-      secrets = { existingSecret = kubernetes_secret.connector.metadata[0].name }
-      temporal = {
-        address   = var.temporal_address
-        namespace = var.temporal_namespace
-        tls       = var.temporal_api_key != ""
-        apiKey    = { enabled = var.temporal_api_key != "" }
-      }
-      config = {
-        publicUrl          = "https://${var.ingress_host}"
-        dataPlanePublicUrl = "https://${var.ingress_host}/public"
-      }
-      controlPlane = {
-        replicaCount   = var.control_plane_replicas
-        autoscaling    = { minReplicas = var.control_plane_replicas }
-        resources      = var.control_plane_resources
-        managementPort = var.management_port
-      }
-      dataPlane = {
-        replicaCount = var.data_plane_replicas
-        autoscaling  = { minReplicas = var.data_plane_replicas }
-        resources    = var.data_plane_resources
-      }
-      ingress = {
-        host = var.ingress_host
-        tls  = { secretName = var.tls_secret_name }
-      }
-    }),
-  ]
-}
-
-output "release" {
-  value = {
-    name      = helm_release.connector.name
-    namespace = helm_release.connector.namespace
-    version   = helm_release.connector.version
-  }
+  values = local.release.values
 }

@@ -107,3 +107,53 @@ variable "data_keys_json" {
   sensitive   = true
   default     = ""
 }
+
+variable "backup_database_url" {
+  description = "Direct (not pooled) postgresql:// URL for pg_dump/pg_restore of the connector's own backups: PgBouncer in transaction mode cannot carry pg_dump's session."
+  type        = string
+  sensitive   = true
+}
+
+variable "verify_database" {
+  description = "Pre-created scratch database the backup verification restores into (the role needs no CREATEDB)."
+  type        = string
+}
+
+variable "backup" {
+  description = "The connector's own logical backups (pg_dump, encrypted) to S3. credentials_from_secret: access keys in the connector Secret; false: workload identity via service_account_annotations."
+  type = object({
+    bucket                      = string
+    prefix                      = string
+    region                      = string
+    endpoint_url                = string
+    schedule                    = string
+    service_account_annotations = map(string)
+  })
+  default = {
+    bucket                      = ""
+    prefix                      = "connector-backups/"
+    region                      = ""
+    endpoint_url                = ""
+    schedule                    = "0 2 * * *"
+    service_account_annotations = {}
+  }
+}
+
+variable "backup_s3_access_key_id" {
+  description = "Static S3 credentials (empty: workload identity)."
+  type        = string
+  sensitive   = true
+  default     = ""
+}
+
+variable "backup_s3_secret_access_key" {
+  type      = string
+  sensitive = true
+  default   = ""
+}
+
+variable "prometheus_release_label" {
+  description = "`release` label of the ServiceMonitor/PrometheusRule (kube-prometheus-stack's selector)."
+  type        = string
+  default     = "kube-prometheus-stack"
+}

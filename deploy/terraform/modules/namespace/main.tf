@@ -1,3 +1,4 @@
+# A namespace that enforces Pod Security "restricted" (variables.tf).
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -8,26 +9,11 @@ terraform {
   }
 }
 
-variable "name" {
-  description = "Namespace of the connector, its databases and (self-hosted) Temporal."
-  type        = string
-}
-
-variable "instance_name" {
-  description = "app.kubernetes.io/instance label."
-  type        = string
-}
-
-variable "environment" {
-  description = "dev, staging or production."
-  type        = string
-}
-
 resource "kubernetes_namespace" "this" {
   metadata {
     name = var.name
     labels = {
-      "app.kubernetes.io/name"                     = "connector"
+      "app.kubernetes.io/name"                     = var.part_of
       "app.kubernetes.io/instance"                 = var.instance_name
       "connector.io/environment"                   = var.environment
       "pod-security.kubernetes.io/enforce"         = "restricted"
