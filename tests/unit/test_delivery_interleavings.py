@@ -254,7 +254,9 @@ def view(run: Run) -> Any:
 
 async def state_of(run: Run) -> str:
     assert run.handle is not None
-    record = await run.handle.query(names.QRY_NEGOTIATION_VIEW, result_type=NegotiationRecord)
+    record: NegotiationRecord = await run.handle.query(
+        names.QRY_NEGOTIATION_VIEW, result_type=NegotiationRecord
+    )
     return record.negotiation.state.value
 
 
@@ -422,6 +424,7 @@ async def test_transfer_request_first_try_unsent_after_an_earlier_attempt_delive
     async with running(client, peer) as run:
         own = await start_consumer_transfer(run)
         await run.until(lambda: peer.attempts["transfer_request"] >= 3)
+        assert run.handle is not None
         started = await run.handle.execute_update(
             names.UPD_TRANSFER_RECEIVE,
             start_from_provider(own, provider_pid),
@@ -533,6 +536,7 @@ async def test_a_message_applied_during_a_projection_is_projected_too(client: Cl
     async with running(client, peer) as run:
         own = await start_consumer_transfer(run)
         await run.until(lambda: peer.holding)
+        assert run.handle is not None
         started = await run.handle.execute_update(
             names.UPD_TRANSFER_RECEIVE,
             start_from_provider(own, provider_pid),

@@ -27,6 +27,12 @@ def participant() -> str:
     return f"urn:test:{uuid.uuid4().hex[:8]}"
 
 
+async def stored_int(redis: Redis, key: str) -> int:
+    value = await redis.get(key)
+    assert value is not None, key
+    return int(value)
+
+
 async def watching(cache: CatalogCache) -> None:
     for _ in range(100):
         if cache.watching:
@@ -62,7 +68,9 @@ async def test_a_bump_is_visible_at_once_here_and_soon_in_another_replica(
         await watching(there)
         before = await there.generation()
         await here.bump()
-        assert await here.generation() == int(await redis_client.get(generation_key(participant)))
+        assert await here.generation() == await stored_int(
+            redis_client, generation_key(participant)
+        )
         assert await here.generation() != before
         for _ in range(100):
             if await there.generation() == await here.generation():
@@ -96,7 +104,7 @@ async def test_a_lost_subscription_falls_back_to_redis_and_resubscribes(
         for client in clients:
             await redis_client.client_kill_filter(_id=client["id"])
         await redis_client.incr(generation_key(participant))
-        current = int(await redis_client.get(generation_key(participant)))
+        current = await stored_int(redis_client, generation_key(participant))
         for _ in range(300):
             if cache.watching and await cache.generation() == current:
                 break

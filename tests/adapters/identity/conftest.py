@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpcore
 import pytest
+
+from connector.outbound import Resolver
 
 
 def _free_port() -> int:
@@ -73,13 +75,25 @@ class SpyBackend(httpcore.AsyncNetworkBackend):
         self.connects: list[tuple[str, int]] = []
         self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         self.connects.append((host, port))
         return await self._inner.connect_tcp(
             host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
 
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         raise AssertionError("unix socket connect attempted")
 
     async def sleep(self, seconds: float) -> None:
@@ -91,7 +105,10 @@ def spy_backend() -> SpyBackend:
     return SpyBackend()
 
 
-def fake_resolver(table: dict[str, list[str]]) -> Callable[[str, int], object]:
+MakeResolver = Callable[[dict[str, list[str]]], Resolver]
+
+
+def fake_resolver(table: dict[str, list[str]]) -> Resolver:
     async def resolve(host: str, port: int) -> list[str]:
         if host not in table:
             raise OSError("unknown host")
@@ -101,5 +118,5 @@ def fake_resolver(table: dict[str, list[str]]) -> Callable[[str, int], object]:
 
 
 @pytest.fixture
-def make_resolver() -> Callable[[dict[str, list[str]]], object]:
+def make_resolver() -> MakeResolver:
     return fake_resolver

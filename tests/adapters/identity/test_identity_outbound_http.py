@@ -1,5 +1,9 @@
 """GuardedHttp against a real HTTP server on 127.0.0.1 (loopback allow-listed, as in tests)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import pytest
 
 from connector.outbound import (
@@ -9,17 +13,22 @@ from connector.outbound import (
     ResponseTooLargeError,
 )
 
+if TYPE_CHECKING:
+    from tests.adapters.identity.conftest import LoopbackServer, MakeResolver, SpyBackend
+
 LOOPBACK = OutboundConfig(allow_http=True, allow_cidrs=("127.0.0.0/8",), max_response_bytes=1000)
 
 
-def guarded(spy_backend, make_resolver, config=LOOPBACK):
+def guarded(
+    spy_backend: SpyBackend, make_resolver: MakeResolver, config: OutboundConfig = LOOPBACK
+) -> GuardedHttp:
     dns = make_resolver({"partner.test": ["127.0.0.1"], "internal.test": ["10.0.0.1"]})
     return GuardedHttp(config, resolver=dns, network_backend=spy_backend)
 
 
 async def test_allowed_loopback_request_is_pinned_and_keeps_host(
-    loopback_server, spy_backend, make_resolver
-):
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     loopback_server.routes["/hello"] = (200, {"Content-Type": "text/plain"}, b"hi")
     async with guarded(spy_backend, make_resolver) as http:
         response = await http.request("GET", f"http://partner.test:{loopback_server.port}/hello")
@@ -29,7 +38,9 @@ async def test_allowed_loopback_request_is_pinned_and_keeps_host(
     assert loopback_server.requests[0][2]["host"] == f"partner.test:{loopback_server.port}"
 
 
-async def test_loopback_refused_when_not_allow_listed(loopback_server, spy_backend, make_resolver):
+async def test_loopback_refused_when_not_allow_listed(
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     config = OutboundConfig(allow_http=True)
     async with guarded(spy_backend, make_resolver, config) as http:
         with pytest.raises(OutboundRefusedError, match="loopback"):
@@ -41,8 +52,8 @@ async def test_loopback_refused_when_not_allow_listed(loopback_server, spy_backe
 
 
 async def test_redirect_to_refused_range_is_not_followed(
-    loopback_server, spy_backend, make_resolver
-):
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     loopback_server.routes["/r1"] = (302, {"Location": "http://internal.test/admin"}, b"")
     loopback_server.routes["/r2"] = (307, {"Location": "http://169.254.169.254/latest/"}, b"")
     async with guarded(spy_backend, make_resolver) as http:
@@ -58,8 +69,8 @@ async def test_redirect_to_refused_range_is_not_followed(
 
 
 async def test_redirects_are_followed_and_credentials_dropped_across_origins(
-    loopback_server, spy_backend, make_resolver
-):
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     port = loopback_server.port
     loopback_server.routes["/a"] = (302, {"Location": "/b"}, b"")
     loopback_server.routes["/b"] = (303, {"Location": f"http://localhost.test:{port}/c"}, b"")
@@ -77,7 +88,9 @@ async def test_redirects_are_followed_and_credentials_dropped_across_origins(
     assert methods == [("POST", "/a", True), ("GET", "/b", True), ("GET", "/c", False)]
 
 
-async def test_redirect_loop_is_capped(loopback_server, spy_backend, make_resolver):
+async def test_redirect_loop_is_capped(
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     loopback_server.routes["/loop"] = (302, {"Location": "/loop"}, b"")
     async with guarded(spy_backend, make_resolver) as http:
         with pytest.raises(OutboundRefusedError, match="too many redirects"):
@@ -89,7 +102,9 @@ async def test_redirect_loop_is_capped(loopback_server, spy_backend, make_resolv
     assert len(loopback_server.requests) == 5
 
 
-async def test_response_size_cap(loopback_server, spy_backend, make_resolver):
+async def test_response_size_cap(
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     loopback_server.routes["/big"] = (200, {}, b"x" * 5000)
     url = f"http://partner.test:{loopback_server.port}/big"
     async with guarded(spy_backend, make_resolver) as http:
@@ -98,7 +113,9 @@ async def test_response_size_cap(loopback_server, spy_backend, make_resolver):
         assert len((await http.request("GET", url, max_bytes=10_000)).content) == 5000
 
 
-async def test_streaming_response(loopback_server, spy_backend, make_resolver):
+async def test_streaming_response(
+    loopback_server: LoopbackServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     loopback_server.routes["/stream"] = (200, {}, b"y" * 100_000)
     url = f"http://partner.test:{loopback_server.port}/stream"
     async with guarded(spy_backend, make_resolver) as http:

@@ -1,10 +1,15 @@
 """IP pinning keeps TLS honest: we connect to the vetted IP, but SNI and the certificate check use
 the host name (a real TLS server on 127.0.0.1 with a self-signed certificate for partner.test)."""
 
+from __future__ import annotations
+
 import asyncio
 import datetime
 import ipaddress
 import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -15,8 +20,11 @@ from cryptography.x509.oid import NameOID
 
 from connector.outbound import GuardedHttp, OutboundConfig
 
+if TYPE_CHECKING:
+    from tests.adapters.identity.conftest import MakeResolver, SpyBackend
 
-def self_signed(tmp_path, name):
+
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -44,14 +52,18 @@ def self_signed(tmp_path, name):
     return cert_path, key_path
 
 
+# (port, a client context trusting the certificate, the request heads seen)
+TlsServer = tuple[int, ssl.SSLContext, list[str]]
+
+
 @pytest.fixture
-async def tls_server(tmp_path):
+async def tls_server(tmp_path: Path) -> AsyncIterator[TlsServer]:
     cert, key = self_signed(tmp_path, "partner.test")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
-    seen = []
+    seen: list[str] = []
 
-    async def handle(reader, writer):
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             seen.append(head.decode("latin-1"))
@@ -73,8 +85,8 @@ async def tls_server(tmp_path):
 
 
 async def test_pinned_https_verifies_the_certificate_against_the_host_name(
-    tls_server, spy_backend, make_resolver
-):
+    tls_server: TlsServer, spy_backend: SpyBackend, make_resolver: MakeResolver
+) -> None:
     port, client_ctx, seen = tls_server
     dns = make_resolver({"partner.test": ["127.0.0.1"], "impostor.test": ["127.0.0.1"]})
     config = OutboundConfig(allow_cidrs=("127.0.0.0/8",))

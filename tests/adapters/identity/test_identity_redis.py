@@ -1,10 +1,14 @@
 """Replay set, DID resolution cache and the whole verifier against a real Redis and a real
 loopback did:web server."""
 
+from __future__ import annotations
+
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
@@ -19,6 +23,9 @@ from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
 from connector.identity.trust import TrustList
 from connector.outbound import GuardedHttp, OutboundConfig
 
+if TYPE_CHECKING:
+    from tests.adapters.identity.conftest import LoopbackServer, MakeResolver, SpyBackend
+
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -26,28 +33,28 @@ US = "did:web:provider.example"
 
 
 @pytest.fixture
-async def redis_client(redis_url):
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-def participant():
+def participant() -> str:
     return f"p-{uuid.uuid4().hex[:8]}"
 
 
-def dead_redis():
+def dead_redis() -> Redis:
     """A client for a port nothing listens on, without client-side retries."""
     return Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
 
 
-def ring():
+def ring() -> KeyRing:
     key = generate_key()
     return KeyRing(current=KeyEntry(key=key, key_id=key_id(key)))
 
 
-async def test_replay_set_claims_once_with_ttl(redis_client, participant):
+async def test_replay_set_claims_once_with_ttl(redis_client: Redis, participant: str) -> None:
     store = RedisReplayStore(redis_client, participant=participant)
     await store.claim("did:web:a", "j-1", ttl_seconds=120)
     with pytest.raises(UnauthorizedError, match="replayed"):
@@ -58,7 +65,7 @@ async def test_replay_set_claims_once_with_ttl(redis_client, participant):
     assert 0 < await redis_client.ttl(key) <= 120
 
 
-async def test_replay_set_fails_closed_when_redis_is_down(participant):
+async def test_replay_set_fails_closed_when_redis_is_down(participant: str) -> None:
     dead = dead_redis()
     store = RedisReplayStore(dead, participant=participant)
     with pytest.raises(UnavailableError):
@@ -67,7 +74,9 @@ async def test_replay_set_fails_closed_when_redis_is_down(participant):
 
 
 @pytest.fixture
-def did_host(loopback_server, make_resolver, spy_backend):
+def did_host(
+    loopback_server: LoopbackServer, make_resolver: MakeResolver, spy_backend: SpyBackend
+) -> GuardedHttp:
     """did:web:localhost%3A<port> served by the loopback server (loopback + http allowed)."""
     http = GuardedHttp(
         OutboundConfig(allow_http=True, allow_cidrs=("127.0.0.0/8",)),
@@ -77,13 +86,18 @@ def did_host(loopback_server, make_resolver, spy_backend):
     return http
 
 
-def serve(server, path, document, content_type="application/did+json"):
+def serve(
+    server: LoopbackServer,
+    path: str,
+    document: Mapping[str, object],
+    content_type: str = "application/did+json",
+) -> None:
     server.routes[path] = (200, {"Content-Type": content_type}, json.dumps(document).encode())
 
 
 async def test_resolver_fetches_validates_and_caches(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did = f"did:web:localhost%3A{loopback_server.port}"
     doc = build_did_document(did, [ring().current])
     serve(loopback_server, "/.well-known/did.json", doc)
@@ -105,7 +119,9 @@ async def test_resolver_fetches_validates_and_caches(
     await did_host.aclose()
 
 
-async def test_resolver_path_dids(loopback_server, did_host, redis_client, participant):
+async def test_resolver_path_dids(
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did = f"did:web:localhost%3A{loopback_server.port}:tenants:acme"
     doc = build_did_document(did, [ring().current])
     serve(loopback_server, "/tenants/acme/did.json", doc, "application/json")
@@ -114,8 +130,8 @@ async def test_resolver_path_dids(loopback_server, did_host, redis_client, parti
 
 
 async def test_resolver_rejects_mismatched_id_and_negative_caches(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did = f"did:web:localhost%3A{loopback_server.port}"
     serve(loopback_server, "/.well-known/did.json", build_did_document("did:web:evil", []))
     resolver = DidResolver(did_host, redis_client, participant=participant, allow_http=True)
@@ -136,8 +152,14 @@ async def test_resolver_rejects_mismatched_id_and_negative_caches(
     ],
 )
 async def test_resolver_rejects_bad_responses(
-    loopback_server, did_host, participant, status, headers, body, match
-):
+    loopback_server: LoopbackServer,
+    did_host: GuardedHttp,
+    participant: str,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    match: str,
+) -> None:
     did = f"did:web:localhost%3A{loopback_server.port}"
     loopback_server.routes["/.well-known/did.json"] = (status, headers, body)
     resolver = DidResolver(did_host, None, participant=participant, allow_http=True)
@@ -145,7 +167,9 @@ async def test_resolver_rejects_bad_responses(
         await resolver.resolve(did)
 
 
-async def test_resolver_works_without_redis(loopback_server, did_host, participant):
+async def test_resolver_works_without_redis(
+    loopback_server: LoopbackServer, did_host: GuardedHttp, participant: str
+) -> None:
     did = f"did:web:localhost%3A{loopback_server.port}"
     serve(loopback_server, "/.well-known/did.json", build_did_document(did, [ring().current]))
     dead = dead_redis()
@@ -155,8 +179,8 @@ async def test_resolver_works_without_redis(loopback_server, did_host, participa
 
 
 async def test_token_from_internal_did_is_rejected_without_connecting(
-    did_host, spy_backend, redis_client, participant
-):
+    did_host: GuardedHttp, spy_backend: SpyBackend, redis_client: Redis, participant: str
+) -> None:
     their = ring()
     did = "did:web:internal.corp"
     resolver = DidResolver(did_host, redis_client, participant=participant, allow_http=True)
@@ -174,8 +198,8 @@ async def test_token_from_internal_did_is_rejected_without_connecting(
 
 
 async def test_end_to_end_verification_with_redis(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     their = ring()
     did = f"did:web:localhost%3A{loopback_server.port}"
     serve(loopback_server, "/.well-known/did.json", build_did_document(did, [their.current]))
@@ -200,7 +224,14 @@ def same_kid_ring(kid: str = "key-1") -> KeyRing:
     return KeyRing(current=KeyEntry(key=generate_key(), key_id=kid))
 
 
-def rotation_world(loopback_server, did_host, redis_client, participant, *, refresh_interval=30):
+def rotation_world(
+    loopback_server: LoopbackServer,
+    did_host: GuardedHttp,
+    redis_client: Redis,
+    participant: str,
+    *,
+    refresh_interval: int = 30,
+) -> tuple[str, TokenVerifier]:
     did = f"did:web:localhost%3A{loopback_server.port}"
     resolver = DidResolver(
         did_host,
@@ -223,14 +254,14 @@ def token(keyring: KeyRing, did: str) -> str:
     return bearer(TokenIssuer(keyring, did, clock=lambda: NOW - timedelta(seconds=10)).issue(US))
 
 
-async def expire_refresh_mark(redis_client, participant, did):
+async def expire_refresh_mark(redis_client: Redis, participant: str, did: str) -> None:
     """As if `did_refresh_interval_seconds` had passed since the document was fetched."""
     await redis_client.delete(f"connector:{participant}:did-refresh:{did}")
 
 
 async def test_a_key_rotated_under_the_same_kid_is_accepted_after_one_refetch(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did, verifier = rotation_world(loopback_server, did_host, redis_client, participant)
     old, new = same_kid_ring(), same_kid_ring()
     serve(loopback_server, "/.well-known/did.json", build_did_document(did, [old.current]))
@@ -249,8 +280,8 @@ async def test_a_key_rotated_under_the_same_kid_is_accepted_after_one_refetch(
 
 
 async def test_bad_signatures_refetch_at_most_once_per_interval_per_did(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did, verifier = rotation_world(loopback_server, did_host, redis_client, participant)
     real, forger = same_kid_ring(), same_kid_ring()
     serve(loopback_server, "/.well-known/did.json", build_did_document(did, [real.current]))
@@ -269,8 +300,8 @@ async def test_bad_signatures_refetch_at_most_once_per_interval_per_did(
 
 
 async def test_the_refetch_waits_for_the_configured_interval(
-    loopback_server, did_host, redis_client, participant
-):
+    loopback_server: LoopbackServer, did_host: GuardedHttp, redis_client: Redis, participant: str
+) -> None:
     did, verifier = rotation_world(
         loopback_server, did_host, redis_client, participant, refresh_interval=1
     )

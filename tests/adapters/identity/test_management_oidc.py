@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from joserfc.jwk import ECKey
@@ -25,6 +26,9 @@ from connector.outbound import GuardedHttp, OutboundConfig
 from connector.settings import OidcSettings
 from tests.oidc_tokens import AUDIENCE, ISSUER, NOW, SCOPE, TestIdp
 
+if TYPE_CHECKING:
+    from tests.adapters.identity.conftest import LoopbackServer, MakeResolver, SpyBackend
+
 LOOPBACK = OutboundConfig(allow_http=True, allow_cidrs=("127.0.0.0/8",))
 RULES = AccessTokenRules(issuer=ISSUER, audience=AUDIENCE, leeway=30, required_scope=SCOPE)
 
@@ -40,7 +44,7 @@ def file_verifier(idp: TestIdp, tmp_path: Path, **settings: object) -> OidcVerif
         audience=AUDIENCE,
         jwks_path=idp.write_jwks(tmp_path / "jwks.json"),
         required_scope=SCOPE,
-        **settings,  # type: ignore[arg-type]
+        **settings,
     )
     return OidcVerifier.from_settings(oidc, None, lambda: NOW)
 
@@ -53,13 +57,15 @@ class FakeMonotonic:
         return self.now
 
 
-def serve_jwks(loopback_server, idp: TestIdp, status: int = 200) -> str:
+def serve_jwks(loopback_server: LoopbackServer, idp: TestIdp, status: int = 200) -> str:
     body = json.dumps(idp.jwks()).encode()
     loopback_server.routes["/jwks"] = (status, {"Content-Type": "application/json"}, body)
     return f"http://idp.test:{loopback_server.port}/jwks"
 
 
-def guarded(spy_backend, make_resolver, config: OutboundConfig = LOOPBACK) -> GuardedHttp:
+def guarded(
+    spy_backend: SpyBackend, make_resolver: MakeResolver, config: OutboundConfig = LOOPBACK
+) -> GuardedHttp:
     return GuardedHttp(
         config,
         resolver=make_resolver({"idp.test": ["127.0.0.1"]}),
@@ -70,7 +76,7 @@ def guarded(spy_backend, make_resolver, config: OutboundConfig = LOOPBACK) -> Gu
 # --- JWKS file -------------------------------------------------------------------------------
 
 
-async def test_valid_tokens_are_admitted_with_a_jwks_file(idp, tmp_path):
+async def test_valid_tokens_are_admitted_with_a_jwks_file(idp: TestIdp, tmp_path: Path) -> None:
     verifier = file_verifier(idp, tmp_path)
     assert await verifier.verify(f"Bearer {idp.token('ec-1')}") == "alice"
     assert await verifier.verify(f"bearer {idp.token('rsa-1', sub='ci-bot')}") == "ci-bot"
@@ -123,8 +129,8 @@ def _tamper(token: str, other: str) -> str:
 
 @pytest.mark.parametrize("case", list(_rejections(TestIdp()).keys()))
 async def test_bad_tokens_are_refused_with_the_reason_logged_not_the_token(
-    case, idp, tmp_path, caplog
-):
+    case: str, idp: TestIdp, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     verifier = file_verifier(idp, tmp_path)
     token, reason = _rejections(idp)[case]
     caplog.set_level(logging.INFO, logger="connector.identity.oidc")
@@ -136,7 +142,7 @@ async def test_bad_tokens_are_refused_with_the_reason_logged_not_the_token(
         assert token not in json.dumps(record.__dict__, default=str)
 
 
-async def test_missing_or_non_bearer_authorization_is_refused(idp, tmp_path):
+async def test_missing_or_non_bearer_authorization_is_refused(idp: TestIdp, tmp_path: Path) -> None:
     verifier = file_verifier(idp, tmp_path)
     for header in (None, "", "Bearer ", "Basic YWxpY2U6cHc=", f"Token {idp.token()}"):
         with pytest.raises(UnauthorizedError):
@@ -145,7 +151,7 @@ async def test_missing_or_non_bearer_authorization_is_refused(idp, tmp_path):
         await verifier.verify("Bearer " + "a" * 9000)
 
 
-async def test_required_role_is_read_from_a_dotted_claim(idp, tmp_path):
+async def test_required_role_is_read_from_a_dotted_claim(idp: TestIdp, tmp_path: Path) -> None:
     verifier = file_verifier(
         idp, tmp_path, required_role="connector-admin", roles_claim="realm_access.roles"
     )
@@ -155,14 +161,14 @@ async def test_required_role_is_read_from_a_dotted_claim(idp, tmp_path):
             await verifier.verify(f"Bearer {idp.token(**claims)}")
 
 
-async def test_algorithm_allow_list_is_enforced(idp, tmp_path):
+async def test_algorithm_allow_list_is_enforced(idp: TestIdp, tmp_path: Path) -> None:
     verifier = file_verifier(idp, tmp_path, algorithms=["ES256"])
     assert await verifier.verify(f"Bearer {idp.token('ec-1')}") == "alice"
     with pytest.raises(UnauthorizedError, match="algorithm not allowed"):
         await verifier.verify(f"Bearer {idp.token('rsa-1')}")
 
 
-def test_jwks_file_problems_are_reported(idp, tmp_path):
+def test_jwks_file_problems_are_reported(idp: TestIdp, tmp_path: Path) -> None:
     with pytest.raises(JwksError, match="cannot read"):
         load_jwks_file(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
@@ -192,8 +198,11 @@ def test_jwks_file_problems_are_reported(idp, tmp_path):
 
 
 async def test_valid_token_admitted_with_a_jwks_url_and_the_jwks_is_cached(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp)
     clock = FakeMonotonic()
     async with guarded(spy_backend, make_resolver) as http:
@@ -210,8 +219,11 @@ async def test_valid_token_admitted_with_a_jwks_url_and_the_jwks_is_cached(
 
 
 async def test_unknown_kid_refreshes_once_to_follow_key_rotation(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp)
     clock = FakeMonotonic()
     async with guarded(spy_backend, make_resolver) as http:
@@ -231,8 +243,11 @@ async def test_unknown_kid_refreshes_once_to_follow_key_rotation(
 
 
 async def test_foreign_issuer_never_triggers_a_fetch(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp)
     async with guarded(spy_backend, make_resolver) as http:
         source = RemoteJwks(url, http, ttl=300)
@@ -244,8 +259,11 @@ async def test_foreign_issuer_never_triggers_a_fetch(
 
 
 async def test_jwks_url_refused_by_the_ssrf_guard_is_unavailable_without_connecting(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp)
     async with guarded(spy_backend, make_resolver, OutboundConfig(allow_http=True)) as http:
         verifier = OidcVerifier(RULES, ["ES256"], RemoteJwks(url, http, ttl=300), lambda: NOW)
@@ -256,8 +274,11 @@ async def test_jwks_url_refused_by_the_ssrf_guard_is_unavailable_without_connect
 
 
 async def test_failed_refresh_keeps_the_previous_keys(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp)
     clock = FakeMonotonic()
     async with guarded(spy_backend, make_resolver) as http:
@@ -274,8 +295,11 @@ async def test_failed_refresh_keeps_the_previous_keys(
 
 
 async def test_no_jwks_at_all_is_unavailable_and_backs_off(
-    idp, loopback_server, spy_backend, make_resolver
-):
+    idp: TestIdp,
+    loopback_server: LoopbackServer,
+    spy_backend: SpyBackend,
+    make_resolver: MakeResolver,
+) -> None:
     url = serve_jwks(loopback_server, idp, status=503)
     clock = FakeMonotonic()
     async with guarded(spy_backend, make_resolver) as http:

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -27,24 +28,30 @@ class Clock:
 
 
 @pytest.fixture
-async def redis_client(redis_url):
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-def participant():
+def participant() -> str:
     return f"p-{uuid.uuid4().hex[:8]}"
 
 
-def limiter(redis, participant, limit, clock):
+async def stored_int(redis: Redis, key: str) -> int:
+    value = await redis.get(key)
+    assert value is not None, key
+    return int(value)
+
+
+def limiter(redis: Redis, participant: str, limit: int, clock: Clock) -> RateLimiter:
     return RateLimiter(redis, participant=participant, requests_per_minute=limit, clock=clock)
 
 
 async def test_limit_is_per_caller_with_retry_after_until_the_window_ends(
-    redis_client, participant
-):
+    redis_client: Redis, participant: str
+) -> None:
     clock = Clock(T0)
     rl = limiter(redis_client, participant, 3, clock)
     for _ in range(3):
@@ -59,7 +66,7 @@ async def test_limit_is_per_caller_with_retry_after_until_the_window_ends(
     await rl.check("did:web:b")  # another caller has its own counter
 
 
-async def test_next_window_starts_afresh(redis_client, participant):
+async def test_next_window_starts_afresh(redis_client: Redis, participant: str) -> None:
     clock = Clock(T0)
     rl = limiter(redis_client, participant, 1, clock)
     await rl.check("did:web:a")
@@ -69,7 +76,9 @@ async def test_next_window_starts_afresh(redis_client, participant):
     await rl.check("did:web:a")
 
 
-async def test_counter_key_is_namespaced_hashed_and_expires(redis_client, participant):
+async def test_counter_key_is_namespaced_hashed_and_expires(
+    redis_client: Redis, participant: str
+) -> None:
     clock = Clock(T0)
     caller = "did:web:evil\r\n*3 with spaces"
     await limiter(redis_client, participant, 10, clock).check(caller)
@@ -78,17 +87,17 @@ async def test_counter_key_is_namespaced_hashed_and_expires(redis_client, partic
     assert key.startswith(f"connector:{participant}:rate:")
     assert key.endswith(f":{window}")
     assert caller not in key
-    assert int(await redis_client.get(key)) == 1
+    assert await stored_int(redis_client, key) == 1
     assert 0 < await redis_client.ttl(key) <= WINDOW_SECONDS + 5
 
 
-async def test_participants_do_not_share_counters(redis_client, participant):
+async def test_participants_do_not_share_counters(redis_client: Redis, participant: str) -> None:
     clock = Clock(T0)
     await limiter(redis_client, participant, 1, clock).check("did:web:a")
     await limiter(redis_client, participant + "-other", 1, clock).check("did:web:a")
 
 
-async def test_zero_means_off_and_touches_nothing(redis_client, participant):
+async def test_zero_means_off_and_touches_nothing(redis_client: Redis, participant: str) -> None:
     clock = Clock(T0)
     rl = limiter(redis_client, participant, 0, clock)
     assert not rl.enabled
@@ -97,7 +106,9 @@ async def test_zero_means_off_and_touches_nothing(redis_client, participant):
     assert await redis_client.keys(f"connector:{participant}:rate:*") == []
 
 
-async def test_fails_open_when_redis_is_down(participant, caplog):
+async def test_fails_open_when_redis_is_down(
+    participant: str, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     rl = limiter(dead, participant, 1, Clock(T0))
     with caplog.at_level(logging.WARNING, logger="connector.ratelimit"):
@@ -117,10 +128,12 @@ class Ticker:
         return self.now
 
 
-async def test_batches_reach_redis_and_replicas_share_the_limit(redis_client, participant):
+async def test_batches_reach_redis_and_replicas_share_the_limit(
+    redis_client: Redis, participant: str
+) -> None:
     clock, ticker = Clock(T0), Ticker()
 
-    def replica():
+    def replica() -> RateLimiter:
         return RateLimiter(
             redis_client,
             participant=participant,
@@ -133,11 +146,11 @@ async def test_batches_reach_redis_and_replicas_share_the_limit(redis_client, pa
     key = rate_key(participant, "did:web:a", int(T0 // WINDOW_SECONDS))
     for _ in range(6):
         await a.check("did:web:a")
-    assert int(await redis_client.get(key)) == 1  # the first went at once, the rest wait
+    assert await stored_int(redis_client, key) == 1  # the first went at once, the rest wait
     ticker.now += SYNC_SECONDS
     await a.check("did:web:a")  # due: the 6 counted since go in the background
     await a.aclose()
-    assert int(await redis_client.get(key)) == 7
+    assert await stored_int(redis_client, key) == 7
     # Another replica's first request of the window learns the total and counts itself.
     await b.check("did:web:a")
     for _ in range(2):
@@ -146,7 +159,9 @@ async def test_batches_reach_redis_and_replicas_share_the_limit(redis_client, pa
         await b.check("did:web:a")  # 7 there + 3 here = 10
 
 
-async def test_requests_arriving_together_send_one_batch(redis_client, participant):
+async def test_requests_arriving_together_send_one_batch(
+    redis_client: Redis, participant: str
+) -> None:
     ticker = Ticker()
     rl = RateLimiter(
         redis_client,
@@ -167,4 +182,4 @@ async def test_requests_arriving_together_send_one_batch(redis_client, participa
     await rl.aclose()
     assert await incrby_calls() - before == 1
     key = rate_key(participant, "did:web:a", int(T0 // WINDOW_SECONDS))
-    assert int(await redis_client.get(key)) == 2  # the first, then the first due batch of 1
+    assert await stored_int(redis_client, key) == 2  # the first, then the first due batch of 1

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from connector.stores import idempotency
-from connector.stores.idempotency import Answered, Busy, Claimed, Mismatch
+from connector.stores.idempotency import Answered, Busy, Claim, Claimed, Mismatch
 from connector.stores.migrate import migrate
 
 pytestmark = pytest.mark.integration
@@ -31,11 +31,11 @@ async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-async def claim(pool: asyncpg.Pool, key: str = "k1", digest: str = "d1", seed: str = "s1"):
+async def claim(pool: asyncpg.Pool, key: str = "k1", digest: str = "d1", seed: str = "s1") -> Claim:
     return await idempotency.claim(pool, SCOPE, key, digest, seed=seed, ttl=TTL, lease=LEASE)
 
 
-async def test_the_first_claim_holds_the_key_and_its_answer_is_replayed(pool) -> None:
+async def test_the_first_claim_holds_the_key_and_its_answer_is_replayed(pool: asyncpg.Pool) -> None:
     first = await claim(pool)
     assert isinstance(first, Claimed)
     assert (first.seed, first.attempt, first.retried) == ("s1", 1, False)
@@ -56,7 +56,7 @@ async def test_the_first_claim_holds_the_key_and_its_answer_is_replayed(pool) ->
     assert isinstance(other_scope, Claimed)
 
 
-async def test_concurrent_claims_give_the_key_to_exactly_one(pool) -> None:
+async def test_concurrent_claims_give_the_key_to_exactly_one(pool: asyncpg.Pool) -> None:
     outcomes = await asyncio.gather(*(claim(pool, seed=f"s{i}") for i in range(8)))
     claimed = [o for o in outcomes if isinstance(o, Claimed)]
     assert len(claimed) == 1
@@ -64,7 +64,7 @@ async def test_concurrent_claims_give_the_key_to_exactly_one(pool) -> None:
 
 
 async def test_an_unanswered_key_whose_lease_ran_out_is_taken_over_with_the_same_seed(
-    pool,
+    pool: asyncpg.Pool,
 ) -> None:
     first = await claim(pool)
     assert isinstance(first, Claimed)
@@ -86,7 +86,7 @@ async def test_an_unanswered_key_whose_lease_ran_out_is_taken_over_with_the_same
     )
 
 
-async def test_release_lets_the_next_request_run_at_once(pool) -> None:
+async def test_release_lets_the_next_request_run_at_once(pool: asyncpg.Pool) -> None:
     first = await claim(pool)
     assert isinstance(first, Claimed)
     await idempotency.release(pool, SCOPE, "k1", first)
@@ -98,7 +98,7 @@ async def test_release_lets_the_next_request_run_at_once(pool) -> None:
     assert isinstance(await claim(pool), Busy)
 
 
-async def test_an_expired_key_starts_afresh_and_is_purged(pool) -> None:
+async def test_an_expired_key_starts_afresh_and_is_purged(pool: asyncpg.Pool) -> None:
     first = await claim(pool)
     assert isinstance(first, Claimed)
     await idempotency.complete(pool, SCOPE, "k1", first, 201, '{"id": "n1"}')

@@ -10,19 +10,20 @@ from datetime import UTC, datetime
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
+from connector.core.dsp.common import DspModel
 from connector.core.jsonld import encode
 from connector.core.negotiation import decide as negotiation_decide
 from connector.core.negotiation import machine as negotiation_machine
 from connector.core.negotiation import wire as negotiation_wire
 from connector.core.negotiation.actions import SendTermination as NegotiationTermination
-from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.negotiation.aggregate import Negotiation, new_negotiation
 from connector.core.negotiation.states import Role as NRole
 from connector.core.peer_reasons import PEER_REASONS, UNSPECIFIED, for_peer
 from connector.core.transfer import decide as transfer_decide
 from connector.core.transfer import machine as transfer_machine
 from connector.core.transfer import wire as transfer_wire
 from connector.core.transfer.actions import SendSuspension, SendTermination
-from connector.core.transfer.aggregate import new_transfer
+from connector.core.transfer.aggregate import Transfer, new_transfer
 from connector.core.transfer.states import Role as TRole
 from workflows import negotiation as negotiation_workflow
 from workflows import transfer as transfer_workflow
@@ -63,7 +64,7 @@ def test_a_code_outside_the_vocabulary_goes_out_as_unspecified(code: str | None)
     assert reason == ["no reason given"]
 
 
-def _negotiation():  # type: ignore[no-untyped-def]
+def _negotiation() -> Negotiation:
     n = new_negotiation(
         role=NRole.PROVIDER,
         initiator=NRole.CONSUMER,
@@ -75,7 +76,7 @@ def _negotiation():  # type: ignore[no-untyped-def]
     return n.model_copy(update={"consumer_pid": "urn:uuid:c1"})
 
 
-def _transfer():  # type: ignore[no-untyped-def]
+def _transfer() -> Transfer:
     t = new_transfer(
         role=TRole.PROVIDER,
         own_pid="urn:uuid:p1",
@@ -87,9 +88,9 @@ def _transfer():  # type: ignore[no-untyped-def]
     return t.model_copy(update={"consumer_pid": "urn:uuid:c1"})
 
 
-def _wire(model: object) -> str:
-    text = json.dumps(encode(model, DspVersion.V2025_1))  # type: ignore[arg-type]
-    json.dumps(encode(model, DspVersion.V0_8))  # type: ignore[arg-type]
+def _wire(model: DspModel) -> str:
+    text = json.dumps(encode(model, DspVersion.V2025_1))
+    json.dumps(encode(model, DspVersion.V0_8))
     return text
 
 

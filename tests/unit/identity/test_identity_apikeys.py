@@ -2,6 +2,7 @@ import hmac
 import stat
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +15,13 @@ from connector.identity.apikeys import (
 )
 
 
-def test_generated_keys_are_long_and_random():
+def test_generated_keys_are_long_and_random() -> None:
     keys = {generate_api_key() for _ in range(100)}
     assert len(keys) == 100
     assert all(len(k) >= 43 for k in keys)
 
 
-def test_plain_and_prehashed_keys_verify():
+def test_plain_and_prehashed_keys_verify() -> None:
     plain, hashed = generate_api_key(), generate_api_key()
     verifier = load_api_keys([plain, hash_api_key(hashed)], names=["ops", "ci"])
     assert verifier.verify(plain) == "ops"
@@ -34,13 +35,13 @@ def test_plain_and_prehashed_keys_verify():
     assert plain not in hash_api_key(plain)
 
 
-def test_rotation_accepts_every_configured_key():
+def test_rotation_accepts_every_configured_key() -> None:
     keys = [generate_api_key() for _ in range(3)]
     verifier = load_api_keys(keys)
     assert [verifier.verify(k) for k in keys] == ["key-1", "key-2", "key-3"]
 
 
-def test_bad_configuration_is_refused():
+def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         load_api_keys(["short"])
     with pytest.raises(ValueError, match="64 hex"):
@@ -49,13 +50,13 @@ def test_bad_configuration_is_refused():
         load_api_keys([generate_api_key()], names=["a", "b"])
 
 
-def test_every_digest_is_compared_without_early_exit(monkeypatch):
+def test_every_digest_is_compared_without_early_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     keys = [generate_api_key() for _ in range(4)]
     verifier = load_api_keys(keys)
-    calls = []
+    calls: list[int] = []
     real = hmac.compare_digest
 
-    def spy(a, b):
+    def spy(a: bytes, b: bytes) -> bool:
         calls.append(1)
         return real(a, b)
 
@@ -66,7 +67,7 @@ def test_every_digest_is_compared_without_early_exit(monkeypatch):
     assert len(calls) == 8
 
 
-def test_timing_does_not_depend_on_a_shared_prefix():
+def test_timing_does_not_depend_on_a_shared_prefix() -> None:
     """Statistical check (generous bound): wrong keys sharing a long prefix with a real key take
     as long as wrong keys sharing nothing. Medians of interleaved samples resist noise."""
     key = generate_api_key() * 4
@@ -86,7 +87,9 @@ def test_timing_does_not_depend_on_a_shared_prefix():
     assert 0.67 < ratio < 1.5, ratio
 
 
-def test_edge_key_is_generated_once_with_mode_0600(tmp_path, caplog):
+def test_edge_key_is_generated_once_with_mode_0600(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data_dir = tmp_path / "data"
     key, created = ensure_edge_api_key(data_dir)
     path = data_dir / EDGE_KEY_FILE
@@ -99,7 +102,7 @@ def test_edge_key_is_generated_once_with_mode_0600(tmp_path, caplog):
     assert load_api_keys([again]).verify(key) == "key-1"
 
 
-def test_edge_key_file_with_loose_mode_is_refused(tmp_path):
+def test_edge_key_file_with_loose_mode_is_refused(tmp_path: Path) -> None:
     ensure_edge_api_key(tmp_path)
     (tmp_path / EDGE_KEY_FILE).chmod(0o644)
     with pytest.raises(PermissionError, match="chmod 600"):

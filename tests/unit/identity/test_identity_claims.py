@@ -11,13 +11,20 @@ US = "did:web:us.example"
 THEM = "did:web:them.example"
 
 
-def claims(**overrides):
-    base = {"iss": THEM, "sub": THEM, "aud": US, "jti": "j-1", "iat": T, "exp": T + 300}
+def claims(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "iss": THEM,
+        "sub": THEM,
+        "aud": US,
+        "jti": "j-1",
+        "iat": T,
+        "exp": T + 300,
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
 
-def test_valid_claims_are_returned():
+def test_valid_claims_are_returned() -> None:
     checked = check_claims(claims(nbf=T), audience=US, now=NOW)
     assert checked.issuer == THEM
     assert checked.audience == (US,)
@@ -25,11 +32,11 @@ def test_valid_claims_are_returned():
     assert (checked.issued_at, checked.expires_at, checked.not_before) == (T, T + 300, T)
 
 
-def test_audience_list_containing_us_is_accepted():
+def test_audience_list_containing_us_is_accepted() -> None:
     assert check_claims(claims(aud=["x", US]), audience=US, now=NOW).audience == ("x", US)
 
 
-def test_small_skew_is_tolerated():
+def test_small_skew_is_tolerated() -> None:
     check_claims(claims(iat=T + 4, exp=T + 200, nbf=T + 5), audience=US, now=NOW)
     check_claims(claims(iat=T - 300, exp=T - 4), audience=US, now=NOW)
 
@@ -57,13 +64,13 @@ def test_small_skew_is_tolerated():
         ({"jti": "x" * (MAX_JTI_LENGTH + 1)}, "claim 'jti' is too long"),
     ],
 )
-def test_each_violation_has_a_precise_reason(overrides, reason):
+def test_each_violation_has_a_precise_reason(overrides: dict[str, object], reason: str) -> None:
     with pytest.raises(UnauthorizedError) as info:
         check_claims(claims(**overrides), audience=US, now=NOW)
     assert info.value.reasons == [reason]
 
 
-def test_lifetime_and_leeway_are_configurable():
+def test_lifetime_and_leeway_are_configurable() -> None:
     with pytest.raises(UnauthorizedError, match="lifetime"):
         check_claims(claims(exp=T + 120), audience=US, now=NOW, max_lifetime=60)
     with pytest.raises(UnauthorizedError, match="expired"):

@@ -13,12 +13,12 @@ from connector.identity.did import (
 from connector.identity.keys import KeyEntry, generate_key, key_id
 
 
-def entry():
+def entry() -> KeyEntry:
     key = generate_key()
     return KeyEntry(key=key, key_id=key_id(key))
 
 
-def test_our_did_encodes_the_port():
+def test_our_did_encodes_the_port() -> None:
     assert did_web("Connector.example", 8443) == "did:web:connector.example%3A8443"
     assert (
         did_web("localhost", 8080, ["tenants", "acme"]) == "did:web:localhost%3A8080:tenants:acme"
@@ -26,7 +26,7 @@ def test_our_did_encodes_the_port():
     assert did_web("example.com") == "did:web:example.com"
 
 
-def test_did_document_shape():
+def test_did_document_shape() -> None:
     did = "did:web:localhost%3A8080"
     keys = [entry(), entry()]
     doc = build_did_document(did, keys, services=[{"id": f"{did}#dsp", "type": "DataService"}])
@@ -55,11 +55,11 @@ def test_did_document_shape():
         ("did:web:example.com%3a3000", "https://example.com:3000/.well-known/did.json"),
     ],
 )
-def test_did_web_to_url_spec_vectors(did, url):
+def test_did_web_to_url_spec_vectors(did: str, url: str) -> None:
     assert did_web_to_url(did) == url
 
 
-def test_http_only_with_the_test_flag():
+def test_http_only_with_the_test_flag() -> None:
     did = "did:web:localhost%3A8080:consumer"
     assert did_web_to_url(did, allow_http=True) == "http://localhost:8080/consumer/did.json"
     assert did_document_path(did) == "/consumer/did.json"
@@ -87,12 +87,12 @@ def test_http_only_with_the_test_flag():
         "did:web:example.com::x",
     ],
 )
-def test_malformed_or_forbidden_dids_are_rejected(did):
+def test_malformed_or_forbidden_dids_are_rejected(did: str) -> None:
     with pytest.raises(InvalidDidError):
         did_web_to_url(did)
 
 
-def test_ip_literal_only_when_allowed():
+def test_ip_literal_only_when_allowed() -> None:
     assert did_web_to_url("did:web:127.0.0.1%3A80", allow_http=True, allow_ip=True) == (
         "http://127.0.0.1:80/.well-known/did.json"
     )
@@ -101,7 +101,13 @@ def test_ip_literal_only_when_allowed():
 DID = "did:web:them.example"
 
 
-def doc_with(*, relationship_refs=None, vm_ids=("#k1",), vm_type="JsonWebKey2020", jwk=None):
+def doc_with(
+    *,
+    relationship_refs: list[str] | None = None,
+    vm_ids: tuple[str, ...] = ("#k1",),
+    vm_type: str = "JsonWebKey2020",
+    jwk: dict[str, str] | None = None,
+) -> dict[str, object]:
     key = generate_key()
     public = jwk if jwk is not None else key.as_dict(private=False)
     return {
@@ -115,31 +121,33 @@ def doc_with(*, relationship_refs=None, vm_ids=("#k1",), vm_type="JsonWebKey2020
     }
 
 
-def test_select_key_absolutizes_relative_ids():
+def test_select_key_absolutizes_relative_ids() -> None:
     vm_id, jwk = select_key(doc_with(), DID, f"{DID}#k1")
     assert vm_id == f"{DID}#k1"
     assert jwk["kty"] == "EC"
 
 
-def test_select_key_without_kid_needs_exactly_one_key():
+def test_select_key_without_kid_needs_exactly_one_key() -> None:
     assert select_key(doc_with(), DID, None)[0] == f"{DID}#k1"
     with pytest.raises(DidResolutionError, match="exactly one key"):
         select_key(doc_with(vm_ids=("#k1", "#k2")), DID, None)
 
 
-def test_select_key_embedded_relationship_method():
+def test_select_key_embedded_relationship_method() -> None:
     doc = doc_with()
-    vm = doc.pop("verificationMethod")[0]
+    methods = doc.pop("verificationMethod")
+    assert isinstance(methods, list)
+    vm = methods[0]
     doc["capabilityInvocation"] = [vm]
     assert select_key(doc, DID, f"{DID}#k1")[0] == f"{DID}#k1"
 
 
-def test_unknown_kid_is_a_distinct_error():
+def test_unknown_kid_is_a_distinct_error() -> None:
     with pytest.raises(UnknownKeyError):
         select_key(doc_with(), DID, f"{DID}#nope")
 
 
-def test_methods_of_another_did_are_ignored():
+def test_methods_of_another_did_are_ignored() -> None:
     doc = doc_with(vm_ids=("did:web:other#k1",))
     with pytest.raises(UnknownKeyError):
         select_key(doc, DID, "did:web:other#k1")
@@ -147,7 +155,7 @@ def test_methods_of_another_did_are_ignored():
         select_key(doc, DID, None)
 
 
-def test_capability_invocation_strict_and_relaxed():
+def test_capability_invocation_strict_and_relaxed() -> None:
     doc = doc_with(relationship_refs=[])
     with pytest.raises(DidResolutionError, match="capabilityInvocation"):
         select_key(doc, DID, f"{DID}#k1")
@@ -168,6 +176,8 @@ def test_capability_invocation_strict_and_relaxed():
         ({"id": DID, "verificationMethod": "x"}, None, "malformed"),
     ],
 )
-def test_select_key_rejects_bad_documents(doc, kid, message):
+def test_select_key_rejects_bad_documents(
+    doc: dict[str, object], kid: str | None, message: str
+) -> None:
     with pytest.raises(DidResolutionError, match=message):
         select_key(doc, DID, kid)

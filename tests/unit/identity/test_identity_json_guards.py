@@ -15,7 +15,7 @@ def nested(depth: int) -> object:
     return value
 
 
-def test_depth_of_simple_values():
+def test_depth_of_simple_values() -> None:
     check_json_depth(1, 0)
     check_json_depth({"a": [1]}, 2)
     with pytest.raises(BadRequestError):
@@ -24,17 +24,17 @@ def test_depth_of_simple_values():
         check_json_depth([], 0)
 
 
-def test_thousand_deep_object_rejected_without_recursion_error():
+def test_thousand_deep_object_rejected_without_recursion_error() -> None:
     with pytest.raises(BadRequestError, match="deeper than 32"):
         check_json_depth(nested(1000), 32)
 
 
-def test_very_deep_object_checked_iteratively():
+def test_very_deep_object_checked_iteratively() -> None:
     # Far beyond the interpreter's recursion limit: only an iterative check survives this.
     check_json_depth(nested(5000), 5000)
 
 
-def test_thousand_deep_body_rejected_before_parsing():
+def test_thousand_deep_body_rejected_before_parsing() -> None:
     body = "[" * 1000 + "]" * 1000
     with pytest.raises(BadRequestError, match="deeper than 32"):
         parse_json(body)
@@ -42,12 +42,12 @@ def test_thousand_deep_body_rejected_before_parsing():
         parse_json(b'{"a":' * 1000 + b"1" + b"}" * 1000)
 
 
-def test_brackets_inside_strings_do_not_count():
+def test_brackets_inside_strings_do_not_count() -> None:
     check_json_text_depth(json.dumps({"s": '[[[[[[{{{{\\"[[['}), 1)
     assert parse_json('{"s": "[[[[[["}', max_depth=1) == {"s": "[[[[[["}
 
 
-def test_size_limit():
+def test_size_limit() -> None:
     check_size(b"x" * 10, 10)
     with pytest.raises(TooLargeError):
         check_size(b"x" * 11, 10)
@@ -57,7 +57,7 @@ def test_size_limit():
         parse_json(b"[" + b"1," * 100 + b"1]", max_bytes=100)
 
 
-def test_duplicate_keys_and_invalid_json_are_bad_requests():
+def test_duplicate_keys_and_invalid_json_are_bad_requests() -> None:
     with pytest.raises(BadRequestError, match="duplicate JSON key '@type'"):
         parse_json('{"@type": "a", "@type": "b"}')
     with pytest.raises(BadRequestError, match="invalid JSON"):
@@ -67,7 +67,7 @@ def test_duplicate_keys_and_invalid_json_are_bad_requests():
 @given(
     st.recursive(st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c))
 )
-def test_text_and_object_depth_checks_agree(value):
+def test_text_and_object_depth_checks_agree(value: object) -> None:
     text = json.dumps(value)
     depth_ok = True
     try:

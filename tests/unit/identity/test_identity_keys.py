@@ -1,6 +1,7 @@
 import json
 import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from joserfc.jwk import ECKey
@@ -22,18 +23,18 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=15)
 
 
-def mode(path):
+def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_generated_key_is_p256_and_key_id_is_thumbprint():
+def test_generated_key_is_p256_and_key_id_is_thumbprint() -> None:
     key = generate_key()
     assert key.curve_name == "P-256"
     assert key.is_private
     assert key_id(key) == ECKey.import_key(key.as_dict(private=False)).thumbprint()
 
 
-def test_save_uses_private_modes_and_reloads(tmp_path):
+def test_save_uses_private_modes_and_reloads(tmp_path: Path) -> None:
     key = generate_key()
     path = tmp_path / "keys" / "k.pem"
     save_private_key(path, key)
@@ -42,7 +43,7 @@ def test_save_uses_private_modes_and_reloads(tmp_path):
     assert key_id(load_private_key(path)) == key_id(key)
 
 
-def test_group_readable_key_file_is_refused(tmp_path):
+def test_group_readable_key_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
     save_private_key(path, generate_key())
     path.chmod(0o644)
@@ -51,7 +52,7 @@ def test_group_readable_key_file_is_refused(tmp_path):
     assert load_private_key(path, check_permissions=False).is_private
 
 
-def test_non_p256_key_is_refused(tmp_path):
+def test_non_p256_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
     path.write_bytes(ECKey.generate_key("P-384", private=True).as_pem(private=True))
     path.chmod(0o600)
@@ -59,7 +60,7 @@ def test_non_p256_key_is_refused(tmp_path):
         load_private_key(path)
 
 
-def test_first_start_generates_and_keeps_the_key(tmp_path):
+def test_first_start_generates_and_keeps_the_key(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     first = load_or_create_keyring(directory)
     assert mode(directory) == 0o700
@@ -70,7 +71,7 @@ def test_first_start_generates_and_keeps_the_key(tmp_path):
     assert again.previous == ()
 
 
-def test_world_readable_key_directory_is_refused(tmp_path):
+def test_world_readable_key_directory_is_refused(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     directory.mkdir(mode=0o755)
     directory.chmod(0o755)
@@ -78,7 +79,7 @@ def test_world_readable_key_directory_is_refused(tmp_path):
         load_or_create_keyring(directory)
 
 
-def test_rotation_keeps_old_key_published_for_the_grace_period(tmp_path):
+def test_rotation_keeps_old_key_published_for_the_grace_period(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     old = load_or_create_keyring(directory, grace=GRACE)
     rotated = rotate_keyring(directory, now=NOW, grace=GRACE)
@@ -95,7 +96,7 @@ def test_rotation_keeps_old_key_published_for_the_grace_period(tmp_path):
     assert reloaded.find(old.current.key_id) is not None
 
 
-def test_prune_deletes_keys_past_their_grace(tmp_path):
+def test_prune_deletes_keys_past_their_grace(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     old = load_or_create_keyring(directory, grace=GRACE)
     rotate_keyring(directory, now=NOW, grace=GRACE)
@@ -108,7 +109,7 @@ def test_prune_deletes_keys_past_their_grace(tmp_path):
     assert state == {"current": pruned.current.key_id, "previous": []}
 
 
-def test_external_key_files(tmp_path):
+def test_external_key_files(tmp_path: Path) -> None:
     current, previous = generate_key(), generate_key()
     save_private_key(tmp_path / "cur.pem", current)
     save_private_key(tmp_path / "old.pem", previous)

@@ -47,19 +47,21 @@ def _assert_refused(result: subprocess.CompletedProcess[str], tmp_path: Path) ->
     ],
     ids=["control-plane", "up", "data-plane", "worker"],
 )
-def test_dev_profile_without_insecure_flag_refuses_to_start(argv, tmp_path):
+def test_dev_profile_without_insecure_flag_refuses_to_start(
+    argv: list[str], tmp_path: Path
+) -> None:
     env = _env(tmp_path, CONNECTOR_IDENTITY__PROFILE="dev")
     _assert_refused(_run(argv, tmp_path, env), tmp_path)
 
 
-def test_dev_profile_from_a_config_file_is_refused_too(tmp_path):
+def test_dev_profile_from_a_config_file_is_refused_too(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("identity:\n  profile: dev\n")
     argv = [sys.executable, "-m", "connector", "--config", str(config), "control-plane"]
     _assert_refused(_run(argv, tmp_path, _env(tmp_path)), tmp_path)
 
 
-def test_insecure_flag_lets_dev_start_with_a_warning(tmp_path):
+def test_insecure_flag_lets_dev_start_with_a_warning(tmp_path: Path) -> None:
     # `worker --queue nope` gets past the profile check, then stops at its own (exit 2) before
     # connecting anywhere: enough to see that the flag unlocks `dev` and that it warns.
     env = _env(tmp_path, CONNECTOR_IDENTITY__PROFILE="dev", CONNECTOR_IDENTITY__ALLOW_INSECURE="1")

@@ -27,7 +27,7 @@ OIDC_ENV = {
 }
 
 
-def test_management_settings_from_env_vars():
+def test_management_settings_from_env_vars() -> None:
     s = load_settings(
         env={
             "CONNECTOR_MANAGEMENT__PORT": "3100",
@@ -55,7 +55,7 @@ def test_management_settings_from_env_vars():
     assert load_settings(env=to_env(s)) == s
 
 
-def test_defaults_keep_one_listener_and_api_keys_only():
+def test_defaults_keep_one_listener_and_api_keys_only() -> None:
     s = load_settings(env={})
     assert (s.management.port, s.management.host, s.management.oidc) == (None, None, None)
     assert s.management.base_url(s.server) == s.server.base_url()
@@ -82,7 +82,9 @@ def test_defaults_keep_one_listener_and_api_keys_only():
         ({k: v for k, v in OIDC_ENV.items() if not k.endswith("AUDIENCE")}, "audience"),
     ],
 )
-def test_bad_management_settings_are_refused_naming_the_key(env, names):
+def test_bad_management_settings_are_refused_naming_the_key(
+    env: dict[str, str], names: str
+) -> None:
     with pytest.raises(ConfigError, match=names) as info:
         load_settings(env=env)
     assert "management" in str(info.value)
@@ -107,7 +109,7 @@ def _routed_app(management_port: int) -> ListenerRouting:
     return ListenerRouting(app, management_port, app.openapi)
 
 
-async def test_listener_routing_decides_by_local_port():
+async def test_listener_routing_decides_by_local_port() -> None:
     routed = _routed_app(3100)
     transport = httpx.ASGITransport(routed)  # scope["server"] is the URL's host and port
     async with httpx.AsyncClient(transport=transport) as http:
@@ -130,7 +132,7 @@ async def test_listener_routing_decides_by_local_port():
         assert spoofed.status_code == 404
 
 
-async def test_each_listener_documents_only_the_paths_it_serves():
+async def test_each_listener_documents_only_the_paths_it_serves() -> None:
     routed = _routed_app(3100)
     transport = httpx.ASGITransport(routed)
     async with httpx.AsyncClient(transport=transport) as http:
@@ -141,7 +143,7 @@ async def test_each_listener_documents_only_the_paths_it_serves():
         assert (await http.get("http://connector:3100/docs")).status_code == 200
 
 
-def test_banner_names_the_management_url_on_its_own_port(tmp_path):
+def test_banner_names_the_management_url_on_its_own_port(tmp_path: Path) -> None:
     s = load_settings(env={}, data_dir=tmp_path, management={"port": 3100})
     text = banner(s, None)
     assert "management API  http://localhost:3100/management/v1" in text
@@ -153,7 +155,7 @@ def test_banner_names_the_management_url_on_its_own_port(tmp_path):
     assert "management API" not in single
 
 
-def test_up_refuses_a_management_port_equal_to_another_port(tmp_path):
+def test_up_refuses_a_management_port_equal_to_another_port(tmp_path: Path) -> None:
     port = free_port()
     s = load_settings(
         env={},
@@ -171,7 +173,7 @@ def test_up_refuses_a_management_port_equal_to_another_port(tmp_path):
         Supervisor(s)._check_ports()
 
 
-def test_control_plane_refuses_to_start_with_an_unusable_jwks_file(tmp_path):
+def test_control_plane_refuses_to_start_with_an_unusable_jwks_file(tmp_path: Path) -> None:
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}

@@ -8,7 +8,7 @@ import pytest
 from connector.settings import ConfigError, load_settings, to_env
 
 
-def test_defaults_match_the_documented_ports():
+def test_defaults_match_the_documented_ports() -> None:
     s = load_settings(env={})
     assert (s.server.port, s.dataplane.port, s.metrics.port) == (3000, 3001, 9090)
     assert s.temporal.ui_port == 8233
@@ -20,13 +20,13 @@ def test_defaults_match_the_documented_ports():
     assert s.data_dir == Path("var")
 
 
-def test_env_vars_nest_with_double_underscores():
+def test_env_vars_nest_with_double_underscores() -> None:
     s = load_settings(env={"CONNECTOR_DATABASE__POOL__MAX": "25", "CONNECTOR_SERVER__PORT": "4000"})
     assert s.database.pool.max == 25
     assert s.server.port == 4000
 
 
-def test_yaml_file_in_the_seed_shape_is_read_and_env_wins(tmp_path):
+def test_yaml_file_in_the_seed_shape_is_read_and_env_wins(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(
         """
@@ -68,7 +68,7 @@ adapters:
         ({"CONNECTOR_DATABASE__POOL__MIN": "9", "CONNECTOR_DATABASE__POOL__MAX": "3"}, "pool.min"),
     ],
 )
-def test_a_bad_value_is_one_line_naming_the_key(env, fragment):
+def test_a_bad_value_is_one_line_naming_the_key(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(env=env)
     message = str(info.value)
@@ -76,13 +76,13 @@ def test_a_bad_value_is_one_line_naming_the_key(env, fragment):
     assert "\n" not in message
 
 
-def test_secret_values_never_appear_in_the_error_message():
+def test_secret_values_never_appear_in_the_error_message() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(env={"CONNECTOR_DATABASE__URL": "mysql://user:hunter2@db/x"})
     assert "hunter2" not in str(info.value)
 
 
-def test_redacted_view_hides_every_secret():
+def test_redacted_view_hides_every_secret() -> None:
     s = load_settings(
         env={
             "CONNECTOR_DATABASE__URL": "postgresql://u:hunter2@db/x",
@@ -97,7 +97,7 @@ def test_redacted_view_hides_every_secret():
     assert s.redacted()["database"]["pool"]["max"] == 10
 
 
-def test_settings_survive_the_trip_through_child_environment_variables():
+def test_settings_survive_the_trip_through_child_environment_variables() -> None:
     s = load_settings(
         env={
             "CONNECTOR_DATABASE__URL": "postgresql://u@db/x",
@@ -109,7 +109,7 @@ def test_settings_survive_the_trip_through_child_environment_variables():
     assert again == s
 
 
-def _cli(*args, env=None):
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
@@ -124,7 +124,7 @@ def _cli(*args, env=None):
     )
 
 
-def test_cli_exits_2_with_one_line_on_invalid_config():
+def test_cli_exits_2_with_one_line_on_invalid_config() -> None:
     result = _cli("up", env={"CONNECTOR_DATABASE__POOL__MAX": "abc"})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -132,7 +132,7 @@ def test_cli_exits_2_with_one_line_on_invalid_config():
     assert "database.pool.max" in lines[0]
 
 
-def test_cli_config_show_prints_redacted_effective_config():
+def test_cli_config_show_prints_redacted_effective_config() -> None:
     result = _cli("config", "show", env={"CONNECTOR_DATABASE__URL": "postgresql://u:hunter2@db/x"})
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
