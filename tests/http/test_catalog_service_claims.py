@@ -198,24 +198,16 @@ async def test_catalog_request_fetches_and_merges_a_counterpartys_pages(
 
 
 def test_only_caller_bound_policies_may_be_memoised() -> None:
+    from pydantic import JsonValue
+
     from connector.catalog import caller_only
 
     by_claim = claim_policy("p", "tier", "gold")["policy"]
-    by_time = {
-        "permission": [
-            {
-                "action": "use",
-                "constraint": [
-                    {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2030-01-01"}
-                ],
-            }
-        ]
-    }
-    nested = {
-        "permission": [
-            {"action": "use", "constraint": [{"or": by_time["permission"][0]["constraint"]}]}
-        ]
-    }
+    by_date: list[JsonValue] = [
+        {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2030-01-01"}
+    ]
+    by_time: JsonValue = {"permission": [{"action": "use", "constraint": by_date}]}
+    nested: JsonValue = {"permission": [{"action": "use", "constraint": [{"or": by_date}]}]}
     assert caller_only(by_claim)
     assert caller_only(open_policy("p")["policy"])
     assert not caller_only(by_time)

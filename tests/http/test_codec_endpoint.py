@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,11 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("api.security.utc_now", lambda: NOW)
 
 
+MakeApp = Callable[..., Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
+
+
 @pytest.fixture
-async def make_app(
-    pg_url: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[..., Any]]:
+async def make_app(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[MakeApp]:
     await migrated(pg_url)
     stacks: list[Any] = []
 
@@ -95,7 +96,7 @@ def basic(password: str, user: str = "operator") -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-async def test_decodes_with_the_key_and_refuses_without_it(make_app):
+async def test_decodes_with_the_key_and_refuses_without_it(make_app: MakeApp) -> None:
     app, client = await make_app()
     body = as_json(await encrypted(app))
     assert SECRET not in json.dumps(body).encode()
@@ -118,7 +119,9 @@ async def test_decodes_with_the_key_and_refuses_without_it(make_app):
     ).status_code == 200
 
 
-async def test_encode_round_trips_and_foreign_or_bad_payloads_are_400(make_app, tmp_path):
+async def test_encode_round_trips_and_foreign_or_bad_payloads_are_400(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
     app, client = await make_app()
     headers = {"X-Api-Key": KEY}
     encoded = await client.post(ENCODE, json=as_json([plain()]), headers=headers)
@@ -144,7 +147,7 @@ async def test_encode_round_trips_and_foreign_or_bad_payloads_are_400(make_app, 
     assert from_json(other.json())[0].metadata["encoding"] == ENCODING
 
 
-async def test_cors_answers_only_the_configured_ui_origin(make_app):
+async def test_cors_answers_only_the_configured_ui_origin(make_app: MakeApp) -> None:
     app, client = await make_app()
     preflight = {
         "Access-Control-Request-Method": "POST",
@@ -185,7 +188,7 @@ async def test_cors_answers_only_the_configured_ui_origin(make_app):
     assert unauthorized.headers["access-control-allow-origin"] == UI
 
 
-async def test_configured_origins_replace_the_embedded_ui(make_app):
+async def test_configured_origins_replace_the_embedded_ui(make_app: MakeApp) -> None:
     _app, client = await make_app(encryption={"codec_origins": ["https://temporal.example"]})
     headers = {"Access-Control-Request-Method": "POST"}
     assert (
@@ -194,14 +197,16 @@ async def test_configured_origins_replace_the_embedded_ui(make_app):
     assert (await client.options(DECODE, headers={"Origin": UI, **headers})).status_code == 403
 
 
-def test_the_codec_endpoint_stays_open_during_maintenance():
+def test_the_codec_endpoint_stays_open_during_maintenance() -> None:
     # A restore (maintenance mode) refuses writes; decoding is none, and operators need the UI.
     assert not is_guarded("POST", DECODE)
     assert not is_guarded("POST", ENCODE)
     assert is_guarded("POST", "/management/v1/assets")
 
 
-async def test_the_login_page_asks_the_browser_for_basic_credentials(make_app):
+async def test_the_login_page_asks_the_browser_for_basic_credentials(
+    make_app: MakeApp,
+) -> None:
     _app, client = await make_app()
     challenge = await client.get("/management/codec/login")
     assert challenge.status_code == 401
@@ -214,7 +219,9 @@ async def test_the_login_page_asks_the_browser_for_basic_credentials(make_app):
     assert "Include cross-origin credentials" in welcome.text
 
 
-async def test_an_oidc_bearer_token_is_accepted_when_oidc_is_configured(make_app, tmp_path):
+async def test_an_oidc_bearer_token_is_accepted_when_oidc_is_configured(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
     idp = TestIdp()
     app, client = await make_app(
         management={
@@ -235,7 +242,9 @@ async def test_an_oidc_bearer_token_is_accepted_when_oidc_is_configured(make_app
     ).status_code == 401
 
 
-async def test_payloads_encoded_before_a_rotation_still_decode(make_app):
+async def test_payloads_encoded_before_a_rotation_still_decode(
+    make_app: MakeApp,
+) -> None:
     app, client = await make_app()
     keys: DataKeys = app.state.data_keys
     before = await encrypted(app)

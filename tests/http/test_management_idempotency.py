@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,9 @@ async def sql(h: Harness, statement: str) -> None:
         ("offers", lambda: offer("o1", ["a0"], "p0", "p0")),
     ],
 )
-async def test_same_key_and_body_answers_the_first_answer_again(harness, kind, make) -> None:
+async def test_same_key_and_body_answers_the_first_answer_again(
+    harness: Harness, kind: str, make: Callable[[], dict[str, Any]]
+) -> None:
     h = harness
     await h.created("/assets", asset("a0"))
     await h.created("/policies", open_policy("p0"))
@@ -89,7 +91,7 @@ async def test_same_key_and_body_answers_the_first_answer_again(harness, kind, m
     assert_problem(await h.post(f"/{kind}", make()), 409)
 
 
-async def test_same_key_with_another_body_is_422(harness) -> None:
+async def test_same_key_with_another_body_is_422(harness: Harness) -> None:
     h = harness
     assert (await post(h, "/assets", asset("a1"), "key-1")).status_code == 201
     body = assert_problem(await post(h, "/assets", asset("a2"), "key-1"), 422)
@@ -100,14 +102,14 @@ async def test_same_key_with_another_body_is_422(harness) -> None:
     assert (await post(h, "/assets", reordered, "key-1")).status_code == 201
 
 
-async def test_keys_are_scoped_per_route(harness) -> None:
+async def test_keys_are_scoped_per_route(harness: Harness) -> None:
     h = harness
     assert (await post(h, "/assets", asset("a1"), "shared")).status_code == 201
     assert (await post(h, "/policies", open_policy("p1"), "shared")).status_code == 201
     assert await total(h, "policies") == 1
 
 
-async def test_concurrent_requests_with_one_key_create_one_resource(harness) -> None:
+async def test_concurrent_requests_with_one_key_create_one_resource(harness: Harness) -> None:
     h = harness
     answers = await asyncio.gather(*(post(h, "/assets", asset("a1"), "key-1") for _ in range(8)))
     assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
@@ -116,7 +118,7 @@ async def test_concurrent_requests_with_one_key_create_one_resource(harness) -> 
     assert await total(h, "assets") == 1
 
 
-async def test_an_error_is_not_stored_and_the_retry_runs_again(harness) -> None:
+async def test_an_error_is_not_stored_and_the_retry_runs_again(harness: Harness) -> None:
     h = harness
     body = offer("o1", ["a1"], "p1", "p1")
     assert_problem(await post(h, "/offers", body, "key-1"), 422)  # unknown policy and asset
@@ -127,7 +129,7 @@ async def test_an_error_is_not_stored_and_the_retry_runs_again(harness) -> None:
     assert (await post(h, "/offers", body, "key-1")).json() == created.json()
 
 
-async def test_an_expired_key_is_a_new_key(harness) -> None:
+async def test_an_expired_key_is_a_new_key(harness: Harness) -> None:
     h = harness
     assert (await post(h, "/assets", asset("a1"), "key-1")).status_code == 201
     assert_problem(await post(h, "/assets", asset("a2"), "key-1"), 422)
@@ -138,7 +140,7 @@ async def test_an_expired_key_is_a_new_key(harness) -> None:
 
 
 async def test_a_key_left_unanswered_by_a_crash_after_the_create_answers_the_resource(
-    harness,
+    harness: Harness,
 ) -> None:
     h = harness
     first = await post(h, "/assets", asset("a1"), "key-1")
@@ -162,7 +164,9 @@ async def test_a_key_left_unanswered_by_a_crash_after_the_create_answers_the_res
     assert (await post(h, "/assets", asset("a1"), "key-1")).json() == first.json()
 
 
-async def test_a_key_left_unanswered_by_a_crash_before_the_create_creates_it(harness) -> None:
+async def test_a_key_left_unanswered_by_a_crash_before_the_create_creates_it(
+    harness: Harness,
+) -> None:
     h = harness
     await post(h, "/policies", open_policy("p1"), "key-1")
     # Killed after reserving the key, before the INSERT.
@@ -177,7 +181,7 @@ async def test_a_key_left_unanswered_by_a_crash_before_the_create_creates_it(har
     assert await total(h, "policies") == 1
 
 
-async def test_an_id_taken_before_the_key_was_reserved_stays_409(harness) -> None:
+async def test_an_id_taken_before_the_key_was_reserved_stays_409(harness: Harness) -> None:
     h = harness
     await h.created("/assets", asset("a1"))
     assert_problem(await post(h, "/assets", asset("a1"), "key-1"), 409)
@@ -185,7 +189,7 @@ async def test_an_id_taken_before_the_key_was_reserved_stays_409(harness) -> Non
     assert_problem(await post(h, "/assets", asset("a1"), "key-1"), 409)
 
 
-async def test_expired_keys_are_purged_in_the_background(harness) -> None:
+async def test_expired_keys_are_purged_in_the_background(harness: Harness) -> None:
     h = harness
     await post(h, "/assets", asset("a1"), "old")
     await post(h, "/assets", asset("a2"), "live")
@@ -210,17 +214,19 @@ async def test_expired_keys_are_purged_in_the_background(harness) -> None:
     [b"", b"x" * 256, "schl\u00fcssel".encode("latin-1"), b"tab\there", b"del\x7f"],
     ids=["empty", "256 characters", "not ASCII", "tab", "DEL"],
 )
-async def test_an_invalid_key_is_400(harness, key: bytes) -> None:
+async def test_an_invalid_key_is_400(harness: Harness, key: bytes) -> None:
     h = harness
     response = await h.client.post(
-        MGMT + "/assets", json=asset("a1"), headers={**HEADERS, "Idempotency-Key": key}
+        MGMT + "/assets",
+        json=asset("a1"),
+        headers={**{k.encode(): v.encode() for k, v in HEADERS.items()}, b"Idempotency-Key": key},
     )
     body = assert_problem(response, 400)
     assert "Idempotency-Key" in body["detail"]
     assert await total(h, "assets") == 0
 
 
-async def test_the_longest_valid_key_is_accepted(harness) -> None:
+async def test_the_longest_valid_key_is_accepted(harness: Harness) -> None:
     h = harness
     key = "".join(chr(c) for c in range(0x20, 0x7F)) * 3  # every printable character
     assert len(key) == 285
@@ -228,7 +234,7 @@ async def test_the_longest_valid_key_is_accepted(harness) -> None:
     assert (await post(h, "/assets", asset("a1"), key[:255])).headers["idempotent-replayed"]
 
 
-async def test_openapi_documents_the_header_on_the_creating_posts(harness) -> None:
+async def test_openapi_documents_the_header_on_the_creating_posts(harness: Harness) -> None:
     spec = (await harness.client.get("/openapi.json")).json()
     for path in ("assets", "policies", "offers", "negotiations", "transfers"):
         params = spec["paths"][f"{MGMT}/{path}"]["post"]["parameters"]
@@ -261,7 +267,7 @@ async def two_principals(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIt
             yield Harness(app, client, participant_id)
 
 
-async def test_keys_are_scoped_per_principal(two_principals) -> None:
+async def test_keys_are_scoped_per_principal(two_principals: Harness) -> None:
     h = two_principals
     mine = await post(h, "/assets", asset("a1"), "shared")
     assert mine.status_code == 201

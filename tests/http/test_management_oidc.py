@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,11 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("api.security.utc_now", lambda: NOW)
 
 
+MakeClient = Callable[[dict[str, Any] | None], Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
+
+
 @pytest.fixture
-async def make_client(
-    pg_url: str, redis_url: str, tmp_path: Path
-) -> AsyncIterator[Callable[[dict[str, Any]], Any]]:
+async def make_client(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[MakeClient]:
     await migrated(pg_url)
     stacks: list[Any] = []
 
@@ -129,7 +130,9 @@ def assert_401_problem(
         assert token.split(".")[1] not in response.text
 
 
-async def test_bearer_tokens_from_a_jwks_file_beside_api_keys(make_client, idp, tmp_path):
+async def test_bearer_tokens_from_a_jwks_file_beside_api_keys(
+    make_client: MakeClient, idp: TestIdp, tmp_path: Path
+) -> None:
     _app, client = await make_client(oidc_settings(jwks_path=idp.write_jwks(tmp_path / "j.json")))
     for kid in ("ec-1", "rsa-1"):
         resp = await client.get(
@@ -154,7 +157,9 @@ async def test_bearer_tokens_from_a_jwks_file_beside_api_keys(make_client, idp, 
     assert resp.status_code == 201, resp.text
 
 
-async def test_bad_bearer_tokens_are_401_problem_json_without_the_token(make_client, idp, tmp_path):
+async def test_bad_bearer_tokens_are_401_problem_json_without_the_token(
+    make_client: MakeClient, idp: TestIdp, tmp_path: Path
+) -> None:
     _app, client = await make_client(oidc_settings(jwks_path=idp.write_jwks(tmp_path / "j.json")))
     now = int(NOW.timestamp())
     bad = {
@@ -173,7 +178,9 @@ async def test_bad_bearer_tokens_are_401_problem_json_without_the_token(make_cli
     assert_401_problem(await client.get(f"{MGMT}/assets", headers=basic))
 
 
-async def test_operator_name_is_the_key_name_or_oidc_subject(make_client, idp, tmp_path):
+async def test_operator_name_is_the_key_name_or_oidc_subject(
+    make_client: MakeClient, idp: TestIdp, tmp_path: Path
+) -> None:
     app, _client = await make_client(oidc_settings(jwks_path=idp.write_jwks(tmp_path / "j.json")))
 
     def request(headers: dict[str, str]) -> Request:
@@ -186,8 +193,8 @@ async def test_operator_name_is_the_key_name_or_oidc_subject(make_client, idp, t
 
 
 async def test_bearer_tokens_with_a_jwks_url_fetched_once_through_the_guarded_client(
-    make_client, idp
-):
+    make_client: MakeClient, idp: TestIdp
+) -> None:
     async with JwksServer(idp) as jwks:
         _app, client = await make_client(oidc_settings(jwks_url=jwks.url))
         for _ in range(3):
@@ -202,7 +209,9 @@ async def test_bearer_tokens_with_a_jwks_url_fetched_once_through_the_guarded_cl
         assert (await client.get(f"{MGMT}/assets", headers={"X-Api-Key": KEY})).status_code == 200
 
 
-async def test_without_oidc_configured_only_api_keys_are_accepted(make_client, idp):
+async def test_without_oidc_configured_only_api_keys_are_accepted(
+    make_client: MakeClient, idp: TestIdp
+) -> None:
     _app, client = await make_client(None)
     token = idp.token()
     resp = await client.get(f"{MGMT}/assets", headers={"Authorization": f"Bearer {token}"})

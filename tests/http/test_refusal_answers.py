@@ -11,7 +11,7 @@ named (the path's where the message is not read) and invent none.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -101,7 +101,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 async def call(
     client: httpx.AsyncClient, method: str, path: str, authorization: str | None, body: Any = None
-) -> tuple[httpx.Response, list[dict[str, Any]]]:
+) -> tuple[httpx.Response, list[MutableMapping[str, Any]]]:
     headers = {"Authorization": authorization} if authorization else {}
     with structlog.testing.capture_logs() as logs:
         resp = await client.request(method, path, headers=headers, json=body)
@@ -117,7 +117,7 @@ def correlation_of(resp: httpx.Response, reasons: list[Any]) -> str:
     return match.group(1)
 
 
-def assert_logged(logs: list[dict[str, Any]], correlation: str, reason: str) -> None:
+def assert_logged(logs: list[MutableMapping[str, Any]], correlation: str, reason: str) -> None:
     """Our log line holds the exact reason beside the id the caller got."""
     refused = [e for e in logs if e.get("correlation_id") == correlation]
     assert refused, logs
