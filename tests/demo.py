@@ -35,6 +35,7 @@ async def main() -> None:
             print(f"provider  {provider.did}  ({provider.dsp})")
             print(f"consumer  {consumer.did}  ({consumer.dsp})")
             base = provider.settings.dataplane.file_base_path
+            assert base is not None
             digest = random_file(base / "demo.bin", SIZE)
             started = time.monotonic()
             agreement_id = await agreement_for(

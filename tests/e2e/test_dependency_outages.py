@@ -130,7 +130,8 @@ class World:
         resp = await self.cut.http.get("/health")
         body: dict[str, Any] = resp.json()
         assert resp.status_code == (200 if body["status"] == "healthy" else 503), body
-        return body["checks"]
+        checks: dict[str, Any] = body["checks"]
+        return checks
 
     async def all_fine(self, timeout: float = RECOVERY) -> float:
         """Seconds until the management list and the DSP read answer 200 again."""

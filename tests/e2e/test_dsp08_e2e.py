@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
@@ -12,12 +14,14 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_negotiation_and_transfer_over_dsp_0_8(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
-        sha = random_file(provider.settings.dataplane.file_base_path / "old.bin", MIB + 7)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        sha = random_file(base / "old.bin", MIB + 7)
         await publish_offer(provider, "asset-08")
         offer = await catalog_offer(consumer, provider, "asset-08")
         dsp08 = f"{provider.base}/dsp/0.8"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -67,8 +68,8 @@ def negotiation_body(provider: Connector, offer: dict[str, Any], **extra: Any) -
 
 
 async def test_one_negotiation_per_key_also_for_concurrent_requests(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,
@@ -104,8 +105,8 @@ async def test_one_negotiation_per_key_also_for_concurrent_requests(
 
 
 async def test_a_retry_after_a_crash_joins_the_negotiation_the_first_try_started(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,
@@ -138,8 +139,8 @@ async def test_a_retry_after_a_crash_joins_the_negotiation_the_first_try_started
 
 
 async def test_a_started_negotiation_is_202_with_its_id_when_the_projection_fails(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,
@@ -170,12 +171,14 @@ async def test_a_started_negotiation_is_202_with_its_id_when_the_projection_fail
 
 
 async def test_one_transfer_per_key_after_a_crash_and_202_when_the_projection_fails(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
-        (provider.settings.dataplane.file_base_path / "d.bin").write_bytes(b"data" * 1000)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        (base / "d.bin").write_bytes(b"data" * 1000)
         agreement_id = await agreement_for(
             provider, consumer, "file-asset", data_address={"type": "file", "path": "d.bin"}
         )
@@ -211,8 +214,8 @@ async def test_one_transfer_per_key_after_a_crash_and_202_when_the_projection_fa
 
 
 async def test_get_or_negotiate_retried_after_a_crash_joins_its_own_negotiation(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,

@@ -182,7 +182,7 @@ async def test_control_plane_cli_serves_two_listeners_and_stops_on_sigterm(
     try:
         async with httpx.AsyncClient(timeout=2) as http:
             deadline = time.monotonic() + 60
-            up = set()
+            up: set[str] = set()
             while up != {"main", "management"}:
                 assert proc.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, log.read_text()[-3000:]

@@ -6,6 +6,7 @@ fails here, also for an operator who runs workers with `workers.workflow_sandbox
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -41,12 +42,13 @@ async def histories(connector: Connector, expected: int) -> list[WorkflowHistory
 
 
 async def test_recorded_histories_of_both_roles_replay_in_the_sandbox(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = random_file(base / "replay.bin", MIB)
         agreement_id = await agreement_for(
             provider, consumer, "replay-asset", data_address={"type": "file", "path": "replay.bin"}

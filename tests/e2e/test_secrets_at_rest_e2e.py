@@ -11,6 +11,7 @@ a push with header credentials from an HTTP source that needs a secret header, t
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -44,8 +45,8 @@ async def plain_client(connector: Connector) -> Client:
 
 
 async def test_histories_and_the_database_hold_no_secret_in_clear(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     backend_secret = f"backend-secret-{uuid.uuid4().hex}"
     sink_secret = f"sink-secret-{uuid.uuid4().hex}"
     async with (

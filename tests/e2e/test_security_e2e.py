@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,7 +187,7 @@ def token_untrusted_issuer(world: World) -> str:
     return TokenIssuer(_stranger_ring(), stranger, clock=_now).issue(world.cut.did)
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[World], str | None]] = {
     "untrusted-issuer": lambda w: bearer(token_untrusted_issuer(w)),
     "unknown-key": lambda w: bearer(token_unknown_key(w)),
     "forged-kid": lambda w: bearer(token_forged_kid(w)),

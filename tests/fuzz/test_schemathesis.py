@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from pydantic import BaseModel
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -234,7 +235,11 @@ def test_fuzz_whole_api(fuzz_app: FastAPI) -> None:
     schema.location = "/openapi.json"
     tally = Tally()
     started = time.monotonic()
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             t0 = time.monotonic()
