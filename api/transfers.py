@@ -38,6 +38,7 @@ from connector.core.errors import (
 from connector.core.identity.claims import VerifiedCaller
 from connector.core.policy import Scope, evaluate, parse_policy
 from connector.core.transfer.aggregate import new_transfer
+from connector.core.transfer.hold import StartMode
 from connector.core.transfer.messages import MessageKind
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import Role
@@ -90,6 +91,8 @@ class TransferEdge:
                 milliseconds=self._settings.negotiation.back_to_back_pause_ms
             ),
             "push_max_attempts": self._settings.dataplane.push_max_attempts,
+            "start_mode": StartMode(self._settings.transfer.provider_start),
+            "hold_timeout": timedelta(seconds=self._settings.transfer.hold_timeout_seconds),
         }
 
     async def owned(self, pid: str, caller: VerifiedCaller) -> TransferRecord:

@@ -12,6 +12,7 @@ from activities import bench as bench_activities
 from activities.backup import BackupActivities
 from activities.dataplane import DataPlaneActivities
 from activities.dsp_client import DspClientActivities
+from activities.operator_webhook import OperatorWebhookActivities
 from activities.projections import ProjectionActivities
 from activities.restore import RestoreActivities
 from connector.backup.service import BackupService
@@ -59,6 +60,7 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     projections = ProjectionActivities(ctx.resources.pool, data_keys(settings), ctx.metrics)
     signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
     data_plane = DataPlaneActivities(signaling)
+    webhook = OperatorWebhookActivities(settings.operator_webhook, ctx.identity.http)
     return [
         bench_activities.noop,
         dsp.send_negotiation_message,
@@ -70,6 +72,7 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
         data_plane.resume_flow,
         data_plane.stop_flow,
         data_plane.await_flow,
+        webhook.notify,
     ]
 
 

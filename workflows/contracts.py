@@ -19,6 +19,7 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
 from connector.core.transfer.actions import Action as TransferAction
 from connector.core.transfer.aggregate import Transfer
+from connector.core.transfer.hold import StartMode
 from connector.core.transfer.messages import MessageKind as TransferMessageKind
 from connector.core.transfer.record import TransferRecord
 
@@ -136,6 +137,10 @@ class TransferStart(_Contract):
     send_deadline: timedelta = timedelta(minutes=10)
     # Consumer shortcut (offer instead of agreement): the negotiation to run first, as a child.
     negotiation: NegotiationStart | None = None
+    # Provider: start at once, or hold the request for an operator until `hold_timeout` passes
+    # (decision 0013).
+    start_mode: StartMode = StartMode.AUTO
+    hold_timeout: timedelta = timedelta(days=7)
 
 
 class InboundTransferMessage(_Contract):
@@ -152,8 +157,10 @@ class InboundTransferMessage(_Contract):
 class TransferCommand(_Contract):
     """An operator's (or an integrator's) decision on one transfer."""
 
-    command: Literal["suspend", "resume", "terminate", "complete"]
+    command: Literal["start", "suspend", "resume", "terminate", "complete"]
     reason: str | None = None
+    # Who asked (API key name or `oidc:<subject>`), for the timeline.
+    operator: str = ""
 
 
 class OutboundTransferMessage(_Contract):
@@ -197,3 +204,26 @@ class FlowStatus(_Contract):
     bytes_moved: int = 0
     attempt: int = 1
     error: str | None = None
+
+
+# --- the operator webhook (decision 0013) --------------------------------------------------
+
+
+class OperatorNotice(_Contract):
+    """A process started waiting for a person: the webhook's body (no secrets, no tokens).
+
+    `id` is unique per wait (the receiver drops a repeat); `deadline` is when the wait ends on
+    its own (the process then terminates).
+    """
+
+    id: str
+    process: Literal["negotiation", "transfer"]
+    process_id: str
+    role: str
+    state: str
+    awaiting: str
+    since: datetime
+    deadline: datetime | None = None
+    counterparty_id: str
+    # The answers the management API accepts for it (e.g. start, terminate).
+    commands: tuple[str, ...] = ()

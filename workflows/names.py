@@ -28,6 +28,8 @@ ACT_DATAPLANE_START: Final = "dataplane.start_flow"
 ACT_DATAPLANE_RESUME: Final = "dataplane.resume_flow"
 ACT_DATAPLANE_STOP: Final = "dataplane.stop_flow"
 ACT_DATAPLANE_AWAIT: Final = "dataplane.await_flow"
+# The operator webhook: a process started waiting for a person (decision 0013).
+ACT_NOTIFY_OPERATOR: Final = "operator.notify"
 
 # ApplicationError types activities raise (the `type` string, never a class name).
 ERR_PEER_REJECTED: Final = "dsp_peer_rejected"

@@ -64,6 +64,15 @@ DATAPLANE_RETRY: Final = RetryPolicy(
     maximum_attempts=30,
     non_retryable_error_types=[names.ERR_DATAPLANE_REFUSED],
 )
+# The operator webhook (decision 0013): retried with back-off while the wait lasts, so a
+# receiver that is down gets the notice once it is back; its 4xx and a refused address are final.
+NOTIFY_OPERATOR_TIMEOUT: Final = timedelta(seconds=30)
+NOTIFY_OPERATOR_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=NON_RETRYABLE,
+)
 # Watching a flow until the data plane reports it COMPLETED or FAILED: long, heartbeating.
 WATCH_TIMEOUT: Final = timedelta(days=7)
 WATCH_HEARTBEAT: Final = timedelta(seconds=20)

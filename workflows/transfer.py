@@ -9,6 +9,11 @@ sends a suspension/termination/completion, gets new ones on resume, and watches 
 until the data plane reports the bytes delivered (then it sends TransferCompletionMessage) or
 failed (then it restarts a push, up to `push_max_attempts`, and else terminates with the reason).
 
+Provider start mode (decision 0013): in `approve` mode the consumer's request is held in
+REQUESTED for an operator's `start` or `terminate` (the rule is `connector.core.transfer.hold`);
+the hold is visible as the DspAwaitingOperator search attribute and the projection's `awaiting`,
+the operator webhook is told when it begins, and past its deadline the transfer terminates.
+
 Consumer shortcut: given an offer instead of an agreement, the negotiation runs first as a child
 workflow (decision 0005), then the transfer proceeds with the agreement it produced.
 """
@@ -30,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.ids import negotiation_workflow_id
     from connector.core.negotiation.record import NegotiationRecord
     from connector.core.negotiation.states import NegotiationState
-    from connector.core.transfer import decide, machine
+    from connector.core.transfer import decide, hold, machine
     from connector.core.transfer.actions import (
         Action,
         SendCompletion,
@@ -56,9 +61,11 @@ with workflow.unsafe.imports_passed_through():
         TransferStart,
     )
     from workflows.delivery import Delivery, Failed, Sent, failure_text, journal_key, rejection
+    from workflows.operator_notice import notify_operator, transfer_notice
     from workflows.search import AGREEMENT, ASSET, COUNTERPARTY, ROLE
 
 STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
+AWAITING = SearchAttributeKey.for_keyword(search_attributes.AWAITING_OPERATOR)
 
 CODE_OPERATOR = "terminated_by_operator"
 CODE_UNDELIVERABLE = "undeliverable"
@@ -131,6 +138,13 @@ class TransferWorkflow:
         self._owed_address: JsonObject | None = None
         # Provider: a data plane stop that failed inside an update handler, retried by run().
         self._owed_stop: FlowStop | None = None
+        # Provider: the operator hold's deadline timer fired.
+        self._hold_timed_out = False
+        # The timeline detail of the next message we send (who commanded it).
+        self._detail: str | None = None
+        # What DspAwaitingOperator says now (None: not set yet), and the last wait notified.
+        self._awaiting_shown: str | None = None
+        self._noticed: hold.Awaiting | None = None
         t = self._record.transfer
         if t.agreement_id != PENDING_AGREEMENT:
             first = decide.next_action(t, self._facts)
@@ -145,7 +159,12 @@ class TransferWorkflow:
         return self._record.transfer
 
     def _set(self, t: Transfer, **extra: object) -> None:
-        self._record = self._record.model_copy(update={"transfer": t, **extra})
+        record = self._record.model_copy(update={"transfer": t, **extra})
+        # A hold lasts as long as the state it was entered in (any move ends it).
+        held = hold.still_held(record.awaiting, t)
+        if held is not record.awaiting:
+            record = record.model_copy(update={"awaiting": held})
+        self._record = record
 
     # --- messages from the counterparty and the operator -------------------------------------
 
@@ -190,7 +209,15 @@ class TransferWorkflow:
             # Tokens die before the consumer hears our acknowledgement (and before run() sees
             # the new state).
             await self._follow_on_data_plane(before, t.state, msg.code or msg.kind.value)
-        self._set(t)
+        if before is TransferState.INITIAL:
+            # The consumer's request: in `approve` mode it waits for an operator from here, and
+            # the answer to this update already says so.
+            awaiting = hold.hold_for(
+                t, self._start.start_mode, at=workflow.now(), timeout=self._start.hold_timeout
+            )
+            self._set(t, awaiting=awaiting)
+        else:
+            self._set(t)
         if t.is_terminal and self._delivery.in_flight:
             # Ended by the peer while our message was still in flight: it is moot now.
             self._delivery.settle()
@@ -255,22 +282,14 @@ class TransferWorkflow:
 
     @command.validator
     def _validate_command(self, cmd: TransferCommand) -> None:
-        t = self._t
-        needs = {
-            "suspend": (TransferState.STARTED,),
-            "complete": (TransferState.STARTED,),
-            "resume": (TransferState.SUSPENDED,),
-            "terminate": tuple(s for s in TransferState if not s.is_terminal),
-        }[cmd.command]
         # Judged against where our in-flight message takes us: the counterparty may already
         # show that state (the provider's start is acknowledged, not yet recorded here).
-        state = self._delivery.target or t.state
-        if state not in needs or self._commands:
-            raise ApplicationError(
-                f"cannot {cmd.command} a transfer in state {state.value}"
-                + (" (another command is pending)" if self._commands else ""),
-                type=names.ERR_ILLEGAL_TRANSITION,
-            )
+        state = self._delivery.target or self._t.state
+        refusal = hold.command_refusal(
+            state, self._record.awaiting, cmd.command, pending=bool(self._commands)
+        )
+        if refusal is not None:
+            raise ApplicationError(refusal, type=names.ERR_ILLEGAL_TRANSITION)
 
     # --- the run loop -------------------------------------------------------------------------
 
@@ -300,6 +319,12 @@ class TransferWorkflow:
         if self._commands:
             return await self._command_action(self._commands.pop(0))
         if t.role is Role.PROVIDER:
+            awaiting = self._record.awaiting
+            if awaiting is not None:
+                if self._hold_timed_out or hold.expired(awaiting, workflow.now()):
+                    self._detail = hold.expiry_reason(awaiting)
+                    return SendTermination(code=hold.CODE_HOLD_EXPIRED, reason=(self._detail,))
+                return None  # held for the operator: no flow, no start
             if t.state is TransferState.REQUESTED and not self._facts.flow_prepared:
                 await self._prepare_flow()
             elif t.state is TransferState.STARTED and self._owed_address is not None:
@@ -314,10 +339,22 @@ class TransferWorkflow:
         if t.state.is_terminal:
             return None
         provider = t.role is Role.PROVIDER
+        self._detail = hold.operator_detail(cmd.command, cmd.operator, reason=cmd.reason)
         match cmd.command:
+            case "start" if t.state is TransferState.REQUESTED and self._record.awaiting:
+                # The operator approved the held request: prepare the flow, then start (or
+                # terminate if the data plane cannot provide it).
+                self._set(t, awaiting=None)
+                self._show_awaiting()
+                await self._prepare_flow()
+                action = decide.next_action(self._t, self._facts)
+                if not isinstance(action, SendStart):
+                    self._detail = None
+                return action
             case "terminate":
                 if t.counterparty_pid is None:
-                    self._end_locally(CODE_OPERATOR, cmd.reason or "terminated by the operator")
+                    detail, self._detail = self._detail, None
+                    self._end_locally(CODE_OPERATOR, detail)
                     return None
                 if provider:
                     await self._data_plane_stop(self._stop("terminate", cmd.reason), local=True)
@@ -337,6 +374,7 @@ class TransferWorkflow:
                     self._flow_status = None
                     address = resumed.data_address if resumed is not None else None
                 return SendStart(data_address=address)
+        self._detail = None
         return None
 
     def _stop(self, how: StopKind, reason: str | None) -> FlowStop:
@@ -408,7 +446,17 @@ class TransferWorkflow:
             )
 
         if not self._watching():
-            await workflow.wait_condition(changed)
+            awaiting = self._record.awaiting
+            timeout = None
+            if awaiting is not None and self._t.role is Role.PROVIDER:
+                timeout = awaiting.deadline - workflow.now()
+                if timeout <= timedelta(0):
+                    self._hold_timed_out = True
+                    return
+            try:
+                await workflow.wait_condition(changed, timeout=timeout)
+            except TimeoutError:
+                self._hold_timed_out = True
             return
         watch = workflow.start_activity(
             names.ACT_DATAPLANE_AWAIT,
@@ -465,8 +513,9 @@ class TransferWorkflow:
             acknowledgeable=not restart,
             deadline=self._start.send_deadline,
         )
+        detail, self._detail = self._detail, None
         if isinstance(outcome, Failed):
-            await self._after_failed_send(action, outcome.error)
+            await self._after_failed_send(action, outcome.error, detail)
             return
         if not isinstance(outcome, Sent):
             return  # the peer's reply acknowledged it (applied in `receive`), or it is moot
@@ -481,7 +530,7 @@ class TransferWorkflow:
         else:
             peer_pid = outcome.ack.peer_pid
             peer = {"provider_pid" if t.role is Role.CONSUMER else "consumer_pid": peer_pid}
-            n = machine.apply_outbound(self._t, action, at=workflow.now(), **peer)
+            n = machine.apply_outbound(self._t, action, at=workflow.now(), detail=detail, **peer)
         self._sent_last = True
         self._set(n)
 
@@ -494,13 +543,19 @@ class TransferWorkflow:
             delivery_key=key,
         )
 
-    async def _after_failed_send(self, action: Action, err: BaseException) -> None:
+    async def _after_failed_send(
+        self, action: Action, err: BaseException, detail: str | None = None
+    ) -> None:
         what = action.message_kind.wire_name
         if isinstance(action, SendTermination):
             # We were ending it anyway; the peer's answer does not change that.
+            peer = f"peer: {failure_text(err)}"
             self._set(
                 machine.apply_outbound(
-                    self._t, action, at=workflow.now(), detail=f"peer: {failure_text(err)}"
+                    self._t,
+                    action,
+                    at=workflow.now(),
+                    detail=f"{detail}; {peer}" if detail else peer,
                 )
             )
             return
@@ -631,7 +686,23 @@ class TransferWorkflow:
 
     # --- projection ---------------------------------------------------------------------------
 
+    def _show_awaiting(self) -> None:
+        """DspAwaitingOperator follows the hold (also between versions: an operator's start
+        clears it before the start message is acknowledged); a new hold is notified once."""
+        awaiting = self._record.awaiting
+        shown = awaiting.kind if awaiting is not None else ""
+        if shown != self._awaiting_shown:
+            workflow.upsert_search_attributes([AWAITING.value_set(shown)])
+            self._awaiting_shown = shown
+        if awaiting is None or awaiting == self._noticed:
+            return
+        self._noticed = awaiting
+        notice = transfer_notice(self._record)
+        if notice is not None:
+            notify_operator(notice)
+
     async def _project(self) -> None:
+        self._show_awaiting()
         if self._projected_version == self._t.version and self._projected_version >= 0:
             return
         t = self._t

@@ -1,6 +1,10 @@
 """Operators' (and integrators') view of transfer processes: start, list, explain, suspend,
 resume, terminate, complete, and the EDR (endpoint + token) of a pull.
 
+A provider in `approve` mode (`transfer.provider_start`) holds each transfer request for a
+person: `GET /management/v1/transfers?awaiting=operator` lists what waits (what for, since when,
+until when), `POST /management/v1/transfers/{id}/start` or `/terminate` decides (decision 0013).
+
 `POST /management/v1/transfers` takes an agreement, or an offer instead: then it reuses a
 FINALIZED agreement for that counterparty and offer, or negotiates one first inside the same
 durable workflow (get-or-negotiate, decision 0005).
@@ -53,6 +57,14 @@ router = APIRouter(prefix="/management/v1", tags=["transfers"])
 _SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "refresh_token"})
 # How long an operator command waits for the state it asks for before answering 202.
 COMMAND_WAIT_SECONDS = 10.0
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Done: the counterparty acknowledged the message the command sent"},
+    202: {"description": "Accepted: the message is still on its way to the counterparty"},
+    409: {
+        "description": "Illegal now (state, nothing awaits a start, another command pending)",
+        "content": {"application/problem+json": {}},
+    },
+}
 
 
 class TransferRequest(BaseModel):
@@ -125,6 +137,17 @@ def view(record: TransferRecord, *, timeline: bool = False) -> dict[str, Any]:
     }
     if t.code or t.reason:
         out["stateReason"] = {"code": t.code, "reason": list(t.reason)}
+    awaiting = record.awaiting
+    out["awaiting"] = (
+        None
+        if awaiting is None
+        else {
+            "kind": awaiting.kind,
+            "since": awaiting.since.isoformat(),
+            "deadline": awaiting.deadline.isoformat(),
+            "commands": list(awaiting.commands),
+        }
+    )
     if timeline:
         out["dataAddress"] = redacted(t.data_address)
         out["timeline"] = [e.model_dump(mode="json") for e in t.timeline]
@@ -312,6 +335,10 @@ async def list_transfers(
     resources: ResourcesDep,
     state: str | None = None,
     role: Literal["provider", "consumer"] | None = None,
+    awaiting: Annotated[
+        Literal["operator"] | None,
+        Query(description="`operator`: only the transfers held for a person (the queue)"),
+    ] = None,
     agreement_id: Annotated[str | None, Query(alias="agreementId")] = None,
     counter_party_id: Annotated[str | None, Query(alias="counterPartyId")] = None,
     cursor: str | None = None,
@@ -324,6 +351,7 @@ async def list_transfers(
             role=role,
             agreement_id=agreement_id,
             counterparty_id=counter_party_id,
+            awaiting_operator=True if awaiting == "operator" else None,
             cursor=cursor,
             limit=limit,
         )
@@ -349,6 +377,7 @@ async def get_transfer(transfer_id: str, _: ApiKeyDep, resources: ResourcesDep) 
 
 
 _TARGET: dict[str, set[TransferState]] = {
+    "start": {TransferState.STARTED, TransferState.TERMINATED},
     "suspend": {TransferState.SUSPENDED, TransferState.TERMINATED},
     "resume": {TransferState.STARTED, TransferState.TERMINATED},
     "terminate": {TransferState.TERMINATED, TransferState.COMPLETED},
@@ -356,11 +385,15 @@ _TARGET: dict[str, set[TransferState]] = {
 }
 
 
-@router.post("/transfers/{transfer_id}/{command}", summary="suspend, resume, terminate or complete")
+@router.post(
+    "/transfers/{transfer_id}/{command}",
+    summary="start (a held request), suspend, resume, terminate or complete",
+    responses=COMMAND_RESPONSES,
+)
 async def command_transfer(
     transfer_id: str,
-    command: Literal["suspend", "resume", "terminate", "complete"],
-    _: ApiKeyDep,
+    command: Literal["start", "suspend", "resume", "terminate", "complete"],
+    principal: ApiKeyDep,
     resources: ResourcesDep,
     gateway: GatewayDep,
     body: CommandRequest | None = None,
@@ -370,7 +403,7 @@ async def command_transfer(
     await gateway.command(
         record.transfer.role,
         transfer_id,
-        TransferCommand(command=command, reason=body.reason if body else None),
+        TransferCommand(command=command, reason=body.reason if body else None, operator=principal),
     )
     # Answer once the counterparty acknowledged (the state changed), or 202 while in flight.
     deadline = time.monotonic() + COMMAND_WAIT_SECONDS

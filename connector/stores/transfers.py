@@ -35,10 +35,10 @@ _UPSERT: Final = """
 INSERT INTO transfers (
     own_pid, role, state, consumer_pid, provider_pid, agreement_id, format, counterparty_id,
     counterparty_address, dsp_version, asset_id, push, code, reason, record, version,
-    created_at, updated_at)
+    created_at, updated_at, awaiting)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15::jsonb, $16,
-        $17, $18)
-ON CONFLICT (own_pid) DO UPDATE SET
+        $17, $18, $19)
+ON CONFLICT (own_pid) DO UPDATE SET awaiting = EXCLUDED.awaiting,
     state = EXCLUDED.state, consumer_pid = EXCLUDED.consumer_pid,
     provider_pid = EXCLUDED.provider_pid, agreement_id = EXCLUDED.agreement_id,
     counterparty_address = EXCLUDED.counterparty_address, asset_id = EXCLUDED.asset_id,
@@ -98,6 +98,7 @@ async def upsert_view(
             t.version,
             t.created_at,
             t.updated_at,
+            record.awaiting.kind if record.awaiting is not None else None,
         )
         if row is None:
             return UpsertResult(changed=False, inserted=False)
@@ -133,10 +134,12 @@ async def list_page(
     role: str | None = None,
     agreement_id: str | None = None,
     counterparty_id: str | None = None,
+    awaiting_operator: bool | None = None,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[TransferRecord]:
-    """Newest first, keyset-paginated, with the total of the filtered set."""
+    """Newest first, keyset-paginated, with the total of the filtered set; `awaiting_operator`
+    True lists the transfers held for a person (decision 0013)."""
     return await process_pages.list_page(
         pool,
         TABLE,
@@ -145,6 +148,7 @@ async def list_page(
             ("role", role),
             ("agreement_id", agreement_id),
             ("counterparty_id", counterparty_id),
+            ("(awaiting IS NOT NULL)", awaiting_operator),
         ],
         TransferRecord.model_validate_json,
         cursor=cursor,

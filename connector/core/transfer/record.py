@@ -12,6 +12,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.core.transfer.aggregate import JsonObject, Transfer
+from connector.core.transfer.hold import Awaiting
 
 __all__ = ["PENDING_AGREEMENT", "TransferRecord"]
 
@@ -36,6 +37,8 @@ class TransferRecord(BaseModel):
     negotiation_id: str | None = None
     bytes_moved: int | None = None
     deadline_at: AwareDatetime | None = None
+    # Provider in `approve` mode: what the process waits for a person to decide (decision 0013).
+    awaiting: Awaiting | None = None
 
     @property
     def own_pid(self) -> str:
