@@ -342,10 +342,13 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _temporal_bootstrap(settings: Settings) -> int:
-    from connector.temporal.client import bootstrap, connect
+    from connector.temporal.client import bootstrap, connect, is_temporal_cloud
     from workers.backup_ops import ensure_backup_schedule
 
-    client = await connect(settings, namespace="default")
+    # Self-hosted: through `default`, as our namespace may not exist yet. Temporal Cloud routes
+    # every call by the client's namespace and has no `default`.
+    cloud = is_temporal_cloud(settings.temporal)
+    client = await connect(settings) if cloud else await connect(settings, namespace="default")
     for change in await bootstrap(client, settings.temporal) or ["nothing to change"]:
         print(change)
     print(await ensure_backup_schedule(await connect(settings), settings))

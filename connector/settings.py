@@ -170,6 +170,12 @@ class TemporalSettings(_Section):
     namespace: str = "connector"
     api_key: SecretStr | None = None
     tls: bool = False
+    cloud: bool | None = Field(
+        default=None,
+        description="Temporal Cloud, where namespaces, retention and search attributes are "
+        "managed with tcld or the Cloud UI, not through the frontend: `temporal-bootstrap` only "
+        "checks them. Unset: detected from the address (*.tmprl.cloud, *.api.temporal.io)",
+    )
     task_queues: TaskQueues = TaskQueues()
     retention_days: int = Field(default=30, ge=1, le=3650)
     embedded_port: int = Field(default=7233, ge=0, le=65535)

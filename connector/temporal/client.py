@@ -79,12 +79,29 @@ async def connect(
     )
 
 
+CLOUD_HOST_SUFFIXES = (".tmprl.cloud", ".api.temporal.io")
+
+
+def is_temporal_cloud(settings: TemporalSettings) -> bool:
+    """`temporal.cloud`, else whether the address is a Temporal Cloud endpoint (namespace
+    endpoints `<ns>.<account>.tmprl.cloud`, regional API-key endpoints `*.api.temporal.io`)."""
+    if settings.cloud is not None:
+        return settings.cloud
+    host = (settings.address or "").rsplit(":", 1)[0].lower().rstrip(".")
+    return host.endswith(CLOUD_HOST_SUFFIXES)
+
+
 async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
     """Idempotently ensure our namespace (with retention) and search attributes exist.
 
     Returns what it changed, for the caller to print. The dev server's `default` namespace keeps
     closed workflows only a day; an operator explaining last month's negotiation needs weeks.
+    On Temporal Cloud (is_temporal_cloud) nothing is changed: Cloud refuses RegisterNamespace,
+    UpdateNamespace and AddSearchAttributes through the frontend, so the namespace and the search
+    attributes are only checked and what is missing is reported for `tcld`.
     """
+    if is_temporal_cloud(settings):
+        return await _check_cloud(client, settings)
     changed: list[str] = []
     retention = timedelta(days=settings.retention_days)
     service = client.workflow_service
@@ -123,6 +140,41 @@ async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
         )
         changed.append(f"search attributes added: {', '.join(missing)}")
     return changed
+
+
+async def _check_cloud(client: Client, settings: TemporalSettings) -> list[str]:
+    try:
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.namespace)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RuntimeError(
+                f"Temporal Cloud namespace {settings.namespace} does not exist: create it "
+                f"(tcld namespace create, retention {settings.retention_days}d)"
+            ) from exc
+        raise
+    notes = [f"Temporal Cloud: namespace {settings.namespace} exists (managed in Cloud, unchanged)"]
+    retention = described.config.workflow_execution_retention_ttl.ToTimedelta()
+    if retention != timedelta(days=settings.retention_days):
+        notes.append(
+            f"retention is {retention}, configured {settings.retention_days}d: change it with "
+            f"tcld namespace retention set"
+        )
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=settings.namespace)
+        )
+    except RPCError as exc:
+        notes.append(f"search attributes not checked ({exc.status.name}): see tcld")
+        return notes
+    missing = [name for name in search_attributes.KEYWORDS if name not in listed.custom_attributes]
+    if missing:
+        notes.append(
+            f"search attributes missing: {', '.join(missing)} (Keyword): add them with "
+            f"tcld namespace search-attributes add"
+        )
+    return notes
 
 
 async def ensure_schedule(
