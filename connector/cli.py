@@ -13,6 +13,8 @@
                                     database backups (Temporal workflow + Schedule)
     connector restore [--backup ID|latest]
                                     disaster recovery from a backup (maintenance mode meanwhile)
+    connector restore --node ID|latest [--recovery-key FILE] [--force]
+                                    a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
 
@@ -93,6 +95,21 @@ def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     restore.add_argument("--again", action="store_true", help="repeat a completed restore")
     restore.add_argument("--json", action="store_true", help="print the report as JSON")
+    restore.add_argument(
+        "--node",
+        metavar="BACKUP",
+        help="restore the whole node (database, Temporal, keys, configuration) from a node "
+        "backup (id or latest) onto an empty data dir, with nothing running",
+    )
+    restore.add_argument(
+        "--recovery-key",
+        type=Path,
+        help="with --node: the recovery key file kept outside the node "
+        "(default backup.recovery_key_file)",
+    )
+    restore.add_argument(
+        "--force", action="store_true", help="with --node: replace a data dir that is not empty"
+    )
 
 
 def _confirm_restore(args: argparse.Namespace) -> bool:
@@ -144,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "encryption":
         return _encryption_command(settings, args.encryption_command)
+    if args.command == "restore" and args.node is not None:
+        # Before the key check below: that would generate a fresh data key ring in the empty
+        # data dir, and the node's own ring comes out of the backup.
+        return _exit(asyncio.run(_restore_node(settings, args)))
     if args.command in _KEYED_COMMANDS and not _data_keys_usable(settings):
         return EXIT_CONFIG
     if args.command == "up":
@@ -186,6 +207,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _exit(asyncio.run(run_restore_command(settings, args)))
     return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
+
+
+async def _restore_node(settings: Settings, args: argparse.Namespace) -> int:
+    from connector.backup.node_restore import NodeRestoreError, restore_node
+    from connector.backup.storage import StorageError
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        await restore_node(
+            settings, args.node, recovery_key=args.recovery_key, force=args.force, out=out
+        )
+    except (NodeRestoreError, StorageError) as exc:
+        print(f"connector restore --node: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def _oidc_keys_readable(settings: Settings) -> bool:

@@ -596,12 +596,27 @@ class BackupSettings(_Section):
         default=None, description="Scratch space for downloads; unset: <data dir>/backups-work"
     )
     maintenance_retry_after_seconds: int = Field(default=30, ge=1)
+    node: bool | None = Field(
+        default=None,
+        description="Whole-node backup (decision 0017): also the Temporal dev server's SQLite "
+        "database, the key rings, the management key and the configuration. Unset: on when "
+        "the dev server runs embedded under the data dir",
+    )
+    recovery_key_file: Path | None = Field(
+        default=None,
+        description="Key that encrypts the key rings and the management key in a node backup; "
+        "keep a copy outside the node. Unset: <data dir>/recovery-key.json, generated on the "
+        "first node backup",
+    )
 
     def resolved_directory(self, data_dir: Path) -> Path:
         return (self.directory or data_dir / "backups").resolve()
 
     def resolved_work_dir(self, data_dir: Path) -> Path:
         return (self.work_dir or data_dir / "backups-work").resolve()
+
+    def resolved_recovery_key_file(self, data_dir: Path) -> Path:
+        return (self.recovery_key_file or Path(data_dir) / "recovery-key.json").resolve()
 
 
 class EncryptionSettings(_Section):

@@ -30,6 +30,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from connector.backup.node import node_sources
 from connector.backup.service import BackupService
 from connector.backup.storage import StorageError, describe
 from connector.core.errors import ConnectorError
@@ -118,6 +119,7 @@ def service_for(settings: Settings) -> BackupService:
         url,
         keys=data_keys(settings),
         encrypt=settings.encryption.backups,
+        node=node_sources(settings),
     )
 
 

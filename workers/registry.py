@@ -15,6 +15,7 @@ from activities.dsp_client import DspClientActivities
 from activities.operator_webhook import OperatorWebhookActivities
 from activities.projections import ProjectionActivities
 from activities.restore import RestoreActivities
+from connector.backup.node import node_sources
 from connector.backup.service import BackupService
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
@@ -132,6 +133,7 @@ def ops_activities(
         database_url(settings.database),
         keys=keys,
         encrypt=settings.encryption.backups,
+        node=node_sources(settings),
     )
     backup = BackupActivities(service, pool=resources.pool, metrics=metrics)
     restore = RestoreActivities(

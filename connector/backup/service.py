@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -26,11 +27,14 @@ from typing import Any, Final
 import asyncpg
 
 from connector import __version__
+from connector.backup import node as node_parts
 from connector.backup import pg
+from connector.backup.node import NodeSources
 from connector.backup.storage import BackupStorage, build_storage
 from connector.core.backup import (
     BackupEntry,
     BackupManifest,
+    BackupPart,
     BackupStatus,
     SchemaVersion,
     Verification,
@@ -40,7 +44,7 @@ from connector.core.backup import (
 )
 from connector.core.errors import NotFoundError, UnprocessableError
 from connector.encryption.aead import DecryptionError, StreamEncryptor, decrypt_file
-from connector.encryption.keyring import DataKeys
+from connector.encryption.keyring import DataKeys, KeyFileError
 from connector.settings import BackupSettings
 from connector.stores import migrate
 
@@ -54,6 +58,18 @@ Heartbeat = Callable[[dict[str, Any]], None]
 
 def _noop(_: dict[str, Any]) -> None:
     return None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while piece := fh.read(1024 * 1024):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -93,10 +109,13 @@ class BackupService:
         keys: DataKeys,
         encrypt: bool = True,
         storage: BackupStorage | None = None,
+        node: NodeSources | None = None,
     ) -> None:
         """`keys` decrypt archives (also with `encrypt` off: earlier backups may be encrypted);
-        `encrypt` (`encryption.backups`) encrypts new ones."""
+        `encrypt` (`encryption.backups`) encrypts new ones. `node`: back up the whole node
+        (decision 0017; its parts are always encrypted)."""
         self.settings = settings
+        self.node = node
         # pg_dump/pg_restore bypass a transaction-mode pooler (backup.database_url).
         self.database_url = (
             settings.database_url.get_secret_value() if settings.database_url else database_url
@@ -118,6 +137,12 @@ class BackupService:
         heartbeat: Heartbeat = _noop,
     ) -> BackupManifest:
         """Stream pg_dump into the target, hashing on the way; publish the manifest last."""
+        published = await self.storage.entry(backup_id)
+        if published is not None:
+            # An earlier attempt published it and its completion was lost: a worker crash, or
+            # a node restored from this very backup, whose Temporal snapshot holds this run
+            # with its dump still in flight.
+            return published.manifest
         started = time.monotonic()
         writer = await self.storage.begin(backup_id)
         digest = hashlib.sha256()
@@ -132,10 +157,24 @@ class BackupService:
                 size += len(data)
                 await writer.write(data)
 
+        snapshot_file: Path | None = None
+        temporal_counts: dict[str, int] = {}
+        pinned = node_parts.SqliteSnapshot(self.node.temporal_db) if self.node else None
         try:
             if sealer is not None:
                 await emit(sealer.header)
+            if pinned is not None:
+                # Temporal first, Postgres a moment later (node.py says why this order).
+                await asyncio.to_thread(pinned.pin)
             async with pg.exported_snapshot(self.database_url) as (conn, snapshot):
+                if pinned is not None:
+                    await asyncio.to_thread(
+                        self.work_dir.mkdir, mode=0o700, parents=True, exist_ok=True
+                    )
+                    snapshot_file = self.work_dir / f"{backup_id}.{node_parts.TEMPORAL_PART}"
+                    temporal_counts = await asyncio.to_thread(pinned.copy_to, snapshot_file)
+                    await asyncio.to_thread(pinned.close)
+                    heartbeat({"stage": "temporal-snapshot", "bytes": snapshot_file.stat().st_size})
                 created_at: datetime = await conn.fetchval("SELECT now()")
                 server_version: str = await conn.fetchval("SHOW server_version")
                 database: str = await conn.fetchval("SELECT current_database()")
@@ -162,9 +201,17 @@ class BackupService:
                         with contextlib.suppress(BaseException):
                             await stats_task
             await writer.commit()
+            parts: dict[str, BackupPart] = {}
+            if self.node is not None and snapshot_file is not None:
+                parts = await self._node_parts(backup_id, snapshot_file, temporal_counts)
         except BaseException:
             await writer.abort()
             raise
+        finally:
+            if pinned is not None:
+                await asyncio.to_thread(pinned.close)
+            if snapshot_file is not None:
+                snapshot_file.unlink(missing_ok=True)
         manifest = BackupManifest(
             backup_id=backup_id,
             created_at=created_at.astimezone(UTC),
@@ -183,10 +230,89 @@ class BackupService:
             workflow_id=workflow_id,
             encryption=ENCRYPTION_SCHEME if sealer is not None else None,
             encryption_key_id=sealer.kid if sealer is not None else None,
+            parts=parts,
         )
         await self.storage.publish_manifest(manifest)
         heartbeat({"stage": "published", "bytes": size, "seconds": time.monotonic() - started})
         return manifest
+
+    async def _write_part(
+        self, backup_id: str, name: str, chunks: AsyncIterator[bytes]
+    ) -> tuple[str, int, str]:
+        """Store encrypted `chunks` as part `name`: (object key, size, sha256 of the bytes)."""
+        writer = await self.storage.begin(backup_id, name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async for data in chunks:
+                if data:
+                    digest.update(data)
+                    size += len(data)
+                    await writer.write(data)
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        return writer.key, size, digest.hexdigest()
+
+    async def _node_parts(
+        self, backup_id: str, snapshot_file: Path, temporal_counts: dict[str, int]
+    ) -> dict[str, BackupPart]:
+        """Encrypt and store the Temporal snapshot, the secrets and the configuration."""
+        node = self.node
+        assert node is not None  # noqa: S101 - the caller checked
+        parts: dict[str, BackupPart] = {}
+        plain_digest = hashlib.sha256()
+        sealer = StreamEncryptor(self.keys, "backup")
+
+        async def temporal_chunks() -> AsyncIterator[bytes]:
+            yield sealer.header
+            with snapshot_file.open("rb") as fh:
+                while piece := await asyncio.to_thread(fh.read, 1024 * 1024):
+                    plain_digest.update(piece)
+                    yield sealer.update(piece)
+            yield sealer.finalize()
+
+        key, size, sha = await self._write_part(
+            backup_id, node_parts.TEMPORAL_PART, temporal_chunks()
+        )
+        parts[node_parts.TEMPORAL_PART] = BackupPart(
+            object_key=key,
+            size_bytes=size,
+            sha256=sha,
+            plain_sha256=plain_digest.hexdigest(),
+            encryption=ENCRYPTION_SCHEME,
+            encryption_key_id=sealer.kid,
+            details=temporal_counts,
+        )
+        recovery = await asyncio.to_thread(
+            node_parts.recovery_keys, node.recovery_key_file, create=True
+        )
+        sealed, recovery_kid, plain_sha, count = await asyncio.to_thread(
+            node_parts.seal_secrets, node, recovery
+        )
+        key, size, sha = await self._write_part(backup_id, node_parts.SECRETS_PART, _once(sealed))
+        parts[node_parts.SECRETS_PART] = BackupPart(
+            object_key=key,
+            size_bytes=size,
+            sha256=sha,
+            plain_sha256=plain_sha,
+            encryption=ENCRYPTION_SCHEME,
+            encryption_key_id=recovery_kid,
+            details={"files": count},
+        )
+        config = json.dumps(node.config, indent=2, sort_keys=True).encode()
+        encrypted, kid = node_parts.encrypt_bytes(self.keys, config)
+        key, size, sha = await self._write_part(backup_id, node_parts.CONFIG_PART, _once(encrypted))
+        parts[node_parts.CONFIG_PART] = BackupPart(
+            object_key=key,
+            size_bytes=size,
+            sha256=sha,
+            plain_sha256=hashlib.sha256(config).hexdigest(),
+            encryption=ENCRYPTION_SCHEME,
+            encryption_key_id=kid,
+        )
+        return parts
 
     # --- verify ----------------------------------------------------------------------------
 
@@ -219,6 +345,8 @@ class BackupService:
                         )
                 except DecryptionError as exc:
                     mismatches = [f"the archive does not decrypt: {exc}"]
+                if manifest.parts:
+                    mismatches += await self._verify_parts(manifest, heartbeat)
         finally:
             fetched.discard()
         verification = Verification(
@@ -232,6 +360,78 @@ class BackupService:
         )
         await self.storage.write_verification(verification)
         return verification
+
+    async def fetch_part(
+        self, manifest: BackupManifest, name: str, heartbeat: Heartbeat
+    ) -> tuple[Path, list[str], Callable[[], None]]:
+        """The stored part as a local file, mismatches of its checksum, and its discard."""
+        part = manifest.parts[name]
+        fetched = await self.storage.fetch(
+            manifest.backup_id,
+            self.work_dir,
+            lambda n: heartbeat({"stage": f"fetch {name}", "bytes": n}),
+            name,
+        )
+        problems = []
+        if fetched.sha256 != part.sha256 or fetched.size_bytes != part.size_bytes:
+            problems.append(
+                f"{name}: sha256 {fetched.sha256} ({fetched.size_bytes} bytes) differs from the "
+                f"manifest's {part.sha256} ({part.size_bytes} bytes)"
+            )
+        return fetched.path, problems, fetched.discard
+
+    async def _verify_parts(self, manifest: BackupManifest, heartbeat: Heartbeat) -> list[str]:
+        """Restore each node part in scratch: the Temporal database opens and passes
+        `PRAGMA integrity_check` with the manifest's execution counts, the secrets open with
+        the recovery key and their data key ring decrypts this backup, the configuration
+        parses."""
+        problems: list[str] = []
+        await asyncio.to_thread(self.work_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        scratch = self.work_dir / f"{manifest.backup_id}.verify"
+        for name in (node_parts.SECRETS_PART, node_parts.TEMPORAL_PART, node_parts.CONFIG_PART):
+            if name not in manifest.parts:
+                problems.append(f"{name}: missing from the node backup")
+                continue
+            stored, bad, discard = await self.fetch_part(manifest, name, heartbeat)
+            try:
+                if bad:
+                    problems += bad
+                    continue
+                heartbeat({"stage": f"verify {name}"})
+                problems += await asyncio.to_thread(
+                    self._check_part, manifest, name, stored, scratch
+                )
+            finally:
+                discard()
+                scratch.unlink(missing_ok=True)
+        return problems
+
+    def _check_part(
+        self, manifest: BackupManifest, name: str, stored: Path, scratch: Path
+    ) -> list[str]:
+        part = manifest.parts[name]
+        try:
+            if name == node_parts.SECRETS_PART:
+                if self.node is None:
+                    return [f"{name}: no recovery key configured on this node to open it"]
+                recovery = node_parts.recovery_keys(self.node.recovery_key_file, create=False)
+                files = node_parts.open_secrets(recovery, stored)
+                return node_parts.check_secrets(files, manifest, scratch)
+            decrypt_file(self.keys, "backup", stored, scratch)
+        except (DecryptionError, KeyFileError) as exc:
+            return [f"{name}: does not decrypt ({exc})"]
+        if _sha256_file(scratch) != part.plain_sha256:
+            return [f"{name}: decrypted content differs from the manifest's checksum"]
+        if name == node_parts.TEMPORAL_PART:
+            problems, counts = node_parts.check_temporal_db(scratch)
+            if counts != part.details:
+                problems.append(f"{name}: {counts} restored, the manifest says {part.details}")
+            return problems
+        try:
+            json.loads(scratch.read_bytes())
+        except ValueError as exc:
+            return [f"{name}: not JSON ({exc})"]
+        return []
 
     async def _restore_and_compare(
         self, manifest: BackupManifest, archive: Path, scratch: str, heartbeat: Heartbeat

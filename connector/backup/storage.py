@@ -5,6 +5,8 @@ Layout (under the directory, or the bucket prefix):
     <backup_id>/connector.dump       the pg_dump archive (custom format, compressed)
     <backup_id>/manifest.json        written LAST: a backup exists iff its manifest exists
     <backup_id>/verification.json    outcome of the latest verification (verified or failed)
+    <backup_id>/temporal.db, secrets, config.json
+                                     a whole-node backup's other parts (decision 0017)
 
 The archive is first written under a temporary name (`.partial/<id>.dump.part` locally) or as an
 S3 multipart upload, and only appears under its final key once complete; the manifest follows.
@@ -77,13 +79,15 @@ class ObjectWriter(Protocol):
 class BackupStorage(Protocol):
     description: str
 
-    def object_key(self, backup_id: str) -> str: ...
-    async def begin(self, backup_id: str) -> ObjectWriter: ...
+    def object_key(self, backup_id: str, name: str = DUMP_NAME) -> str: ...
+    async def begin(self, backup_id: str, name: str = DUMP_NAME) -> ObjectWriter: ...
     async def publish_manifest(self, manifest: BackupManifest) -> None: ...
     async def write_verification(self, verification: Verification) -> None: ...
     async def entries(self) -> list[BackupEntry]: ...
     async def entry(self, backup_id: str) -> BackupEntry | None: ...
-    async def fetch(self, backup_id: str, work_dir: Path, progress: Progress) -> FetchedObject: ...
+    async def fetch(
+        self, backup_id: str, work_dir: Path, progress: Progress, name: str = DUMP_NAME
+    ) -> FetchedObject: ...
     async def delete(self, backup_id: str) -> None: ...
     async def cleanup_partials(self, older_than: timedelta, keep: set[str]) -> int: ...
 
@@ -169,23 +173,27 @@ class LocalStorage:
             raise StorageError(f"invalid backup id {backup_id!r}")
         return self.root / backup_id
 
-    def object_key(self, backup_id: str) -> str:
-        return str(self._dir(backup_id) / DUMP_NAME)
+    def object_key(self, backup_id: str, name: str = DUMP_NAME) -> str:
+        return str(self._dir(backup_id) / name)
 
-    def partial_path(self, backup_id: str) -> Path:
-        return self.root / PARTIAL_DIR / f"{backup_id}.dump.part"
+    def partial_path(self, backup_id: str, name: str = DUMP_NAME) -> Path:
+        if name == DUMP_NAME:
+            return self.root / PARTIAL_DIR / f"{backup_id}.dump.part"
+        return self.root / PARTIAL_DIR / f"{backup_id}.{name}.part"
 
-    async def begin(self, backup_id: str) -> ObjectWriter:
+    async def begin(self, backup_id: str, name: str = DUMP_NAME) -> ObjectWriter:
         folder = self._dir(backup_id)
         if (folder / MANIFEST_NAME).exists():
             raise StorageError(f"backup {backup_id} is already published")
-        # Whatever an earlier attempt left (a partial file, an unpublished dump) is discarded.
-        shutil.rmtree(folder, ignore_errors=True)
-        partial = self.partial_path(backup_id)
+        if name == DUMP_NAME:
+            # The archive comes first: whatever an earlier attempt left (a partial file, an
+            # unpublished dump or node part) is discarded.
+            shutil.rmtree(folder, ignore_errors=True)
+        partial = self.partial_path(backup_id, name)
         partial.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-        return _LocalWriter(partial, folder / DUMP_NAME)
+        return _LocalWriter(partial, folder / name)
 
     async def publish_manifest(self, manifest: BackupManifest) -> None:
         _atomic_write(self._dir(manifest.backup_id) / MANIFEST_NAME, _json(manifest))
@@ -217,8 +225,10 @@ class LocalStorage:
                 found.append(entry)
         return _sorted(found)
 
-    async def fetch(self, backup_id: str, work_dir: Path, progress: Progress) -> FetchedObject:
-        path = self._dir(backup_id) / DUMP_NAME
+    async def fetch(
+        self, backup_id: str, work_dir: Path, progress: Progress, name: str = DUMP_NAME
+    ) -> FetchedObject:
+        path = self._dir(backup_id) / name
         digest = hashlib.sha256()
         size = 0
         try:
@@ -229,7 +239,7 @@ class LocalStorage:
                     progress(size)
                     await asyncio.sleep(0)
         except FileNotFoundError as exc:
-            raise StorageError(f"backup {backup_id} has no archive at {path}") from exc
+            raise StorageError(f"backup {backup_id} has no {name} at {path}") from exc
         return FetchedObject(path, digest.hexdigest(), size, temporary=False)
 
     async def delete(self, backup_id: str) -> None:
@@ -339,8 +349,8 @@ class S3Storage:
             raise StorageError(f"invalid backup id {backup_id!r}")
         return f"{self.prefix}{backup_id}/{name}"
 
-    def object_key(self, backup_id: str) -> str:
-        return self._key(backup_id, DUMP_NAME)
+    def object_key(self, backup_id: str, name: str = DUMP_NAME) -> str:
+        return self._key(backup_id, name)
 
     async def _get(self, key: str) -> bytes | None:
         def get() -> bytes | None:
@@ -379,10 +389,10 @@ class S3Storage:
 
         return await asyncio.to_thread(abort)
 
-    async def begin(self, backup_id: str) -> ObjectWriter:
+    async def begin(self, backup_id: str, name: str = DUMP_NAME) -> ObjectWriter:
         if await self._get(self._key(backup_id, MANIFEST_NAME)) is not None:
             raise StorageError(f"backup {backup_id} is already published")
-        key = self.object_key(backup_id)
+        key = self.object_key(backup_id, name)
         # Discard what an earlier attempt left: an open multipart upload or an unpublished dump.
         await self._abort_uploads(key)
         await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=key)
@@ -426,10 +436,12 @@ class S3Storage:
         found = [e for e in await asyncio.gather(*(self.entry(i) for i in ids)) if e is not None]
         return _sorted(found)
 
-    async def fetch(self, backup_id: str, work_dir: Path, progress: Progress) -> FetchedObject:
+    async def fetch(
+        self, backup_id: str, work_dir: Path, progress: Progress, name: str = DUMP_NAME
+    ) -> FetchedObject:
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-        path = work_dir / f"{backup_id}.dump"
-        key = self.object_key(backup_id)
+        path = work_dir / (f"{backup_id}.dump" if name == DUMP_NAME else f"{backup_id}.{name}")
+        key = self.object_key(backup_id, name)
         await asyncio.to_thread(work_dir.chmod, 0o700)
         loop = asyncio.get_running_loop()
 
@@ -439,7 +451,7 @@ class S3Storage:
             try:
                 response = self.client.get_object(Bucket=self.bucket, Key=key)
             except self.client.exceptions.NoSuchKey as exc:
-                raise StorageError(f"backup {backup_id} has no archive at {key}") from exc
+                raise StorageError(f"backup {backup_id} has no {name} at {key}") from exc
             with _private_file(path) as fh:
                 for chunk in response["Body"].iter_chunks(HASH_CHUNK):
                     digest.update(chunk)

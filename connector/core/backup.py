@@ -17,6 +17,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "BackupEntry",
     "BackupManifest",
+    "BackupPart",
     "BackupStatus",
     "SchemaVersion",
     "TableStats",
@@ -52,6 +53,20 @@ class SchemaVersion(_Model):
         return max(self.applied, default=0)
 
 
+class BackupPart(_Model):
+    """One more object of a whole-node backup (decision 0017), beside the database archive."""
+
+    object_key: str
+    size_bytes: int = Field(ge=0, description="Stored (encrypted) bytes")
+    sha256: str = Field(description="SHA-256 of the stored bytes: the corruption check")
+    plain_sha256: str = Field(description="SHA-256 of the content once decrypted")
+    encryption: str
+    encryption_key_id: str
+    # What verification compares after restoring the part in scratch (e.g. the Temporal
+    # database's open and closed workflow executions).
+    details: dict[str, int] = Field(default_factory=dict)
+
+
 class BackupManifest(_Model):
     format: str = MANIFEST_FORMAT
     backup_id: str
@@ -75,6 +90,9 @@ class BackupManifest(_Model):
     # None: a plain pg_dump archive (backups from before encryption, or encryption.backups off).
     encryption: str | None = None
     encryption_key_id: str | None = None
+    # A whole-node backup's other parts by name (`temporal.db`, `secrets`, `config.json`);
+    # empty for a database-only backup.
+    parts: dict[str, BackupPart] = Field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:

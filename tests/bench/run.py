@@ -29,6 +29,12 @@ BENCHES: list[tuple[str, str, list[str], list[str]]] = [
         ["--size-mib", "256", "--rounds", "1"],
     ),
     ("backup", "tests.bench.backup_bench", [], ["--rows", "20000", "--workflows", "50"]),
+    (
+        "node-restore",
+        "tests.bench.node_restore_bench",
+        [],
+        ["--finished", "500", "--real", "20", "--inflight", "10"],
+    ),
 ]
 
 HOW_TO_RUN = """## How to run
