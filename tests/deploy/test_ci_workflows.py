@@ -32,7 +32,7 @@ USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(\S+)")
 
 
 def load(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load((WF / name).read_text())
+    doc: dict[Any, Any] = yaml.safe_load((WF / name).read_text())
     doc["on"] = doc.pop(True, doc.get("on"))  # PyYAML reads the `on:` key as boolean True
     return doc
 
