@@ -17,9 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from connector.backup.service import BackupService
+from connector.core.backup import known_status
 from connector.core.errors import ConnectorError
 from connector.logging import get_logger
 from connector.metrics import Metrics
+from connector.settings import BackupSettings
+from connector.stores.migrate import MIGRATIONS_TABLE
 from workflows import names
 from workflows.backup_contracts import (
     DumpRequest,
@@ -34,6 +37,7 @@ from workflows.backup_contracts import (
 log = get_logger(__name__)
 
 STATUS_KEY_PREFIX = "backup.last_"
+RUN_STAGES = ("backup", "restore")
 
 
 @contextlib.contextmanager
@@ -44,6 +48,36 @@ def translated_errors() -> Iterator[None]:
     except ConnectorError as exc:
         # Unknown backup, corrupt archive, schema too new: a retry would refuse again.
         raise ApplicationError(str(exc), type=exc.code.value, non_retryable=True) from exc
+
+
+async def publish_known_status(
+    service: BackupService, pool: asyncpg.Pool | None, metrics: Metrics, settings: BackupSettings
+) -> None:
+    """Set the backup gauges from what the target holds, when the ops worker starts.
+
+    A restarted worker then reports yesterday's backup instead of nothing, and a fresh install
+    reports no backup at all rather than one from 1970. Best effort: an unreachable target or
+    database leaves the gauges unset (the `ConnectorBackupMissing` rule notices after a day).
+    """
+    if settings.enabled and pool is not None:
+        with contextlib.suppress(asyncpg.PostgresError, OSError):
+            installed = await pool.fetchval(
+                f"SELECT min(applied_at) FROM {MIGRATIONS_TABLE}"  # noqa: S608 (a constant)
+            )
+            if installed is not None:
+                metrics.backup_expected_since.set(installed.timestamp())
+    try:
+        entries = await service.entries()
+    except Exception as exc:  # any target error: the gauges stay unknown, the worker runs on
+        log.warning("backup status unknown at start", error=str(exc))
+        return
+    status = known_status(entries, verify=settings.verify)
+    if status.last_success is not None:
+        metrics.backup_last_success.set(status.last_success)
+    if status.size_bytes is not None:
+        metrics.backup_size.set(status.size_bytes)
+    if status.last_verified is not None:
+        metrics.backup_last_verified.set(1 if status.last_verified else 0)
 
 
 def _heartbeat(details: dict[str, Any]) -> None:
@@ -75,7 +109,7 @@ class BackupActivities:
             )
         duration = time.monotonic() - started
         if self._metrics is not None:
-            self._metrics.backup_duration.labels(stage="dump").set(duration)
+            self._metrics.backup_duration.labels(stage="dump").observe(duration)
         log.info(
             "backup dumped",
             backup_id=manifest.backup_id,
@@ -101,7 +135,9 @@ class BackupActivities:
             verification = await self._service.verify(request.backup_id, heartbeat=_heartbeat)
         if self._metrics is not None:
             self._metrics.backup_last_verified.set(1 if verification.verified else 0)
-            self._metrics.backup_duration.labels(stage="verify").set(verification.duration_seconds)
+            self._metrics.backup_duration.labels(stage="verify").observe(
+                verification.duration_seconds
+            )
         if not verification.verified:
             log.error(
                 "backup verification failed",
@@ -160,8 +196,9 @@ class BackupActivities:
             if record.verified is False:
                 metrics.backup_last_verified.set(0)
             return
-        if record.duration_seconds is not None:
-            metrics.backup_duration.labels(stage=record.stage).set(record.duration_seconds)
+        # The verify activity observed its own step; whole runs are observed here.
+        if record.duration_seconds is not None and record.stage in RUN_STAGES:
+            metrics.backup_duration.labels(stage=record.stage).observe(record.duration_seconds)
         if record.stage == "backup":
             metrics.backup_last_success.set(time.time())
             if record.size_bytes is not None:

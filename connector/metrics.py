@@ -8,6 +8,7 @@ together with each child's memory/CPU and the Temporal SDK metrics of every work
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -23,7 +24,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -57,10 +58,13 @@ BACKUP_LAST_VERIFIED: Final = "connector_backup_last_verified"
 BACKUP_SIZE_BYTES: Final = "connector_backup_size_bytes"
 BACKUP_DURATION_SECONDS: Final = "connector_backup_duration_seconds"
 BACKUP_FAILURES_TOTAL: Final = "connector_backup_failures_total"
+BACKUP_EXPECTED_SINCE: Final = "connector_backup_expected_since_timestamp_seconds"
+BACKUP_STAGES: Final = ("dump", "verify", "backup", "restore")
 TASK_QUEUE_BACKLOG: Final = "connector_task_queue_backlog"
 
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _PROCESS_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0)
+_BACKUP_BUCKETS: Final = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0)
 
 
 def _strip_total(name: str) -> str:
@@ -138,32 +142,37 @@ class Metrics:
             buckets=_PROCESS_BUCKETS,
             registry=registry,
         )
-        # Backups: set by the ops worker's activities on every outcome (issue 8); alert on
-        # failures_total increasing, last_verified == 0 or last_success too old.
-        self.backup_last_success = Gauge(
+        # Backups (issue 8): set by the ops worker's activities on every outcome and, when it
+        # starts, from the manifests in the backup target. The three "last" gauges exist only once
+        # a value is known: an unlabelled gauge exports 0 from its creation, which the alert rules
+        # would read as "last backup in 1970" and page on a fresh install.
+        self.backup_last_success = KnownGauge(
             BACKUP_LAST_SUCCESS,
             "Unix time of the last backup that completed (and verified, when enabled).",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
         )
-        self.backup_last_verified = Gauge(
+        self.backup_last_verified = KnownGauge(
             BACKUP_LAST_VERIFIED,
             "1 if the last verification of a backup passed, 0 if it failed.",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+            registry,
         )
-        self.backup_size = Gauge(
-            BACKUP_SIZE_BYTES,
-            "Size of the last completed backup object.",
-            registry=registry,
-            multiprocess_mode="mostrecent",
+        self.backup_size = KnownGauge(
+            BACKUP_SIZE_BYTES, "Size of the last completed backup object.", registry
         )
-        self.backup_duration = Gauge(
+        self.backup_expected_since = KnownGauge(
+            BACKUP_EXPECTED_SINCE,
+            "Unix time since when a scheduled backup is due: the connector's install time (its "
+            "first migration); absent while backups are disabled.",
+            registry,
+        )
+        # One observation per step and run: a duration is a distribution over runs, and the
+        # dashboard's p95 needs buckets.
+        self.backup_duration = Histogram(
             BACKUP_DURATION_SECONDS,
-            "Wall time of the last backup step, by stage (dump, verify, restore).",
+            "Wall time of backup steps (dump, verify) and whole runs (backup, restore).",
             ["stage"],
+            buckets=_BACKUP_BUCKETS,
             registry=registry,
-            multiprocess_mode="mostrecent",
         )
         self.backup_failures = Counter(
             _strip_total(BACKUP_FAILURES_TOTAL),
@@ -194,9 +203,31 @@ class Metrics:
             self.transfers.labels(t_state)
         for direction in ("pull", "push"):
             self.transfer_bytes.labels(direction)
-        for stage in ("dump", "verify", "restore"):
+        for stage in BACKUP_STAGES:
             self.backup_failures.labels(stage)
             self.backup_duration.labels(stage)
+
+
+class KnownGauge:
+    """An unlabelled gauge that is exported only once a value was set (see `Metrics`)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._registry = registry
+        self._gauge: Gauge | None = None
+        self._lock = threading.Lock()
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            if self._gauge is None:
+                self._gauge = Gauge(
+                    self._name,
+                    self._documentation,
+                    registry=self._registry,
+                    multiprocess_mode="mostrecent",
+                )
+        self._gauge.set(value)
 
 
 class TemporalProxyCollector(Collector):
@@ -240,8 +271,8 @@ class ChildProcessCollector(Collector):
         rss = GaugeMetricFamily(
             "process_resident_memory_bytes", "Resident memory size in bytes.", labels=["role"]
         )
-        cpu = GaugeMetricFamily(
-            "process_cpu_seconds_total", "Total user and system CPU time.", labels=["role"]
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds", "Total user and system CPU time.", labels=["role"]
         )
         for child in self._children():
             try:

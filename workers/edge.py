@@ -34,7 +34,7 @@ from connector.metrics import Metrics, TemporalProxyCollector, build_registry
 from connector.resources import Resources, open_resources
 from connector.runner import EDGE_WORKER_GRACE_SECONDS, StartError, with_overrides
 from connector.settings import Settings
-from workers.main import build_workers, ensure_schedules
+from workers.main import build_workers, ensure_schedules, publish_backup_status
 from workers.registry import WorkerContext
 
 log = get_logger(__name__)
@@ -212,6 +212,7 @@ class EdgeProcess:
         )
         if settings.temporal.task_queues.ops in queues:
             await ensure_schedules(client, settings)
+            await publish_backup_status(resources, settings, self.metrics)
 
         async def run() -> None:
             # One worker's fatal error ends the part: the runner restarts all of them.

@@ -117,6 +117,15 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
         log.error("backup schedule not applied", error=str(exc))
 
 
+async def publish_backup_status(resources: Resources, settings: Settings, metrics: Metrics) -> None:
+    """The backup gauges from the target's manifests: a fresh install exports none (no alert
+    pages), a restarted worker the backups it finds."""
+    from activities.backup import publish_known_status
+    from workers.backup_ops import service_for
+
+    await publish_known_status(service_for(settings), resources.pool, metrics, settings.backup)
+
+
 async def run(settings: Settings, queues: list[str], *, name: str = "worker") -> None:
     """Run until SIGTERM/SIGINT; drain in-flight tasks for the configured grace period."""
     temporal_metrics_port = settings.metrics.temporal_port or free_port()
@@ -174,6 +183,7 @@ async def run(settings: Settings, queues: list[str], *, name: str = "worker") ->
         )
         if settings.temporal.task_queues.ops in queues:
             await ensure_schedules(client, settings)
+            await publish_backup_status(resources, settings, metrics)
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info("worker polling", queues=queues, namespace=settings.temporal.namespace)
         await stop.wait()

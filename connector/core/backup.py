@@ -7,6 +7,7 @@ SHA-256, schema version and per-table row counts and checksums taken in the dump
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Final, TypeVar
@@ -24,6 +25,7 @@ __all__ = [
     "Verification",
     "backup_id_for",
     "compare_tables",
+    "known_status",
     "retained",
     "select_latest",
 ]
@@ -144,6 +146,37 @@ def select_latest(entries: Iterable[BackupEntry]) -> BackupEntry | None:
     """The newest *verified* backup: an unverified or failed one is never offered as `latest`."""
     verified = [e for e in entries if e.status is BackupStatus.VERIFIED]
     return max(verified, key=lambda e: (e.manifest.created_at, e.backup_id), default=None)
+
+
+@dataclass(frozen=True)
+class KnownStatus:
+    """What the backup gauges say, read back from a target's manifests."""
+
+    last_success: float | None = None
+    size_bytes: int | None = None
+    last_verified: bool | None = None
+
+
+def known_status(entries: Iterable[BackupEntry], *, verify: bool) -> KnownStatus:
+    """The gauges the ops worker would have set had it seen every run: the newest good backup
+    (verified, when verification is on; else any that did not fail) and the newest verification."""
+    entries = list(entries)
+    good = [
+        e
+        for e in entries
+        if e.status is BackupStatus.VERIFIED or (not verify and e.status is BackupStatus.UNVERIFIED)
+    ]
+    newest = max(good, key=lambda e: (e.manifest.created_at, e.backup_id), default=None)
+    checked = [e.verification for e in entries if e.verification is not None]
+    last_check = max(checked, key=lambda v: v.verified_at, default=None)
+    if newest is None:
+        return KnownStatus(last_verified=last_check.verified if last_check else None)
+    done = newest.verification.verified_at if newest.verification else newest.manifest.completed_at
+    return KnownStatus(
+        last_success=done.timestamp(),
+        size_bytes=newest.manifest.size_bytes,
+        last_verified=last_check.verified if last_check else None,
+    )
 
 
 def compare_tables(
