@@ -58,14 +58,53 @@ def test_targets_and_runtime_contract() -> None:
     assert "ARG UID" not in DOCKERFILE.read_text(), "ARGs do not cross stages: use literal ids"
 
 
-def test_dependencies_are_a_cached_layer_and_the_project_a_wheel() -> None:
-    builder = stages()["builder"]
-    deps = builder.index("pip install --no-cache-dir -r /tmp/requirements.txt")
-    copy_all = builder.index("COPY . .")
-    assert builder.index("COPY pyproject.toml ./") < deps < copy_all
-    assert "pip wheel" in builder
-    assert "requirements-edge.txt" in stages()["venv-edge"]
-    assert "python:3.11-slim" in DOCKERFILE.read_text()
+def test_dependencies_come_from_hashed_locks_in_cached_layers() -> None:
+    s = stages()
+    for stage, lock in (
+        ("deps-cloud", "requirements.lock"),
+        ("deps-edge", "requirements-edge.lock"),
+    ):
+        body = s[stage]
+        assert "--require-hashes" in body, stage
+        assert "--only-binary :all:" in body, stage
+        assert f"-r {lock}" in body, stage
+        assert "COPY . " not in body, f"{stage}: only the lock files may invalidate the layer"
+    for stage, deps in (("venv-cloud", "deps-cloud"), ("venv-edge", "deps-edge")):
+        body = s[stage]
+        assert body.startswith(f"{deps} AS {stage}"), stage
+        assert "pip wheel" in body
+        assert "--no-index" in body, f"{stage}: the project wheel builds offline"
+        assert "slim-venv.sh" in body, stage
+    assert "venv-edge" in s["edge"]
+    assert "venv-cloud" in s["worker"]
+    assert "venv-cloud" in s["control-plane"]
+    for lock in ("requirements.lock", "requirements-edge.lock"):
+        text = (ROOT / "deploy" / "docker" / lock).read_text()
+        pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", text, re.M)
+        assert len(pins) > 20, lock
+        assert text.count("--hash=sha256:") >= len(pins), f"{lock}: every pin has hashes"
+
+
+def test_base_image_is_an_argument_pinned_by_digest() -> None:
+    text = DOCKERFILE.read_text()
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert match, "ARG BASE_IMAGE before the first FROM"
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", match.group(1))
+    assert "FROM ${BASE_IMAGE} AS base" in text
+
+
+def test_secrets_only_as_build_secrets() -> None:
+    text = DOCKERFILE.read_text()
+    assert "--mount=type=secret,id=pip_cert" in text
+    assert not re.search(r"^(ARG|ENV) .*(CERT|TOKEN|PASSWORD)", text, re.M)
+    assert "ca-certificates.crt" not in re.sub(r"^#.*$", "", text, flags=re.M)
+
+
+def test_worker_carries_pg_tools_of_the_production_major() -> None:
+    s = stages()
+    assert s["worker"].startswith("worker-os AS worker")
+    assert "postgresql-client-15" in s["pg-tools"]
+    assert "CONNECTOR_BACKUP__PG_BIN_DIR=/usr/lib/postgresql/15/bin" in s["worker-os"]
 
 
 def test_no_binary_downloads() -> None:
@@ -84,6 +123,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
         "!activities/",
         "!workers/",
         "!dataplane/",
+        "!deploy/docker/requirements.lock",
+        "!deploy/docker/requirements-edge.lock",
     ):
         assert needed in lines, needed
     assert not any(
