@@ -347,6 +347,10 @@ class TransferWorkflow:
                 self._set(t, awaiting=None)
                 self._show_awaiting()
                 await self._prepare_flow()
+                if self._t.is_terminal and self._facts.flow_prepared:
+                    # The consumer ended it while the flow was being prepared: revoke the flow.
+                    why = self._t.code or "ended before the start"
+                    await self._data_plane_stop(self._stop("terminate", why), local=True)
                 action = decide.next_action(self._t, self._facts)
                 if not isinstance(action, SendStart):
                     self._detail = None
