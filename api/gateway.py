@@ -21,7 +21,7 @@ from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.record import NegotiationRecord
-from connector.core.negotiation.states import Direction, Role
+from connector.core.negotiation.states import Role
 from connector.metrics import Metrics
 from connector.stores import negotiations
 from workflows import names
@@ -33,16 +33,8 @@ _OPENING_POLLS: Final = 20
 _OPENING_POLL_SECONDS: Final = 0.1
 
 
-def update_id(own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0) -> str:
-    """Stable per message content and the negotiation version it was judged against.
-
-    A counterparty's retry is answered, not applied twice (see `deliver`); the same message sent
-    again once the negotiation has moved on is judged again (a second identical offer while
-    ACCEPTED, or a verification after FINALIZED, is a DSP 400, not the first one's cached 200).
-    """
-    # Content only: a retry is recognised whatever happened since (a crashed peer re-sends the
-    # message after we acted on it). `seen_version` is kept for callers but not part of the id.
-    del seen_version
+def update_id(own_pid: str, msg: InboundNegotiationMessage) -> str:
+    """Stable per message content: a counterparty's retry is recognised (see `deliver`)."""
     return content_id(own_pid, msg)
 
 
@@ -69,36 +61,18 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
         self._metrics = metrics
 
     async def deliver(
-        self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int = 0
+        self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int
     ) -> NegotiationRecord:
         """Apply a counterparty's message; `seen_version` is the version the edge looked at.
 
-        A retry of the message that made the current version (its answer was lost, or our worker
-        crashed before the peer saw it) is answered with the current state instead of being
-        judged again; anything else is judged by the state machine.
+        A retry of the message that made the current state (its answer was lost, or our worker
+        crashed before the peer saw it) is answered with that state; anything else is judged by
+        the state machine (`ProcessGateway._deliver_message`).
         """
         handle = self._client.get_workflow_handle(negotiation_workflow_id(role, own_pid))
-        try:
-            record: NegotiationRecord = await self._call(
-                own_pid,
-                lambda: handle.execute_update(
-                    names.UPD_NEGOTIATION_RECEIVE,
-                    msg,
-                    id=update_id(own_pid, msg, seen_version),
-                    result_type=NegotiationRecord,
-                ),
-            )
-        except IllegalTransitionError:
-            # The peer's last message, sent again: it never saw our answer (lost, or a crash),
-            # even if we have acted on it since. Answer with the current state.
-            current = await negotiations.get(self._pool, own_pid)
-            judged_at = _last_inbound_version(current) if current is not None else None
-            if judged_at is None or not await self._applied(
-                handle, update_id(own_pid, msg, judged_at)
-            ):
-                raise
-            return current  # type: ignore[return-value]  # checked above
-        return await self._applied_answer(record)
+        return await self._deliver_message(
+            handle, own_pid, msg, update=update_id(own_pid, msg), seen_version=seen_version
+        )
 
     @staticmethod
     async def _applied(handle: WorkflowHandle[Any, Any], update: str) -> bool:
@@ -213,13 +187,3 @@ class TemporalGateway(ProcessGateway[NegotiationRecord]):
             "status": description.status.name if description.status else None,
             "pendingActivities": activities,
         }
-
-
-def _last_inbound_version(record: NegotiationRecord) -> int | None:
-    """The version the peer's most recent message was judged against (None: it sent nothing)."""
-    timeline = record.negotiation.timeline
-    first_version = record.negotiation.version - len(timeline) + 1
-    for index in range(len(timeline) - 1, -1, -1):
-        if timeline[index].direction is Direction.IN:
-            return first_version + index - 1
-    return None

@@ -9,15 +9,22 @@ differs: the updates each process accepts and what an operator may ask of it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import timedelta
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -42,8 +49,20 @@ __all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind", "StartedUnprojecte
 
 log = get_logger(__name__)
 
-R = TypeVar("R")
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Versioned)
 T = TypeVar("T")
+
+# The server aborts an update whose workflow task failed (say UNHANDLED_COMMAND: an activity
+# result arrived while the task ran); the update was not accepted, so sending it again is safe.
+_TASK_FAILURE_MARK: Final = "unexpected workflow task failure"
+_TASK_FAILURE_RETRIES: Final = 4
+_TASK_FAILURE_PAUSE_SECONDS: Final = 0.05
 
 
 def content_id(scope: str, msg: BaseModel) -> str:
@@ -119,6 +138,56 @@ class ProcessGateway(Generic[R]):
 
     def _projected(self, record: R, result: Any) -> None:
         """Hook: the edge wrote `record` (`result` is the store's answer)."""
+
+    async def _deliver_message(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        own_pid: str,
+        msg: BaseModel,
+        *,
+        update: str,
+        seen_version: int,
+    ) -> R:
+        """Apply a counterparty's message as update `update` (its content id).
+
+        Only a true retry, a copy of the message that produced the current state, is answered
+        from what the first copy got; any other copy is judged again (an illegal one is a DSP
+        400), also when the server still holds an answer for that content (decision 0019).
+        `seen_version` is the version the edge read before sending the update.
+        """
+        kind = self._kind
+
+        def execute(update_id: str) -> Callable[[], Awaitable[R]]:
+            return lambda: handle.execute_update(
+                kind.receive_update, msg, id=update_id, result_type=kind.record_type
+            )
+
+        try:
+            record: R = await self._call(own_pid, execute(update))
+        except IllegalTransitionError:
+            current = await self._produced_current(handle, own_pid, update)
+            if current is None:
+                raise
+            return current
+        if record.version < seen_version:
+            # The answer stored for an earlier copy, and the process has moved on since: this
+            # copy is a new message (e.g. the same offer again while ACCEPTED), judged now.
+            record = await self._call(own_pid, execute(f"{update}@{seen_version}"))
+        return await self._applied_answer(record)
+
+    async def _produced_current(
+        self, handle: WorkflowHandle[Any, Any], own_pid: str, update: str
+    ) -> R | None:
+        """The current record, if update `update` produced it (its answer got lost); else None."""
+        try:
+            answered = handle.get_update_handle(update, result_type=self._kind.record_type)
+            first: R = await answered.result(rpc_timeout=timedelta(seconds=2))
+        except (WorkflowUpdateFailedError, RPCError):
+            return None
+        current = await self._kind.load(self._pool, own_pid)
+        if current is None or current.version != first.version:
+            return None
+        return current
 
     async def _start_with_message(
         self, start: Any, msg: Any, *, workflow_id: str, own_pid: str, update: str
@@ -239,10 +308,18 @@ class ProcessGateway(Generic[R]):
             raise StartedUnprojected(initial) from exc
 
     async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await within_worker_wait(call)
-        except (WorkflowUpdateFailedError, RPCError, WorkflowAlreadyStartedError) as exc:
-            raise await self._map(own_pid, exc) from None
+        for attempt in range(_TASK_FAILURE_RETRIES + 1):
+            try:
+                return await within_worker_wait(call)
+            except RPCError as exc:
+                aborted = _TASK_FAILURE_MARK in exc.message.lower()
+                if not aborted or attempt == _TASK_FAILURE_RETRIES:
+                    raise await self._map(own_pid, exc) from None
+                log.info("update aborted by a failed workflow task; sending it again", pid=own_pid)
+                await asyncio.sleep(_TASK_FAILURE_PAUSE_SECONDS * 2**attempt)
+            except (WorkflowUpdateFailedError, WorkflowAlreadyStartedError) as exc:
+                raise await self._map(own_pid, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _map(self, own_pid: str, exc: Exception) -> Exception:
         if isinstance(exc, WorkflowUpdateFailedError):

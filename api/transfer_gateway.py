@@ -20,7 +20,7 @@ from workflows.contracts import InboundTransferMessage, TransferCommand, Transfe
 
 
 def update_id(own_pid: str, msg: InboundTransferMessage) -> str:
-    """Stable per message content: a counterparty's retry is answered, not applied twice."""
+    """Stable per message content: a counterparty's retry is recognised (see `deliver`)."""
     return content_id(f"transfer|{own_pid}", msg)
 
 
@@ -51,19 +51,14 @@ class TransferGateway(ProcessGateway[TransferRecord]):
         super().__init__(client, pool, task_queue, transfer_kind(keys))
 
     async def deliver(
-        self, role: Role, own_pid: str, msg: InboundTransferMessage
+        self, role: Role, own_pid: str, msg: InboundTransferMessage, seen_version: int
     ) -> TransferRecord:
+        """Apply a counterparty's message; a retry of the one that made the current state is
+        answered with it, anything else judged (`ProcessGateway._deliver_message`)."""
         handle = self._client.get_workflow_handle(transfer_workflow_id(role, own_pid))
-        record: TransferRecord = await self._call(
-            own_pid,
-            lambda: handle.execute_update(
-                names.UPD_TRANSFER_RECEIVE,
-                msg,
-                id=update_id(own_pid, msg),
-                result_type=TransferRecord,
-            ),
+        return await self._deliver_message(
+            handle, own_pid, msg, update=update_id(own_pid, msg), seen_version=seen_version
         )
-        return await self._applied_answer(record)
 
     async def start_with_message(
         self, start: TransferStart, msg: InboundTransferMessage

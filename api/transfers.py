@@ -223,7 +223,9 @@ class TransferEdge:
                 f"does not match the path ({pid})"
             )
         inbound = self._inbound(msg, kind, t.role.counterparty)
-        result: TransferRecord = await self._gateway.deliver(t.role, pid, inbound)
+        result: TransferRecord = await self._gateway.deliver(
+            t.role, pid, inbound, seen_version=t.version
+        )
         return result
 
     @staticmethod

@@ -407,10 +407,9 @@ async def test_consumer_operator_accept_sends_accepted(world: World) -> None:
     await world.peer.wait_for("ContractAgreementVerificationMessage", pid=c.ppid)
 
 
-async def test_consumer_same_offer_again_while_accepted_is_a_retry(world: World) -> None:
-    # The peer's last message sent again after we acted on it: it may never have seen our
-    # answer (decision 0003), so it is acknowledged with the current state, not applied again.
-    # (The DSP TCK's CN_C:03-05 expects a 400 here; durability after crashes wins.)
+async def test_consumer_same_offer_again_while_accepted_is_400(world: World) -> None:
+    # CN_C:03-05: the offer did not make the current state (our ACCEPTED did), so the same
+    # offer again is a new message, judged, and illegal while ACCEPTED (decision 0019).
     c = await consumer_offered(world)
     resp = await world.cut.post(f"/negotiations/{c.cpid}/decision", {"decision": "accept"})
     assert resp.status_code == 200, resp.text
@@ -418,8 +417,18 @@ async def test_consumer_same_offer_again_while_accepted_is_a_retry(world: World)
     await world.cut.wait_state(c.cpid, {"ACCEPTED"})
     before = (await mgmt(world.cut, c.cpid))["version"]
     resp = await world.peer.post(world.cut, c.at("offers"), c.offer)
-    assert resp.status_code == 200, resp.text
+    assert_dsp_error(resp, 400)
     await assert_state(world, c.cpid, "ACCEPTED", before)
+
+
+async def test_consumer_retried_offer_is_answered_while_it_made_the_state(world: World) -> None:
+    # A true retry: nothing happened since the offer, so its answer is given again.
+    c = await consumer_offered(world)
+    before = (await mgmt(world.cut, c.cpid))["version"]
+    resp = await world.peer.post(world.cut, c.at("offers"), c.offer)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "OFFERED"
+    await assert_state(world, c.cpid, "OFFERED", before)
 
 
 async def test_consumer_operator_terminate_sends_termination(world: World) -> None:
@@ -510,9 +519,9 @@ async def test_provider_counter_request_while_agreed_is_400(world: World) -> Non
     await assert_state(world, p.ppid, "AGREED", before)
 
 
-async def test_provider_verification_repeated_after_finalized_is_a_retry(world: World) -> None:
-    # A consumer that crashed before it saw our answer sends its verification again after we
-    # finalized: acknowledged with the current state, not applied again (decision 0003).
+async def test_provider_verification_repeated_after_finalized_is_400(world: World) -> None:
+    # Our FINALIZED made the current state, not the verification: the same verification again
+    # is judged, and illegal once FINALIZED (decision 0019).
     p = await provider_agreed(world)
     verification = verification_message(p.ppid, p.cpid)
     resp = await world.peer.post(world.cut, p.at("agreement/verification"), verification)
@@ -522,7 +531,7 @@ async def test_provider_verification_repeated_after_finalized_is_a_retry(world: 
     await world.cut.wait_state(p.ppid, {"FINALIZED"})
     before = (await mgmt(world.cut, p.ppid))["version"]
     resp = await world.peer.post(world.cut, p.at("agreement/verification"), verification)
-    assert resp.status_code == 200, resp.text
+    assert_dsp_error(resp, 400)
     await assert_state(world, p.ppid, "FINALIZED", before)
 
 

@@ -316,3 +316,37 @@ async def test_reading_a_transfer_without_a_valid_token_is_the_404_of_an_unknown
         assert body["providerPid"] == body["consumerPid"]  # the path's pid, echoed
         bodies.append({**body, "reason": None, "providerPid": None, "consumerPid": None})
     assert all(b == bodies[0] for b in bodies), bodies
+
+
+async def test_a_retried_termination_that_ended_it_is_answered(world: World) -> None:
+    # The termination made the current state (its answer may have been lost): answered again.
+    consumer_pid, provider_pid = await world.requested()
+    termination = message("TransferTerminationMessage", consumer_pid, provider_pid)
+    path = f"/transfers/{provider_pid}/termination"
+    assert (await world.dsp(path, termination)).status_code == 200
+    await world.provider.wait_transfer(provider_pid, {"TERMINATED"})
+    before = await world.view(provider_pid)
+    resp = await world.dsp(path, termination)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "TERMINATED"
+    after = await world.view(provider_pid)
+    assert (after["state"], after["version"]) == ("TERMINATED", before["version"])
+
+
+async def test_a_retried_suspension_is_answered_while_it_made_the_state(world: World) -> None:
+    transfer_id = await start_transfer(world.consumer, world.provider, world.agreement_id)
+    started = await world.consumer.wait_transfer(transfer_id, {"STARTED"})
+    provider_pid = started["providerPid"]
+    await world.provider.wait_transfer(provider_pid, {"STARTED"})
+    suspension = message("TransferSuspensionMessage", transfer_id, provider_pid)
+    path = f"/transfers/{provider_pid}/suspension"
+    assert (await world.dsp(path, suspension)).status_code == 200, "first copy"
+    await world.provider.wait_transfer(provider_pid, {"SUSPENDED"})
+    before = await world.view(provider_pid)
+    resp = await world.dsp(path, suspension)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "SUSPENDED"
+    after = await world.view(provider_pid)
+    assert (after["state"], after["version"]) == ("SUSPENDED", before["version"])
+    # Anything else is judged: a completion from the consumer is illegal while SUSPENDED.
+    await assert_refused(world, "TransferCompletionMessage", transfer_id, provider_pid)
