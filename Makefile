@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast lint fmt typecheck bench chaos demo deploy-check load clean-venv help bytecode
+.PHONY: up test state-machines test-fast lint fmt typecheck bench chaos demo deploy-check load clean-venv help bytecode
 
 help:
 	@echo "make up            run the connector on the embedded stack (Postgres, Redis, Temporal)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench         benchmarks, results in docs/benchmarks.md"
 	@echo "make chaos         kill -9 every process of two connectors under load, docs/reliability.md"
 	@echo "make demo          two connectors: catalog, negotiation, transfer"
+	@echo "make state-machines  regenerate docs/state-machines.md from the transition tables"
 	@echo "make deploy-check  validate Docker, Helm, Terraform, CI, alerts and dashboards offline"
 
 $(STAMP): pyproject.toml
@@ -44,6 +45,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+state-machines: $(STAMP)
+	$(BIN)/python -m connector.state_machines_doc > docs/state-machines.md
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

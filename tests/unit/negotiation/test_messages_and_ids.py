@@ -63,17 +63,6 @@ def test_role_counterparty() -> None:
     assert Role.CONSUMER.counterparty is Role.PROVIDER
 
 
-def test_new_pid_formats_a_caller_supplied_uuid() -> None:
-    expected = "urn:uuid:12345678-1234-5678-1234-567812345678"
-    assert ids.new_pid("12345678123456781234567812345678") == expected
-    assert ids.new_pid("12345678-1234-5678-1234-567812345678") == expected
-
-
-def test_new_pid_rejects_a_non_uuid() -> None:
-    with pytest.raises(ValueError, match="hexadecimal"):
-        ids.new_pid("not-a-uuid")
-
-
 def test_workflow_ids() -> None:
     assert (
         ids.negotiation_workflow_id(Role.PROVIDER, "urn:uuid:1")

@@ -1,1 +1,0 @@
-"""Redis caches: namespaced keys, mandatory TTLs; never a source of truth."""
