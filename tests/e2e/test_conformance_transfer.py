@@ -5,7 +5,7 @@ configuration and the management commands docs/conformance.md names for it.
 Two connectors under test: `auto` (transfer.provider_start=auto: a request is started once its
 flow is ready) and `approve` (provider_start=approve: a request waits in REQUESTED for the
 operator). Every message a connector sends and every body it answers with is validated against
-the DSP 2025-1 schemas. TP:02-04 and TP_C:02-04 are disabled in the TCK and not played.
+the DSP 2025-1 schemas. TP:02-04 and TP_C:02-04 (disabled in the TCK) are played too.
 """
 
 from __future__ import annotations
@@ -427,6 +427,20 @@ async def test_tp_02_03_peer_suspends_then_terminates(world: World) -> None:
     assert await p.get() == "TERMINATED"
 
 
+async def test_tp_02_04_peer_suspends_resumes_then_completes(world: World) -> None:
+    """Disabled in the TCK; played anyway: the consumer resumes with a start of its own, and we
+    answer it with a start carrying the resumed flow's new DataAddress."""
+    p = await started(world, world.auto)
+    await p.accepted("TransferSuspensionMessage")
+    assert await p.get() == "SUSPENDED"
+    await p.accepted("TransferStartMessage")
+    assert await p.get() == "STARTED"
+    starts = await p.received("TransferStartMessage", count=2)
+    assert starts[1].get("dataAddress") is not None
+    await p.accepted("TransferCompletionMessage")
+    assert await p.get() == "COMPLETED"
+
+
 async def test_tp_02_05_not_started_peer_terminates(world: World) -> None:
     p = await world.request(world.approve)
     await world.peer.quiet(0.5)
@@ -566,6 +580,26 @@ async def test_tp_c_02_03_on_start_suspend_then_terminate(world: World) -> None:
     await p.command("terminate")
     await p.received("TransferTerminationMessage")
     assert await p.get() == "TERMINATED"
+
+
+async def test_tp_c_02_04_on_start_suspend_resume_complete(world: World) -> None:
+    """Disabled in the TCK; played anyway: the consumer suspends, resumes and completes."""
+    p = await world.initiate(world.auto)
+    await p.accepted("TransferStartMessage")
+    assert await p.get() == "STARTED"
+    await p.command("suspend")
+    await p.received("TransferSuspensionMessage")
+    await p.command("resume")
+    await p.received("TransferStartMessage")
+    assert await p.get() == "STARTED"
+    await p.command("complete")
+    await p.received("TransferCompletionMessage")
+    assert await p.get() == "COMPLETED"
+    assert p.kinds_received()[-3:] == [
+        "TransferSuspensionMessage",
+        "TransferStartMessage",
+        "TransferCompletionMessage",
+    ]
 
 
 async def test_tp_c_02_05_terminate_once_the_request_is_acked(world: World) -> None:
