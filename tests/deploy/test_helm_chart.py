@@ -400,3 +400,87 @@ def test_management_api_on_its_own_port_in_prod_only(
     service, container = control_plane(rendered["default"])
     assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
     assert "CONNECTOR_MANAGEMENT__PORT" not in {e["name"] for e in container["env"]}
+
+
+def _render(run: Run, values: dict[str, Any], apis: list[str]) -> tuple[int, str]:
+    """Render the chart with `values` (Helm SDK in the tools venv): (rc, manifests or error)."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'deploy/tools'); import validate\n"
+        "values, apis = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "try:\n"
+        "    out = validate.render(values, apis)\n"
+        "except Exception as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = run(tool("python"), "-c", code, json.dumps(values), json.dumps(apis))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_keda_older_than_2_17_1_is_refused(run: Run) -> None:
+    """KEDA 2.17.0 rejects our ScaledObjects (fallback + cpu trigger): the chart refuses at render
+    time; 2.17.1 and later render, and so does the CPU HPA fallback without KEDA."""
+    apis = ["keda.sh/v1alpha1"]
+    rc, out = _render(run, {"keda": {"version": "2.17.0"}}, apis)
+    assert rc == 3, out
+    assert "KEDA 2.17.0 is too old" in out, out
+    assert ">= 2.17.1" in out, out
+    for ok in ("2.17.1", "v2.18.0"):
+        rc, out = _render(run, {"keda": {"version": ok}}, apis)
+        assert rc == 0, (ok, out)
+        assert "ScaledObject" in out, ok
+    rc, out = _render(run, {"keda": {"version": "2.17.0", "enabled": False}}, apis)
+    assert rc == 0, out
+    chart = yaml.safe_load((ROOT / "deploy" / "helm" / "connector" / "Chart.yaml").read_text())
+    assert chart["annotations"]["connector.io/requires-keda"] == ">=2.17.1"
+
+
+def test_web_egress_excludes_link_local_and_private_ranges(
+    rendered: dict[str, list[dict[str, Any]]], run: Run
+) -> None:
+    policy = kinds(rendered["prod"], "NetworkPolicy")[0]
+    web = [
+        r for r in policy["spec"]["egress"] if {p["port"] for p in r.get("ports", [])} == {443, 80}
+    ]
+    assert len(web) == 1, policy["spec"]["egress"]
+    peers = web[0]["to"]
+    v4 = next(p["ipBlock"] for p in peers if p["ipBlock"]["cidr"] == "0.0.0.0/0")
+    for blocked in ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"):
+        assert blocked in v4["except"], blocked
+    v6 = next(p["ipBlock"] for p in peers if p["ipBlock"]["cidr"] == "::/0")
+    assert {"fe80::/10", "fc00::/7"} <= set(v6["except"])
+    # the allow list re-admits a private destination (an in-cluster object store)
+    rc, out = _render(run, {"networkPolicy": {"web": {"allowCidrs": ["10.20.0.0/16"]}}}, [])
+    assert rc == 0, out
+    manifests = json.loads(out)
+    policy = next(
+        d
+        for text in manifests.values()
+        for d in yaml.safe_load_all(text)
+        if d and d["kind"] == "NetworkPolicy"
+    )
+    web = [
+        r for r in policy["spec"]["egress"] if {p["port"] for p in r.get("ports", [])} == {443, 80}
+    ]
+    assert {"ipBlock": {"cidr": "10.20.0.0/16"}} in web[0]["to"]
+
+
+def test_monitoring_objects_carry_the_kube_prometheus_stack_release_label(
+    rendered: dict[str, list[dict[str, Any]]], run: Run
+) -> None:
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        (doc,) = kinds(rendered["default"], kind)
+        assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack", kind
+    rc, out = _render(
+        run,
+        {"metrics": {"serviceMonitor": {"labels": {"release": "prom"}}}},
+        ["monitoring.coreos.com/v1"],
+    )
+    assert rc == 0, out
+    monitors = [
+        d
+        for text in json.loads(out).values()
+        for d in yaml.safe_load_all(text)
+        if d and d["kind"] == "ServiceMonitor"
+    ]
+    assert monitors[0]["metadata"]["labels"]["release"] == "prom"
