@@ -274,8 +274,14 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
 
         # Its first backup (dump, verify in a scratch database, prune) through the ops worker.
         assert asyncio.run(_backup_now(edge)) == 0
+        # verify sets last_verified, the run's outcome then last_success: wait for both
         prom.wait(
-            lambda: bool(prom.query("connector_backup_last_verified == 1")), "backup scraped", 60
+            lambda: (
+                bool(prom.query("connector_backup_last_verified == 1"))
+                and bool(prom.query("connector_backup_last_success_timestamp_seconds"))
+            ),
+            "backup scraped",
+            60,
         )
         age = prom.query("time() - max(connector_backup_last_success_timestamp_seconds)")
         assert 0 <= _number(age[0]) < 300, age
