@@ -14,12 +14,12 @@ Run with .venv-tools/bin/python. For every environment (dev, staging, production
    (Temporal, CloudNativePG operator and cluster) from a vendored copy of the pinned version
    (HELM_CHARTS_VENDOR, default ../shared/vendor/helm-charts next to the repository).
 3. The output is validated: built-in kinds against the Kubernetes 1.30 schemas
-   (kubernetes-validate, strict); CloudNativePG resources against the CRDs of the vendored operator
-   chart (JSON Schema); ServiceMonitor/PrometheusRule/PodMonitor with the cloudcoil models; every pod
-   template against Pod Security `restricted` (pss_check.py) and, in `connector-*` namespaces,
-   against our Kyverno policy (kyverno_check.py); every container has cpu/memory requests and
-   limits; pods the CloudNativePG operator creates (instances, PgBouncer) get resources from the
-   `Cluster`/`Pooler` specs, which are checked for them.
+   (kubernetes-validate, strict); CloudNativePG resources against the CRDs of the vendored
+   operator chart (JSON Schema); ServiceMonitor/PrometheusRule/PodMonitor with the cloudcoil
+   models; every pod template against Pod Security `restricted` (pss_check.py) and, in
+   `connector-*` namespaces, against our Kyverno policy (kyverno_check.py); every container has
+   cpu/memory requests and limits; pods the CloudNativePG operator creates (instances,
+   PgBouncer) get resources from the `Cluster`/`Pooler` specs, which are checked for them.
 
 Subcommands: `render` (all of the above; manifests into var/deploy-check/terraform/<env>/),
 `budget` (JSON: per environment the Postgres connection budget and the connector's pool sizing).
@@ -68,7 +68,9 @@ import pss_check  # noqa: E402
 
 
 def vendor_dir() -> Path:
-    return Path(os.environ.get("HELM_CHARTS_VENDOR", ROOT.parent / "shared" / "vendor" / "helm-charts"))
+    return Path(
+        os.environ.get("HELM_CHARTS_VENDOR", ROOT.parent / "shared" / "vendor" / "helm-charts")
+    )
 
 
 def terraform_bin() -> str:
@@ -107,7 +109,12 @@ def values_tree(env: str, dest: Path) -> Path:
 
 def terraform_outputs(env: str) -> dict[str, Any]:
     tf = terraform_bin()
-    environ = {**os.environ, "TF_CLI_CONFIG_FILE": "", "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    environ = {
+        **os.environ,
+        "TF_CLI_CONFIG_FILE": "",
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+    }
     with tempfile.TemporaryDirectory(prefix="tf-stack-") as tmp:
         root = values_tree(env, Path(tmp))
         secrets = [a for k, v in DUMMY_SECRETS.items() for a in ("-var", f"{k}={v}")]
@@ -117,9 +124,16 @@ def terraform_outputs(env: str) -> dict[str, Any]:
         ):
             proc = subprocess.run(argv, cwd=root, env=environ, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise RuntimeError(f"{env}: {' '.join(argv[:2])} failed:\n{proc.stdout}{proc.stderr}")
+                raise RuntimeError(
+                    f"{env}: {' '.join(argv[:2])} failed:\n{proc.stdout}{proc.stderr}"
+                )
         proc = subprocess.run(
-            [tf, "output", "-json"], cwd=root, env=environ, capture_output=True, text=True, check=True
+            [tf, "output", "-json"],
+            cwd=root,
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     return {k: v["value"] for k, v in json.loads(proc.stdout).items()}
 
@@ -154,9 +168,20 @@ def chart_path(release: dict[str, Any]) -> Path:
         if meta.get("name") == release["chart"] and str(meta.get("version")) == release["version"]:
             return candidate.parent
     raise FileNotFoundError(
-        f"chart {release['chart']} {release['version']} ({release['repository']}) is not in {vendor}: "
-        f"`helm pull --untar` it there or point HELM_CHARTS_VENDOR at a directory holding it"
+        f"chart {release['chart']} {release['version']} ({release['repository']}) is not in "
+        f"{vendor}: `helm pull --untar` it there or point HELM_CHARTS_VENDOR at a directory "
+        "holding it"
     )
+
+
+class _KubeLoader(yaml.SafeLoader):
+    """YAML as the API server reads it: a timestamp-looking scalar stays a string."""
+
+
+_KubeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def render(release: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,7 +207,7 @@ def render(release: dict[str, Any]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted(result):
         if path.endswith((".yaml", ".yml")):
-            docs += [d for d in yaml.safe_load_all(result[path]) if d]
+            docs += [d for d in yaml.load_all(result[path], Loader=_KubeLoader) if d]
     # `helm test` pods are created only by `helm test`, never by an install (nor by Terraform).
     docs = [
         d
@@ -215,9 +240,8 @@ def cnpg_schemas() -> dict[tuple[str, str], dict[str, Any]]:
 
 def crd_models() -> dict[tuple[str, str], Any]:
     """cloudcoil models: validate.py's (KEDA, Prometheus Operator, cert-manager) + PodMonitor."""
-    from cloudcoil.models.prometheus_operator import v1 as prom
-
     import validate
+    from cloudcoil.models.prometheus_operator import v1 as prom
 
     models: dict[tuple[str, str], Any] = dict(validate.crd_models())
     models[("monitoring.coreos.com/v1", "PodMonitor")] = prom.PodMonitor.model_validate
@@ -281,7 +305,9 @@ def validate_docs(docs: list[dict[str, Any]], where: str) -> tuple[list[str], di
             for key in ("initContainers", "containers"):
                 for c in pod["spec"].get(key) or []:
                     if not has_limits(c.get("resources")):
-                        errors.append(f"{ident}: {c.get('name')}: cpu/memory requests+limits missing")
+                        errors.append(
+                            f"{ident}: {c.get('name')}: cpu/memory requests+limits missing"
+                        )
             if namespace.startswith("connector-"):
                 for err in kyverno_check.check_pod(policies, pod, namespace=namespace):
                     errors.append(f"{ident}: Kyverno: {err}")
@@ -327,7 +353,9 @@ def cmd_render(_: argparse.Namespace) -> int:
         names = ", ".join(r["name"] for r in outputs["releases"])
         if len(failures) > env_failures:
             continue
-        summary.append(f"{env}: {names} ({', '.join(f'{k} {v}' for k, v in sorted(totals.items()))})")
+        summary.append(
+            f"{env}: {names} ({', '.join(f'{k} {v}' for k, v in sorted(totals.items()))})"
+        )
     for line in failures:
         print(f"FAIL [terraform stack] {line}", file=sys.stderr)  # noqa: T201 (CLI output)
     for line in summary:
@@ -370,7 +398,9 @@ def cmd_budget(_: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["render", "budget"])
     args = parser.parse_args()
     return {"render": cmd_render, "budget": cmd_budget}[args.command](args)

@@ -5,6 +5,7 @@ and, in `connector-*` namespaces, our Kyverno policy (deploy/tools/tf_stack.py).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -152,3 +153,35 @@ def test_main_tf_computes_no_chart_values() -> None:
                 or "values    = local." in text
                 or ("values = local." in text)
             ), main
+
+
+def test_the_runbook_recovery_renders(run: Run) -> None:
+    """ops/runbooks/backup-and-restore.md recovers the Postgres cluster (Temporal's databases
+    included) from the object store at a point in time: those values, on top of what Terraform
+    passes in production, render with the vendored chart and pass the operator's CRDs."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'deploy/tools'); import tf_stack as t, yaml\n"
+        "rel = next(r for r in t.terraform_outputs('production')['releases'] "
+        "if r['name'] == 'postgres')\n"
+        "over = {'fullnameOverride': 'postgres-recovered', 'mode': 'recovery', 'recovery': {\n"
+        "  'method': 'object_store', 'clusterName': 'postgres', 'provider': 's3',\n"
+        "  'destinationPath': 's3://example-connector-prod-backups/cnpg/connector-prod',\n"
+        "  's3': {'region': 'eu-central-1', 'inheritFromIAMRole': True},\n"
+        "  'pitrTarget': {'time': '2026-12-07T01:00:00Z'}}}\n"
+        "vals = rel['values'] + [yaml.safe_dump(over)]\n"
+        "rel = dict(rel, name='postgres-recovered', values=vals)\n"
+        "docs = t.render(rel)\n"
+        "errors, counts = t.validate_docs(docs, 'recovery')\n"
+        "print(json.dumps({'errors': errors, 'docs': docs}))\n"
+    )
+    proc = run(tool("python"), "-c", code, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["errors"] == [], result["errors"]
+    cluster = kinds(result["docs"], "Cluster")[0]["spec"]
+    recovery = cluster["bootstrap"]["recovery"]
+    assert recovery["recoveryTarget"]["targetTime"] == "2026-12-07T01:00:00Z"
+    (source,) = cluster["externalClusters"]
+    assert source["name"] == recovery["source"]
+    assert source["barmanObjectStore"]["destinationPath"].endswith("/cnpg/connector-prod")
+    assert source["barmanObjectStore"]["serverName"] == "postgres"
