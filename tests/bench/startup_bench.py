@@ -1,6 +1,13 @@
 """Runtime footprint of `connector up`: cold and warm start to ready, idle memory per process.
 
-    python -m tests.bench.startup_bench [--warm 5] [--idle 30] [--no-make] [--no-write]
+    python -m tests.bench.startup_bench [--layout one-process|separate-roles|both] [--warm 5]
+                                        [--idle 30] [--no-make] [--no-write]
+
+`--layout one-process` (the default of `connector up`, decision 0016) writes "## Runtime":
+ready = `/ready` 200 on the control plane and the data plane and the banner logged (printed once
+the in-process workers poll); memory of the one connector process and the services, with USS
+(private pages) beside RSS and PSS. `--layout separate-roles` (`connector up --separate-roles`)
+is the measurement below and writes "## Runtime, separate roles".
 
 Start-up is wall time from spawning `python -m connector up` (free ports, a temporary data dir,
 as tests/edge.py drives it) until `/ready` answers 200 on the control plane, the data plane
@@ -37,6 +44,7 @@ from tests.edge import Edge
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "Runtime"
+SEPARATE_SECTION = "Runtime, separate roles"
 READY_TIMEOUT = 120.0
 OWN = ("control-plane", "data-plane", "worker-1")
 SERVICES = ("postgres", "redis", "temporal")
@@ -48,6 +56,9 @@ class Start:
     total: float  # spawn -> all three /ready answer 200
     per_role: dict[str, float]
     phases: dict[str, float] = field(default_factory=dict)  # from the supervisor's log
+    # CPU seconds (user + system) spent by the connector's own processes up to ready: unlike
+    # wall time, hardly changed by other jobs on a shared machine.
+    cpu_seconds: float = 0.0
 
 
 def _poll_ready(edge: Edge, spawned: float, process: subprocess.Popen[bytes]) -> dict[str, float]:
@@ -57,7 +68,13 @@ def _poll_ready(edge: Edge, spawned: float, process: subprocess.Popen[bytes]) ->
         while pending and time.monotonic() - spawned < READY_TIMEOUT:
             if process.poll() is not None:
                 raise RuntimeError(f"connector up exited early:\n{edge.log()[-3000:]}")
+            if not edge.separate_roles and "worker" in pending and "connector is up" in edge.log():
+                # One process: no worker port; the banner follows the workers' first poll.
+                seen["worker"] = time.monotonic() - spawned
+                del pending["worker"]
             for role, port_name in list(pending.items()):
+                if role == "worker" and not edge.separate_roles:
+                    continue
                 try:
                     if client.get(edge.url(port_name, "/ready")).status_code == 200:
                         seen[role] = time.monotonic() - spawned
@@ -133,7 +150,17 @@ def timed_start(
     deadline = time.monotonic() + 10
     while "connector is up" not in edge.log() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return Start(kind, total, per_role, _phases(edge.log(), spawned_wall)), process
+    own = [pid for name, pid in edge.pids().items() if name not in SERVICES]
+    cpu = sum(_cpu_seconds(pid) for pid in own)
+    return Start(kind, total, per_role, _phases(edge.log(), spawned_wall), cpu), process
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -146,11 +173,15 @@ def _status(pid: int, key: str) -> int:
     return 0
 
 
-def _pss(pid: int) -> int:
+def _rollup(pid: int) -> dict[str, int]:
+    """kB by field of /proc/<pid>/smaps_rollup (Pss, Private_Clean, Private_Dirty, ...)."""
+    found = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if len(fields) == 2 and fields[1] == "kB":
+            found[key] = int(fields[0])
+    return found
 
 
 def _children(pid: int) -> list[int]:
@@ -175,21 +206,24 @@ class Mem:
     rss_mib: float
     pss_mib: float
     threads: int
+    uss_mib: float = 0.0  # private pages only: what stopping the process would free
 
 
 def memory(pids: dict[str, int]) -> list[Mem]:
     rows = []
     for name, pid in pids.items():
         group = [pid, *(_children(pid) if name == "postgres" else [])]
-        rss = pss = threads = 0
+        rss = pss = uss = threads = 0
         for p in group:
             try:
                 rss += _status(p, "VmRSS")
-                pss += _pss(p)
+                rollup = _rollup(p)
+                pss += rollup.get("Pss", 0)
+                uss += rollup.get("Private_Clean", 0) + rollup.get("Private_Dirty", 0)
                 threads += _status(p, "Threads")
             except OSError:
                 continue
-        rows.append(Mem(name, len(group), rss / 1024, pss / 1024, threads))
+        rows.append(Mem(name, len(group), rss / 1024, pss / 1024, threads, uss / 1024))
     return rows
 
 
@@ -355,6 +389,8 @@ def render(
     idle: float,
     imports: list[tuple[str, str, int, float, int, float]],
     floor: list[Floor],
+    section: str = SEPARATE_SECTION,
+    load: str = "?",
 ) -> str:
     totals = [w.total for w in warm]
     med = statistics.median(totals)
@@ -366,20 +402,20 @@ def render(
     floor_rss = sum(f.loaded_rss_mib for f in floor)
     minimal_rss = sum(f.minimal_rss_mib for f in floor)
     lines = [
-        f"## {SECTION}",
+        f"## {section}",
         "",
         f"Run {now()} on {machine()}. Command: `python -m tests.bench.startup_bench "
-        f"--warm {len(warm)} --idle {idle:g}`.",
+        f"--layout separate-roles --warm {len(warm)} --idle {idle:g}`. Load average of the "
+        f"machine (other jobs shared it): {load}.",
         "",
-        "Method: `python -m connector up` spawned on free loopback ports with a temporary data "
-        "dir (as tests/edge.py does); start-up = wall time from spawn until `/ready` answers "
-        "200 on the control plane, the data plane and the worker health port (polled every "
-        "25 ms). Cold = empty data dir (initdb, first Temporal SQLite database, key ring and "
-        "management API key generated, migrations applied); warm = a restart on the same data "
-        "dir. `make up` is the same start through make with an installed venv "
-        "(`make -o .venv/.installed up`, so no pip run). Memory: after the last warm start the "
-        f"stack idles {idle:g} s, then VmRSS and PSS (smaps_rollup; shared library pages are "
-        "split between the processes mapping them) of each process in `run/pids.json`.",
+        "Method: `python -m connector up --separate-roles` spawned on free loopback ports with "
+        "a temporary data dir (as tests/edge.py does); start-up = wall time from spawn until "
+        "`/ready` answers 200 on the control plane, the data plane and the worker health port "
+        "(polled every 25 ms). Cold = empty data dir (initdb, first Temporal SQLite database, "
+        "key ring and management API key generated, migrations applied); warm = a restart on "
+        f"the same data dir. Memory: after the last warm start the stack idles {idle:g} s, then "
+        "VmRSS and PSS (smaps_rollup; shared library pages are split between the processes "
+        "mapping them) of each process in `run/pids.json`.",
         "",
         "| start | to ready (s) | control plane | data plane | worker | "
         "Postgres | Redis | Temporal |",
@@ -506,10 +542,28 @@ def render(
     return "\n".join(lines)
 
 
-def run(warm_runs: int, idle: float, with_make: bool) -> str:
+@dataclass
+class Measured:
+    cold: Start
+    warm: list[Start]
+    make: Start | None
+    mem: list[Mem]
+    load: str = "?"  # the machine's load average (1, 5, 15 min) before and after
+
+
+def _loadavg() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def measure(warm_runs: int, idle: float, with_make: bool, *, separate_roles: bool) -> Measured:
     root = Path(tempfile.mkdtemp(prefix="startup-bench-"))
+    load_before = _loadavg()
     try:
         edge = Edge.allocate(root / "data")
+        edge.separate_roles = separate_roles
         cold, proc = timed_start(edge, "cold")
         print(f"cold {cold.total:.2f}s {cold.per_role} {cold.phases}", file=sys.stderr)
         _stop(edge, proc, group=False)
@@ -524,28 +578,176 @@ def run(warm_runs: int, idle: float, with_make: bool) -> str:
                 mem = memory(edge.pids())
             _stop(edge, proc, group=False)
         make = None
-        if with_make and shutil.which("make"):
+        # `make up` runs the default layout.
+        if with_make and not separate_roles and shutil.which("make"):
             make, proc = timed_start(edge, "make", via_make=True)
             print(f"make up {make.total:.2f}s", file=sys.stderr)
             _stop(edge, proc, group=True)
-        imports = import_cost()
-        floor = library_floor()
-        return render(cold, warm, make, mem, idle, imports, floor)
+        return Measured(cold, warm, make, mem, f"{load_before} before, {_loadavg()} after")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def render_one_process(m: Measured, idle: float, separate: Measured | None) -> str:
+    totals = [w.total for w in m.warm]
+    med = statistics.median(totals)
+    warm_cpu = statistics.median(w.cpu_seconds for w in m.warm)
+    by = {row.name: row for row in m.mem}
+    mb = 1.048576  # MiB -> MB
+    connector = by["connector"]
+    stack = [by[n] for n in ("connector", *SERVICES) if n in by]
+    stack_rss = sum(row.rss_mib for row in stack)
+    stack_pss = sum(row.pss_mib for row in stack)
+    stack_uss = sum(row.uss_mib for row in stack)
+    temporal = by.get("temporal")
+    # Temporal counted whole: other dev servers on the machine share its binary's pages.
+    stack_pss_own_temporal = stack_pss - (temporal.pss_mib - temporal.rss_mib if temporal else 0)
+    lines = [
+        f"## {SECTION}",
+        "",
+        f"Run {now()} on {machine()}. Command: `python -m tests.bench.startup_bench "
+        f"--layout {'both' if separate else 'one-process'} --warm {len(m.warm)} "
+        f"--idle {idle:g}`. Load average of the machine (other jobs shared it): {m.load}.",
+        "",
+        "Method: `python -m connector up` (the default layout, decision 0016: the control "
+        "plane, the data plane and the workers of every task queue inside the one process that "
+        "also starts and watches the services) spawned on free loopback ports with a temporary "
+        "data dir, as tests/edge.py does; start-up = wall time from spawn until `/ready` answers "
+        "200 on the control plane and the data plane (polled every 25 ms) and the banner is "
+        "logged, which follows the in-process workers' first poll. Cold = empty data dir "
+        "(initdb, first Temporal SQLite database, key ring and management API key generated, "
+        "migrations applied); warm = a restart on the same data dir. `make up` = the same "
+        "start through make with an installed venv. Memory: after the last warm start the "
+        f"stack idles {idle:g} s, then per process of `run/pids.json` (Postgres: the "
+        "postmaster and its backends): VmRSS, PSS (shared pages split between the processes "
+        "mapping them) and USS (private pages, Private_Clean + Private_Dirty of smaps_rollup).",
+        "",
+        "| start | to ready (s) | connector CPU (s) | control plane | data plane | workers "
+        "polling | Postgres | Redis | Temporal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(label: str, start: Start) -> str:
+        ph = start.phases
+        cells = [
+            f"{start.per_role.get(r, 0):.2f}" for r in ("control-plane", "data-plane", "worker")
+        ]
+        cells += [f"{ph[n]:.2f}" if n in ph else "-" for n in SERVICES]
+        return (
+            f"| {label} | **{start.total:.2f}** | {start.cpu_seconds:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+
+    lines.append(row("cold", m.cold))
+    lines += [row(f"warm {i}", w) for i, w in enumerate(m.warm, 1)]
+    if m.make is not None:
+        lines.append(row("warm, `make up`", m.make))
+    lines += [
+        "",
+        f"Warm start to ready over {len(m.warm)} runs: median **{med:.2f} s**, min "
+        f"{min(totals):.2f} s, max {max(totals):.2f} s (cold {m.cold.total:.2f} s"
+        + (f"; through `make up` {m.make.total:.2f} s" if m.make is not None else "")
+        + "). Connector CPU = user + system seconds the connector process had used when it "
+        "was ready (the services' own start is not in it): the figure other jobs on the "
+        f"machine hardly change; warm median {warm_cpu:.2f} s.",
+        "",
+        f"Idle memory after {idle:g} s:",
+        "",
+        "| process | processes | RSS (MiB) | PSS (MiB) | USS (MiB) | threads |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {r.name} | {r.processes} | {r.rss_mib:.1f} | {r.pss_mib:.1f} | "
+            f"{r.uss_mib:.1f} | {r.threads} |"
+            for r in stack
+        ],
+        f"| **edge stack** | {sum(r.processes for r in stack)} | **{stack_rss:.1f}** | "
+        f"**{stack_pss:.1f}** | **{stack_uss:.1f}** | |",
+        "",
+    ]
+    if separate is not None:
+        sep = {r.name: r for r in separate.mem}
+        sep_own = [sep[n] for n in (*OWN, "supervisor") if n in sep]
+        sep_stack = [*sep_own, *(sep[n] for n in SERVICES if n in sep)]
+        sep_med = statistics.median([w.total for w in separate.warm])
+        lines += [
+            "The same run with `connector up --separate-roles` (section below): connector "
+            f"processes (supervisor, control plane, data plane, worker) "
+            f"{sum(r.rss_mib for r in sep_own):.1f} MiB RSS / "
+            f"{sum(r.pss_mib for r in sep_own):.1f} MiB PSS / "
+            f"{sum(r.uss_mib for r in sep_own):.1f} MiB USS in {len(sep_own)} processes, edge "
+            f"stack {sum(r.pss_mib for r in sep_stack):.1f} MiB PSS; warm start median "
+            f"{sep_med:.2f} s, connector processes' CPU up to ready "
+            f"{statistics.median(w.cpu_seconds for w in separate.warm):.2f} s (warm median).",
+            "",
+        ]
+    lines += [
+        "Notes:",
+        "",
+        "- One process instead of four (supervisor, control plane, data plane, worker): the "
+        "libraries (FastAPI, pydantic, temporalio with its Rust core, cryptography, asyncpg, "
+        "redis-py, httpx, uvicorn) are loaded once, and one asyncpg pool, one Redis client, one "
+        "Temporal client and one metrics registry serve all three roles (fewer Postgres "
+        "backends too). Start-up skips three interpreter starts and their imports.",
+        "- Start-up wall time grows with the machine's load (see the Run line: a load average "
+        "well above the 2 cores stretches every step); the CPU the connector spends until it is "
+        "ready does not, so that column is the one to compare between runs and layouts.",
+        "- PSS and contention: other jobs on this machine ran Python processes from the same "
+        "virtualenv and other Temporal dev servers while this ran; pages of the same files "
+        "mapped by them count only in part towards PSS here. USS is the floor (what stopping "
+        "the stack would free), RSS the ceiling. Counting Temporal at its full RSS (as if no "
+        f"other dev server ran) the edge stack is {stack_pss_own_temporal:.1f} MiB "
+        f"({stack_pss_own_temporal * mb:.0f} MB).",
+        "",
+        "Targets:",
+        "",
+        "- connector process idle < 160 MB RSS: "
+        f"**{'met' if connector.rss_mib * mb < 160 else 'MISSED'}** "
+        f"({connector.rss_mib * mb:.0f} MB = {connector.rss_mib:.1f} MiB RSS; PSS "
+        f"{connector.pss_mib:.1f} MiB, USS {connector.uss_mib:.1f} MiB)",
+        "- whole edge stack idle < 350 MB PSS: "
+        f"**{'met' if stack_pss * mb < 350 else 'MISSED'}** "
+        f"({stack_pss * mb:.0f} MB = {stack_pss:.1f} MiB; {stack_pss_own_temporal * mb:.0f} MB "
+        "with Temporal at its RSS)",
+        f"- warm start to ready < 3 s: **{'met' if med < 3 else 'MISSED'}** (median "
+        f"{med:.2f} s, max {max(totals):.2f} s)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--layout", choices=("one-process", "separate-roles", "both"), default="both"
+    )
     parser.add_argument("--warm", type=int, default=5, help="warm starts (median/min/max)")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds idle before memory")
     parser.add_argument("--no-make", action="store_true", help="skip the `make up` run")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    text = run(args.warm, args.idle, not args.no_make)
-    print(text)
-    if not args.no_write:
-        write_section(SECTION, text)
+    separate = None
+    sections: list[tuple[str, str]] = []
+    if args.layout in ("separate-roles", "both"):
+        separate = measure(args.warm, args.idle, False, separate_roles=True)
+        text = render(
+            separate.cold,
+            separate.warm,
+            None,
+            separate.mem,
+            args.idle,
+            import_cost(),
+            library_floor(),
+            load=separate.load,
+        )
+        sections.append((SEPARATE_SECTION, text))
+    if args.layout in ("one-process", "both"):
+        one = measure(args.warm, args.idle, not args.no_make, separate_roles=False)
+        sections.insert(0, (SECTION, render_one_process(one, args.idle, separate)))
+    for title, text in sections:
+        print(text)
+        if not args.no_write:
+            write_section(title, text)
 
 
 if __name__ == "__main__":
