@@ -311,9 +311,10 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> str:
             "`connector backup now` (node backup, verified), stop the node, keep the recovery",
             "key, wipe the data dir, `connector restore --node latest`, `connector up`. Time to",
             "ready = from the restore command's start to `connector up`'s banner. Nothing lost",
-            "= the same negotiations and agreements listed and the same Temporal executions (by",
-            "status) as before the backup, and once the proxy lets the sends through, every",
-            "in-flight negotiation FINALIZED on both sides.",
+            "= the same negotiation rows (ids) and agreements as before the backup, every",
+            "workflow execution of before the backup in the restored Temporal database, and",
+            "once the proxy lets the sends through, every in-flight negotiation FINALIZED on",
+            "both sides.",
         ]
     )
     header = (
