@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import shutil
@@ -60,6 +61,8 @@ DUMMY_SECRETS = {
     "redis_password": "render-only",
     "management_api_keys": '["render-only"]',
 }
+# The operator whose CRDs validate the CloudNativePG resources (modules/postgres pins the same).
+OPERATOR_CHART_VERSION = "0.29.0"
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -159,19 +162,33 @@ def merged_values(release: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+CHART_CACHE = ROOT / "var" / "deploy-check" / "charts"
+
+
 def chart_path(release: dict[str, Any]) -> Path:
+    """Our charts from the repository; a third-party chart from the vendored copy of exactly the
+    pinned version, else pulled once from its repository into var/deploy-check/charts."""
     if not release.get("repository"):
         return ROOT / release["chart"]
-    vendor = vendor_dir()
-    for candidate in sorted(vendor.glob("*/Chart.yaml")):
+    name, version = release["chart"], release["version"]
+    for candidate in sorted(vendor_dir().glob("*/Chart.yaml")) + sorted(
+        CHART_CACHE.glob("*/*/Chart.yaml")
+    ):
         meta = yaml.safe_load(candidate.read_text())
-        if meta.get("name") == release["chart"] and str(meta.get("version")) == release["version"]:
+        if meta.get("name") == name and str(meta.get("version")) == version:
             return candidate.parent
-    raise FileNotFoundError(
-        f"chart {release['chart']} {release['version']} ({release['repository']}) is not in "
-        f"{vendor}: `helm pull --untar` it there or point HELM_CHARTS_VENDOR at a directory "
-        "holding it"
-    )
+    import helm_python as helm
+
+    dest = CHART_CACHE / f"{name}-{version}"
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        helm.pull(name, repo_url=release["repository"], version=version, untar=True, untar_dir=dest)
+    except Exception as exc:  # helm_python raises its own hierarchy
+        raise FileNotFoundError(
+            f"chart {name} {version} is neither in {vendor_dir()} (HELM_CHARTS_VENDOR) nor "
+            f"pullable from {release['repository']}: {exc}"
+        ) from exc
+    return dest / name
 
 
 class _KubeLoader(yaml.SafeLoader):
@@ -225,11 +242,20 @@ def is_builtin(api_version: str) -> bool:
     return "." not in group or group.endswith(".k8s.io")
 
 
+@functools.cache
 def cnpg_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    crds = vendor_dir() / "cloudnative-pg" / "templates" / "crds" / "crds.yaml"
+    operator = chart_path(
+        {
+            "chart": "cloudnative-pg",
+            "version": OPERATOR_CHART_VERSION,
+            "repository": "https://cloudnative-pg.github.io/charts",
+        }
+    )
+    crds = operator / "templates" / "crds" / "crds.yaml"
     text = "\n".join(line for line in crds.read_text().splitlines() if "{{" not in line)
-    for crd in yaml.safe_load_all(text):
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are 19,000 lines
+    for crd in yaml.load_all(text, Loader=loader):
         if not crd or crd.get("kind") != "CustomResourceDefinition":
             continue
         for version in crd["spec"]["versions"]:
@@ -238,6 +264,7 @@ def cnpg_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
+@functools.cache
 def crd_models() -> dict[tuple[str, str], Any]:
     """cloudcoil models: validate.py's (KEDA, Prometheus Operator, cert-manager) + PodMonitor."""
     import validate
