@@ -2,10 +2,11 @@
 
 `connector up` on free ports, the Prometheus server of Debian's `prometheus` package (the one that
 ships promtool) with the edge scrape configuration and a copy of `ops/prometheus/rules.yml` whose
-`for:` durations are one second, so anything that would page shows at once. Proved here:
+`for:` durations are 10 s, so anything that would page shows within the test (and one slow scrape on
+a busy machine does not). Proved here:
 
 - every scrape target is up and every rule evaluates without error;
-- no alert is pending or firing on the healthy fresh stack, before and after its first backup;
+- no alert fires on the healthy fresh stack, before and after its first backup;
 - every metric the rules and dashboards name is exported by the running stack, with the type its
   use needs (the `# TYPE` lines of the live `/metrics`, not a list kept by hand): `_bucket` of a
   histogram, rate()/increase() over counters (or a histogram's series), deriv() over gauges;
@@ -46,6 +47,7 @@ EDGE_PROMETHEUS = ROOT / "deploy" / "edge" / "prometheus.yml"
 DASHBOARDS = sorted((ROOT / "ops" / "grafana" / "dashboards").glob("*.json"))
 
 SCRAPE_SECONDS = 2
+SHORT_FOR_SECONDS = 10
 # Grafana's range macros, as a dashboard opened over the last few minutes would resolve them.
 MACROS = {"$__rate_interval": "1m", "$__interval": "2s", "$__range": "5m"}
 RANGE_FUNCTIONS = ("rate", "irate", "increase")
@@ -82,12 +84,13 @@ def prometheus_binary() -> str:
 
 
 def short_for_rules() -> dict[str, Any]:
-    """ops/prometheus/rules.yml with every `for:` at 1 s: a condition that holds pages at once."""
+    """ops/prometheus/rules.yml with every `for:` at 10 s (0 stays 0): a condition that holds pages
+    within the test."""
     rules: dict[str, Any] = yaml.safe_load(RULES.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            if "alert" in rule:
-                rule["for"] = "1s"
+            if "alert" in rule and rule.get("for") not in {None, "0m", "0s"}:
+                rule["for"] = f"{SHORT_FOR_SECONDS}s"
     return rules
 
 
@@ -270,7 +273,7 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
         ):
             assert re.search(rf"^{name} ", exposition, re.M) is None, name
         assert re.search(r"^connector_backup_expected_since_timestamp_seconds ", exposition, re.M)
-        _assert_silent(prom, seconds=6, phase="fresh stack")
+        _assert_silent(prom, phase="fresh stack")
 
         # Its first backup (dump, verify in a scratch database, prune) through the ops worker.
         assert asyncio.run(_backup_now(edge)) == 0
@@ -285,7 +288,7 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
         )
         age = prom.query("time() - max(connector_backup_last_success_timestamp_seconds)")
         assert 0 <= _number(age[0]) < 300, age
-        _assert_silent(prom, seconds=6, phase="after the first backup")
+        _assert_silent(prom, phase="after the first backup")
 
         # Names and types of every metric the rules and dashboards use, from the live exposition.
         _traffic(edge)
@@ -313,7 +316,7 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
 def test_a_stopped_worker_fires_its_alert(tmp_path: Path) -> None:
     # One process per role (as in Kubernetes or compose): the only layout with a worker to stop.
     with scraped_stack(tmp_path, separate_roles=True) as (edge, prom):
-        _assert_silent(prom, seconds=4, phase="fresh stack, separate roles")
+        _assert_silent(prom, phase="fresh stack, separate roles")
         stopped = [pid for name, pid in edge.pids().items() if name.startswith("worker-")]
         assert stopped
         try:
@@ -360,12 +363,13 @@ def _assert_rules_healthy(prom: Prometheus) -> None:
     assert loaded == {a["alert"] for g in short_for_rules()["groups"] for a in g["rules"]}
 
 
-def _assert_silent(prom: Prometheus, *, seconds: float, phase: str) -> None:
-    """No alert pending or firing for `seconds` (rules evaluate every second, `for:` is 1 s)."""
-    deadline = time.monotonic() + seconds
+def _assert_silent(prom: Prometheus, *, phase: str) -> None:
+    """No alert fires for longer than the short `for:`: one pending now would fire within it."""
+    deadline = time.monotonic() + SHORT_FOR_SECONDS + 5
     while time.monotonic() < deadline:
-        alerts = prom.alerts()
-        assert alerts == [], f"{phase}: " + json.dumps(alerts, indent=1)
+        firing = [a for a in prom.alerts() if a["state"] == "firing"]
+        targets = [(t["health"], t["lastError"]) for t in prom.api("targets")["activeTargets"]]
+        assert firing == [], f"{phase}: " + json.dumps({"firing": firing, "targets": targets})
         time.sleep(1)
 
 
