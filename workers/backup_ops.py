@@ -251,6 +251,7 @@ async def backup_list(settings: Settings, *, as_json: bool, out: Out) -> int:
         out(
             f"  {row['backup_id']}  {row['created_at']}  {_human_bytes(row['size_bytes']):>10}"
             f"  {row['rows']:>9} rows  schema {row['schema_version']}  {row['status']}"
+            + ("  node" if row["node_parts"] else "")
         )
     return 0
 

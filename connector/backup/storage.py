@@ -558,6 +558,7 @@ def describe(entries: list[BackupEntry]) -> list[dict[str, Any]]:
             "schema_version": e.manifest.schema_version.current,
             "status": e.status.value,
             "sha256": e.manifest.sha256,
+            "node_parts": sorted(e.manifest.parts),
         }
         for e in entries
     ]

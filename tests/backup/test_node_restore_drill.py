@@ -150,6 +150,9 @@ async def test_a_wiped_provider_node_comes_back_from_its_node_backup_and_finishe
             assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
             assert "verified" in backed_up.stdout, backed_up.stdout
             (backup_id,) = [p.name for p in provider.backups.iterdir() if p.name[0].isdigit()]
+            listing = await asyncio.to_thread(provider.command, "backup", "list")
+            assert f"{backup_id}" in listing.stdout
+            assert "verified  node" in listing.stdout, listing.stdout
             parts = {p.name for p in (provider.backups / backup_id).iterdir()}
             assert {"connector.dump", "temporal.db", "secrets", "config.json"} <= parts
 
