@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         journal_key,
         rejection,
     )
+    from workflows.operator_notice import negotiation_notice, notify_operator
     from workflows.search import negotiation_attributes
     from workflows.sending import SendFailure
 
@@ -77,6 +78,8 @@ class NegotiationWorkflow:
         self._policy_reasons = start.policy_reasons
         self._auto_accept = start.auto_accept
         self._request_differs = start.request_differs
+        # The hold last sent to the operator webhook.
+        self._noticed: decide.Awaiting | None = None
         # The operator's latest decision other than `terminate`, with the version it was taken
         # at: it answers that state's hold only (decision 0012).
         self._decided: tuple[int, OperatorDecision, JsonObject | None] | None = None
@@ -275,6 +278,7 @@ class NegotiationWorkflow:
             if action is None:
                 self._sent_last = False
                 held = self._record.awaiting
+                self._notify_hold()
                 if not await self._wait_for_change():
                     if held is not None and self._record.awaiting == held:
                         await self._give_up(
@@ -412,6 +416,16 @@ class NegotiationWorkflow:
             except SendFailure as err:
                 detail = f"{reason} (counterparty not told: {failure_text(err)})"
         self._set(machine.apply_outbound(self._n, action, at=workflow.now(), detail=detail))
+
+    def _notify_hold(self) -> None:
+        """A hold that has just begun goes to the operator webhook, once (decision 0013)."""
+        held = self._record.awaiting
+        if held is None or held == self._noticed:
+            return
+        self._noticed = held
+        notice = negotiation_notice(self._record)
+        if notice is not None:
+            notify_operator(notice)
 
     async def _project(self) -> None:
         # A decision changes what is awaited, not the version: it is shown too.
