@@ -885,7 +885,7 @@ def render_layouts(
         f"tests.bench.negotiation_bench --layouts --rounds {args.rounds} --total {args.total} "
         f"--concurrency {args.concurrency}`.",
         "",
-        "Method: the 20-way negotiation run of the section above (same harness, same "
+        "Method: the 20-way negotiation run of the Negotiations section (same harness, same "
         "embedded Postgres, Redis and Temporal dev server with the WAL pragmas, secure did:web "
         "identity, rate limit off, a warm-up first), once per variant and round on a fresh pair "
         "of connectors, variants alternating order between rounds. `process per role` = each "
@@ -929,6 +929,33 @@ def render_layouts(
             f"{load.get(f'{r.variant}-{r.round}', '?')} |"
             for r in runs
         ],
+        "",
+    ]
+    lines += [
+        "Notes:",
+        "",
+        "- Eager workflow start: with the worker on the control plane's own Temporal client, "
+        "each workflow start (the consumer's, and the provider's opened by the first message, "
+        "decision 0008) gets its first workflow task back in the start response; the server "
+        "neither queues it for a poller nor matches it, and the worker does not poll for it. "
+        "The gateway always asks; where no worker shares the client (process per role, "
+        "Kubernetes) the SDK does not forward the request.",
+        "- One process shares one interpreter lock between the control plane's requests and "
+        "the workflow tasks and activities of its workers; with a process per role both run "
+        "in parallel on the two cores. The shared database pool holds the three roles' "
+        "connections (`database.pool.max` times three): with one role's worth, projections "
+        "waited for connections under this load.",
+        "- Contention raises the CPU each negotiation costs (context switches, cache misses, "
+        "the servers' background work spread over fewer negotiations per second): compare "
+        "variants within one run, not with runs on a quieter machine (the Negotiations "
+        "section records its own load average).",
+        "- What is left per negotiation is mostly fixed by the workflows' shape (measured on "
+        "one negotiation of this run's code, one process per connector): the consumer's "
+        "history has 32 events in 4 workflow tasks, the provider's 23 in 3, with 5 search "
+        "attribute upserts (each a visibility write), 3 timers started and cancelled and 2 "
+        "scheduled activities between them, beside 7 local activities (sends, projections); "
+        "every DSP message carries a signed token the other side verifies, and every payload "
+        "is encrypted (codec) and converted inside the sandbox.",
         "",
     ]
     one, separate = totals.get("one-process"), totals.get("separate")
