@@ -21,6 +21,12 @@ from tests.bench.common import DOC
 BENCHES: list[tuple[str, str, list[str], list[str]]] = [
     ("startup", "tests.bench.startup_bench", [], ["--warm", "2", "--idle", "10", "--no-make"]),
     ("negotiation", "tests.bench.negotiation_bench", [], ["--quick"]),
+    (
+        "negotiation-layouts",
+        "tests.bench.negotiation_bench",
+        ["--layouts", "--rounds", "3", "--total", "100"],
+        ["--layouts", "--rounds", "1", "--total", "60"],
+    ),
     ("catalog", "tests.bench.catalog_bench", [], ["--quick"]),
     (
         "transfer",
