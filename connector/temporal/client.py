@@ -3,6 +3,8 @@ and search attributes."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -10,6 +12,7 @@ from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
+    ListSearchAttributesResponse,
 )
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
@@ -125,9 +128,7 @@ async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
                 UpdateNamespaceRequest(namespace=settings.namespace, config=config)
             )
             changed.append(f"namespace {settings.namespace} retention {current} -> {retention}")
-    listed = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=settings.namespace)
-    )
+    listed = await _search_attributes(client, settings.namespace)
     missing = [name for name in search_attributes.KEYWORDS if name not in listed.custom_attributes]
     if missing:
         await client.operator_service.add_search_attributes(
@@ -140,6 +141,24 @@ async def bootstrap(client: Client, settings: TemporalSettings) -> list[str]:
         )
         changed.append(f"search attributes added: {', '.join(missing)}")
     return changed
+
+
+NAMESPACE_VISIBLE_SECONDS = 30.0
+
+
+async def _search_attributes(client: Client, namespace: str) -> ListSearchAttributesResponse:
+    """The namespace's search attributes. A namespace registered a moment ago is unknown to the
+    frontend until its namespace cache refreshes (seconds): NOT_FOUND is retried meanwhile."""
+    deadline = time.monotonic() + NAMESPACE_VISIBLE_SECONDS
+    while True:
+        try:
+            return await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace)
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 async def _check_cloud(client: Client, settings: TemporalSettings) -> list[str]:

@@ -1,18 +1,19 @@
-"""Alert rules and dashboards against a real Prometheus scraping a running edge stack (issue 17).
+"""Alert rules and dashboards against a real Prometheus scraping running stacks (issue 17).
 
-`connector up` on free ports, the Prometheus server of Debian's `prometheus` package (the one that
-ships promtool) with the edge scrape configuration and a copy of `ops/prometheus/rules.yml` whose
-`for:` durations are 10 s, so anything that would page shows within the test (and one slow scrape on
-a busy machine does not). Proved here:
+The Prometheus server of Debian's `prometheus` package (the one that ships promtool) with a copy of
+`ops/prometheus/rules.yml` whose `for:` durations are 10 s, so anything that would page shows
+within the test (and one slow scrape on a busy machine does not), scraping:
 
-- every scrape target is up and every rule evaluates without error;
-- no alert fires on the healthy fresh stack, before and after its first backup;
-- every metric the rules and dashboards name is exported by the running stack, with the type its
-  use needs (the `# TYPE` lines of the live `/metrics`, not a list kept by hand): `_bucket` of a
-  histogram, rate()/increase() over counters (or a histogram's series), deriv() over gauges;
-- every dashboard panel query returns series with numbers (listed exceptions say why);
-- a stopped worker (SIGSTOP) fires ConnectorTaskQueueWithoutWorker for every queue, and the alert
-  resolves when it continues.
+- `connector up` (the edge, one process) with `deploy/edge/prometheus.yml`: every target up, every
+  rule evaluating, no alert firing on the fresh stack, nor after its first backup; every metric the
+  rules and dashboards name exported with the type its use needs (the `# TYPE` lines of the live
+  `/metrics`, not a list kept by hand): `_bucket` of a histogram, rate()/increase() over counters
+  (or a histogram's series), deriv() over gauges; every dashboard panel query answering with
+  series, with numbers (listed exceptions say why);
+- the standard-cloud roles as compose runs them (control plane, data plane, a worker per queue,
+  each its own process and metrics port) with `ops/prometheus/prometheus.yml`: all five targets
+  up, nothing firing, and a stopped worker (SIGSTOP: a hung pod) takes its target down and fires
+  ConnectorTaskQueueWithoutWorker for its queue only, resolved when it continues.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +46,7 @@ pytestmark = pytest.mark.deploy
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "ops" / "prometheus" / "rules.yml"
 EDGE_PROMETHEUS = ROOT / "deploy" / "edge" / "prometheus.yml"
+COMPOSE_PROMETHEUS = ROOT / "ops" / "prometheus" / "prometheus.yml"
 DASHBOARDS = sorted((ROOT / "ops" / "grafana" / "dashboards").glob("*.json"))
 
 SCRAPE_SECONDS = 2
@@ -232,10 +235,9 @@ def _number(sample: dict[str, Any]) -> float:
 
 
 @contextlib.contextmanager
-def scraped_stack(tmp_path: Path, *, separate_roles: bool) -> Iterator[tuple[Edge, Prometheus]]:
+def scraped_stack(tmp_path: Path) -> Iterator[tuple[Edge, Prometheus]]:
     """A fresh `connector up` and a Prometheus scraping it, its targets up and its rules loaded."""
     edge = Edge.allocate(tmp_path / "var")
-    edge.separate_roles = separate_roles
     edge.start()
     prom: Prometheus | None = None
     try:
@@ -262,7 +264,7 @@ def scraped_stack(tmp_path: Path, *, separate_roles: bool) -> Iterator[tuple[Edg
 
 
 def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) -> None:
-    with scraped_stack(tmp_path, separate_roles=False) as (edge, prom):
+    with scraped_stack(tmp_path) as (edge, prom):
         _traffic(edge)  # creates the HTTP series; rate() sees the next round
 
         # A fresh install: no backup known, so no backup gauge at all, and nothing pages.
@@ -313,30 +315,158 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
         assert sorted(set(no_number)) == sorted(NO_NUMBER_UNTIL_EVENT)
 
 
-def test_a_stopped_worker_fires_its_alert(tmp_path: Path) -> None:
-    # One process per role (as in Kubernetes or compose): the only layout with a worker to stop.
-    with scraped_stack(tmp_path, separate_roles=True) as (edge, prom):
-        _assert_silent(prom, phase="fresh stack, separate roles")
-        stopped = [pid for name, pid in edge.pids().items() if name.startswith("worker-")]
-        assert stopped
-        try:
-            for pid in stopped:
-                os.kill(pid, signal.SIGSTOP)
+# The standard-cloud roles as docker-compose.yaml runs them, one process each with its own
+# metrics port: ops/prometheus/prometheus.yml scrapes them under these job names.
+CLOUD_ROLES = {
+    "control-plane": ["control-plane"],
+    "data-plane": ["data-plane"],
+    "worker-control": ["worker", "--queue", "connector.control"],
+    "worker-dataplane": ["worker", "--queue", "connector.dataplane"],
+    "worker-ops": ["worker", "--queue", "connector.ops"],
+}
+CLOUD_NAMESPACE = "cloud"
+Role = tuple[subprocess.Popen[bytes], int]  # the process and its metrics port
 
-            def without_worker() -> set[str]:
-                return {
-                    a["labels"]["task_queue"]
-                    for a in prom.alerts()
-                    if a["labels"]["alertname"] == "ConnectorTaskQueueWithoutWorker"
-                    and a["state"] == "firing"
-                }
 
-            queues = {"connector.control", "connector.dataplane", "connector.ops"}
-            prom.wait(lambda: without_worker() == queues, "ConnectorTaskQueueWithoutWorker", 90)
-        finally:
-            for pid in stopped:
-                os.kill(pid, signal.SIGCONT)
-        prom.wait(lambda: not prom.alerts(), "every alert resolved after SIGCONT", 90)
+def compose_scrape_config(metrics_ports: dict[str, int]) -> dict[str, Any]:
+    """ops/prometheus/prometheus.yml (the compose topology), each job pointed at its process."""
+    config: dict[str, Any] = yaml.safe_load(COMPOSE_PROMETHEUS.read_text())
+    config["global"] = {
+        "scrape_interval": f"{SCRAPE_SECONDS}s",
+        "scrape_timeout": f"{SCRAPE_SECONDS}s",
+        "evaluation_interval": "1s",
+    }
+    config["rule_files"] = ["rules.yml"]
+    assert {job["job_name"] for job in config["scrape_configs"]} == set(CLOUD_ROLES)
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [f"127.0.0.1:{metrics_ports[job['job_name']]}"]
+    return config
+
+
+@contextlib.contextmanager
+def cloud_roles(
+    edge: Edge, workdir: Path
+) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], int]]]:
+    """The five roles on the edge stack's Postgres, Redis and Temporal server, in a database,
+    Redis db and Temporal namespace of their own (the edge's workers serve only theirs), after
+    the one-shots compose runs first (migrate, temporal-bootstrap)."""
+    p = edge.ports
+    asyncio.run(_create_database(p["postgres"], CLOUD_NAMESPACE))
+    base = {
+        "CONNECTOR_DATABASE__URL": f"postgresql://postgres@127.0.0.1:{p['postgres']}/{CLOUD_NAMESPACE}",
+        "CONNECTOR_REDIS__URL": f"redis://127.0.0.1:{p['redis']}/1",
+        "CONNECTOR_TEMPORAL__ADDRESS": f"127.0.0.1:{p['temporal']}",
+        "CONNECTOR_TEMPORAL__NAMESPACE": CLOUD_NAMESPACE,
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    for one_shot in ("migrate", "temporal-bootstrap"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "connector", one_shot],
+            env=edge.env(**base),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, f"{one_shot}: {proc.stdout}{proc.stderr}"
+    started: dict[str, Role] = {}
+    try:
+        for name, argv in CLOUD_ROLES.items():
+            metrics, http, health = free_port(), free_port(), free_port()
+            env = edge.env(
+                **base,
+                CONNECTOR_METRICS__PORT=str(metrics),
+                CONNECTOR_SERVER__PORT=str(http),
+                CONNECTOR_DATAPLANE__PORT=str(http),
+                CONNECTOR_WORKERS__HEALTH_PORT=str(health),
+            )
+            log = (workdir / f"{name}.log").open("wb")
+            started[name] = (
+                subprocess.Popen(
+                    [sys.executable, "-m", "connector", *argv],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                metrics,
+            )
+        yield started
+    finally:
+        for process, _ in started.values():
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+        for process, _ in started.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _create_database(port: int, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def test_compose_topology_every_target_up_and_a_stopped_worker_fires_its_alert(
+    tmp_path: Path,
+) -> None:
+    edge = Edge.allocate(tmp_path / "var")
+    edge.start()
+    try:
+        edge.wait_ready()
+        with cloud_roles(edge, tmp_path / "roles") as roles:
+            prom = Prometheus(
+                tmp_path / "prometheus",
+                compose_scrape_config({name: port for name, (_, port) in roles.items()}),
+                short_for_rules(),
+            )
+            try:
+
+                def all_up() -> bool:
+                    active = prom.api("targets")["activeTargets"]
+                    jobs = {t["labels"]["job"] for t in active if t["health"] == "up"}
+                    return len(active) == len(CLOUD_ROLES) and jobs == set(CLOUD_ROLES)
+
+                prom.wait(all_up, "all five compose targets up", 120)
+                prom.wait(
+                    lambda: len(prom.query("connector_task_queue_backlog")) == 3,
+                    "queue gauges",
+                    60,
+                )
+                _assert_rules_healthy(prom)
+                _assert_silent(prom, phase="compose topology, fresh")
+
+                # The ops worker stops (a hung pod): its target goes down, its queue has no worker.
+                process, _ = roles["worker-ops"]
+                process.send_signal(signal.SIGSTOP)
+
+                def without_worker() -> set[str]:
+                    return {
+                        a["labels"]["task_queue"]
+                        for a in prom.alerts()
+                        if a["labels"]["alertname"] == "ConnectorTaskQueueWithoutWorker"
+                        and a["state"] == "firing"
+                    }
+
+                prom.wait(
+                    lambda: without_worker() == {"connector.ops"},
+                    "ConnectorTaskQueueWithoutWorker for connector.ops only",
+                    90,
+                )
+                assert _number(prom.query('up{job="worker-ops"}')[0]) == 0
+                process.send_signal(signal.SIGCONT)
+                prom.wait(lambda: not prom.alerts(), "every alert resolved after SIGCONT", 90)
+            finally:
+                prom.stop()
+    finally:
+        edge.stop(signal.SIGTERM)
 
 
 def _traffic(edge: Edge) -> None:
