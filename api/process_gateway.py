@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -63,6 +64,8 @@ T = TypeVar("T")
 _TASK_FAILURE_MARK: Final = "unexpected workflow task failure"
 _TASK_FAILURE_RETRIES: Final = 4
 _TASK_FAILURE_PAUSE_SECONDS: Final = 0.05
+# Set when `_call` sent an update again after such an abort (per request: a context variable).
+_RESENT_AFTER_ABORT: ContextVar[bool] = ContextVar("resent_after_abort", default=False)
 
 
 def content_id(scope: str, msg: BaseModel) -> str:
@@ -162,10 +165,15 @@ class ProcessGateway(Generic[R]):
                 kind.receive_update, msg, id=update_id, result_type=kind.record_type
             )
 
+        _RESENT_AFTER_ABORT.set(False)
         try:
             record: R = await self._call(own_pid, execute(update))
         except IllegalTransitionError:
-            current = await self._produced_current(handle, own_pid, update)
+            # Sent again after an abort, the message may have been applied by the retried
+            # workflow task and then judged against its own result: it was ours to answer.
+            current = await self._produced_current(
+                handle, own_pid, update, applied_is_enough=_RESENT_AFTER_ABORT.get()
+            )
             if current is None:
                 raise
             return current
@@ -176,18 +184,33 @@ class ProcessGateway(Generic[R]):
         return await self._applied_answer(record)
 
     async def _produced_current(
-        self, handle: WorkflowHandle[Any, Any], own_pid: str, update: str
+        self,
+        handle: WorkflowHandle[Any, Any],
+        own_pid: str,
+        update: str,
+        *,
+        applied_is_enough: bool = False,
     ) -> R | None:
-        """The current record, if update `update` produced it (its answer got lost); else None."""
+        """The current record, if update `update` produced the current state (its answer got
+        lost), or merely was applied when `applied_is_enough`; else None.
+
+        The current state is the update's when the version is still its, or when both are the
+        same terminal state (a terminal state is entered once; the workflow may still add to
+        its timeline after it).
+        """
         try:
             answered = handle.get_update_handle(update, result_type=self._kind.record_type)
             first: R = await answered.result(rpc_timeout=timedelta(seconds=2))
         except (WorkflowUpdateFailedError, RPCError):
             return None
         current = await self._kind.load(self._pool, own_pid)
-        if current is None or current.version != first.version:
-            return None
-        return current
+        if current is None:
+            return first if applied_is_enough else None
+        ended = self._kind.ended_in(first)
+        same_end = ended is not None and ended == self._kind.ended_in(current)
+        if applied_is_enough or same_end or current.version == first.version:
+            return current
+        return None
 
     async def _start_with_message(
         self, start: Any, msg: Any, *, workflow_id: str, own_pid: str, update: str
@@ -316,6 +339,7 @@ class ProcessGateway(Generic[R]):
                 if not aborted or attempt == _TASK_FAILURE_RETRIES:
                     raise await self._map(own_pid, exc) from None
                 log.info("update aborted by a failed workflow task; sending it again", pid=own_pid)
+                _RESENT_AFTER_ABORT.set(True)
                 await asyncio.sleep(_TASK_FAILURE_PAUSE_SECONDS * 2**attempt)
             except (WorkflowUpdateFailedError, WorkflowAlreadyStartedError) as exc:
                 raise await self._map(own_pid, exc) from None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.process_gateway import ProcessGateway, ProcessKind
+from api.process_gateway import _RESENT_AFTER_ABORT, ProcessGateway, ProcessKind
 from connector.core.errors import UnavailableError
 
 ABORTED = "Unable to perform workflow execution update due to unexpected workflow task failure."
@@ -58,3 +58,12 @@ async def test_other_engine_errors_are_not_retried() -> None:
     with pytest.raises(UnavailableError, match="namespace is being deleted"):
         await _gateway()._call("pid", calls)
     assert calls.count == 1
+
+
+async def test_a_resent_update_is_remembered_for_the_answer() -> None:
+    # `_deliver_message` answers 2xx when the resent copy finds the first one applied.
+    _RESENT_AFTER_ABORT.set(False)
+    await _gateway()._call("pid", Calls(failures=0))
+    assert _RESENT_AFTER_ABORT.get() is False
+    await _gateway()._call("pid", Calls(failures=1))
+    assert _RESENT_AFTER_ABORT.get() is True
