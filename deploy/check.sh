@@ -5,8 +5,9 @@
 #   bash deploy/check.sh --list                                 # list the steps
 #   bash deploy/check.sh helm kube                              # run only the named steps
 #
-# Nothing here needs Docker, a cluster or the network (see /work/shared/docs/tooling.md). Rendered
-# manifests and per-step logs go to var/deploy-check/ (git-ignored).
+# Nothing here needs Docker or a cluster (see /work/shared/docs/tooling.md); only the images step
+# reaches the package registries (Debian, PyPI) to build the images. Rendered manifests and per-step
+# logs go to var/deploy-check/ (git-ignored).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -125,7 +126,11 @@ step_pytest() {
         echo "or point DEPLOY_CHECK_PYTHON at one" >&2
         return 1
     fi
-    "$py" -m pytest -q -m deploy -p no:cacheprovider tests/deploy
+    "$py" -m pytest -q -m "deploy and not images" -p no:cacheprovider tests/deploy
+}
+step_images() {
+    # build the images daemonless and run them (deploy/images/check.sh; also make images-check)
+    DEPLOY_CHECK_PYTHON="${DEPLOY_CHECK_PYTHON:-$ROOT/.venv/bin/python}" bash deploy/images/check.sh
 }
 step_checkov() {
     # rendered manifests (not the raw templates), Dockerfile, Terraform and workflows in one run
@@ -134,7 +139,7 @@ step_checkov() {
 }
 
 STEPS=(chart_files helm kube crds policy hadolint yamllint actionlint terraform tfstack compose shellcheck
-    promtool dashboards k6 checkov pytest)
+    promtool dashboards k6 checkov pytest images)
 
 if [[ "${1:-}" == "--list" ]]; then
     printf '%s\n' "${STEPS[@]}"

@@ -4,7 +4,9 @@
 # Compose v2 binary come with .venv-tools (deploy/tools/install.sh).
 set -euo pipefail
 
+# dnsname: compose services find each other by name on the CNI networks podman 4.3 makes.
 PACKAGES=(podman runc debootstrap slirp4netns fuse-overlayfs uidmap containernetworking-plugins
+    golang-github-containernetworking-plugin-dnsname
     catatonit iptables)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
