@@ -415,10 +415,15 @@ def cmd_budget(_: argparse.Namespace) -> int:
         # as Helm computes them: the chart's values.yaml, then the values Terraform passes
         defaults = yaml.safe_load((chart_path(connector) / "values.yaml").read_text())
         values = deep_merge(defaults, merged_values(connector))
+        clients = connector_clients(values)
+        pool = int(values["config"]["database"]["pool"]["max"])
+        ops_workers = clients["worker-ops"] // pool
         report[env] = {
             "budget": outputs["connection_budget"],
-            "connector_clients": connector_clients(values),
-            "backup_sessions": 1 + 4,  # pg_dump (one session) + verification restore (VERIFY_JOBS)
+            "connector_clients": clients,
+            # direct sessions of one backup run: the snapshot holder, pg_dump, pg_restore --jobs=2
+            # (3) and the comparison; every ops worker may run one
+            "backup_sessions": 6 * ops_workers,
         }
     print(json.dumps(report, indent=2))  # noqa: T201 (CLI output)
     return 0

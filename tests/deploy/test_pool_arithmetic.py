@@ -24,6 +24,19 @@ PER_INSTANCE = 2
 PER_POOLER = 1
 
 
+def server_connections(env: dict[str, Any]) -> int:
+    """The most connections the Postgres server sees: PgBouncer's server pools, Temporal's pools,
+    direct backup sessions, reserved and operator connections."""
+    b = env["budget"]
+    return int(
+        b["pooler_instances"] * (b["default_pool_size"] + PER_POOLER)
+        + b["temporal"]
+        + env["backup_sessions"]
+        + SUPERUSER_RESERVED
+        + PER_INSTANCE * b["instances"]
+    )
+
+
 def problems(env: dict[str, Any]) -> list[str]:
     b = env["budget"]
     clients = sum(env["connector_clients"].values())
@@ -32,13 +45,7 @@ def problems(env: dict[str, Any]) -> list[str]:
     # fit one instance.
     if clients > b["max_client_conn"]:
         out.append(f"{clients} connector clients > max_client_conn {b['max_client_conn']}")
-    server = (
-        b["pooler_instances"] * (b["default_pool_size"] + PER_POOLER)
-        + b["temporal"]
-        + env["backup_sessions"]
-        + SUPERUSER_RESERVED
-        + PER_INSTANCE * b["instances"]
-    )
+    server = server_connections(env)
     if server > b["max_connections"]:
         out.append(f"{server} server connections > max_connections {b['max_connections']}")
     return out
@@ -68,8 +75,10 @@ def test_production_counts_every_role(budgets: dict[str, Any]) -> None:
         "worker-dataplane",
         "worker-ops",
     }
-    # values-prod: 12 + 20 + 20 + 40 + 2 pods at most, pool 10 each
+    # values-prod: 12 + 20 + 20 + 40 + 2 pods at most, pool 10 each (docs/deploy.md)
     assert sum(clients.values()) == 940
+    # 2 x (40 + 1) + 120 + 12 + 3 + 2 x 3 of max_connections 300 (docs/deploy.md)
+    assert server_connections(budgets["production"]) == 223
 
 
 def test_the_check_catches_the_old_production_pool(budgets: dict[str, Any]) -> None:
