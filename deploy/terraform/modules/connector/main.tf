@@ -96,4 +96,8 @@ resource "helm_release" "connector" {
   timeout   = 900
 
   values = local.release.values
+
+  # The values name the Secret only by string: without this the release (and its pre-install
+  # migrations hook, which reads the Secret) could start before the Secret exists.
+  depends_on = [kubernetes_secret.connector]
 }
