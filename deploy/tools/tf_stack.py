@@ -236,6 +236,19 @@ def render(release: dict[str, Any]) -> list[dict[str, Any]]:
     return docs
 
 
+def lint(release: dict[str, Any]) -> list[str]:
+    import helm_python as helm
+
+    report = helm.lint(
+        str(chart_path(release)),
+        strict=True,
+        kube_version=f"v{KUBE_VERSION}.0",
+        values=merged_values(release),
+    )
+    found = [str(m) for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    return found + [str(e) for e in report.get("errors") or []]
+
+
 # ------------------------------------------------------------------------------- 3. validation
 def is_builtin(api_version: str) -> bool:
     group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
@@ -373,6 +386,8 @@ def cmd_render(_: argparse.Namespace) -> int:
             (env_out / f"{release['name']}.yaml").write_text(
                 "".join("---\n" + yaml.safe_dump(d, sort_keys=False) for d in docs)
             )
+            if not release.get("repository"):  # our own charts: helm lint --strict too
+                failures += [f"{where}: helm lint: {m}" for m in lint(release)]
             errors, counts = validate_docs(docs, where)
             failures += errors
             for k, v in counts.items():

@@ -185,3 +185,32 @@ def test_the_runbook_recovery_renders(run: Run) -> None:
     assert source["name"] == recovery["source"]
     assert source["barmanObjectStore"]["destinationPath"].endswith("/cnpg/connector-prod")
     assert source["barmanObjectStore"]["serverName"] == "postgres"
+
+
+def test_the_check_fails_on_the_defects_of_issue_17(run: Run) -> None:
+    """The values the Temporal module used to pass: the chart refuses top-level
+    schema.createDatabase, and pods without security contexts fail Pod Security `restricted`."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'deploy/tools'); import tf_stack as t, yaml\n"
+        "rel = next(r for r in t.terraform_outputs('dev')['releases'] if r['name'] == 'temporal')\n"
+        "schema = {'createDatabase': {'enabled': False}, 'manageSchema': {'enabled': True}}\n"
+        "old = dict(rel, values=rel['values'] + [yaml.safe_dump({'schema': schema})])\n"
+        "try:\n"
+        "    t.render(old)\n"
+        "    refused = ''\n"
+        "except Exception as exc:\n"
+        "    refused = str(exc)\n"
+        "bare = {'server': {'securityContext': None,\n"
+        "                   'frontend': {'containerSecurityContext': None}}}\n"
+        "docs = t.render(dict(rel, values=rel['values'] + [yaml.safe_dump(bare)]))\n"
+        "errors, _ = t.validate_docs(docs, 'bare')\n"
+        "print(json.dumps({'refused': refused, 'errors': errors}))\n"
+    )
+    proc = run(tool("python"), "-c", code, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert "schema.createDatabase' is no longer supported" in result["refused"], result["refused"]
+    frontend = [e for e in result["errors"] if "temporal-frontend" in e and "Pod Security" in e]
+    assert any("runAsNonRoot" in e for e in frontend), result["errors"]
+    assert any("seccompProfile" in e for e in frontend), result["errors"]
+    assert any("allowPrivilegeEscalation" in e for e in frontend), result["errors"]
