@@ -12,6 +12,10 @@
   A forced refresh (the verifier's, on an unknown `kid` or a signature the cached key does not
   verify) fetches at most once per `refresh_interval` per DID
   (`identity.did_refresh_interval_seconds`).
+  Each process also keeps the documents it read for at most `LOCAL_TTL_SECONDS` (and never past
+  the Redis entry's own expiry), so a steady stream of tokens from one peer reads Redis once
+  every few seconds rather than once per request (decision 0020). A forced refresh skips that
+  copy: it reads Redis (another replica may have refetched) or fetches, and replaces the copy.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 import httpx
@@ -62,6 +67,10 @@ _HOST_RE: Final = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::(\d
 _SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9._~-]+$")
 _MAX_VERIFICATION_METHODS: Final = 64
 _DOC_CONTENT_TYPES: Final = ("application/did+json", "application/json", "application/did+ld+json")
+#: How long a process uses a document it read before reading Redis again. Bounds how late a
+#: document another replica refetched (say, after the peer withdrew a key) reaches this one.
+LOCAL_TTL_SECONDS: Final = 5.0
+_LOCAL_MAX: Final = 4096  # documents kept per process before the expired ones are dropped
 
 
 class InvalidDidError(UnauthorizedError):
@@ -255,6 +264,8 @@ class DidResolver:
         max_bytes: int = 256 * 1024,
         allow_http: bool = False,
         allow_ip: bool = False,
+        local_ttl: float = LOCAL_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._cache = cache
@@ -265,6 +276,9 @@ class DidResolver:
         self._max_bytes = max_bytes
         self._allow_http = allow_http
         self._allow_ip = allow_ip
+        self._local_ttl = local_ttl
+        self._monotonic = monotonic
+        self._local: dict[str, tuple[float, dict[str, object]]] = {}
 
     def cache_key(self, did: str) -> str:
         return f"connector:{self._participant}:did:{did}"
@@ -286,6 +300,10 @@ class DidResolver:
             InvalidDidError: the DID is not acceptable.
             DidResolutionError: fetching or validating the document failed (also negative-cached).
         """
+        if not force_refresh:
+            local = self._local.get(did)
+            if local is not None and local[0] > self._monotonic():
+                return local[1]
         url = did_web_to_url(did, allow_http=self._allow_http, allow_ip=self._allow_ip)
         if force_refresh and not await self._may_refresh(did):
             force_refresh = False
@@ -300,7 +318,20 @@ class DidResolver:
             await self._cache_set(self._miss_key(did), exc.reasons[0], self._negative_ttl)
             raise
         await self._cache_set(self.cache_key(did), json.dumps(document), self._ttl)
+        if self._ttl > 0:  # a TTL of 0 asks for a fetch every time
+            self._keep(did, document, float(self._ttl))
         return document
+
+    def _keep(self, did: str, document: dict[str, object], remaining: float) -> None:
+        """Keep `document` in process until the earlier of `local_ttl` and `remaining` seconds."""
+        ttl = min(self._local_ttl, remaining) if remaining > 0 else self._local_ttl
+        if ttl <= 0:
+            return
+        now = self._monotonic()
+        if len(self._local) >= _LOCAL_MAX:
+            self._local = {k: v for k, v in self._local.items() if v[0] > now}
+        if len(self._local) < _LOCAL_MAX:
+            self._local[did] = (now + ttl, document)
 
     async def _may_refresh(self, did: str) -> bool:
         if self._cache is None:
@@ -318,13 +349,17 @@ class DidResolver:
         if self._cache is None:
             return None
         try:
-            raw, miss = await self._cache.mget([self.cache_key(did), self._miss_key(did)])
+            async with self._cache.pipeline(transaction=False) as pipe:
+                pipe.mget([self.cache_key(did), self._miss_key(did)])
+                pipe.pttl(self.cache_key(did))
+                (raw, miss), pttl = await pipe.execute()
         except (RedisError, OSError) as exc:
             logger.warning("DID cache unavailable", extra={"error": type(exc).__name__})
             return None
         if raw is not None:
             value = json.loads(raw)
             if isinstance(value, dict):
+                self._keep(did, value, int(pttl) / 1000 if int(pttl) > 0 else 0.0)
                 return value
         if miss is not None:
             raise DidResolutionError("DID document recently failed to resolve")
