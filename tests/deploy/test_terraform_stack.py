@@ -6,6 +6,7 @@ and, in `connector-*` namespaces, our Kyverno policy (deploy/tools/tf_stack.py).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -214,3 +215,16 @@ def test_the_check_fails_on_the_defects_of_issue_17(run: Run) -> None:
     assert any("runAsNonRoot" in e for e in frontend), result["errors"]
     assert any("seccompProfile" in e for e in frontend), result["errors"]
     assert any("allowPrivilegeEscalation" in e for e in frontend), result["errors"]
+
+
+def test_postgres_is_not_newer_than_the_workers_pg_dump(stack: dict[str, Any]) -> None:
+    """pg_dump refuses a server of a newer major version: the worker image's pg_dump/pg_restore
+    (deploy/docker/Dockerfile) must be at least the CloudNativePG cluster's major."""
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    clients = {int(m) for m in re.findall(r"postgresql-client-(\d+)", dockerfile)}
+    assert len(clients) == 1, clients
+    (client,) = clients
+    for env in ("dev", "staging", "production"):
+        image = kinds(stack[env]["postgres"], "Cluster")[0]["spec"]["imageName"]
+        server = int(image.rsplit(":", 1)[1].split(".")[0].split("-")[0])
+        assert server <= client, (env, image, f"pg_dump {client}")

@@ -33,9 +33,9 @@ variable "cluster_chart_version" {
 }
 
 variable "postgres_major" {
-  description = "PostgreSQL major version; the worker image's pg_dump/pg_restore must be this major or newer."
+  description = "PostgreSQL major version: not newer than the worker image's pg_dump/pg_restore (15, deploy/docker/Dockerfile; tests/deploy/test_terraform_stack.py ties them)."
   type        = string
-  default     = "16"
+  default     = "15"
 }
 
 variable "instances" {
