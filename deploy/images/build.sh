@@ -27,8 +27,8 @@ ca="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 [[ -s "$ca" ]] && secret=(--secret "id=pip_cert,src=$ca")
 
 mkdir -p "$IMAGES_CACHE"
-# sizes.tsv: target, bytes, build seconds (docs/deploy.md reports them)
-: >"$IMAGES_CACHE/sizes.tsv"
+# sizes.tsv: target, bytes, build seconds of the last build of each target (docs/deploy.md)
+touch "$IMAGES_CACHE/sizes.tsv"
 for target in "${TARGETS[@]}"; do
     start=$SECONDS
     case "$target" in
@@ -46,6 +46,8 @@ for target in "${TARGETS[@]}"; do
             ;;
     esac
     size="$(podman image inspect --format '{{.Size}}' "$image")"
-    printf '%s\t%s\t%s\n' "$target" "$size" "$((SECONDS - start))" >>"$IMAGES_CACHE/sizes.tsv"
+    { grep -v "^$target	" "$IMAGES_CACHE/sizes.tsv" || true; printf '%s\t%s\t%s\n' "$target" "$size" "$((SECONDS - start))"; } \
+        >"$IMAGES_CACHE/sizes.tsv.new"
+    mv "$IMAGES_CACHE/sizes.tsv.new" "$IMAGES_CACHE/sizes.tsv"
     printf '[images] %-14s %4d MB  built in %3d s\n' "$target" "$((size / 1000000))" "$((SECONDS - start))" >&2
 done

@@ -7,7 +7,7 @@ set -euo pipefail
 # dnsname: compose services find each other by name on the CNI networks podman 4.3 makes.
 PACKAGES=(podman runc debootstrap slirp4netns fuse-overlayfs uidmap containernetworking-plugins
     golang-github-containernetworking-plugin-dnsname
-    catatonit iptables)
+    catatonit iptables gpg curl)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

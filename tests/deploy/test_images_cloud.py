@@ -24,7 +24,7 @@ from images_testlib import (
     wait_healthy,
 )
 
-pytestmark = [pytest.mark.deploy, pytest.mark.images]
+pytestmark = [pytest.mark.deploy, pytest.mark.images, pytest.mark.timeout(900)]
 
 PROJECT = "cloudci"
 ROLES = ("control-plane", "data-plane", "worker-control", "worker-dataplane", "worker-ops")

@@ -21,7 +21,7 @@ from images_testlib import (
     wait_healthy,
 )
 
-pytestmark = [pytest.mark.deploy, pytest.mark.images]
+pytestmark = [pytest.mark.deploy, pytest.mark.images, pytest.mark.timeout(600)]
 
 PROJECT = "edgeci"
 CONTAINER = f"{PROJECT}_connector-edge_1"
