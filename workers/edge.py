@@ -42,6 +42,10 @@ log = get_logger(__name__)
 PARTS: Final = ("control-plane", "data-plane", "worker")
 #: How long a listener waits for its socket and the app's start-up before start fails.
 LISTEN_TIMEOUT_SECONDS: Final = 60.0
+#: Threads running workflow activations, shared by the workers (None: the SDK's pool per
+#: worker). One thread showed no steady gain (docs/benchmarks.md, Negotiations by layout), and
+#: the SDK's 2 s deadlock timer counts the wait for that thread too.
+WORKFLOW_THREADS: int | None = None
 
 
 class _Server(uvicorn.Server):
@@ -208,7 +212,11 @@ class EdgeProcess:
         stack.push_async_callback(identity.http.aclose)
         queues = settings.temporal.task_queues.all()
         workers: list[Worker] = build_workers(
-            client, settings, queues, WorkerContext(resources, identity, self.metrics)
+            client,
+            settings,
+            queues,
+            WorkerContext(resources, identity, self.metrics),
+            workflow_threads=WORKFLOW_THREADS,
         )
         if settings.temporal.task_queues.ops in queues:
             await ensure_schedules(client, settings)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Final
 
@@ -220,10 +221,23 @@ def workflow_runner(*, sandbox: bool = True) -> WorkflowRunner:
 
 
 def build_workers(
-    client: Client, settings: Settings, queues: list[str], context: WorkerContext
+    client: Client,
+    settings: Settings,
+    queues: list[str],
+    context: WorkerContext,
+    *,
+    workflow_threads: int | None = None,
 ) -> list[Worker]:
-    """One Worker per task queue, with the registry's workflows and activities."""
+    """One Worker per task queue, with the registry's workflows and activities.
+
+    `workflow_threads`: threads that run workflow activations, shared by the workers (default:
+    the SDK's, a pool per worker)."""
     table = registry(settings.temporal.task_queues)
+    executor = (
+        None
+        if workflow_threads is None
+        else ThreadPoolExecutor(max_workers=workflow_threads, thread_name_prefix="workflow")
+    )
     workers = []
     for queue in queues:
         entry = table[queue]
@@ -240,6 +254,7 @@ def build_workers(
                 # them up (default 10 s); a peer's message to one of them waits as long.
                 sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
                 workflow_runner=workflow_runner(sandbox=settings.workers.workflow_sandbox),
+                workflow_task_executor=executor,
                 workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
                 activity_task_poller_behavior=PollerBehaviorAutoscaling(),
             )

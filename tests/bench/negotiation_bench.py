@@ -160,6 +160,10 @@ async def serve_one_process(cfg: dict[str, Any], data_dir: Path) -> None:
     from tests import twoconn
 
     ProcessGateway.eager_start = cfg.get("eager", True)
+    if cfg.get("workflow_threads"):
+        import workers.edge
+
+        workers.edge.WORKFLOW_THREADS = cfg["workflow_threads"]
     async with twoconn.running_connector(
         cfg["name"],
         cfg["port"],
@@ -226,6 +230,7 @@ async def pair(
     sandbox: bool = True,
     layout: str = "separate",
     eager: bool = True,
+    threads: int | None = None,
 ) -> AsyncIterator[tuple[Child, Child]]:
     ports = {"provider": embedded.free_port(), "consumer": embedded.free_port()}
     children: list[Child] = []
@@ -244,6 +249,7 @@ async def pair(
                 "sandbox": sandbox,
                 "layout": layout,
                 "eager": eager,
+                "workflow_threads": threads,
             }
             log = root / f"{name}.log"
             with log.open("wb") as out:
@@ -795,12 +801,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one-process-no-eager": {"layout": "one-process", "eager": False},
     "one-process": {"layout": "one-process", "eager": True},
     "one-process-no-sandbox": {"layout": "one-process", "eager": True, "sandbox": False},
+    "one-process-1-workflow-thread": {"layout": "one-process", "eager": True, "threads": 1},
 }
 VARIANT_LABELS: dict[str, str] = {
     "separate": "process per role (`--separate-roles`): control plane + worker process each",
     "one-process-no-eager": "one process per connector, eager workflow start off",
     "one-process": "one process per connector (the default of `connector up`)",
     "one-process-no-sandbox": "one process per connector, workers without the sandbox",
+    "one-process-1-workflow-thread": "one process per connector, one thread for workflow tasks",
 }
 
 
@@ -958,6 +966,19 @@ def render_layouts(
         "is encrypted (codec) and converted inside the sandbox.",
         "",
     ]
+    if "one-process-1-workflow-thread" in totals and "one-process" in totals:
+        single, default = totals["one-process-1-workflow-thread"], totals["one-process"]
+        lines[-1:-1] = [
+            "- One thread for workflow tasks (`workers.edge.WORKFLOW_THREADS = 1`, shared by "
+            "the three workers; the SDK's default is a pool per worker as large as its task "
+            "slots), so that activations do not contend in many threads for the interpreter "
+            f"lock: {single:.0f} ms against {default:.0f} ms in the median here "
+            f"({'less' if single < default else 'no less'}; its rounds vary widely). It stays "
+            "off: the SDK's 2 s deadlock timer also counts the time an activation waits for "
+            "that thread, so a backlog (a restart resuming many workflows, a load peak) could "
+            "fail workflow tasks as deadlocked unless the workflow-task slots are bounded to "
+            "what one thread clears well within 2 s.",
+        ]
     one, separate = totals.get("one-process"), totals.get("separate")
     if one is not None and separate is not None:
         rate_one = med([r.rate for r in by["one-process"]])
