@@ -423,7 +423,7 @@ def cmd_expect(_: argparse.Namespace) -> int:
             d["metadata"]["name"]: d["metadata"]["annotations"].get("helm.sh/hook", "")
             for d in kinds(name, "Job")
         }
-        # pre-install too: readiness needs the schema, so a later Job deadlocks `helm install --wait`
+        # pre-install too: readiness needs the schema; a later Job deadlocks `helm install --wait`
         if not any(
             "pre-install" in h and "pre-upgrade" in h and c.endswith("-migrate")
             for c, h in hooks.items()

@@ -4,6 +4,8 @@ through the provider's in-process data plane."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.transfer_helpers import (
@@ -20,12 +22,13 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_negotiate_and_pull_between_two_one_process_connectors(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, edge_process=True
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = random_file(base / "data.bin", MIB + 7)
         agreement_id = await agreement_for(
             provider, consumer, "file-asset", data_address={"type": "file", "path": "data.bin"}
