@@ -57,6 +57,7 @@ class NegotiationStart(_Contract):
         held = awaiting(record.negotiation, facts)
         return record.model_copy(update={"awaiting": held, "awaiting_decision": held is not None})
 
+
 class InboundNegotiationMessage(_Contract):
     kind: MessageKind
     sender: Role
@@ -73,6 +74,7 @@ class InboundNegotiationMessage(_Contract):
 
     # Provider: the request asks for other rules than the published offer's (a counter-request).
     request_differs: bool = False
+
     def apply_to(self, n: Negotiation, *, at: datetime) -> Negotiation:
         """`n` after this message (the state machine's rules; raises as `machine.apply`)."""
         return machine.apply(
