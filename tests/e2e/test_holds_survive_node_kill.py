@@ -120,8 +120,10 @@ def kill_every_process(node: NodeStack) -> dict[int, str]:
     assert process.returncode == -signal.SIGKILL, process.returncode
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        alive = [pid for pid in frozen if pid_alive(pid)]
-        if not alive and not processes_mentioning(str(node.edge.data_dir)):
+        # Gone, not only dead: until the init process reaps a killed postmaster, its zombie
+        # keeps its pid in use and a new postmaster takes the stale lock file for a live one.
+        left = [pid for pid in frozen if Path(f"/proc/{pid}").exists()]
+        if not left and not processes_mentioning(str(node.edge.data_dir)):
             return frozen
         time.sleep(0.1)
     raise AssertionError(
