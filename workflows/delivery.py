@@ -165,7 +165,7 @@ class Delivery(Generic[A, S]):
             self.last_error = failure_text(err)
             self._first_try_unsent = sending.not_sent(err)
         remaining = None if deadline is None else deadline - (workflow.now() - started)
-        if remaining is not None and remaining <= timedelta(seconds=1):
+        if remaining is not None and remaining <= options.SEND_MIN_REMAINING:
             raise DeadlinePassed(self.last_error or "deadline passed")
         if before is not None:
             await before()

@@ -14,7 +14,6 @@ nothing.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -25,9 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.transfer.record import TransferRecord
     from workflows import names, options
     from workflows.contracts import OperatorNotice
-
-# How long a notice without a deadline is retried.
-UNBOUNDED_WAIT_RETRY = timedelta(days=1)
 
 
 def _notice_id(workflow_id: str, version: int, kind: str) -> str:
@@ -79,9 +75,9 @@ def notify_operator(notice: OperatorNotice) -> asyncio.Task[None]:
     """Send `notice` in the background; its failure is logged, never raised."""
 
     async def deliver() -> None:
-        until = UNBOUNDED_WAIT_RETRY
+        until = options.NOTIFY_OPERATOR_UNBOUNDED
         if notice.deadline is not None:
-            until = max(notice.deadline - workflow.now(), timedelta(seconds=1))
+            until = max(notice.deadline - workflow.now(), options.NOTIFY_OPERATOR_MIN_WINDOW)
         try:
             await workflow.execute_activity(
                 names.ACT_NOTIFY_OPERATOR,

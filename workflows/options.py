@@ -38,6 +38,9 @@ JOURNAL_TIMEOUT: Final = timedelta(seconds=3)
 JOURNAL_RETRY: Final = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
 # How long the peer's message waits for our in-flight one to settle before it is judged.
 INFLIGHT_WAIT: Final = timedelta(seconds=3)
+# A message whose send deadline leaves less than this after the first try is not retried: the
+# retrying activity could not even be scheduled and answered in time.
+SEND_MIN_REMAINING: Final = timedelta(seconds=1)
 # Best effort (telling a peer we gave up): one try.
 NOTIFY_RETRY: Final = RetryPolicy(maximum_attempts=1)
 NOTIFY_TIMEOUT: Final = timedelta(seconds=5)
@@ -73,6 +76,10 @@ NOTIFY_OPERATOR_RETRY: Final = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
     non_retryable_error_types=NON_RETRYABLE,
 )
+# How long a notice is retried when its wait has no deadline; with a deadline, until it passes
+# but at least one try's worth (a wait that ends at once still gets its notice).
+NOTIFY_OPERATOR_UNBOUNDED: Final = timedelta(days=1)
+NOTIFY_OPERATOR_MIN_WINDOW: Final = timedelta(seconds=1)
 # Watching a flow until the data plane reports it COMPLETED or FAILED: long, heartbeating.
 WATCH_TIMEOUT: Final = timedelta(days=7)
 WATCH_HEARTBEAT: Final = timedelta(seconds=20)

@@ -16,6 +16,8 @@ the operator webhook is told when it begins, and past its deadline the transfer 
 
 Consumer shortcut: given an offer instead of an agreement, the negotiation runs first as a child
 workflow (decision 0005), then the transfer proceeds with the agreement it produced.
+
+What happens next is decided by `connector.core.transfer.decide`; this workflow executes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -34,20 +35,11 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.errors import ConnectorError, IllegalTransitionError
     from connector.core.ids import negotiation_workflow_id
     from connector.core.negotiation.record import NegotiationRecord
-    from connector.core.negotiation.states import NegotiationState
     from connector.core.transfer import decide, hold, machine
-    from connector.core.transfer.actions import (
-        Action,
-        SendCompletion,
-        SendRequest,
-        SendStart,
-        SendSuspension,
-        SendTermination,
-    )
+    from connector.core.transfer.actions import Action, SendRequest, SendStart
     from connector.core.transfer.aggregate import JsonObject, Transfer
-    from connector.core.transfer.messages import MessageKind
     from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
-    from connector.core.transfer.states import Direction, Role, TransferState
+    from connector.core.transfer.states import Role, TransferState
     from workflows import names, options, sending
     from workflows.contracts import (
         FlowResult,
@@ -66,17 +58,6 @@ with workflow.unsafe.imports_passed_through():
 
 STATE = SearchAttributeKey.for_keyword(search_attributes.TRANSFER_STATE)
 AWAITING = SearchAttributeKey.for_keyword(search_attributes.AWAITING_OPERATOR)
-
-CODE_OPERATOR = "terminated_by_operator"
-CODE_UNDELIVERABLE = "undeliverable"
-CODE_NEGOTIATION = "negotiation_failed"
-# Which data plane operation follows our side entering a state (provider only).
-StopKind = Literal["suspend", "terminate", "complete"]
-_STOP_FOR: dict[TransferState, StopKind] = {
-    TransferState.SUSPENDED: "suspend",
-    TransferState.TERMINATED: "terminate",
-    TransferState.COMPLETED: "complete",
-}
 
 
 def _as_update_error(exc: ConnectorError) -> ApplicationError:
@@ -130,6 +111,7 @@ class TransferWorkflow:
         # An update was accepted since our last send (see NegotiationWorkflow._answers_update).
         self._updated = False
         self._commands: list[TransferCommand] = []
+        # Provider: the data flow as last prepared (the rest of decide.Facts is read when asked).
         self._facts = decide.Facts()
         # Provider: what the data plane reported for the running flow (None = still moving).
         self._flow_status: FlowStatus | None = None
@@ -157,6 +139,24 @@ class TransferWorkflow:
     @property
     def _t(self) -> Transfer:
         return self._record.transfer
+
+    def _facts_now(self) -> decide.Facts:
+        report = self._flow_status
+        return self._facts.model_copy(
+            update={
+                "finite": self._record.finite,
+                "push": self._record.push,
+                "flow_report": None
+                if report is None
+                else decide.FlowReport(state=report.state, error=report.error),
+                "flow_attempts": self._flow_attempts,
+                "max_attempts": self._start.push_max_attempts,
+                "owed_address": self._owed_address,
+                "awaiting": self._record.awaiting,
+                "hold_timed_out": self._hold_timed_out,
+                "now": workflow.now(),
+            }
+        )
 
     def _set(self, t: Transfer, **extra: object) -> None:
         record = self._record.model_copy(update={"transfer": t, **extra})
@@ -205,10 +205,15 @@ class TransferWorkflow:
                 )
         except ConnectorError as exc:
             raise _as_update_error(exc) from None
-        if t.role is Role.PROVIDER and t.state is not before:
+        follow = decide.flow_after_inbound(before, t, self._facts_now(), msg.code or msg.kind.value)
+        if isinstance(follow, decide.StopFlow):
             # Tokens die before the consumer hears our acknowledgement (and before run() sees
             # the new state).
-            await self._follow_on_data_plane(before, t.state, msg.code or msg.kind.value)
+            await self._data_plane_stop(self._stop(follow), local=True)
+        elif isinstance(follow, decide.ResumeFlow):
+            address = await self._resume_flow(self._record.own_pid)
+            if address is not None:
+                self._owed_address = address
         if before is TransferState.INITIAL:
             # The consumer's request: in `approve` mode it waits for an operator from here, and
             # the answer to this update already says so.
@@ -253,24 +258,12 @@ class TransferWorkflow:
     @receive.validator
     def _validate_receive(self, msg: InboundTransferMessage) -> None:
         # Rejected here, an illegal message never reaches history (the API answers DSP 400).
-        t = self._t
-        inflight_target = self._delivery.target
-        # The provider's start with a new address may overtake the ack of our own resume.
-        resuming = (
-            inflight_target is TransferState.STARTED
-            and t.state is TransferState.SUSPENDED
-            and t.role is Role.CONSUMER
-            and msg.kind is MessageKind.TRANSFER_START
-            and msg.sender is Role.PROVIDER
-            and msg.data_address is not None
-        )
         try:
-            if resuming or (
-                inflight_target is None
-                and machine.is_restart(t, msg.kind, msg.sender, msg.data_address)
-            ):
-                return
-            machine.check(inflight_target or self._t.state, msg.kind, msg.sender)
+            state = decide.inbound_judged_against(
+                self._t, self._delivery.target, msg.kind, msg.sender, msg.data_address
+            )
+            if state is not None:
+                machine.check(state, msg.kind, msg.sender)
         except ConnectorError as exc:
             raise _as_update_error(exc) from None
 
@@ -315,74 +308,51 @@ class TransferWorkflow:
         return self._record
 
     async def _next_action(self) -> Action | None:
-        t = self._t
         if self._commands:
-            return await self._command_action(self._commands.pop(0))
-        if t.role is Role.PROVIDER:
-            awaiting = self._record.awaiting
-            if awaiting is not None:
-                if self._hold_timed_out or hold.expired(awaiting, workflow.now()):
-                    self._detail = hold.expiry_reason(awaiting)
-                    return SendTermination(code=hold.CODE_HOLD_EXPIRED, reason=(self._detail,))
-                return None  # held for the operator: no flow, no start
-            if t.state is TransferState.REQUESTED and not self._facts.flow_prepared:
-                await self._prepare_flow()
-            elif t.state is TransferState.STARTED and self._owed_address is not None:
-                return SendStart(data_address=self._owed_address)
-            elif t.state is TransferState.STARTED and self._flow_status is not None:
-                return await self._after_flow(self._flow_status)
-        return decide.next_action(self._t, self._facts)
+            cmd = self._commands.pop(0)
+            step = decide.command_step(
+                self._t, cmd.command, self._facts_now(), reason=cmd.reason, operator=cmd.operator
+            )
+            return await self._execute(step)
+        step = decide.next_step(self._t, self._facts_now())
+        if isinstance(step, decide.PrepareFlow):
+            await self._prepare_flow()
+            step = decide.next_step(self._t, self._facts_now())
+        return await self._execute(step)
 
-    async def _command_action(self, cmd: TransferCommand) -> Action | None:
-        t = self._t
-        reason = (cmd.reason,) if cmd.reason else ()
-        if t.state.is_terminal:
-            return None
-        provider = t.role is Role.PROVIDER
-        self._detail = hold.operator_detail(cmd.command, cmd.operator, reason=cmd.reason)
-        match cmd.command:
-            case "start" if t.state is TransferState.REQUESTED and self._record.awaiting:
-                # The operator approved the held request: prepare the flow, then start (or
-                # terminate if the data plane cannot provide it).
-                self._set(t, awaiting=None)
+    async def _execute(self, step: decide.Step) -> Action | None:
+        """Carry out a step of `decide`; the message to send, if any."""
+        match step:
+            case decide.Act():
+                if step.stop is not None:
+                    await self._data_plane_stop(self._stop(step.stop), local=True)
+                self._detail = step.detail
+                return step.action
+            case decide.RetryFlow():
+                self._flow_attempts = step.attempt
+                self._flow_status = None
+                self._facts = decide.Facts()
+                await self._prepare_flow()
+                return await self._execute(decide.after_retry(self._facts_now()))
+            case decide.Rewatch():
+                self._flow_status = None
+            case decide.ApproveStart():
+                self._set(self._t, awaiting=None)
                 self._show_awaiting()
                 await self._prepare_flow()
-                if self._t.is_terminal and self._facts.flow_prepared:
-                    # The consumer ended it while the flow was being prepared: revoke the flow.
-                    why = self._t.code or "ended before the start"
-                    await self._data_plane_stop(self._stop("terminate", why), local=True)
-                action = decide.next_action(self._t, self._facts)
-                if not isinstance(action, SendStart):
-                    self._detail = None
-                return action
-            case "terminate":
-                if t.counterparty_pid is None:
-                    detail, self._detail = self._detail, None
-                    self._end_locally(CODE_OPERATOR, detail)
-                    return None
-                if provider:
-                    await self._data_plane_stop(self._stop("terminate", cmd.reason), local=True)
-                return SendTermination(code=CODE_OPERATOR, reason=reason or ("operator",))
-            case "suspend" if t.state is TransferState.STARTED:
-                if provider:
-                    await self._data_plane_stop(self._stop("suspend", cmd.reason), local=True)
-                return SendSuspension(code="suspended_by_operator", reason=reason)
-            case "complete" if t.state is TransferState.STARTED:
-                if provider:
-                    await self._data_plane_stop(self._stop("complete", cmd.reason), local=True)
-                return SendCompletion()
-            case "resume" if t.state is TransferState.SUSPENDED:
-                address = None
-                if provider:
-                    resumed = await self._data_plane(names.ACT_DATAPLANE_RESUME, t.provider_pid)
-                    self._flow_status = None
-                    address = resumed.data_address if resumed is not None else None
+                return await self._execute(
+                    decide.after_approval(self._t, self._facts_now(), step.detail)
+                )
+            case decide.ResumeFlow():
+                address = await self._resume_flow(self._t.provider_pid)
+                self._detail = step.detail
                 return SendStart(data_address=address)
-        self._detail = None
+            case decide.EndHere():
+                self._end_here(step)
         return None
 
-    def _stop(self, how: StopKind, reason: str | None) -> FlowStop:
-        return FlowStop(process_id=self._record.own_pid, how=how, reason=reason)
+    def _stop(self, stop: decide.StopFlow) -> FlowStop:
+        return FlowStop(process_id=self._record.own_pid, how=stop.how, reason=stop.reason)
 
     async def _prepare_flow(self) -> None:
         """Provider, REQUESTED: ask the data plane for the pull endpoint, or to start pushing."""
@@ -406,36 +376,6 @@ class TransferWorkflow:
         address = result.data_address if result is not None else None
         self._facts = decide.Facts(flow_prepared=True, data_address=address)
 
-    async def _after_flow(self, status: FlowStatus) -> Action | None:
-        """Provider, STARTED: the data plane finished (or failed) moving the bytes."""
-        if status.state == "COMPLETED":
-            await self._data_plane_stop(self._stop("complete", None), local=True)
-            return SendCompletion()
-        if status.state == "FAILED" and self._flow_attempts < self._start.push_max_attempts:
-            self._flow_attempts += 1
-            self._flow_status = None
-            self._facts = decide.Facts()
-            await self._prepare_flow()  # a new attempt from the start (the sink got no file)
-            if self._facts.flow_error is None:
-                return None
-            status = FlowStatus(state="FAILED", error=self._facts.flow_error)
-        if status.state in ("FAILED", "TERMINATED"):
-            await self._data_plane_stop(self._stop("terminate", status.error), local=True)
-            reason = f"data flow failed after {self._flow_attempts} attempt(s): {status.error}"
-            return SendTermination(code=decide.CODE_FLOW_FAILED, reason=(reason,))
-        self._flow_status = None
-        return None
-
-    def _watching(self) -> bool:
-        t = self._t
-        return (
-            t.role is Role.PROVIDER
-            and t.state is TransferState.STARTED
-            and (self._record.finite or self._record.push)
-            and self._flow_status is None
-            and self._owed_address is None
-        )
-
     async def _wait_for_change(self) -> None:
         # Against the projected version: a message applied while the last projection ran must
         # wake us, or the projection and the search attributes would keep the older state.
@@ -449,14 +389,11 @@ class TransferWorkflow:
                 or self._owed_address is not None
             )
 
-        if not self._watching():
-            awaiting = self._record.awaiting
-            timeout = None
-            if awaiting is not None and self._t.role is Role.PROVIDER:
-                timeout = awaiting.deadline - workflow.now()
-                if timeout <= timedelta(0):
-                    self._hold_timed_out = True
-                    return
+        if not decide.watches_flow(self._t, self._facts_now()):
+            timeout = decide.hold_wait(self._t, self._record.awaiting, workflow.now())
+            if timeout is not None and timeout <= timedelta(0):
+                self._hold_timed_out = True
+                return
             try:
                 await workflow.wait_condition(changed, timeout=timeout)
             except TimeoutError:
@@ -483,28 +420,18 @@ class TransferWorkflow:
 
     async def _send(self, action: Action) -> None:
         t = self._t
-        restart = machine.is_restart(
-            t, action.message_kind, t.role, getattr(action, "data_address", None)
-        )
         try:
-            target = (
-                TransferState.STARTED
-                if restart
-                else machine.check(t.state, action.message_kind, t.role)
-            )
+            target, restart = decide.outbound_target(t, action)
         except ConnectorError as exc:  # pragma: no cover - we only propose legal moves
             raise ApplicationError(str(exc), non_retryable=True) from None
-        if self._sent_last and self._start.back_to_back_pause > timedelta(0):
+        if decide.pauses_before_send(self._sent_last, self._start.back_to_back_pause):
             await workflow.sleep(self._start.back_to_back_pause)
             t = self._t
         # A send after an update (a message or an operator command) is a scheduled activity:
         # the update is durable only once this workflow task completes, and a local send would
         # escape before it (and hold back the update's answer, which the peer may wait for).
         # The provider's start answers the request it was opened with (decision 0010).
-        timeline = t.timeline
-        answers_inbound = self._updated or (
-            bool(timeline) and timeline[-1].direction is Direction.IN
-        )
+        answers_inbound = decide.answers_inbound(t, updated=self._updated)
         self._updated = False
         key = journal_key(t.version, action.message_kind.value)
         outcome = await self._delivery.send(
@@ -550,59 +477,49 @@ class TransferWorkflow:
     async def _after_failed_send(
         self, action: Action, err: BaseException, detail: str | None = None
     ) -> None:
-        what = action.message_kind.wire_name
-        if isinstance(action, SendTermination):
-            # We were ending it anyway; the peer's answer does not change that.
-            peer = f"peer: {failure_text(err)}"
-            self._set(
-                machine.apply_outbound(
-                    self._t,
-                    action,
-                    at=workflow.now(),
-                    detail=f"{detail}; {peer}" if detail else peer,
-                )
-            )
+        step = decide.after_failed_send(
+            self._t,
+            self._facts_now(),
+            action,
+            error=failure_text(err),
+            rejected=rejection(err) is not None,
+            detail=detail,
+        )
+        if isinstance(step, decide.EndHere):
+            self._end_here(step)
             return
-        verb = "rejected" if rejection(err) is not None else "could not be sent"
-        await self._give_up(CODE_UNDELIVERABLE, f"our {what} {verb}: {failure_text(err)}")
+        await self._give_up(step)
 
-    async def _give_up(self, code: str, reason: str) -> None:
+    async def _give_up(self, step: decide.GiveUp) -> None:
         """End the transfer on our side and tell the counterparty, best effort."""
-        if self._t.role is Role.PROVIDER and self._facts.flow_prepared:
-            await self._data_plane_stop(self._stop("terminate", reason), local=True)
-        action = SendTermination(code=code, reason=(reason,))
-        detail = reason
-        if self._t.counterparty_pid is not None and self._t.counterparty_address:
+        if step.stop is not None:
+            await self._data_plane_stop(self._stop(step.stop), local=True)
+        detail = step.detail
+        if step.tell_peer:
             try:
                 await workflow.execute_local_activity(
                     names.ACT_SEND_TRANSFER_MESSAGE,
-                    self._outbound(action),
+                    self._outbound(step.action),
                     result_type=RemoteAck,
                     start_to_close_timeout=options.NOTIFY_TIMEOUT,
                     retry_policy=options.NOTIFY_RETRY,
                 )
             except _FAILED as err:
-                detail = f"{reason} (counterparty not told: {_failure_text(err)})"
-        self._set(machine.apply_outbound(self._t, action, at=workflow.now(), detail=detail))
+                detail = f"{step.detail} (counterparty not told: {_failure_text(err)})"
+        self._set(machine.apply_outbound(self._t, step.action, at=workflow.now(), detail=detail))
 
-    def _end_locally(self, code: str, reason: str) -> None:
-        action = SendTermination(code=code, reason=(reason,))
-        self._set(machine.apply_outbound(self._t, action, at=workflow.now(), detail=reason))
+    def _end_here(self, step: decide.EndHere) -> None:
+        self._set(
+            machine.apply_outbound(self._t, step.action, at=workflow.now(), detail=step.detail)
+        )
 
     # --- the data plane (provider) ------------------------------------------------------------
 
-    async def _follow_on_data_plane(
-        self, before: TransferState, after: TransferState, why: str
-    ) -> None:
-        """Inbound message moved the provider: stop or resume the flow to match."""
-        how = _STOP_FOR.get(after)
-        if how is not None and self._facts.flow_prepared:
-            await self._data_plane_stop(self._stop(how, why), local=True)
-        elif before is TransferState.SUSPENDED and after is TransferState.STARTED:
-            resumed = await self._data_plane(names.ACT_DATAPLANE_RESUME, self._record.own_pid)
-            self._flow_status = None
-            if resumed is not None and resumed.data_address is not None:
-                self._owed_address = resumed.data_address
+    async def _resume_flow(self, process_id: str | None) -> JsonObject | None:
+        """Resume the data flow; the new DataAddress the data plane gave, if any."""
+        resumed = await self._data_plane(names.ACT_DATAPLANE_RESUME, process_id)
+        self._flow_status = None
+        return resumed.data_address if resumed is not None else None
 
     async def _data_plane(
         self, activity: str, arg: object, *, raise_errors: bool = False
@@ -678,15 +595,13 @@ class TransferWorkflow:
                 result_type=NegotiationRecord,
             )
         except ChildWorkflowError as err:
-            self._end_locally(CODE_NEGOTIATION, f"the negotiation failed: {_failure_text(err)}")
+            self._end_here(decide.negotiation_failed(_failure_text(err)))
             return
-        n = result.negotiation
-        agreement_id = (n.agreement or {}).get("@id")
-        if n.state is not NegotiationState.FINALIZED or not isinstance(agreement_id, str):
-            why = "; ".join(n.termination_reason) or n.state.value
-            self._end_locally(CODE_NEGOTIATION, f"no agreement: {why}")
+        outcome = decide.after_negotiation(result.negotiation)
+        if isinstance(outcome, decide.EndHere):
+            self._end_here(outcome)
             return
-        self._set(self._t.model_copy(update={"agreement_id": agreement_id}))
+        self._set(self._t.model_copy(update={"agreement_id": outcome}))
 
     # --- projection ---------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from connector.core.transfer.actions import SendSuspension, SendTermination
 from connector.core.transfer.aggregate import Transfer, new_transfer
 from connector.core.transfer.states import Role as TRole
 from workflows import negotiation as negotiation_workflow
-from workflows import transfer as transfer_workflow
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 DETAILS = (
@@ -45,10 +44,10 @@ def test_every_code_our_side_sends_has_a_fixed_text() -> None:
         negotiation_workflow.CODE_OPERATOR,
         "peer_rejected",  # workflows/negotiation.py, _after_failed_send
         transfer_decide.CODE_FLOW_FAILED,
-        transfer_workflow.CODE_OPERATOR,
-        transfer_workflow.CODE_UNDELIVERABLE,
-        transfer_workflow.CODE_NEGOTIATION,
-        "suspended_by_operator",  # workflows/transfer.py, the operator's suspend
+        transfer_decide.CODE_OPERATOR,
+        transfer_decide.CODE_UNDELIVERABLE,
+        transfer_decide.CODE_NEGOTIATION,
+        transfer_decide.CODE_SUSPENDED_BY_OPERATOR,
     }
     assert used <= set(PEER_REASONS), used - set(PEER_REASONS)
     for code, text in PEER_REASONS.items():
