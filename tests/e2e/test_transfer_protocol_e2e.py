@@ -3,7 +3,9 @@ the state unchanged; requests the edge must refuse never start a flow."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +15,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from connector.core.dsp import DspVersion, validate_against_schema
+from connector.core.ids import transfer_workflow_id
+from connector.core.transfer.states import Role
 from connector.identity.runtime import Identity, build_identity
+from connector.temporal.client import connect
 from tests.e2e.transfer_helpers import (
     MIB,
     agreement_for,
@@ -57,7 +62,20 @@ class World:
         }
         resp = await self.dsp("/transfers/request", body)
         assert resp.status_code == 201, resp.text
-        return consumer_pid, resp.json()["providerPid"]
+        provider_pid = resp.json()["providerPid"]
+        await self._first_start_failed(provider_pid)
+        return consumer_pid, provider_pid
+
+    async def _first_start_failed(self, provider_pid: str) -> None:
+        """Wait until the provider's quick first try of its start has failed (a retry is
+        scheduled): until then a consumer message legal only after STARTED counts as that
+        start's acknowledgement (decision 0010), and the refusal under test would not happen."""
+        client = await connect(self.provider.settings)
+        handle = client.get_workflow_handle(transfer_workflow_id(Role.PROVIDER, provider_pid))
+        deadline = time.monotonic() + 30
+        while not (await handle.describe()).raw_description.pending_activities:
+            assert time.monotonic() < deadline, "the provider's start never failed its first try"
+            await asyncio.sleep(0.1)
 
     async def view(self, provider_pid: str) -> dict[str, Any]:
         resp = await self.provider.get(f"/transfers/{provider_pid}")
