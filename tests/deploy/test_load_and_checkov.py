@@ -23,11 +23,15 @@ def k6_inspect(run: Run, *args: str) -> dict[str, Any]:
 
 def test_k6_inspect_smoke_profile(run: Run) -> None:
     opts = k6_inspect(run)
-    assert set(opts["scenarios"]) == {"dsp", "management"}
+    assert set(opts["scenarios"]) == {"dsp"}
     th = opts["thresholds"]
-    assert "http_req_failed" in th
+    # The seed's limits, each on the requests it is about (tagged), not the whole scenario.
+    assert th["http_req_duration{name:catalog}"] == ["p(95)<500"]
+    assert th["http_req_duration{name:negotiation_request}"] == ["p(95)<1000"]
+    assert "http_req_failed{scenario:dsp}" in th
     assert "errors" in th
-    assert "http_req_duration{scenario:dsp}" in th
+    with_reads = k6_inspect(run, "-e", "MANAGEMENT_RATE=2")
+    assert set(with_reads["scenarios"]) == {"dsp", "management"}
     req = k6_inspect(run, "--execution-requirements")
     assert req["maxVUs"] <= 5, "the default profile is a smoke test"
 

@@ -62,6 +62,8 @@ NO_NUMBER_UNTIL_EVENT = {
     "Negotiation duration p95 (request to FINALIZED)": "needs a FINALIZED negotiation "
     "(tests/e2e negotiation tests drive it between two connectors)",
     "Transfer duration p95": "needs a finished transfer (tests/e2e transfer tests)",
+    "Schedule-to-start latency p95": "needs a workflow or activity task within the rate window "
+    "(an idle one-process edge node polls none between backups)",
 }
 
 
@@ -312,7 +314,8 @@ def test_edge_stack_pages_nobody_and_feeds_every_rule_and_panel(tmp_path: Path) 
             elif not any(math.isfinite(_number(s)) for s in result):
                 no_number.append(title)
         assert empty == []
-        assert sorted(set(no_number)) == sorted(NO_NUMBER_UNTIL_EVENT)
+        # A listed panel may have its number already (an event happened); no other may lack one.
+        assert set(no_number) <= set(NO_NUMBER_UNTIL_EVENT), no_number
 
 
 # The standard-cloud roles as docker-compose.yaml runs them, one process each with its own
