@@ -7,6 +7,7 @@ longer matches the tables.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from connector.core.negotiation import machine as negotiation
 from connector.core.negotiation.states import NegotiationState, Role
@@ -28,28 +29,31 @@ message; it never appears on the wire.
 """
 
 
-def _row(state: str, terminal: bool, accepts: list[str]) -> str:
-    return f"| {state} | {'nothing (terminal)' if terminal else ', '.join(accepts)} |"
-
-
 def _by(sender: Role | None) -> str:
     return sender.value if sender else "either side"
 
 
+def _table(rows: Iterable[tuple[str, bool, Iterable[tuple[str, Role | None]]]]) -> list[str]:
+    """One row per (state, terminal, accepted (wire name, sender) pairs)."""
+    lines = ["| state | accepts (sender) |", "|---|---|"]
+    for state, terminal, accepted in rows:
+        accepts = ", ".join(f"{name} ({_by(sender)})" for name, sender in accepted)
+        lines.append(f"| {state} | {'nothing (terminal)' if terminal else accepts} |")
+    return lines
+
+
 def _negotiation() -> list[str]:
-    rows = ["| state | accepts (sender) |", "|---|---|"]
-    for state in NegotiationState:
-        accepts = [f"{k.wire_name} ({_by(s)})" for k, s in negotiation.allowed_messages(state)]
-        rows.append(_row(state, state.is_terminal, accepts))
-    return rows
+    return _table(
+        (s, s.is_terminal, [(k.wire_name, r) for k, r in negotiation.allowed_messages(s)])
+        for s in NegotiationState
+    )
 
 
 def _transfer() -> list[str]:
-    rows = ["| state | accepts (sender) |", "|---|---|"]
-    for state in TransferState:
-        accepts = [f"{k.wire_name} ({_by(s)})" for k, s in transfer.allowed_messages(state)]
-        rows.append(_row(state, state.is_terminal, accepts))
-    return rows
+    return _table(
+        (s, s.is_terminal, [(k.wire_name, r) for k, r in transfer.allowed_messages(s)])
+        for s in TransferState
+    )
 
 
 def render() -> str:

@@ -204,6 +204,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             temporal_address=f"127.0.0.1:{temporal_port}",
             inproc_workers=False,
             policies={"auto_accept_offers": False},
+            # The tests drive traffic through outages as fast as answers come; the per-caller
+            # limit (tested on its own) would turn their answers into 429s on a quick machine.
+            rate_limit={"requests_per_minute": 1_000_000},
         ) as cut,
     ):
         await publish_offer(cut, ASSET)

@@ -7,14 +7,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request, Response
 
 from connector.core.webhook_signature import HEADER, ID_HEADER, verify
-from connector.embedded import free_port
 from tests.scripted_peer import (
     CONTEXT,
     ScriptedPeer,
@@ -24,6 +20,7 @@ from tests.scripted_peer import (
     scripted_peer,
 )
 from tests.twoconn import Connector, publish_offer
+from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -32,39 +29,10 @@ SECRET = "negotiation-webhook-secret-0123"
 ASSET = "asset-held"
 
 
-@dataclass
-class Receiver:
-    port: int = field(default_factory=free_port)
-    calls: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/operator"
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/hooks/operator")
-        async def hook(request: Request) -> Response:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self.calls.append((headers, await request.body()))
-            return Response(status_code=204)
-
-        return app
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    server = uvicorn.Server(
-        uvicorn.Config(r.app(), host="127.0.0.1", port=r.port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield r
-    server.should_exit = True
-    await task
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    async with WebhookReceiver().serving() as r:
+        yield r
 
 
 async def _catalog_offer(peer: ScriptedPeer, cut: Connector) -> dict[str, object]:
@@ -85,7 +53,7 @@ async def test_a_held_request_notifies_the_operator_once(
     redis_url: str,
     temporal_address: str,
     tmp_path_factory: pytest.TempPathFactory,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
 ) -> None:
     tmp = tmp_path_factory.mktemp("webhook")
     async with (
@@ -113,7 +81,7 @@ async def test_a_held_request_notifies_the_operator_once(
             assert time.monotonic() < deadline, "the webhook was never called"
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)  # a second notice for the same hold would arrive by now
-        [(headers, raw)] = receiver.calls
+        [(headers, raw, _)] = receiver.calls
         assert verify(headers[HEADER.lower()], SECRET.encode(), raw, now=int(time.time()))
         notice = json.loads(raw)
         assert headers[ID_HEADER.lower()] == notice["id"]

@@ -10,14 +10,11 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
@@ -26,7 +23,6 @@ from activities.operator_webhook import OperatorWebhookActivities
 from connector.core.ids import transfer_workflow_id
 from connector.core.transfer.states import Role
 from connector.core.webhook_signature import HEADER, ID_HEADER, verify
-from connector.embedded import free_port
 from connector.outbound import GuardedHttp
 from connector.settings import OperatorWebhookSettings
 from connector.temporal.client import connect
@@ -42,6 +38,7 @@ from tests.e2e.test_conformance_transfer import (
 )
 from tests.scripted_peer import CONTEXT, connector_trusting, new_pid
 from tests.twoconn import Connector, WorkerProcess
+from tests.webhook_receiver import WebhookReceiver as Receiver
 from workers.main import workflow_runner
 from workflows import names
 from workflows.contracts import OperatorNotice
@@ -52,48 +49,10 @@ pytestmark = pytest.mark.e2e
 SECRET = "operator-webhook-secret-0123456789"
 
 
-@dataclass
-class Receiver:
-    """The operator's webhook endpoint: records every call; the first call per notice gets 503."""
-
-    port: int = field(default_factory=free_port)
-    calls: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/operator"
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/hooks/operator")
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            notice = headers.get(ID_HEADER.lower())
-            seen = any(h.get(ID_HEADER.lower()) == notice for h, _, _ in self.calls)
-            status = 200 if seen else 503
-            self.calls.append((headers, body, status))
-            return Response(status_code=status)
-
-        return app
-
-    def for_notice(self, process_id: str) -> list[tuple[dict[str, str], bytes, int]]:
-        return [c for c in self.calls if json.loads(c[1])["processId"] == process_id]
-
-
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    server = uvicorn.Server(
-        uvicorn.Config(r.app(), host="127.0.0.1", port=r.port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield r
-    server.should_exit = True
-    await task
+    async with Receiver(fail_first=True).serving() as r:
+        yield r
 
 
 @dataclass
