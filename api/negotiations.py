@@ -34,7 +34,7 @@ from connector.core.errors import (
 )
 from connector.core.identity.claims import VerifiedCaller
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
-from connector.core.negotiation.decide import Holds, ProviderMode
+from connector.core.negotiation.decide import Holds, ProviderMode, id_of, rules_differ
 from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
@@ -48,7 +48,6 @@ from workflows.contracts import InboundNegotiationMessage, NegotiationStart
 # Deterministic pids for a counterparty's initiating message: a re-sent identical request maps
 # to the same process (idempotent), never to a second negotiation.
 _PID_NAMESPACE: Final = uuid.UUID("6f0c2a8e-3b5d-4f1e-9a7c-2d4b8e6f1a30")
-_RULES: Final = ("permission", "prohibition", "obligation")
 
 
 def derived_pid(*parts: str) -> str:
@@ -57,25 +56,6 @@ def derived_pid(*parts: str) -> str:
 
 def new_pid() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
-
-
-def _canonical_rules(policy: JsonObject | dict[str, Any], kind: str) -> list[str]:
-    value = policy.get(kind)
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    return sorted(json.dumps(item, sort_keys=True) for item in items)
-
-
-def offer_matches(sent: JsonObject, ours: dict[str, Any]) -> list[str]:
-    """Rule kinds in which the offer a consumer sent differs from the one we publish."""
-    return [k for k in _RULES if _canonical_rules(sent, k) != _canonical_rules(ours, k)]
-
-
-def _id_of(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("@id"), str):
-        return str(value["@id"])
-    return None
 
 
 @dataclass(frozen=True)
@@ -162,7 +142,7 @@ class NegotiationEdge:
         self, offer: JsonObject, caller: VerifiedCaller, within: NegotiationRecord | None = None
     ) -> ContractDecision:
         """Resolve the requested offer and judge it by the contract policy."""
-        offer_id = _id_of(offer.get("@id"))
+        offer_id = id_of(offer.get("@id"))
         if offer_id is None:
             raise BadRequestError("offer has no @id", pointer="/offer/@id")
         resolved = await self._resolve(offer_id, within)
@@ -183,13 +163,13 @@ class NegotiationEdge:
                 holds.provider_mode,
             )
 
-        if _id_of(complete.get("target")) != resolved.asset_id:
+        if id_of(complete.get("target")) != resolved.asset_id:
             return verdict(
                 False,
                 (f"offer {offer_id} is for dataset {resolved.asset_id}, not {complete['target']}",),
                 False,
             )
-        differs = offer_matches(offer, resolved.contract_policy)
+        differs = rules_differ(offer, resolved.contract_policy)
         decision = evaluate(
             parse_policy(resolved.contract_policy),
             policy_context(caller_facts(caller), Scope.NEGOTIATION, datetime.now(UTC)),
@@ -274,8 +254,8 @@ class NegotiationEdge:
                 at=now,
             ),
             dsp_version=version.value,
-            offer_id=_id_of(offer.get("@id")),
-            asset_id=_id_of(offer.get("target")),
+            offer_id=id_of(offer.get("@id")),
+            asset_id=id_of(offer.get("target")),
             deadline_at=self.deadline(now),
         )
         start = NegotiationStart(

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from connector.core.negotiation.decide import id_of
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState
 from connector.stores import process_pages
@@ -81,18 +82,10 @@ class UpsertResult:
     entered: tuple[NegotiationState, ...] = ()
 
 
-def _id_of(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("@id"), str):
-        return str(value["@id"])
-    return None
-
-
 async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> UpsertResult:
     """Project one negotiation; returns whether the row changed (a newer version arrived)."""
     n = record.negotiation
-    agreement_id = _id_of((n.agreement or {}).get("@id"))
+    agreement_id = id_of((n.agreement or {}).get("@id"))
     finalized = bool(n.state is NegotiationState.FINALIZED and n.agreement and agreement_id)
     start = n.version - len(n.timeline) + 1
     timeline = n.timeline
@@ -126,7 +119,7 @@ async def upsert_view(conn: asyncpg.Connection, record: NegotiationRecord) -> Up
         [e.detail for e in timeline],
         n.provider_id if finalized else None,
         n.consumer_id if finalized else None,
-        (_id_of((n.agreement or {}).get("target")) or "") if finalized else None,
+        (id_of((n.agreement or {}).get("target")) or "") if finalized else None,
         json.dumps(n.agreement) if finalized else None,
         finalized,
         record.awaiting.kind.value if record.awaiting else None,

@@ -9,11 +9,12 @@ collected, return the next outbound action, or None to wait for a message, an op
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from connector.core.negotiation.actions import (
     Action,
@@ -45,7 +46,9 @@ __all__ = [
     "build_agreement",
     "complete_offer",
     "decision_problem",
+    "id_of",
     "next_action",
+    "rules_differ",
 ]
 
 # `code` values of our own ContractNegotiationTerminationMessages (free strings in DSP).
@@ -279,7 +282,7 @@ def _agree_or_terminate(n: Negotiation, facts: Facts) -> Action | None:
             )
     if facts.agreement_id is None or facts.now is None:
         return None
-    if n.offer is None or _id_of(n.offer.get("target")) is None:
+    if n.offer is None or id_of(n.offer.get("target")) is None:
         # dsp.md §14: a request may omit offer.target; the API fills it from the catalog offer.
         # If it is still missing we cannot bind the agreement to a dataset.
         return SendTermination(code=CODE_INVALID_OFFER, reason=("offer has no target",))
@@ -337,26 +340,29 @@ def agreement_matches_offer(
     reasons: list[str] = []
     if agreement.get("@type") != "Agreement":
         reasons.append(f"@type is {agreement.get('@type')!r}, not 'Agreement'")
-    agreed_target = _id_of(agreement.get("target"))
-    offered_target = _id_of(offer.get("target"))
+    agreed_target = id_of(agreement.get("target"))
+    offered_target = id_of(offer.get("target"))
     if agreed_target is None:
         reasons.append("agreement has no target")
     elif offered_target is not None and agreed_target != offered_target:
         reasons.append(f"target {agreed_target!r} is not the offered {offered_target!r}")
-    assigner = _id_of(agreement.get("assigner"))
+    assigner = id_of(agreement.get("assigner"))
     if assigner != provider_id:
         reasons.append(f"assigner {assigner!r} is not the provider {provider_id!r}")
-    assignee = _id_of(agreement.get("assignee"))
+    assignee = id_of(agreement.get("assignee"))
     if assignee != consumer_id:
         reasons.append(f"assignee {assignee!r} is not the consumer {consumer_id!r}")
-    for rule_kind in _RULE_KINDS:
-        if _canonical_rules(offer.get(rule_kind)) != _canonical_rules(agreement.get(rule_kind)):
-            reasons.append(f"{rule_kind} differs from the offer")
+    reasons.extend(f"{kind} differs from the offer" for kind in rules_differ(offer, agreement))
     return reasons
 
 
-def _id_of(value: JsonValue) -> str | None:
-    # JSON-LD lets an IRI-valued property be a string or a node object {"@id": ...}.
+def rules_differ(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The rule kinds (permission, prohibition, obligation) in which policies `a` and `b` differ."""
+    return [k for k in _RULE_KINDS if _canonical_rules(a.get(k)) != _canonical_rules(b.get(k))]
+
+
+def id_of(value: object) -> str | None:
+    """The IRI of a JSON-LD property: a string, or a node object's `@id` (None: neither)."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and isinstance(value.get("@id"), str):
@@ -364,11 +370,11 @@ def _id_of(value: JsonValue) -> str | None:
     return None
 
 
-def _canonical_rules(value: JsonValue) -> list[str]:
+def _canonical_rules(value: object) -> list[str]:
     # JSON-LD compaction turns a one-element array into the element itself (dsp.md §13.1), and the
     # order of rules carries no meaning; compare sorted canonical JSON.
     if value is None:
-        items: list[JsonValue] = []
+        items: list[object] = []
     elif isinstance(value, list):
         items = value
     else:
