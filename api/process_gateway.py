@@ -34,7 +34,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.worker_wait import settle_start, within_worker_wait
+from api.worker_wait import WORKER_ANSWER_SECONDS, settle_start, within_worker_wait
 from connector.core.errors import (
     BadRequestError,
     ConnectorError,
@@ -64,6 +64,11 @@ T = TypeVar("T")
 _TASK_FAILURE_MARK: Final = "unexpected workflow task failure"
 _TASK_FAILURE_RETRIES: Final = 4
 _TASK_FAILURE_PAUSE_SECONDS: Final = 0.05
+# A start that joins (USE_EXISTING) is idempotent by workflow id: when the engine failed while
+# it ran, it may have started the workflow or not, so it is sent again until this budget is
+# spent rather than answered 5xx (decision 0021).
+_AMBIGUOUS_START_SECONDS: Final = 20.0
+_AMBIGUOUS_START_PAUSE_SECONDS: Final = 0.25
 # Set when `_call` sent an update again after such an abort (per request: a context variable).
 _RESENT_AFTER_ABORT: ContextVar[bool] = ContextVar("resent_after_abort", default=False)
 
@@ -258,24 +263,42 @@ class ProcessGateway(Generic[R]):
         search_attributes: TypedSearchAttributes | None,
     ) -> bool:
         """Start the process's workflow; False when one with this id exists and is not joined
-        (closed: a finished process is final; running, with `conflict` FAIL)."""
-        try:
-            await self._call(
-                own_pid,
-                lambda: self._client.start_workflow(
-                    self._kind.workflow,
-                    start,
-                    id=workflow_id,
-                    task_queue=self._task_queue,
-                    id_conflict_policy=conflict,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=search_attributes,
-                    request_eager_start=self.eager_start,
-                ),
-            )
-        except AlreadyStarted:
-            return False
-        return True
+        (closed: a finished process is final; running, with `conflict` FAIL).
+
+        A joining start whose outcome the engine left unknown is sent again within
+        `_AMBIGUOUS_START_SECONDS` (decision 0021).
+        """
+        joins = conflict is WorkflowIDConflictPolicy.USE_EXISTING
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (_AMBIGUOUS_START_SECONDS if joins else 0.0)
+        pause = _AMBIGUOUS_START_PAUSE_SECONDS
+        while True:
+            left = max(deadline - loop.time(), 0.0)
+            try:
+                await self._call(
+                    own_pid,
+                    lambda: self._client.start_workflow(
+                        self._kind.workflow,
+                        start,
+                        id=workflow_id,
+                        task_queue=self._task_queue,
+                        id_conflict_policy=conflict,
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                        search_attributes=search_attributes,
+                        request_eager_start=self.eager_start,
+                    ),
+                    wait_seconds=min(WORKER_ANSWER_SECONDS, left) if joins else None,
+                )
+            except AlreadyStarted:
+                return False
+            except UnavailableError:
+                if not joins or loop.time() + pause >= deadline:
+                    raise
+                log.info("workflow start outcome unknown; sending it again", pid=own_pid)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            return True
 
     async def _open(
         self,
@@ -330,10 +353,16 @@ class ProcessGateway(Generic[R]):
             )
             raise StartedUnprojected(initial) from exc
 
-    async def _call(self, own_pid: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        own_pid: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        wait_seconds: float | None = None,
+    ) -> T:
         for attempt in range(_TASK_FAILURE_RETRIES + 1):
             try:
-                return await within_worker_wait(call)
+                return await within_worker_wait(call, wait_seconds or WORKER_ANSWER_SECONDS)
             except RPCError as exc:
                 aborted = _TASK_FAILURE_MARK in exc.message.lower()
                 if not aborted or attempt == _TASK_FAILURE_RETRIES:

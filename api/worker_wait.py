@@ -23,20 +23,21 @@ T = TypeVar("T")
 WORKER_ANSWER_SECONDS: Final = 8.0
 
 
-async def within_worker_wait(call: Callable[[], Awaitable[T]]) -> T:
-    """Await `call`, or raise UnavailableError once the wait is over.
+async def within_worker_wait(
+    call: Callable[[], Awaitable[T]], seconds: float = WORKER_ANSWER_SECONDS
+) -> T:
+    """Await `call`, or raise UnavailableError once the wait (`seconds`) is over.
 
     Raises:
-        UnavailableError: no worker answered within WORKER_ANSWER_SECONDS.
+        UnavailableError: no worker answered within `seconds`.
     """
     try:
-        async with asyncio.timeout(WORKER_ANSWER_SECONDS):
+        async with asyncio.timeout(seconds):
             return await call()
     # The SDK turns the cancellation of a waiting update into its own error.
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise UnavailableError(
-            f"no workflow worker took the message within {WORKER_ANSWER_SECONDS:.0f} s; "
-            "send it again shortly"
+            f"no workflow worker took the message within {seconds:.0f} s; send it again shortly"
         ) from None
 
 
