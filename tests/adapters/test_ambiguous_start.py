@@ -39,7 +39,7 @@ async def test_a_joining_start_is_sent_again_while_the_engine_restarts(tmp_path:
     client = await Client.connect(f"127.0.0.1:{port}", namespace=NAMESPACE)
     gateway: ProcessGateway[NegotiationRecord] = ProcessGateway(
         client,
-        None,  # type: ignore[arg-type]  # the start alone reads no projection
+        None,  # the start alone reads no projection
         "ambiguous-start-test",
         NEGOTIATION,
     )
