@@ -34,7 +34,6 @@ ENV_PREFIX = "CONNECTOR_"
 ENV_NESTED_DELIMITER = "__"
 
 TASK_QUEUE_CONTROL = "connector.control"
-TASK_QUEUE_DATAPLANE = "connector.dataplane"
 TASK_QUEUE_OPS = "connector.ops"
 
 
@@ -154,12 +153,15 @@ class RedisSettings(_Section):
 
 
 class TaskQueues(_Section):
+    """`control`: negotiation and transfer workflows with their activities (DSP sends,
+    projections, data-plane signaling: short HTTP calls; the bytes move in the data plane, not in
+    a worker). `ops`: backup, verification and restore."""
+
     control: str = TASK_QUEUE_CONTROL
-    dataplane: str = TASK_QUEUE_DATAPLANE
     ops: str = TASK_QUEUE_OPS
 
     def all(self) -> list[str]:
-        return [self.control, self.dataplane, self.ops]
+        return [self.control, self.ops]
 
 
 class TemporalSettings(_Section):

@@ -168,10 +168,6 @@ def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
             workflows=[BareWorkflow, NegotiationWorkflow, TransferWorkflow],
             activities=_control_activities,
         ),
-        queues.dataplane: QueueRegistration(
-            workflows=[],
-            activities=lambda _: [bench_activities.noop],
-        ),
         queues.ops: QueueRegistration(
             workflows=[BackupWorkflow, BackupVerifyWorkflow, RestoreWorkflow],
             activities=lambda ctx: [

@@ -407,7 +407,7 @@ def cmd_expect(_: argparse.Namespace) -> int:
     def kinds(name: str, kind: str) -> list[dict[str, Any]]:
         return [d for d in by[name] if d.get("kind") == kind]
 
-    queues = ["connector.control", "connector.dataplane", "connector.ops"]
+    queues = ["connector.control", "connector.ops"]
     for name in SCENARIOS:
         deps = kinds(name, "Deployment")
         got = sorted(d["metadata"]["labels"].get("connector.io/task-queue", "") for d in deps)
@@ -433,7 +433,7 @@ def cmd_expect(_: argparse.Namespace) -> int:
             "post-install" in h and c.endswith("-temporal-bootstrap") for c, h in hooks.items()
         ):
             fails.add(f"{name}: no post-install temporal-bootstrap hook Job ({hooks})")
-        if name != "dev" and len(kinds(name, "PodDisruptionBudget")) < 5:
+        if name != "dev" and len(kinds(name, "PodDisruptionBudget")) < 2 + len(queues):
             fails.add(f"{name}: expected a PDB for CP, DP and every worker queue")
     # KEDA when the API is served, HPA fallback when not
     so = kinds("default", "ScaledObject")
@@ -444,7 +444,7 @@ def cmd_expect(_: argparse.Namespace) -> int:
             fails.add(f"default: {ident(s)} first trigger is not temporal")
     hpa_names = {h["metadata"]["name"] for h in kinds("default-no-crds", "HorizontalPodAutoscaler")}
     if kinds("default-no-crds", "ScaledObject") or not all(
-        any(n.endswith(f"-worker-{q}") for n in hpa_names) for q in ("control", "dataplane", "ops")
+        any(n.endswith(f"-worker-{q}") for n in hpa_names) for q in ("control", "ops")
     ):
         fails.add(
             f"default-no-crds: expected HPA fallback for every worker, got {sorted(hpa_names)}"

@@ -55,7 +55,6 @@ def test_standard_topology(run: Run) -> None:
         "control-plane",
         "data-plane",
         "worker-control",
-        "worker-dataplane",
         "worker-ops",
         "prometheus",
         "grafana",
@@ -63,7 +62,6 @@ def test_standard_topology(run: Run) -> None:
     queues = {s: " ".join(services[s]["command"]) for s in services if s.startswith("worker-")}
     assert queues == {
         "worker-control": "worker --queue connector.control",
-        "worker-dataplane": "worker --queue connector.dataplane",
         "worker-ops": "worker --queue connector.ops",
     }
     for name in ("control-plane", "data-plane", *queues):

@@ -11,7 +11,7 @@ from deploy_testlib import RENDERED, ROOT, SCENARIOS, Run, tool, validate, workl
 
 pytestmark = pytest.mark.deploy
 
-QUEUES = ["connector.control", "connector.dataplane", "connector.ops"]
+QUEUES = ["connector.control", "connector.ops"]
 
 
 def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -214,16 +214,13 @@ def test_keda_scaledobjects_use_the_temporal_scaler(
     assert objs["connector.control"]["spec"]["minReplicaCount"] >= 2, (
         "update-with-start needs a live worker"
     )
-    assert (
-        objs["connector.dataplane"]["spec"]["triggers"][0]["metadata"]["queueTypes"] == "activity"
-    )
 
 
 def test_hpa_fallback_without_keda(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["default-no-crds"]
     assert not kinds(docs, "ScaledObject")
     names = {h["metadata"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler")}
-    for q in ("control", "dataplane", "ops"):
+    for q in ("control", "ops"):
         assert any(n.endswith(f"-worker-{q}") for n in names), names
     worker_hpas = [
         h for h in kinds(docs, "HorizontalPodAutoscaler") if "-worker-" in h["metadata"]["name"]
@@ -319,7 +316,7 @@ def test_monitoring_objects_come_from_ops(rendered: dict[str, list[dict[str, Any
         for s in kinds(rendered["default"], "Service")
         if s["metadata"]["labels"].get("connector.io/scrape") == "true"
     ]
-    assert len(scraped) == 5
+    assert len(scraped) == 2 + len(QUEUES)  # control plane, data plane, a worker per queue
     assert all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in scraped)
     for name in ("dev", "default-no-crds"):
         assert not kinds(rendered[name], "ServiceMonitor")

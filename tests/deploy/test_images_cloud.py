@@ -27,7 +27,7 @@ from images_testlib import (
 pytestmark = [pytest.mark.deploy, pytest.mark.images, pytest.mark.timeout(900)]
 
 PROJECT = "cloudci"
-ROLES = ("control-plane", "data-plane", "worker-control", "worker-dataplane", "worker-ops")
+ROLES = ("control-plane", "data-plane", "worker-control", "worker-ops")
 ONE_SHOTS = ("identity-key", "migrate", "temporal-bootstrap")
 
 

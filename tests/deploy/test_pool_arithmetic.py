@@ -72,17 +72,16 @@ def test_production_counts_every_role(budgets: dict[str, Any]) -> None:
         "control-plane",
         "data-plane",
         "worker-control",
-        "worker-dataplane",
         "worker-ops",
     }
-    # values-prod: 12 + 20 + 20 + 40 + 2 pods at most, pool 10 each (docs/deploy.md)
-    assert sum(clients.values()) == 940
+    # values-prod: 12 + 20 + 20 + 2 pods at most, pool 10 each (docs/deploy.md)
+    assert sum(clients.values()) == 540
     # 2 x (40 + 1) + 120 + 12 + 3 + 2 x 3 of max_connections 300 (docs/deploy.md)
     assert server_connections(budgets["production"]) == 223
 
 
 def test_the_check_catches_the_old_production_pool(budgets: dict[str, Any]) -> None:
-    """values-prod's former pool of 20 (94 pods x 20 = 1880) does not fit one PgBouncer instance."""
+    """values-prod's former pool of 20 (54 pods x 20 = 1080) does not fit one PgBouncer instance."""
     report = json.loads(json.dumps(budgets["production"]))
     report["connector_clients"] = {k: v * 2 for k, v in report["connector_clients"].items()}
     assert any("max_client_conn" in p for p in problems(report))

@@ -324,7 +324,6 @@ CLOUD_ROLES = {
     "control-plane": ["control-plane"],
     "data-plane": ["data-plane"],
     "worker-control": ["worker", "--queue", "connector.control"],
-    "worker-dataplane": ["worker", "--queue", "connector.dataplane"],
     "worker-ops": ["worker", "--queue", "connector.ops"],
 }
 CLOUD_NAMESPACE = "cloud"

@@ -12,11 +12,7 @@ def test_defaults_match_the_documented_ports() -> None:
     s = load_settings(env={})
     assert (s.server.port, s.dataplane.port, s.metrics.port) == (3000, 3001, 9090)
     assert s.temporal.ui_port == 8233
-    assert s.temporal.task_queues.all() == [
-        "connector.control",
-        "connector.dataplane",
-        "connector.ops",
-    ]
+    assert s.temporal.task_queues.all() == ["connector.control", "connector.ops"]
     assert s.data_dir == Path("var")
 
 
