@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 
-from activities import bench as bench_activities
 from activities.backup import BackupActivities
 from activities.dataplane import DataPlaneActivities
 from activities.dsp_client import DspClientActivities
@@ -34,7 +33,6 @@ from dataplane.signaling import signaling_secret
 from workflows import names
 from workflows.backup import BackupWorkflow
 from workflows.backup_verify import BackupVerifyWorkflow
-from workflows.bench import BareWorkflow
 from workflows.negotiation import NegotiationWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.transfer import TransferWorkflow
@@ -63,7 +61,6 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     data_plane = DataPlaneActivities(signaling)
     webhook = OperatorWebhookActivities(settings.operator_webhook, ctx.identity.http)
     return [
-        bench_activities.noop,
         dsp.send_negotiation_message,
         dsp.delivery_sent,
         projections.upsert_negotiation,
@@ -165,14 +162,11 @@ def ops_activities(
 def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
     return {
         queues.control: QueueRegistration(
-            workflows=[BareWorkflow, NegotiationWorkflow, TransferWorkflow],
+            workflows=[NegotiationWorkflow, TransferWorkflow],
             activities=_control_activities,
         ),
         queues.ops: QueueRegistration(
             workflows=[BackupWorkflow, BackupVerifyWorkflow, RestoreWorkflow],
-            activities=lambda ctx: [
-                bench_activities.noop,
-                *ops_activities(ctx.resources, ctx.metrics),
-            ],
+            activities=lambda ctx: ops_activities(ctx.resources, ctx.metrics),
         ),
     }

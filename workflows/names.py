@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Final
 
-WF_BENCH_BARE: Final = "bench.bare"
-ACT_BENCH_NOOP: Final = "bench.noop"
-
 WF_NEGOTIATION: Final = "dsp.negotiation"
 UPD_NEGOTIATION_RECEIVE: Final = "negotiation.receive"
 UPD_NEGOTIATION_DECIDE: Final = "negotiation.decide"

@@ -10,8 +10,8 @@ identity) runs in its OWN process (uvloop) with its workers in a second one (`co
 worker`, as `connector up` and the Helm chart run them), the load generator in this one.
 
 1. Bare Temporal: a Worker on a fresh task queue, `concurrency` concurrent `execute_workflow`
-   of an empty workflow with one no-op activity (workflows/bench.py) and the same with a local
-   activity (tests/bench/bare_local.py), `total` each.
+   of an empty workflow with one no-op activity and the same with a local activity
+   (tests/bench/bare.py), `total` each.
 2. Negotiations: `total` management POSTs to the consumer, `concurrency` in flight until
    FINALIZED. Latency = the consumer projection's FINALIZED `updated_at` (workflow time) minus
    the wall time the POST was sent; throughput = total / (last FINALIZED - first POST).
@@ -381,9 +381,7 @@ async def bare_rates(address: str, concurrency: int, total: int, tag: str) -> li
     from temporalio.client import Client
     from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
-    from activities.bench import noop
-    from tests.bench.bare_local import BareLocalWorkflow
-    from workflows.bench import BareWorkflow
+    from tests.bench.bare import BareLocalWorkflow, BareWorkflow, noop
 
     client = await Client.connect(address, namespace="bench")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -1187,7 +1185,7 @@ def render(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
         f"{args.concurrency} negotiations are kept in flight (a slot frees when the projection "
         f"shows FINALIZED, polled every {POLL * 1000:.0f} ms); throughput = count / (last "
         "FINALIZED - first POST). Bare Temporal = start + complete of an empty workflow with one "
-        "no-op activity (workflows/bench.py) or one local activity (tests/bench/bare_local.py), "
+        "no-op activity or one local activity (tests/bench/bare.py), "
         "same concurrency, on the same server, a Worker on a fresh task queue. The burst sends "
         f"{args.burst} initial ContractRequestMessages at once straight to the provider's DSP "
         "endpoint, each signed as the consumer (its key ring), callbacks to a sink answering "

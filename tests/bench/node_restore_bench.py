@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.worker import Worker
 
 from connector.embedded import temporal_db_path
 from connector.temporal.client import connect
 from tests.backup.node_support import CutProxy, NodeStack, catalog_offer, start_negotiation
+from tests.bench.bare import BareWorkflow, noop
 from tests.bench.common import machine, now, write_section
 from tests.e2e.secret_scan import SecretBackend
-from workflows import names
 
 SECTION = "Whole-node restore"
 READY_TARGET_SECONDS = 60.0
@@ -166,18 +167,22 @@ async def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             # The payload is in four places of the history (input, activity input and result,
             # workflow result); the rest is event overhead (~1.5 KB measured for an empty one).
             payload = "x" * max(0, int((per_negotiation - 1500) / 4))
-            queue = settings.temporal.task_queues.control
+            # The node's workers do not run the bench workflow: a Worker of this process does.
+            queue = f"bench-fill-{uuid.uuid4().hex[:8]}"
             t0 = time.monotonic()
 
             async def bare(i: int) -> None:
                 await client.execute_workflow(
-                    names.WF_BENCH_BARE,
+                    BareWorkflow.run,
                     payload,
                     id=f"fill-{i}-{uuid.uuid4().hex[:6]}",
                     task_queue=queue,
                 )
 
-            await bounded(list(range(fill)), 20, bare)
+            async with Worker(
+                client, task_queue=queue, workflows=[BareWorkflow], activities=[noop]
+            ):
+                await bounded(list(range(fill)), 20, bare)
             results["fill_rate"] = fill / max(1e-9, time.monotonic() - t0)
             provider_rows = await provider.listed("negotiations")
             template = next(n["id"] for n in provider_rows if n["state"] == "FINALIZED")

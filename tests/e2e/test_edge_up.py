@@ -11,14 +11,26 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
 
+from connector.core.ids import negotiation_workflow_id
+from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.negotiation.record import NegotiationRecord
+from connector.core.negotiation.states import NegotiationState, Role
+from connector.embedded import free_port
 from connector.metrics import BACKUP_LAST_SUCCESS, BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
+from connector.settings import TASK_QUEUE_CONTROL
+from connector.temporal.client import connect
 from tests.deploy.metric_refs import referenced_metric_families
 from tests.edge import Edge, pid_alive, processes_mentioning
+from workflows import names
+from workflows.contracts import NegotiationStart
 
 pytestmark = pytest.mark.e2e
 
@@ -45,9 +57,53 @@ def _health_until(edge: Edge, predicate, timeout: float):
     raise AssertionError(f"health never matched; last: {getattr(last, 'text', last)}")
 
 
+# The outbound guard refuses plain http and loopback addresses by default; the negotiation below
+# names a counterparty on a loopback port, to be tried and retried.
+LOOPBACK_PEER = {
+    "CONNECTOR_OUTBOUND__ALLOW_HTTP": "true",
+    "CONNECTOR_OUTBOUND__ALLOW_CIDRS": '["127.0.0.0/8"]',
+}
+
+
+async def _negotiation_through_the_worker(edge: Edge, client: Client, timeout: float = 30) -> str:
+    """A real workflow through the edge's worker: a consumer negotiation towards a loopback port
+    nobody listens on, with a deadline 8 s away. Its request is tried as a local activity, then
+    retried as a scheduled one until the deadline, when it ends TERMINATED. Started from this
+    process's client, not the edge's, so the worker takes it from the task queue (a start of the
+    control plane is handed to the in-process worker eagerly, decision 0016). Returns the
+    workflow id."""
+    now = datetime.now(UTC)
+    pid = f"urn:uuid:{uuid.uuid4()}"
+    offer = {"@id": "urn:offer:edge-check", "target": "urn:asset:edge-check"}
+    negotiation = new_negotiation(
+        role=Role.CONSUMER,
+        initiator=Role.CONSUMER,
+        own_pid=pid,
+        participant_id="did:web:edge.test",
+        counterparty_id="did:web:nobody.test",
+        counterparty_address=f"http://127.0.0.1:{free_port()}/dsp/2025-1",
+        offer=offer,
+        at=now,
+    )
+    record = NegotiationRecord(
+        negotiation=negotiation, offer_id=offer["@id"], deadline_at=now + timedelta(seconds=8)
+    )
+    workflow_id = negotiation_workflow_id(Role.CONSUMER, pid)
+    handle = await client.start_workflow(
+        names.WF_NEGOTIATION,
+        NegotiationStart(record=record, callback_address=edge.url("server", "/dsp/2025-1")),
+        id=workflow_id,
+        task_queue=TASK_QUEUE_CONTROL,
+        result_type=NegotiationRecord,
+    )
+    ended = await asyncio.wait_for(handle.result(), timeout=timeout)
+    assert ended.negotiation.state is NegotiationState.TERMINATED, ended
+    return workflow_id
+
+
 async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
     edge = Edge.allocate(tmp_path / "var")
-    edge.start()
+    edge.start(**LOOPBACK_PEER)
     try:
         edge.wait_ready()
         # One connector process beside the three services, nothing else.
@@ -83,13 +139,8 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
 
         # A workflow through the real worker: Temporal's state must persist too. The connector's
         # own client: the worker encrypts the result (payload codec, the stack's key ring).
-        from connector.temporal.client import connect
-
         client = await connect(edge.settings())
-        result = await client.execute_workflow(
-            "bench.bare", "ping", id="edge-persistence-check", task_queue="connector.control"
-        )
-        assert result == "ping"
+        persisted = await _negotiation_through_the_worker(edge, client)
 
         # Every metric the alert rules and dashboards use is really exported (issue 7), except
         # the last backup's gauges: exported once a backup is known, none on a fresh stack.
@@ -106,7 +157,7 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         assert processes_mentioning(str(edge.data_dir)) == []
 
         # Second start: same data dir, everything found again.
-        edge.start()
+        edge.start(**LOOPBACK_PEER)
         edge.wait_ready()
         conn = await asyncpg.connect(db)
         assert (
@@ -114,7 +165,7 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         )
         await conn.close()
         client = await connect(edge.settings())
-        handle = client.get_workflow_handle("edge-persistence-check")
+        handle = client.get_workflow_handle(persisted)
         assert (await handle.describe()).status.name == "COMPLETED"
     finally:
         edge.stop(signal.SIGTERM)
@@ -184,7 +235,7 @@ def test_a_child_crashing_at_start_stops_everything_and_leaves_no_orphan(tmp_pat
 async def test_separate_roles_runs_one_process_per_role(tmp_path):
     edge = Edge.allocate(tmp_path / "var")
     edge.separate_roles = True
-    edge.start()
+    edge.start(**LOOPBACK_PEER)
     try:
         edge.wait_ready()
         pids = edge.pids()
@@ -206,13 +257,7 @@ async def test_separate_roles_runs_one_process_per_role(tmp_path):
             assert f'process_resident_memory_bytes{{role="{role}"}}' in metrics
         assert "temporal_num_pollers" in metrics  # proxied from the worker process
 
-        from connector.temporal.client import connect
-
-        client = await connect(edge.settings())
-        result = await client.execute_workflow(
-            "bench.bare", "pong", id="edge-separate-check", task_queue="connector.control"
-        )
-        assert result == "pong"
+        await _negotiation_through_the_worker(edge, await connect(edge.settings()))
 
         took = edge.stop(signal.SIGTERM)
         assert edge.process.returncode == 0, edge.log()
@@ -252,7 +297,7 @@ async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_pa
     """The runner restarts a killed Temporal dev server; the workers inside the connector
     process poll it again (the SDK reconnects, or the runner restarts the worker part)."""
     edge = Edge.allocate(tmp_path / "var")
-    edge.start()
+    edge.start(**LOOPBACK_PEER)
     try:
         edge.wait_ready()
         connector_pid = edge.pids()["connector"]
@@ -267,8 +312,6 @@ async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_pa
         else:
             raise AssertionError(f"temporal not restarted:\n{edge.log()[-3000:]}")
 
-        from connector.temporal.client import connect
-
         client = None
         while client is None and time.monotonic() < deadline:
             try:
@@ -276,13 +319,7 @@ async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_pa
             except RuntimeError:
                 time.sleep(0.2)
         assert client is not None
-        result = await asyncio.wait_for(
-            client.execute_workflow(
-                "bench.bare", "again", id="edge-after-temporal", task_queue="connector.control"
-            ),
-            timeout=60,
-        )
-        assert result == "again"
+        await _negotiation_through_the_worker(edge, client, timeout=60)
         assert edge.pids()["connector"] == connector_pid
         assert edge.get("server", "/ready").status_code == 200
     finally:
