@@ -90,7 +90,8 @@ class Edge:
         raise AssertionError(f"connector up not ready in {timeout}s:\n{self.log()}")
 
     def pids(self) -> dict[str, int]:
-        return json.loads((self.data_dir / "run" / "pids.json").read_text())
+        pids: dict[str, int] = json.loads((self.data_dir / "run" / "pids.json").read_text())
+        return pids
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> float:
         if self.process is None:

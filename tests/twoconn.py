@@ -432,11 +432,6 @@ async def connector_pair(
     **overrides: Any,
 ) -> AsyncIterator[tuple[Connector, Connector]]:
     provider_port, consumer_port = free_port(), free_port()
-    common = {
-        "pg_server_url": pg_server_url,
-        "redis_url": redis_url,
-        "temporal_address": temporal_address,
-    }
     async with (
         running_connector(
             "provider",
@@ -445,7 +440,9 @@ async def connector_pair(
             data_dir=tmp / "provider",
             dataplane=provider_dataplane,
             inproc_workers=inproc_workers,
-            **common,
+            pg_server_url=pg_server_url,
+            redis_url=redis_url,
+            temporal_address=temporal_address,
             **overrides,
         ) as provider,
         running_connector(
@@ -454,7 +451,9 @@ async def connector_pair(
             did_for(provider_port),
             data_dir=tmp / "consumer",
             inproc_workers=inproc_workers,
-            **common,
+            pg_server_url=pg_server_url,
+            redis_url=redis_url,
+            temporal_address=temporal_address,
             **overrides,
         ) as consumer,
     ):
