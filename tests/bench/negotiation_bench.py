@@ -42,7 +42,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -50,6 +50,9 @@ import httpx
 from connector import embedded
 from tests import services
 from tests.bench.common import machine, now, pct, write_section
+
+if TYPE_CHECKING:
+    from tests.twoconn import Recorder
 
 SECTION = "Negotiations"
 PIDS: dict[str, int] = {}  # process groups whose CPU time is accounted per negotiation
@@ -72,7 +75,7 @@ POLL = 0.025
 STATE: dict[str, Any] = {"ready": False, "initial": [], "db_url": None}
 
 
-def _timing_recorder() -> type:
+def _timing_recorder() -> type[Recorder]:
     from tests import twoconn
 
     class TimingRecorder(twoconn.Recorder):
@@ -385,7 +388,7 @@ async def bare_rates(address: str, concurrency: int, total: int, tag: str) -> li
 
     client = await Client.connect(address, namespace="bench")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    rows = []
+    rows: list[Row] = []
     async with Worker(
         client,
         task_queue=queue,
@@ -574,7 +577,8 @@ async def negotiations(
         for _ in range(SEQUENTIAL):  # one at a time: latency without queueing
             await one(True)
         single = list(e2e)
-        e2e.clear(), workflow.clear(), posts.clear(), finished.clear(), sent.clear()
+        for kept in (e2e, workflow, posts, finished, sent):
+            kept.clear()
         await provider.bench("reset")
         PIDS["load generator (this process)"] = os.getpid()
         before = cpu_seconds(PIDS)
@@ -781,9 +785,12 @@ async def unsandboxed(
             rows, _ = await negotiations(p, c, offer, args.concurrency, args.total)
         CPU_UNSANDBOXED.update(CPU)
     finally:
-        CPU.clear(), CPU.update(kept_cpu)
-        EXTRA.clear(), EXTRA.update(kept_extra)
-        PIDS.clear(), PIDS.update(kept_pids)
+        CPU.clear()
+        CPU.update(kept_cpu)
+        EXTRA.clear()
+        EXTRA.update(kept_extra)
+        PIDS.clear()
+        PIDS.update(kept_pids)
     run = next(r for r in rows if r.label.startswith("negotiation, management POST"))
     return Row(UNSANDBOXED, run.concurrency, run.count, run.rate, run.latencies, run.errors)
 
