@@ -221,7 +221,9 @@ def assert_private_data_dir(data_dir: Path) -> None:
     assert open_modes(data_dir) == []
 
 
-async def test_edge_stacks_keep_secrets_out_of_temporal_backups_and_open_files(tmp_path):
+async def test_edge_stacks_keep_secrets_out_of_temporal_backups_and_open_files(
+    tmp_path: Path,
+) -> None:
     backend_secret = f"backend-secret-{uuid.uuid4().hex}"
     sink_secret = f"sink-secret-{uuid.uuid4().hex}"
     provider, consumer = Stack("provider", tmp_path), Stack("consumer", tmp_path)

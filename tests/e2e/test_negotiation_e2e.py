@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
 from connector.metrics import NEGOTIATION_DURATION_SECONDS, NEGOTIATIONS_TOTAL
-from tests.twoconn import catalog_offer, connector_pair, publish_offer
+from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
 
 pytestmark = pytest.mark.e2e
 
 
-def _schema_problems(exchanges):
-    problems = []
+def _schema_problems(exchanges: list[Any]) -> list[Any]:
+    problems: list[Any] = []
     for ex in exchanges:
         for body in (ex.request, ex.response):
             if isinstance(body, dict) and "@type" in body:
@@ -25,8 +27,8 @@ def _schema_problems(exchanges):
 
 
 async def test_consumer_negotiates_with_provider_to_finalized(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,
@@ -77,7 +79,7 @@ async def test_consumer_negotiates_with_provider_to_finalized(
         path = ["REQUESTED", "AGREED", "VERIFIED", "FINALIZED"]
         for connector, role in ((provider, "provider"), (consumer, "consumer")):
 
-            def counted(connector=connector, role=role):
+            def counted(connector: Connector = connector, role: str = role) -> list[float]:
                 return [
                     connector.metric(NEGOTIATIONS_TOTAL, role=role, state=state) for state in path
                 ] + [connector.metric(f"{NEGOTIATION_DURATION_SECONDS}_count", role=role)]
@@ -90,8 +92,8 @@ async def test_consumer_negotiates_with_provider_to_finalized(
 
 
 async def test_get_or_negotiate_reuses_the_agreement_and_joins_a_running_negotiation(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,

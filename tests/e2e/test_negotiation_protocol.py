@@ -310,7 +310,7 @@ async def test_consumer_any_message_after_terminated_is_400(world: World) -> Non
     assert resp.status_code == 200, resp.text
     await world.cut.wait_state(c.cpid, {"TERMINATED"})
     before = (await mgmt(world.cut, c.cpid))["version"]
-    offer = {"@id": "offer-again", "@type": "Offer", "target": c.target}
+    offer: dict[str, Any] = {"@id": "offer-again", "@type": "Offer", "target": c.target}
     offer["permission"] = [{"action": "use"}]
     for suffix, message in (
         ("offers", offer_message(offer, c.ppid, c.cpid)),

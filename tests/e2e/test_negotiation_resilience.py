@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,8 +70,8 @@ async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]
 
 @pytest.mark.timeout(900)
 async def test_kill_9_every_worker_mid_way_through_50_negotiations(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, inproc_workers=False
     ) as (provider, consumer):
@@ -136,8 +137,8 @@ async def test_kill_9_every_worker_mid_way_through_50_negotiations(
 
 
 async def test_unreachable_provider_is_retried_and_the_negotiation_finishes_when_it_is_back(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(pg_server_url, redis_url, temporal_address, tmp_path) as (
         provider,
         consumer,
@@ -167,8 +168,8 @@ async def test_unreachable_provider_is_retried_and_the_negotiation_finishes_when
 
 
 async def test_beyond_the_deadline_both_sides_end_terminated_with_the_reason(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url,
         redis_url,
@@ -206,8 +207,8 @@ async def _requested_by_consumer_workers(provider: Connector, consumer: Connecto
 
 
 async def test_the_opening_request_needs_no_worker_and_finishes_once_workers_are_back(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     """The provider answers the opening ContractRequestMessage with 201 while none of its workers
     runs (decision 0008: the workflow is started, the projection written); the negotiation goes
     on once a worker polls."""
@@ -228,8 +229,8 @@ async def test_the_opening_request_needs_no_worker_and_finishes_once_workers_are
 
 
 async def test_no_worker_answers_503_and_the_resent_message_is_applied_once_workers_are_back(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     """A DSP message that no worker takes within the bound gets 503 (never a 500, never a hang);
     the counterparty re-sends it, and it is applied once, when a worker polls again. Here the
     provider's agreement reaches a consumer whose workers are gone."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +36,8 @@ class SlowSink(Sink):
 
 
 async def test_kill_9_the_data_plane_during_a_push(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     size = 48 * MIB
     async with (
         SlowSink(delay=0.002) as sink,
@@ -46,7 +47,9 @@ async def test_kill_9_the_data_plane_during_a_push(
     ):
         dataplane = provider.dataplane
         assert dataplane is not None
-        sha = write_file(provider.settings.dataplane.file_base_path / "push.bin", size)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        sha = write_file(base / "push.bin", size)
         agreement_id = await agreement_for(
             provider, consumer, "push-asset", data_address={"type": "file", "path": "push.bin"}
         )

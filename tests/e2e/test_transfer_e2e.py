@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.transfer_helpers import (
@@ -19,12 +21,13 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_pull_a_file_through_the_data_plane(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = random_file(base / "data.bin", 3 * MIB + 123)
         agreement_id = await agreement_for(
             provider, consumer, "file-asset", data_address={"type": "file", "path": "data.bin"}
@@ -56,12 +59,14 @@ async def test_pull_a_file_through_the_data_plane(
 
 
 async def test_offer_instead_of_agreement_negotiates_then_transfers(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
-        sha = random_file(provider.settings.dataplane.file_base_path / "s.bin", MIB)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        sha = random_file(base / "s.bin", MIB)
         await publish_offer(
             provider,
             "shortcut",

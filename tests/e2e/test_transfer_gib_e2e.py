@@ -3,6 +3,8 @@ to an HTTP sink; SHA-256 equal at both ends; every DSP message validates."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.transfer_helpers import (
@@ -21,14 +23,18 @@ pytestmark = pytest.mark.e2e
 GIB = 1024 * 1024 * 1024
 
 
-async def test_pull_and_push_one_gib(pg_server_url, redis_url, temporal_address, tmp_path):
+async def test_pull_and_push_one_gib(
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with (
         Sink() as sink,
         connector_pair(
             pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
         ) as (provider, consumer),
     ):
-        sha = write_file(provider.settings.dataplane.file_base_path / "gib.bin", GIB)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        sha = write_file(base / "gib.bin", GIB)
         agreement_id = await agreement_for(
             provider, consumer, "gib", data_address={"type": "file", "path": "gib.bin"}
         )

@@ -36,12 +36,13 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_suspend_mid_pull_resume_terminate(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = write_file(base / "big.bin", 64 * MIB)
         agreement_id = await agreement_for(
             provider, consumer, "big", data_address={"type": "file", "path": "big.bin"}
@@ -180,12 +181,13 @@ async def test_pull_answers_416_or_ignores_a_bad_range(
 
 
 async def test_provider_suspends_and_resumes_a_pull(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = random_file(base / "f.bin", MIB)
         agreement_id = await agreement_for(
             provider, consumer, "f", data_address={"type": "file", "path": "f.bin"}
@@ -212,7 +214,9 @@ async def test_provider_suspends_and_resumes_a_pull(
         assert done["state"] == "COMPLETED"
 
 
-async def test_push_to_an_http_sink(pg_server_url, redis_url, temporal_address, tmp_path):
+async def test_push_to_an_http_sink(
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with (
         Sink() as sink,
         connector_pair(
@@ -220,6 +224,7 @@ async def test_push_to_an_http_sink(pg_server_url, redis_url, temporal_address, 
         ) as (provider, consumer),
     ):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         sha = random_file(base / "push.bin", 5 * MIB + 7)
         agreement_id = await agreement_for(
             provider, consumer, "p", data_address={"type": "file", "path": "push.bin"}
@@ -241,12 +246,13 @@ async def test_push_to_an_http_sink(pg_server_url, redis_url, temporal_address, 
 
 
 async def test_file_outside_the_base_path_is_refused(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         base = provider.settings.dataplane.file_base_path
+        assert base is not None
         secret = tmp_path / "secret.txt"
         secret.write_text("not for you")
         # Refused when the asset is stored: the data plane's rules, 422 with the pointer.

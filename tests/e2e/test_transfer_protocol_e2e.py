@@ -95,7 +95,9 @@ async def world(
         redis = aioredis.Redis.from_url(redis_url)
         identity = build_identity(consumer.settings, redis)
         w = World(provider, consumer, identity)
-        random_file(provider.settings.dataplane.file_base_path / "n.bin", MIB)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        random_file(base / "n.bin", MIB)
         w.agreement_id = await agreement_for(
             provider, consumer, "neg", data_address={"type": "file", "path": "n.bin"}
         )

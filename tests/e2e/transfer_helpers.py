@@ -7,7 +7,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -173,7 +173,7 @@ class Sink:
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async def __aenter__(self) -> Sink:
+    async def __aenter__(self) -> Self:
         import asyncio
 
         import uvicorn
