@@ -12,15 +12,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
 from connector.core.ids import negotiation_workflow_id
-from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.negotiation.aggregate import JsonObject, new_negotiation
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState, Role
 from connector.embedded import free_port
@@ -43,14 +46,17 @@ def _exposed_metric_names(text: str) -> set[str]:
     return names
 
 
-def _health_until(edge: Edge, predicate, timeout: float):
+def _health_until(
+    edge: Edge, predicate: Callable[[httpx.Response], bool], timeout: float
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
-    last = None
+    last: httpx.Response | Exception | None = None
     while time.monotonic() < deadline:
         try:
-            last = edge.get("server", "/health")
-            if predicate(last):
-                return last
+            answer = edge.get("server", "/health")
+            last = answer
+            if predicate(answer):
+                return answer
         except Exception as exc:
             last = exc
         time.sleep(0.05)
@@ -74,7 +80,8 @@ async def _negotiation_through_the_worker(edge: Edge, client: Client, timeout: f
     workflow id."""
     now = datetime.now(UTC)
     pid = f"urn:uuid:{uuid.uuid4()}"
-    offer = {"@id": "urn:offer:edge-check", "target": "urn:asset:edge-check"}
+    offer_id = "urn:offer:edge-check"
+    offer: JsonObject = {"@id": offer_id, "target": "urn:asset:edge-check"}
     negotiation = new_negotiation(
         role=Role.CONSUMER,
         initiator=Role.CONSUMER,
@@ -86,7 +93,7 @@ async def _negotiation_through_the_worker(edge: Edge, client: Client, timeout: f
         at=now,
     )
     record = NegotiationRecord(
-        negotiation=negotiation, offer_id=offer["@id"], deadline_at=now + timedelta(seconds=8)
+        negotiation=negotiation, offer_id=offer_id, deadline_at=now + timedelta(seconds=8)
     )
     workflow_id = negotiation_workflow_id(Role.CONSUMER, pid)
     handle = await client.start_workflow(
@@ -101,13 +108,14 @@ async def _negotiation_through_the_worker(edge: Edge, client: Client, timeout: f
     return workflow_id
 
 
-async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
+async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     edge.start(**LOOPBACK_PEER)
     try:
         edge.wait_ready()
         # One connector process beside the three services, nothing else.
         assert set(edge.pids()) == {"connector", "postgres", "redis", "temporal"}
+        assert edge.process is not None
         assert edge.pids()["connector"] == edge.process.pid
 
         health = edge.get("server", "/health")
@@ -151,6 +159,7 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
 
         pids = edge.pids()
         took = edge.stop(signal.SIGINT)
+        assert edge.process is not None
         assert edge.process.returncode == 0, edge.log()
         assert took < 12, f"stop took {took:.1f}s"
         assert [name for name, pid in pids.items() if pid_alive(pid)] == []
@@ -166,13 +175,15 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path):
         await conn.close()
         client = await connect(edge.settings())
         handle = client.get_workflow_handle(persisted)
-        assert (await handle.describe()).status.name == "COMPLETED"
+        status = (await handle.describe()).status
+        assert status is not None
+        assert status.name == "COMPLETED"
     finally:
         edge.stop(signal.SIGTERM)
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-def test_killing_embedded_postgres_turns_health_503_and_it_recovers(tmp_path):
+def test_killing_embedded_postgres_turns_health_503_and_it_recovers(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     edge.start()
     try:
@@ -189,13 +200,14 @@ def test_killing_embedded_postgres_turns_health_503_and_it_recovers(tmp_path):
         # The supervisor restarts Postgres; the control plane's pool reconnects by itself.
         back = _health_until(edge, lambda r: r.status_code == 200, timeout=60)
         assert back.json()["checks"]["database"]["healthy"] is True
+        assert edge.process is not None
         assert edge.pids()["connector"] == edge.process.pid  # the connector kept running
     finally:
         edge.stop()
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-def test_a_port_already_taken_is_a_clear_error_not_a_hang(tmp_path):
+def test_a_port_already_taken_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", edge.ports["server"]))
@@ -216,7 +228,7 @@ def test_a_port_already_taken_is_a_clear_error_not_a_hang(tmp_path):
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-def test_a_child_crashing_at_start_stops_everything_and_leaves_no_orphan(tmp_path):
+def test_a_child_crashing_at_start_stops_everything_and_leaves_no_orphan(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     result = subprocess.run(
         [sys.executable, "-m", "connector", "up"],
@@ -232,7 +244,7 @@ def test_a_child_crashing_at_start_stops_everything_and_leaves_no_orphan(tmp_pat
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-async def test_separate_roles_runs_one_process_per_role(tmp_path):
+async def test_separate_roles_runs_one_process_per_role(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     edge.separate_roles = True
     edge.start(**LOOPBACK_PEER)
@@ -260,6 +272,7 @@ async def test_separate_roles_runs_one_process_per_role(tmp_path):
         await _negotiation_through_the_worker(edge, await connect(edge.settings()))
 
         took = edge.stop(signal.SIGTERM)
+        assert edge.process is not None
         assert edge.process.returncode == 0, edge.log()
         assert took < 12, f"stop took {took:.1f}s"
         assert [name for name, pid in pids.items() if pid_alive(pid)] == []
@@ -268,7 +281,7 @@ async def test_separate_roles_runs_one_process_per_role(tmp_path):
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-def test_a_killed_connector_process_takes_its_services_with_it(tmp_path):
+def test_a_killed_connector_process_takes_its_services_with_it(tmp_path: Path) -> None:
     """SIGKILL (or a crash, or the OOM killer) of the one connector process: no clean stop runs,
     and the services still end (each has the parent-death signal); a new `connector up` on the
     same data dir starts."""
@@ -277,6 +290,7 @@ def test_a_killed_connector_process_takes_its_services_with_it(tmp_path):
     try:
         edge.wait_ready()
         services = {k: v for k, v in edge.pids().items() if k != "connector"}
+        assert edge.process is not None
         edge.process.kill()
         edge.process.wait(timeout=10)
         deadline = time.monotonic() + 20
@@ -293,7 +307,7 @@ def test_a_killed_connector_process_takes_its_services_with_it(tmp_path):
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
-async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_path):
+async def test_the_in_process_workers_come_back_after_temporal_was_killed(tmp_path: Path) -> None:
     """The runner restarts a killed Temporal dev server; the workers inside the connector
     process poll it again (the SDK reconnects, or the runner restarts the worker part)."""
     edge = Edge.allocate(tmp_path / "var")
