@@ -7,18 +7,19 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from temporalio.service import RPCError
 
-from connector.settings import to_env
+from connector.settings import Settings, to_env
 from tests.backup.backup_support import client_for, count, make_settings, ops_worker, seed
 from workflows import names
 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow, pytest.mark.e2e]
 
 
-async def _cli(settings, *args: str, stdin: bytes | None = None) -> tuple[int, str]:
+async def _cli(settings: Settings, *args: str, stdin: bytes | None = None) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env.update(to_env(settings))
     env["CONNECTOR_LOGGING__FORMAT"] = "console"
@@ -37,8 +38,8 @@ async def _cli(settings, *args: str, stdin: bytes | None = None) -> tuple[int, s
 
 
 async def test_backup_now_list_pause_resume_and_restore_from_the_cli(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     await seed(pg_url, items=25)
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
     client = await client_for(settings)

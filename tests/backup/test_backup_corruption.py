@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -25,15 +26,15 @@ from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, 
 pytestmark = [pytest.mark.integration, pytest.mark.workflow]
 
 
-def _flip_byte(path) -> None:
+def _flip_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
 async def test_corrupted_backup_fails_verification_and_is_never_latest(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     await seed(pg_url, items=30)
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
     queue = settings.temporal.task_queues.ops
@@ -94,7 +95,7 @@ async def test_corrupted_backup_fails_verification_and_is_never_latest(
                 id=names.restore_workflow_id(good.backup_id),
                 task_queue=queue,
             )
-        assert "corrupt" in str(refused.value.cause.cause)
+        assert "corrupt" in str(refused.value.cause.__cause__)
         assert await count(pg_url, "notes") == 31  # untouched, marker row included
         with pytest.raises(NotFoundError):
             await service.resolve("latest")

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -57,8 +58,8 @@ def _mode(path: Path) -> int:
 
 
 async def test_an_encrypted_archive_holds_no_secret_and_still_verifies_and_restores(
-    tmp_path, pg_url, redis_url
-):
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
     await seed(pg_url, items=20)
     await _store_secrets(pg_url)
     settings = _settings(tmp_path, pg_url, redis_url)
@@ -97,8 +98,8 @@ async def test_an_encrypted_archive_holds_no_secret_and_still_verifies_and_resto
 
 
 async def test_backups_from_before_a_rotation_and_plain_ones_still_restore(
-    tmp_path, pg_url, redis_url
-):
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
     await seed(pg_url, items=10)
     plain_settings = _settings(tmp_path, pg_url, redis_url)
     plain_settings = plain_settings.model_copy(
@@ -122,8 +123,8 @@ async def test_backups_from_before_a_rotation_and_plain_ones_still_restore(
 
 
 async def test_a_backup_whose_key_is_gone_fails_verification_and_is_not_restored(
-    tmp_path, pg_url, redis_url
-):
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
     await seed(pg_url, items=5)
     settings = _settings(tmp_path, pg_url, redis_url)
     manifest = await service_for(settings).dump("lost-key", trigger="test")
@@ -153,7 +154,7 @@ def test_a_kms_key_needs_aws_kms() -> None:
 
 
 @pytest.fixture
-def s3_server():
+def s3_server() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -164,19 +165,27 @@ def s3_server():
 
 
 async def test_s3_objects_are_encrypted_by_us_and_by_the_bucket_with_a_kms_key(
-    tmp_path, pg_url, redis_url, s3_server
-):
+    tmp_path: Path, pg_url: str, redis_url: str, s3_server: str
+) -> None:
     await seed(pg_url, items=15)
     await _store_secrets(pg_url)
-    common = {
-        "endpoint_url": s3_server,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
-    }
-    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **common)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(s3={"addressing_style": "path"}),
+    )
     s3.create_bucket(Bucket="connector-backups")
-    kms_key = boto3.client("kms", **common).create_key()["KeyMetadata"]["KeyId"]
+    kms = boto3.client(
+        "kms",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    kms_key = kms.create_key()["KeyMetadata"]["KeyId"]
     settings = _settings(
         tmp_path,
         pg_url,

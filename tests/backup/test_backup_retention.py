@@ -44,14 +44,14 @@ def entry(at: datetime, verified: bool | None = True) -> BackupEntry:
     return BackupEntry(manifest=manifest, verification=verification)
 
 
-def test_backup_ids_sort_by_time():
+def test_backup_ids_sort_by_time() -> None:
     a = backup_id_for(START, "ffffff")
     b = backup_id_for(START + timedelta(seconds=1), "000000")
     assert a == "20260302T020000Z-ffffff"
     assert sorted([b, a]) == [a, b]
 
 
-def test_keeps_newest_of_each_of_the_last_n_days_and_m_weeks():
+def test_keeps_newest_of_each_of_the_last_n_days_and_m_weeks() -> None:
     daily = [entry(START + timedelta(days=d)) for d in range(30)]
     same_day_earlier = entry(START + timedelta(days=29, hours=-1))
     keep = retained([*daily, same_day_earlier], keep_daily=7, keep_weekly=4)
@@ -64,7 +64,7 @@ def test_keeps_newest_of_each_of_the_last_n_days_and_m_weeks():
     assert keep == last_7 | weekly
 
 
-def test_never_prunes_the_protected_or_the_newest_verified_backup():
+def test_never_prunes_the_protected_or_the_newest_verified_backup() -> None:
     old_verified = entry(START)
     unverified = [entry(START + timedelta(days=d), verified=None) for d in range(1, 10)]
     keep = retained([old_verified, *unverified], keep_daily=2, keep_weekly=0, protect=["x-current"])
@@ -74,7 +74,7 @@ def test_never_prunes_the_protected_or_the_newest_verified_backup():
     assert unverified[0].backup_id not in keep
 
 
-def test_failed_backups_take_no_slot_and_age_out():
+def test_failed_backups_take_no_slot_and_age_out() -> None:
     good = [entry(START + timedelta(days=d)) for d in range(5)]
     failed_recent = entry(START + timedelta(days=4, hours=1), verified=False)
     failed_old = entry(START - timedelta(days=10), verified=False)
@@ -84,7 +84,7 @@ def test_failed_backups_take_no_slot_and_age_out():
     assert failed_old.backup_id not in keep
 
 
-def test_latest_is_the_newest_verified_backup_only():
+def test_latest_is_the_newest_verified_backup_only() -> None:
     a = entry(START)
     b = entry(START + timedelta(days=1), verified=False)
     c = entry(START + timedelta(days=2), verified=None)
@@ -92,7 +92,7 @@ def test_latest_is_the_newest_verified_backup_only():
     assert select_latest([b, c]) is None
 
 
-def test_compare_tables_names_every_difference():
+def test_compare_tables_names_every_difference() -> None:
     expected = {
         "public.a": TableStats(rows=2, checksum="s64:1"),
         "public.b": TableStats(rows=1, checksum="s64:2"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.workflow
 
 
 async def test_schedule_is_applied_idempotently_and_keeps_an_operator_pause(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     client = await client_for(temporal_address)
     handle = client.get_schedule_handle(names.SCHEDULE_BACKUP)
     with contextlib.suppress(RPCError):

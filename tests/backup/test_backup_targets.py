@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import boto3
@@ -48,8 +50,8 @@ async def _expected_tables(url: str) -> dict[str, int]:
 
 
 async def test_backup_to_a_directory_publishes_a_correct_manifest(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     await seed(pg_url, items=120)
     expected = await _expected_tables(pg_url)  # before the run writes its status row
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
@@ -100,7 +102,7 @@ async def test_backup_to_a_directory_publishes_a_correct_manifest(
 
 
 @pytest.fixture
-def s3_server():
+def s3_server() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -111,8 +113,8 @@ def s3_server():
 
 
 async def test_backup_to_an_s3_compatible_bucket_with_server_side_encryption(
-    tmp_path, pg_url, redis_url, temporal_address, s3_server
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str, s3_server: str
+) -> None:
     await seed(pg_url, items=40)
     s3 = boto3.client(
         "s3",

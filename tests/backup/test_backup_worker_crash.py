@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from connector.embedded import free_port
-from connector.settings import to_env
+from connector.settings import Settings, to_env
 from tests.backup.backup_support import client_for, make_settings, ops_worker, seed
 from workers.backup_ops import service_for
 from workflows import names
@@ -40,7 +41,7 @@ async def _seed_blobs(url: str) -> None:
         await conn.close()
 
 
-def _spawn_worker(settings, log_path) -> subprocess.Popen[bytes]:
+def _spawn_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env.update(to_env(settings))
     env.update(
@@ -61,8 +62,8 @@ def _spawn_worker(settings, log_path) -> subprocess.Popen[bytes]:
 
 
 async def test_backup_survives_a_killed_worker_and_never_lists_a_partial_object(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     await seed(pg_url, items=10)
     await _seed_blobs(pg_url)
     settings = make_settings(

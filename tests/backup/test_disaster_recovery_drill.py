@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -11,7 +14,7 @@ import redis.asyncio as aioredis
 from temporalio.client import Client
 
 from connector import maintenance
-from connector.reconcile import workflow_ids
+from connector.reconcile import ProjectionKind, workflow_ids
 from tests.backup.backup_support import client_for, count, make_settings, ops_worker, seed
 from tests.backup.drill_support import (
     DRILL_TABLE_SQL,
@@ -45,7 +48,7 @@ async def _rows(url: str) -> dict[str, tuple[str, int]]:
     return {r["item_id"]: (r["state"], r["version"]) for r in rows}
 
 
-async def _await_visible(client: Client, kind, expected: int) -> None:
+async def _await_visible(client: Client, kind: ProjectionKind, expected: int) -> None:
     for _ in range(100):
         if len(await workflow_ids(client, kind)) >= expected:
             return
@@ -54,8 +57,8 @@ async def _await_visible(client: Client, kind, expected: int) -> None:
 
 
 async def test_restore_brings_back_the_backup_and_reconciles_newer_workflow_state(
-    tmp_path, pg_url, redis_url, temporal_address
-):
+    tmp_path: Path, pg_url: str, redis_url: str, temporal_address: str
+) -> None:
     await seed(pg_url, items=50)
     conn = await asyncpg.connect(pg_url)
     await conn.execute(DRILL_TABLE_SQL)
@@ -67,7 +70,9 @@ async def test_restore_brings_back_the_backup_and_reconciles_newer_workflow_stat
     key = maintenance.maintenance_key(settings.identity.participant_id or "")
     seen_maintenance: list[object] = []
 
-    async def upsert_watching_maintenance(conn: asyncpg.Connection, view) -> bool:
+    async def upsert_watching_maintenance(
+        conn: asyncpg.Connection, view: Mapping[str, Any]
+    ) -> bool:
         # Reconciliation runs while the connector is still in maintenance mode.
         seen_maintenance.append(await maintenance.read(conn, None, key))
         return await upsert_drill_item(conn, view)

@@ -4,6 +4,8 @@ happened after the backup is rebuilt from Temporal (issue 8 with issue 4's and 5
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,7 +21,7 @@ from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, 
 pytestmark = [pytest.mark.e2e]
 
 
-async def _negotiate(consumer: Connector, provider: Connector, offer: dict) -> str:
+async def _negotiate(consumer: Connector, provider: Connector, offer: dict[str, Any]) -> str:
     resp = await consumer.post(
         "/negotiations",
         {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
@@ -30,7 +32,7 @@ async def _negotiate(consumer: Connector, provider: Connector, offer: dict) -> s
     return negotiation_id
 
 
-async def _table(url: str) -> dict[str, tuple[str, int]]:
+async def _table(url: str) -> dict[str, tuple[str, int] | int]:
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch("SELECT own_pid, state, version FROM negotiations")
@@ -52,15 +54,17 @@ async def _transfer(consumer: Connector, provider: Connector, agreement_id: str)
 
 
 async def test_restore_brings_back_negotiations_and_reconciles_the_newer_ones(
-    pg_server_url, redis_url, temporal_address, tmp_path
-):
+    pg_server_url: str, redis_url: str, temporal_address: str, tmp_path: Path
+) -> None:
     async with connector_pair(
         pg_server_url, redis_url, temporal_address, tmp_path, provider_dataplane="inproc"
     ) as (provider, consumer):
         await publish_offer(provider, "asset-dr")
         offer = await catalog_offer(consumer, provider, "asset-dr")
         before = [await _negotiate(consumer, provider, offer) for _ in range(3)]
-        random_file(provider.settings.dataplane.file_base_path / "t.bin", MIB)
+        base = provider.settings.dataplane.file_base_path
+        assert base is not None
+        random_file(base / "t.bin", MIB)
         agreement_id = await agreement_for(
             provider, consumer, "asset-dr-t", data_address={"type": "file", "path": "t.bin"}
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -43,7 +45,7 @@ def _app() -> FastAPI:
 
 
 @pytest.fixture
-async def pool(pg_url):
+async def pool(pg_url: str) -> AsyncIterator[asyncpg.Pool]:
     conn = await asyncpg.connect(pg_url)
     await migrate.migrate(conn)
     await conn.close()
@@ -52,7 +54,7 @@ async def pool(pg_url):
     await pool.close()
 
 
-def test_only_writes_on_dsp_and_management_are_guarded():
+def test_only_writes_on_dsp_and_management_are_guarded() -> None:
     assert is_guarded("POST", "/dsp/2025-1/negotiations/request")
     assert is_guarded("delete", "/management/v1/assets/a")
     assert is_guarded("PUT", "/management/v1/policies/p")
@@ -64,8 +66,8 @@ def test_only_writes_on_dsp_and_management_are_guarded():
 
 
 async def test_writes_get_503_with_retry_after_while_reads_keep_working(
-    pool, redis_client, key_prefix
-):
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
     key = maintenance.maintenance_key(key_prefix)
     app = _app()
     flag = MaintenanceFlag(pool, redis_client, key, cache_ttl=60.0, retry_after=17)
@@ -100,7 +102,9 @@ async def test_writes_get_503_with_retry_after_while_reads_keep_working(
         assert (await http.post("/dsp/2025-1/negotiations/request")).status_code == 200
 
 
-async def test_postgres_flag_alone_turns_maintenance_on(pool, redis_client, key_prefix):
+async def test_postgres_flag_alone_turns_maintenance_on(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
     key = maintenance.maintenance_key(key_prefix)
     await maintenance.enter(pool, None, key, reason="drill")
     try:
@@ -112,11 +116,11 @@ async def test_postgres_flag_alone_turns_maintenance_on(pool, redis_client, key_
     assert await maintenance.read(pool, redis_client, key) is None
 
 
-async def test_flag_lookups_are_cached(pool, key_prefix):
+async def test_flag_lookups_are_cached(pool: asyncpg.Pool, key_prefix: str) -> None:
     calls = {"n": 0}
 
     class CountingRedis(aioredis.Redis):
-        async def get(self, name):  # type: ignore[override]
+        async def get(self, name: Any) -> None:
             calls["n"] += 1
             return None
 

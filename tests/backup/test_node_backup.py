@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from connector.core.backup import backup_id_for
 from connector.embedded import free_port, temporal_db_path
 from connector.encryption.keyring import DataKeys, create_key_file
 from connector.identity.apikeys import ensure_edge_api_key
+from connector.settings import Settings
 from tests import services
 from tests.backup.backup_support import client_for, make_settings, seed
 
@@ -55,7 +57,7 @@ def _node(data_dir: Path, db: Path, config: dict[str, object]) -> NodeSources:
     )
 
 
-async def _start_workflows(settings, count: int) -> None:
+async def _start_workflows(settings: Settings, count: int) -> None:
     client = await client_for(settings)
     for _ in range(count):
         # Never polled: it stays Running, which is all the snapshot needs to count.
@@ -65,8 +67,8 @@ async def _start_workflows(settings, count: int) -> None:
 
 
 async def test_the_snapshot_holds_what_was_committed_when_it_was_pinned(
-    tmp_path, redis_url, pg_url, temporal_address, services_root
-):
+    tmp_path: Path, redis_url: str, pg_url: str, temporal_address: str, services_root: Path
+) -> None:
     settings = make_settings(tmp_path, pg_url, redis_url, temporal_address)
     db = temporal_db_path(services_root / "temporal")
     await _start_workflows(settings, 2)
@@ -90,8 +92,8 @@ async def test_the_snapshot_holds_what_was_committed_when_it_was_pinned(
 
 
 async def test_a_node_backup_lists_every_part_verifies_them_and_finds_a_damaged_one(
-    tmp_path, redis_url, pg_url, temporal_address, services_root
-):
+    tmp_path: Path, redis_url: str, pg_url: str, temporal_address: str, services_root: Path
+) -> None:
     await seed(pg_url, items=20)
     data_dir = tmp_path / "node"
     settings = make_settings(data_dir, pg_url, redis_url, temporal_address)
@@ -133,8 +135,8 @@ async def test_a_node_backup_lists_every_part_verifies_them_and_finds_a_damaged_
 
 
 async def test_restore_node_refuses_a_recovery_key_that_does_not_open_the_secrets(
-    tmp_path, redis_url, pg_url, temporal_address, services_root
-):
+    tmp_path: Path, redis_url: str, pg_url: str, temporal_address: str, services_root: Path
+) -> None:
     data_dir = tmp_path / "node"
     backups = tmp_path / "backups"
     settings = make_settings(
@@ -166,7 +168,7 @@ async def test_restore_node_refuses_a_recovery_key_that_does_not_open_the_secret
 
 
 @pytest.fixture
-def s3_server():
+def s3_server() -> Iterator[str]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -177,8 +179,14 @@ def s3_server():
 
 
 async def test_a_node_backup_in_a_bucket_restores_a_node_onto_an_empty_data_dir(
-    tmp_path, redis_url, pg_url, pg_server_url, temporal_address, services_root, s3_server
-):
+    tmp_path: Path,
+    redis_url: str,
+    pg_url: str,
+    pg_server_url: str,
+    temporal_address: str,
+    services_root: Path,
+    s3_server: str,
+) -> None:
     await seed(pg_url, items=30)
     s3 = boto3.client(
         "s3",

@@ -19,6 +19,8 @@ import asyncio
 import shutil
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
@@ -44,7 +46,9 @@ INFLIGHT_NEGOTIATIONS = 3
 PULLS_STARTED = 2
 
 
-async def _until(predicate, what: str, timeout: float = 120.0) -> None:
+async def _until(
+    predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 120.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
@@ -54,8 +58,8 @@ async def _until(predicate, what: str, timeout: float = 120.0) -> None:
 
 
 async def test_a_wiped_provider_node_comes_back_from_its_node_backup_and_finishes_everything(
-    tmp_path,
-):
+    tmp_path: Path,
+) -> None:
     secret = f"backend-secret-{uuid.uuid4().hex}"
     async with (
         CutProxy() as proxy,
