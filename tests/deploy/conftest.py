@@ -7,18 +7,12 @@ tool is a failure with an actionable message, never a skip.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-# Test helpers (deploy_testlib) and metric_refs live next to this file; --import-mode=importlib does
-# not put test directories on sys.path, so do it here.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from deploy_testlib import RENDERED, SCENARIOS, Run, make_runner, validate
+from tests.deploy.deploy_testlib import RENDERED, SCENARIOS, Run, make_runner, validate
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from deploy_testlib import ROOT, TOOLS
+
+from tests.deploy.deploy_testlib import ROOT, TOOLS
 
 PREFIX = "ghcr.io/example/lightweight-dataspace-connector:ci"
 BUILD_HINT = (

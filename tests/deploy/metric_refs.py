@@ -82,7 +82,8 @@ def _promql_parser() -> ModuleType | None:
     try:
         import promql_parser
 
-        return promql_parser
+        module: ModuleType = promql_parser
+        return module
     except ImportError:
         pass
     for site in sorted((ROOT / ".venv-tools" / "lib").glob("python3*/site-packages")):
@@ -91,7 +92,8 @@ def _promql_parser() -> ModuleType | None:
             try:
                 import promql_parser
 
-                return promql_parser
+                found: ModuleType = promql_parser
+                return found
             except ImportError:
                 sys.path.remove(str(site))
     return None

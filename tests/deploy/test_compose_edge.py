@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_testlib import ROOT, Run, compose_binary, tool
+
+from tests.deploy.deploy_testlib import ROOT, Run, compose_binary, tool
 
 pytestmark = pytest.mark.deploy
 
@@ -21,7 +22,8 @@ def compose_config(run: Run, *files: Path, env: dict[str, str] | None = None) ->
     args = [a for f in files for a in ("-f", str(f))]
     proc = run(compose_binary(), *args, "config", "--format", "json", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    loaded: dict[str, Any] = json.loads(proc.stdout)
+    return loaded
 
 
 def test_compose_files_are_valid(run: Run) -> None:

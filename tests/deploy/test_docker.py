@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from deploy_testlib import ROOT, Run, tool
+
+from tests.deploy.deploy_testlib import ROOT, Run, tool
 
 pytestmark = pytest.mark.deploy
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_testlib import RENDERED, ROOT, SCENARIOS, Run, tool, validate, workloads
+
+from tests.deploy.deploy_testlib import RENDERED, ROOT, SCENARIOS, Run, tool, validate, workloads
 
 pytestmark = pytest.mark.deploy
 

@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from deploy_testlib import ROOT, compose_binary
-from images_testlib import (
+
+from tests.deploy.deploy_testlib import ROOT, compose_binary
+from tests.deploy.images_testlib import (
     assert_unprivileged,
     healthcheck_loop,
     image,

@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from deploy_testlib import ROOT, TOOLS
-from images_testlib import (
+
+from tests.deploy.deploy_testlib import ROOT, TOOLS
+from tests.deploy.images_testlib import (
     assert_unprivileged,
     free_port,
     http_get,

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy_testlib import ROOT
-from images_testlib import base_image, podman, run
+
+from tests.deploy.deploy_testlib import ROOT
+from tests.deploy.images_testlib import base_image, podman, run
 
 pytestmark = [pytest.mark.deploy, pytest.mark.images]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_testlib import ROOT, Run, tool, validate
+
+from tests.deploy.deploy_testlib import ROOT, Run, tool, validate
 
 pytestmark = pytest.mark.deploy
 
@@ -18,7 +19,8 @@ K6_SCRIPT = ROOT / "ops" / "load" / "catalog-negotiation.js"
 def k6_inspect(run: Run, *args: str) -> dict[str, Any]:
     proc = run(tool("k6"), "inspect", *args, K6_SCRIPT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    loaded: dict[str, Any] = json.loads(proc.stdout)
+    return loaded
 
 
 def test_k6_inspect_smoke_profile(run: Run) -> None:

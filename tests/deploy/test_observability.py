@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import metric_refs
 import pytest
 import yaml
-from deploy_testlib import ROOT, Run, tool, validate
+
+from tests.deploy import metric_refs
+from tests.deploy.deploy_testlib import ROOT, Run, tool, validate
 
 pytestmark = pytest.mark.deploy
 

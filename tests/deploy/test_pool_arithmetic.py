@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 import pytest
-from deploy_testlib import ROOT, Run, tool
+
+from tests.deploy.deploy_testlib import ROOT, Run, tool
 
 pytestmark = pytest.mark.deploy
 

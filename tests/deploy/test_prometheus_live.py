@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import metric_refs
 import pytest
 import yaml
 
 from connector.embedded import free_port
+from connector.settings import TaskQueues
+from tests.deploy import metric_refs
 from tests.edge import Edge
 
 pytestmark = pytest.mark.deploy
@@ -48,6 +49,8 @@ RULES = ROOT / "ops" / "prometheus" / "rules.yml"
 EDGE_PROMETHEUS = ROOT / "deploy" / "edge" / "prometheus.yml"
 COMPOSE_PROMETHEUS = ROOT / "ops" / "prometheus" / "prometheus.yml"
 DASHBOARDS = sorted((ROOT / "ops" / "grafana" / "dashboards").glob("*.json"))
+# The control plane exports one backlog gauge per task queue.
+QUEUES = TaskQueues().all()
 
 SCRAPE_SECONDS = 2
 SHORT_FOR_SECONDS = 10
@@ -255,7 +258,9 @@ def scraped_stack(tmp_path: Path) -> Iterator[tuple[Edge, Prometheus]]:
 
         prom.wait(targets_up, "every target up", 60)
         prom.wait(
-            lambda: len(scraping.query("connector_task_queue_backlog")) == 3, "queue gauges", 60
+            lambda: len(scraping.query("connector_task_queue_backlog")) == len(QUEUES),
+            "queue gauges",
+            60,
         )
         _assert_rules_healthy(prom)
         yield edge, prom
@@ -438,7 +443,7 @@ def test_compose_topology_every_target_up_and_a_stopped_worker_fires_its_alert(
 
                 prom.wait(all_up, "all five compose targets up", 120)
                 prom.wait(
-                    lambda: len(prom.query("connector_task_queue_backlog")) == 3,
+                    lambda: len(prom.query("connector_task_queue_backlog")) == len(QUEUES),
                     "queue gauges",
                     60,
                 )

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_testlib import ROOT, SCENARIOS, Run, compose_binary, workloads
-from test_docker import stages
 
 import connector.cli as cli
 import connector.settings as settings_mod
+from tests.deploy.deploy_testlib import ROOT, SCENARIOS, Run, compose_binary, workloads
+from tests.deploy.test_docker import stages
 
 pytestmark = pytest.mark.deploy
 

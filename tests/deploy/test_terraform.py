@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_testlib import ROOT, Run, tool, validate
+
+from tests.deploy.deploy_testlib import ROOT, Run, tool, validate
 
 pytestmark = pytest.mark.deploy
 
@@ -25,7 +26,8 @@ def hcl(run: Run, path: Path) -> dict[str, Any]:
     )
     proc = run(tool("python"), "-c", code, path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)
+    loaded: dict[str, Any] = json.loads(proc.stdout)
+    return loaded
 
 
 def test_terraform_fmt_check(run: Run) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_testlib import ROOT, Run, load_module, tool
+
+from tests.deploy.deploy_testlib import ROOT, Run, load_module, tool
 
 pytestmark = pytest.mark.deploy
 
@@ -106,7 +107,7 @@ def test_temporal_ui_ingress_is_behind_oauth2_proxy(stack: dict[str, Any]) -> No
 
 def test_pod_security_checker_refuses_what_restricted_refuses() -> None:
     """pss_check is the gate of the stack check: it must refuse the usual offenders."""
-    good = {
+    good: dict[str, Any] = {
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
             {
