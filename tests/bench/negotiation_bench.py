@@ -975,9 +975,9 @@ def render_layouts(
         single, default = totals["one-process-1-workflow-thread"], totals["one-process"]
         lines[-1:-1] = [
             "- One thread for workflow tasks (`workers.edge.WORKFLOW_THREADS = 1`, shared by "
-            "the three workers; the SDK's default is a pool per worker as large as its task "
-            "slots), so that activations do not contend in many threads for the interpreter "
-            f"lock: {single:.0f} ms against {default:.0f} ms in the median here "
+            "the workers, one per task queue; the SDK's default is a pool per worker as large "
+            "as its task slots), so that activations do not contend in many threads for the "
+            f"interpreter lock: {single:.0f} ms against {default:.0f} ms in the median here "
             f"({'less' if single < default else 'no less'}; its rounds vary widely). It stays "
             "off: the SDK's 2 s deadlock timer also counts the time an activation waits for "
             "that thread, so a backlog (a restart resuming many workflows, a load peak) could "
