@@ -155,7 +155,7 @@ class RedisSettings(_Section):
 class TaskQueues(_Section):
     """`control`: negotiation and transfer workflows with their activities (DSP sends,
     projections, data-plane signaling: short HTTP calls; the bytes move in the data plane, not in
-    a worker). `ops`: backup, verification and restore."""
+    a worker). `ops`: backup, verification and restore (decision 0028)."""
 
     control: str = TASK_QUEUE_CONTROL
     ops: str = TASK_QUEUE_OPS

@@ -2,8 +2,8 @@
 (or one local activity, as the negotiation hot path sends and projects), complete.
 
 Bench-only: the benchmarks register these on a task queue of their own; no production worker
-runs them. The timeout is the benchmark's, not a production preset of workflows/options.py: a
-no-op never comes near it.
+runs them (decision 0028). The timeout is the benchmark's, not a production preset of
+workflows/options.py: a no-op never comes near it.
 """
 
 from __future__ import annotations
