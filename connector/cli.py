@@ -17,6 +17,8 @@
                                     a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
+    connector credentials list|requests|request|import
+                                    DCP verifiable credentials we hold, and our requests
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -62,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("temporal-bootstrap", help="register namespace and search attributes")
     _backup_parsers(sub)
+    _credentials_parsers(sub)
     encryption = sub.add_parser("encryption", help="the data key ring")
     encryption_sub = encryption.add_subparsers(dest="encryption_command", required=True)
     encryption_sub.add_parser(
@@ -110,6 +113,21 @@ def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     restore.add_argument(
         "--force", action="store_true", help="with --node: replace a data dir that is not empty"
     )
+
+
+def _credentials_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    creds = sub.add_parser("credentials", help="DCP verifiable credentials we hold (decision 0023)")
+    creds_sub = creds.add_subparsers(dest="credentials_command", required=True)
+    creds_sub.add_parser("list", help="held credentials (never their payloads)")
+    requests = creds_sub.add_parser("requests", help="our credential requests, newest first")
+    requests.add_argument("--renewals", action="store_true", help="only renewals")
+    request = creds_sub.add_parser("request", help="request a credential from an issuer")
+    request.add_argument("issuer_did", help="the issuer's did:web")
+    request.add_argument("credential_type", help="e.g. MembershipCredential")
+    imported = creds_sub.add_parser(
+        "import", help="store a pre-issued VC JWT (verified as the Storage API verifies it)"
+    )
+    imported.add_argument("file", type=Path, help="file holding the VC JWT")
 
 
 def _confirm_restore(args: argparse.Namespace) -> bool:
@@ -200,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workers.backup_ops import run_backup_command
 
         return _exit(asyncio.run(run_backup_command(settings, args)))
+    if args.command == "credentials":
+        from workers.credential_ops import run_credentials_command
+
+        return _exit(asyncio.run(run_credentials_command(settings, args)))
     if args.command == "restore":
         if not _confirm_restore(args):
             return EXIT_CONFIG
@@ -243,7 +265,7 @@ def _oidc_keys_readable(settings: Settings) -> bool:
 
 #: Commands that encrypt or decrypt with the data key ring (checked before anything starts).
 _KEYED_COMMANDS = frozenset(
-    {"up", "control-plane", "worker", "temporal-bootstrap", "backup", "restore"}
+    {"up", "control-plane", "worker", "temporal-bootstrap", "backup", "restore", "credentials"}
 )
 
 

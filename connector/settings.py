@@ -662,6 +662,33 @@ class EncryptionSettings(_Section):
         return [f"http://127.0.0.1:{temporal.ui_port}", f"http://localhost:{temporal.ui_port}"]
 
 
+class CredentialSettings(_Section):
+    """DCP holder: requesting and renewing our verifiable credentials (decision 0023)."""
+
+    request_deadline_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="A credential request not answered with a credential by then ends EXPIRED",
+    )
+    poll_interval_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How often a waiting request asks the issuer for its status (a fallback: "
+        "the issuer's write to our Storage API ends the wait at once)",
+    )
+    renewal_enabled: bool = Field(
+        default=True, description="Run the daily credential renewal Schedule"
+    )
+    renewal_schedule: str = Field(
+        default="30 3 * * *", description="Cron expression of the renewal run (UTC)"
+    )
+    renewal_window_seconds: int = Field(
+        default=14 * 24 * 3600,
+        ge=1,
+        description="A held credential expiring within this window is renewed",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -694,6 +721,7 @@ class Settings(BaseSettings):
     workers: WorkerSettings = WorkerSettings()
     backup: BackupSettings = BackupSettings()
     encryption: EncryptionSettings = EncryptionSettings()
+    credentials: CredentialSettings = CredentialSettings()
 
     @classmethod
     def settings_customise_sources(

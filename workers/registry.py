@@ -11,6 +11,7 @@ import asyncpg
 from activities import bench as bench_activities
 from activities.backup import BackupActivities
 from activities.dataplane import DataPlaneActivities
+from activities.dcp_issuance import DcpIssuanceActivities
 from activities.dsp_client import DspClientActivities
 from activities.operator_webhook import OperatorWebhookActivities
 from activities.projections import ProjectionActivities
@@ -21,6 +22,7 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
 from connector.encryption.keyring import DataKeys
 from connector.encryption.runtime import data_keys
+from connector.identity.holder import build_resolver
 from connector.identity.runtime import Identity
 from connector.maintenance import maintenance_key
 from connector.metrics import Metrics
@@ -35,6 +37,8 @@ from workflows import names
 from workflows.backup import BackupWorkflow
 from workflows.backup_verify import BackupVerifyWorkflow
 from workflows.bench import BareWorkflow
+from workflows.credential_renewal import CredentialRenewalWorkflow
+from workflows.credential_request import CredentialRequestWorkflow
 from workflows.negotiation import NegotiationWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.transfer import TransferWorkflow
@@ -62,6 +66,12 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
     data_plane = DataPlaneActivities(signaling)
     webhook = OperatorWebhookActivities(settings.operator_webhook, ctx.identity.http)
+    issuance = DcpIssuanceActivities(
+        ctx.identity.http,
+        ctx.identity.issuer,
+        build_resolver(settings, ctx.resources.redis, ctx.identity.http),
+        ctx.resources.pool,
+    )
     return [
         bench_activities.noop,
         dsp.send_negotiation_message,
@@ -74,6 +84,10 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
         data_plane.stop_flow,
         data_plane.await_flow,
         webhook.notify,
+        issuance.request_credential,
+        issuance.credential_status,
+        issuance.expiring_credentials,
+        issuance.upsert_credential_request,
     ]
 
 
@@ -165,7 +179,13 @@ def ops_activities(
 def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
     return {
         queues.control: QueueRegistration(
-            workflows=[BareWorkflow, NegotiationWorkflow, TransferWorkflow],
+            workflows=[
+                BareWorkflow,
+                NegotiationWorkflow,
+                TransferWorkflow,
+                CredentialRequestWorkflow,
+                CredentialRenewalWorkflow,
+            ],
             activities=_control_activities,
         ),
         queues.dataplane: QueueRegistration(

@@ -50,9 +50,11 @@ class Identity:
     issuer: TokenIssuer | DevTokenIssuer
     verifier: TokenVerifier
     http: GuardedHttp
+    # Published in our DID document: our Credential Service (DCP holder, decision 0023).
+    services: tuple[dict[str, object], ...] = ()
 
     def did_document(self) -> dict[str, object]:
-        return build_did_document(self.did, self.keyring.published(utc_now()))
+        return build_did_document(self.did, self.keyring.published(utc_now()), self.services)
 
     def authorization(self, audience: str) -> str:
         return f"Bearer {self.issuer.issue(audience)}"
@@ -94,4 +96,11 @@ def build_identity(
         if profile is AuthProfile.DEV
         else TokenIssuer(keyring, did, clock=utc_now)
     )
-    return Identity(did, participant_id, profile, keyring, issuer, verifier, http)
+    services: tuple[dict[str, object], ...] = (
+        {
+            "id": f"{did}#credential-service",
+            "type": "CredentialService",
+            "serviceEndpoint": f"{settings.server.base_url()}/dcp",
+        },
+    )
+    return Identity(did, participant_id, profile, keyring, issuer, verifier, http, services)
