@@ -791,17 +791,27 @@ class _NoEnvSettings(Settings):
 
 
 def to_env(settings: Settings) -> dict[str, str]:
-    """The settings as CONNECTOR_* env vars (how `connector up` configures its children)."""
+    """The settings as CONNECTOR_* env vars (how `connector up` configures its children).
+
+    Sections nest with `__`; a free-form mapping (e.g. `identity.trust.trusted_issuers`, keyed
+    by DIDs) travels as one JSON value, its keys as they are."""
     out: dict[str, str] = {}
-    for key, value in settings.model_dump(mode="python", exclude_none=True).items():
-        _flatten(value, ENV_PREFIX + key.upper(), out)
+    for key in type(settings).model_fields:
+        value = getattr(settings, key)
+        if value is not None:
+            _flatten(value, ENV_PREFIX + key.upper(), out)
     return out
 
 
 def _flatten(value: Any, name: str, out: dict[str, str]) -> None:
+    if isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            inner = getattr(value, key)
+            if inner is not None:
+                _flatten(inner, f"{name}{ENV_NESTED_DELIMITER}{key.upper()}", out)
+        return
     if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(inner, f"{name}{ENV_NESTED_DELIMITER}{key.upper()}", out)
+        out[name] = json.dumps(_plain(value))
         return
     out[name] = _env_value(value)
 
@@ -812,17 +822,21 @@ def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return json.dumps(
-            [v.get_secret_value() if isinstance(v, SecretStr) else _plain(v) for v in value]
-        )
+        return json.dumps(_plain(value))
     return str(value)
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(mode="python", exclude_none=True))
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 

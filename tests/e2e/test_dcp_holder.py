@@ -9,11 +9,15 @@ workflow and its Schedule, and the management API.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,15 +26,19 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleActionStartWorkflow
+from temporalio.worker import Replayer
 
 from connector.core.identity.dcp_holder import DCP_CONTEXT, unverified_claims
 from connector.embedded import free_port
 from connector.encryption.aead import SEALED_PREFIX
 from connector.identity.keys import KeyRing
 from connector.identity.runtime import load_keyring
+from connector.settings import to_env
 from connector.temporal.client import connect
+from connector.temporal.codec import data_converter
 from tests.dcp_issuer_peer import DcpPeer, access_token, dcp_peer, sign
 from tests.twoconn import HEADERS, Connector, running_connector
+from workers.main import workflow_runner
 from workflows import names
 from workflows.credential_contracts import (
     CredentialRequestStart,
@@ -38,8 +46,12 @@ from workflows.credential_contracts import (
     RenewalInput,
     RenewalResult,
 )
+from workflows.credential_renewal import CredentialRenewalWorkflow
+from workflows.credential_request import CredentialRequestWorkflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.workflow]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MEMBERSHIP = "MembershipCredential"
 
@@ -475,3 +487,108 @@ async def test_the_renewal_schedule_runs_the_renewal_workflow(world: World) -> N
     assert (await run.describe()).workflow_type == names.WF_CREDENTIAL_RENEWAL
     assert isinstance(await run.result(), RenewalResult)
     await handle.delete()
+
+
+async def test_recorded_credential_histories_replay_in_the_sandbox(world: World) -> None:
+    """Every closed DCP workflow of the connector (this test's own request and renewal run,
+    and those of the tests before it) replays deterministically, and no history holds a
+    credential or token in clear."""
+    world.issuer.mode = "issue"
+    client = await connect(world.cut.settings)
+    holder_pid = f"urn:uuid:{uuid.uuid4()}"
+    queue = world.cut.settings.temporal.task_queues.control
+    issued = await client.execute_workflow(
+        names.WF_CREDENTIAL_REQUEST,
+        CredentialRequestStart(
+            holder_pid=holder_pid,
+            issuer_did=world.issuer.did,
+            credential_type=MEMBERSHIP,
+            deadline_seconds=60,
+            poll_interval_seconds=1,
+        ),
+        id=names.credential_request_workflow_id(holder_pid),
+        task_queue=queue,
+        result_type=CredentialRequestView,
+    )
+    assert issued.status == "ISSUED"
+    await client.execute_workflow(
+        names.WF_CREDENTIAL_RENEWAL,
+        RenewalInput(window_seconds=1, deadline_seconds=60, poll_interval_seconds=1),
+        id=f"renewal-test-{uuid.uuid4()}",
+        task_queue=queue,
+        result_type=RenewalResult,
+    )
+    query = (
+        f'TaskQueue="{world.cut.settings.temporal.task_queues.control}" '
+        f'AND (WorkflowType="{names.WF_CREDENTIAL_REQUEST}" '
+        f'OR WorkflowType="{names.WF_CREDENTIAL_RENEWAL}") AND ExecutionStatus="Completed"'
+    )
+    found: list[Any] = []
+    for _ in range(100):  # visibility trails the close by a moment
+        found = [wf async for wf in client.list_workflows(query)]
+        if {wf.workflow_type for wf in found} >= {
+            names.WF_CREDENTIAL_REQUEST,
+            names.WF_CREDENTIAL_RENEWAL,
+        }:
+            break
+        await asyncio.sleep(0.1)
+    assert {wf.workflow_type for wf in found} >= {
+        names.WF_CREDENTIAL_REQUEST,
+        names.WF_CREDENTIAL_RENEWAL,
+    }
+    replayer = Replayer(
+        workflows=[CredentialRequestWorkflow, CredentialRenewalWorkflow],
+        workflow_runner=workflow_runner(sandbox=True),
+        data_converter=data_converter(world.cut.settings),
+    )
+    for wf in found:
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, wf.id
+        assert "eyJ" not in history.to_json()  # no JWT (credential or token) in a history
+
+
+async def _cli(w: World, *argv: str) -> tuple[int, str]:
+    """`connector credentials ...` as an operator runs it, with the connector's configuration."""
+    env = {**os.environ, **to_env(w.cut.settings), "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connector",
+        "credentials",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_cli_imports_lists_and_requests_credentials(world: World, tmp_path: Path) -> None:
+    vc = world.issuer.vc(world.cut.did, validity=timedelta(days=30))
+    (tmp_path / "vc.jwt").write_text(vc + "\n")
+    code, out = await _cli(world, "import", str(tmp_path / "vc.jwt"))
+    assert code == 0, out
+    assert json.loads(out)["id"] == unverified_claims(vc)["jti"]
+
+    foreign = world.stranger.vc(world.cut.did)
+    (tmp_path / "foreign.jwt").write_text(foreign)
+    code, out = await _cli(world, "import", str(tmp_path / "foreign.jwt"))
+    assert code == 1
+    assert "not trusted" in out
+
+    code, out = await _cli(world, "list")
+    assert code == 0, out
+    listed = json.loads(out)
+    assert unverified_claims(vc)["jti"] in {c["id"] for c in listed}
+    assert vc not in out
+    assert unverified_claims(foreign)["jti"] not in {c["id"] for c in listed}
+
+    code, out = await _cli(world, "request", world.issuer.did, MEMBERSHIP)
+    assert code == 0, out
+    holder_pid = json.loads(out)["holderPid"]
+    assert (await _wait_request(world, holder_pid, {"ISSUED"}))["status"] == "ISSUED"
+    code, out = await _cli(world, "requests")
+    assert code == 0, out
+    assert holder_pid in {r["holderPid"] for r in json.loads(out)}
