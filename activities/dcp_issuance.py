@@ -35,7 +35,7 @@ from workflows.credential_contracts import (
     SentCredentialRequest,
 )
 
-__all__ = ["DcpIssuanceActivities", "issuer_service_base"]
+__all__ = ["DcpIssuanceActivities", "issuer_service_base", "request_row"]
 
 ISSUER_SERVICE: Final = "IssuerService"
 _ISSUER_STATUSES: Final = frozenset({"RECEIVED", "ISSUED", "REJECTED"})
@@ -168,20 +168,22 @@ class DcpIssuanceActivities:
 
     @activity.defn(name=names.ACT_PROJECT_CREDENTIAL_REQUEST)
     async def upsert_credential_request(self, view: CredentialRequestView) -> bool:
-        return await credentials.upsert_request(
-            self._pool,
-            credentials.CredentialRequestRow(
-                holder_pid=view.holder_pid,
-                issuer_did=view.issuer_did,
-                credential_type=view.credential_type,
-                status=view.status,
-                deadline_at=view.deadline_at,
-                version=view.version,
-                created_at=view.created_at,
-                updated_at=view.updated_at,
-                issuer_pid=view.issuer_pid,
-                renewal_of=view.renewal_of,
-                credential_ids=tuple(view.credential_ids),
-                error=view.error,
-            ),
-        )
+        return await credentials.upsert_request(self._pool, request_row(view))
+
+
+def request_row(view: CredentialRequestView) -> credentials.CredentialRequestRow:
+    """The projection row of a request's view (the activity's and the DR reconcile's)."""
+    return credentials.CredentialRequestRow(
+        holder_pid=view.holder_pid,
+        issuer_did=view.issuer_did,
+        credential_type=view.credential_type,
+        status=view.status,
+        deadline_at=view.deadline_at,
+        version=view.version,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        issuer_pid=view.issuer_pid,
+        renewal_of=view.renewal_of,
+        credential_ids=tuple(view.credential_ids),
+        error=view.error,
+    )

@@ -10,6 +10,8 @@ As an issuer it answers the Credential Issuance Protocol per the wire contract:
   * "issue":  writes a real signed VC back to the holder's Storage API (found through the
     holder's DID document `CredentialService` entry); status ISSUED;
   * "reject": status REJECTED on `GET /issuer/requests/<holderPid>`, writes nothing;
+  * "reject-write": writes a REJECTED CredentialMessage back; its status stays RECEIVED (so
+    only the write can end the request);
   * "silent": status RECEIVED forever (the request expires at its deadline).
 """
 
@@ -37,6 +39,7 @@ from connector.identity.keys import KeyRing, load_or_create_keyring
 from tests.twoconn import did_for
 
 STATUS_LIST_URL: Final = "http://localhost:1/status/1"
+Mode = Literal["issue", "reject", "reject-write", "silent"]
 
 
 def sign(keyring: KeyRing, did: str, claims: dict[str, Any], kid: str | None = None) -> str:
@@ -84,7 +87,7 @@ class IssuerRequest:
 @dataclass
 class DcpPeer:
     data_dir: Path
-    mode: Literal["issue", "reject", "silent"] = "issue"
+    mode: Mode = "issue"
     port: int = field(default_factory=free_port)
     requests: dict[str, IssuerRequest] = field(default_factory=dict)
     issued_validity: timedelta = timedelta(days=365)
@@ -218,7 +221,7 @@ class DcpPeer:
             self.requests[holder_pid] = entry
             if self.mode == "reject":
                 entry.status = "REJECTED"
-            elif self.mode == "issue":
+            elif self.mode in ("issue", "reject-write"):
                 holder_did = _unverified_iss(entry.authorization)
                 self._writes.append(asyncio.create_task(self._issue(entry, holder_did)))
             return Response(
@@ -250,9 +253,13 @@ class DcpPeer:
         )
         (service,) = [s for s in resp.json()["service"] if s["type"] == "CredentialService"]
         holder_base = service["serviceEndpoint"].removesuffix("/dcp")
-        vc = self.vc(holder_did, entry.credential_type)
-        entry.status = "ISSUED"
-        message = self.credential_message(entry.holder_pid, [vc])
+        if self.mode == "reject-write":
+            message = self.credential_message(entry.holder_pid, [], status="REJECTED")
+        else:
+            entry.status = "ISSUED"
+            message = self.credential_message(
+                entry.holder_pid, [self.vc(holder_did, entry.credential_type)]
+            )
         message["issuerPid"] = entry.issuer_pid
         self.write_answers.append(await self.store_at(holder_base, holder_did, message))
 
@@ -288,9 +295,7 @@ def _unverified_iss(authorization: str | None) -> str:
 
 
 @asynccontextmanager
-async def dcp_peer(
-    data_dir: Path, mode: Literal["issue", "reject", "silent"] = "issue"
-) -> AsyncIterator[DcpPeer]:
+async def dcp_peer(data_dir: Path, mode: Mode = "issue") -> AsyncIterator[DcpPeer]:
     peer = DcpPeer(data_dir, mode)
     await peer.start()
     try:

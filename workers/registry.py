@@ -11,7 +11,7 @@ import asyncpg
 from activities import bench as bench_activities
 from activities.backup import BackupActivities
 from activities.dataplane import DataPlaneActivities
-from activities.dcp_issuance import DcpIssuanceActivities
+from activities.dcp_issuance import DcpIssuanceActivities, request_row
 from activities.dsp_client import DspClientActivities
 from activities.operator_webhook import OperatorWebhookActivities
 from activities.projections import ProjectionActivities
@@ -29,7 +29,7 @@ from connector.metrics import Metrics
 from connector.reconcile import Projection, ProjectionKind, Upsert
 from connector.resources import Resources
 from connector.settings import TaskQueues
-from connector.stores import negotiations, transfers
+from connector.stores import credentials, negotiations, transfers
 from connector.stores.pool import database_url
 from dataplane.client import SignalingClient
 from dataplane.signaling import signaling_secret
@@ -37,6 +37,7 @@ from workflows import names
 from workflows.backup import BackupWorkflow
 from workflows.backup_verify import BackupVerifyWorkflow
 from workflows.bench import BareWorkflow
+from workflows.credential_contracts import CredentialRequestView
 from workflows.credential_renewal import CredentialRenewalWorkflow
 from workflows.credential_request import CredentialRequestWorkflow
 from workflows.negotiation import NegotiationWorkflow
@@ -96,6 +97,12 @@ async def _upsert_negotiation_view(conn: asyncpg.Connection, view: Mapping[str, 
     return result.changed
 
 
+async def _upsert_credential_request(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
+    return await credentials.upsert_request(
+        conn, request_row(CredentialRequestView.model_validate(view))
+    )
+
+
 def _transfer_upsert(keys: DataKeys) -> Upsert:
     async def upsert(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
         result = await transfers.upsert_view(conn, TransferRecord.model_validate(view), keys)
@@ -127,6 +134,15 @@ def projection_kinds(keys: DataKeys, task_queue: str | None = None) -> list[Proj
             query=names.QRY_TRANSFER_VIEW,
             upsert_fn=_transfer_upsert(keys),
             version_field="transfer.version",
+            task_queue=task_queue,
+        ),
+        Projection(
+            name="credential_requests",
+            table=credentials.REQUESTS_TABLE,
+            workflow_type=names.WF_CREDENTIAL_REQUEST,
+            workflow_id_prefix="credential-request:",
+            query=names.QRY_CREDENTIAL_REQUEST_VIEW,
+            upsert_fn=_upsert_credential_request,
             task_queue=task_queue,
         ),
     ]

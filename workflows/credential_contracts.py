@@ -39,6 +39,8 @@ class CredentialReceived(_Contract):
 
     status: Literal["ISSUED", "REJECTED"]
     credential_ids: list[str] = Field(default_factory=list)
+    # The issuer that wrote (None: not known, e.g. the status poll).
+    issuer_did: str | None = None
 
 
 class CredentialRequestView(_Contract):

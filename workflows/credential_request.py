@@ -51,6 +51,10 @@ class CredentialRequestWorkflow:
 
     @workflow.signal(name=names.SIG_CREDENTIAL_RECEIVED)
     def received(self, message: CredentialReceived) -> None:
+        # Another trusted issuer writing under our holderPid does not answer this request.
+        if message.issuer_did not in (None, self._view.issuer_did):
+            workflow.logger.warning("credential write by another issuer ignored")
+            return
         if self._received is None or self._received.status != "ISSUED":
             self._received = message
 

@@ -58,6 +58,7 @@ async def _tell_request(client: Client, delivered: Delivered) -> None:
     signal = CredentialReceived(
         status="ISSUED" if message.status == "ISSUED" else "REJECTED",
         credential_ids=list(delivered.credential_ids),
+        issuer_did=delivered.issuer_did,
     )
     try:
         await handle.signal(names.SIG_CREDENTIAL_RECEIVED, signal)

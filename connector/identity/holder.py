@@ -56,6 +56,7 @@ class Delivered:
 
     message: CredentialMessage
     credential_ids: tuple[str, ...]
+    issuer_did: str
 
 
 class CredentialHolder:
@@ -150,7 +151,7 @@ class CredentialHolder:
             checked.append((facts, payload))
         for facts, payload in checked:
             await self._store(facts, payload, message.holder_pid)
-        return Delivered(message, tuple(f.credential_id for f, _ in checked))
+        return Delivered(message, tuple(f.credential_id for f, _ in checked), issuer)
 
     async def import_credential(self, token: str) -> credentials.HeldCredential:
         """An operator's pre-issued VC JWT, verified as the Storage API verifies it.

@@ -41,6 +41,7 @@ from tests.twoconn import HEADERS, Connector, running_connector
 from workers.main import workflow_runner
 from workflows import names
 from workflows.credential_contracts import (
+    CredentialReceived,
     CredentialRequestStart,
     CredentialRequestView,
     RenewalInput,
@@ -397,12 +398,29 @@ async def test_a_credential_request_ends_rejected(world: World) -> None:
         world.issuer.mode = "issue"
 
 
+async def test_an_issuer_rejection_written_back_ends_the_request_rejected(world: World) -> None:
+    world.issuer.mode = "reject-write"
+    try:
+        resp = await world.cut.post(
+            "/credentials/requests", {"issuerDid": world.issuer.did, "credentialType": MEMBERSHIP}
+        )
+        assert resp.status_code == 201, resp.text
+        holder_pid = resp.json()["holderPid"]
+        done = await _wait_request(world, holder_pid, {"ISSUED", "REJECTED"})
+        assert done["status"] == "REJECTED"
+        # The issuer's status still says RECEIVED: the write-back (the signal) ended it.
+        assert world.issuer.requests[holder_pid].status == "RECEIVED"
+        assert world.issuer.write_answers[-1] == 200
+    finally:
+        world.issuer.mode = "issue"
+
+
 async def test_a_credential_request_expires_at_its_deadline(world: World) -> None:
     world.issuer.mode = "silent"
     client = await connect(world.cut.settings)
     holder_pid = f"urn:uuid:{uuid.uuid4()}"
     try:
-        result = await client.execute_workflow(
+        handle = await client.start_workflow(
             names.WF_CREDENTIAL_REQUEST,
             CredentialRequestStart(
                 holder_pid=holder_pid,
@@ -415,6 +433,14 @@ async def test_a_credential_request_expires_at_its_deadline(world: World) -> Non
             task_queue=world.cut.settings.temporal.task_queues.control,
             result_type=CredentialRequestView,
         )
+        # Another issuer's write under our holderPid does not answer the request.
+        await handle.signal(
+            names.SIG_CREDENTIAL_RECEIVED,
+            CredentialReceived(
+                status="ISSUED", credential_ids=["x"], issuer_did=world.stranger.did
+            ),
+        )
+        result = await handle.result()
     finally:
         world.issuer.mode = "issue"
     assert result.status == "EXPIRED"
@@ -592,3 +618,36 @@ async def test_cli_imports_lists_and_requests_credentials(world: World, tmp_path
     code, out = await _cli(world, "requests")
     assert code == 0, out
     assert holder_pid in {r["holderPid"] for r in json.loads(out)}
+
+
+async def test_the_dr_reconcile_rebuilds_credential_requests_from_their_workflows(
+    world: World,
+) -> None:
+    """After a restore, `connector.reconcile` re-projects requests from the workflows."""
+    from connector.encryption.runtime import data_keys
+    from connector.reconcile import reconcile
+    from workers.registry import projection_kinds
+
+    resp = await world.cut.post(
+        "/credentials/requests", {"issuerDid": world.issuer.did, "credentialType": MEMBERSHIP}
+    )
+    holder_pid = resp.json()["holderPid"]
+    before = await _wait_request(world, holder_pid, {"ISSUED"})
+    conn = await asyncpg.connect(world.cut.db_url)
+    try:
+        await conn.execute("DELETE FROM credential_requests")
+        client = await connect(world.cut.settings)
+        kinds = projection_kinds(
+            data_keys(world.cut.settings), world.cut.settings.temporal.task_queues.control
+        )
+        pool = await asyncpg.create_pool(world.cut.db_url, min_size=1, max_size=2)
+        try:
+            counts = await reconcile(client, pool, kinds, only=["credential_requests"])
+        finally:
+            await pool.close()
+    finally:
+        await conn.close()
+    assert counts["credential_requests"].failed == 0, counts["credential_requests"].errors
+    assert counts["credential_requests"].reprojected >= 1
+    after = (await world.cut.get(f"/credentials/requests/{holder_pid}")).json()
+    assert after == before
