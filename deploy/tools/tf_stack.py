@@ -2,15 +2,15 @@
 
 Run with .venv-tools/bin/python. For every environment (deploy/terraform/environments/*.tfvars):
 
-1. Terraform itself computes the Helm releases: the root module stack/ (but its versions.tf, which
+1. Terraform itself computes the Helm releases: the root module stack/ (all but versions.tf, which
    holds the providers and the backend) and each module's `variables.tf` + `values.tf`
    (everything a chart receives is computed from variables there; resources live in main.tf,
    providers in versions.tf) are copied into a scratch tree, and `terraform init -backend=false` +
    `terraform apply -var-file=<env>.tfvars` evaluate them: the one root module with each
    environment's values, as a deployment plans it (decision 0027). No provider is needed, so this
    runs without the registry; it is also a `terraform validate` of those files. (The providers
-   helm/kubernetes/tls/random are not in the offline mirror, so main.tf files are validated only
-   by `terraform fmt` and python-hcl2.)
+   helm/kubernetes/tls/random are not in the offline mirror, so the modules' main.tf files are
+   validated only by `terraform fmt` and python-hcl2.)
 2. Each release's chart is rendered with the Helm Go SDK and exactly those values: the
    connector chart and deploy/terraform/charts/valkey from the repository; the third-party charts
    (Temporal, CloudNativePG operator and cluster) from a vendored copy of the pinned version
