@@ -17,6 +17,10 @@
                                     a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
+    connector issuer init|participants|issue|revoke|list|requests|serve
+                                    a development credential issuer for a local data space
+                                    (MembershipCredentials, status-list revocation, DCP
+                                    issuance); not for production (decision 0024)
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -71,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     encryption_sub.add_parser(
         "rotate", help="add a new current data key (old keys keep decrypting)"
     )
+    from connector.issuer.cli import add_parsers as add_issuer_parsers
+
+    add_issuer_parsers(sub)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
@@ -128,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector.datadir import private_umask
 
     private_umask()
+    if args.command == "issuer":
+        # A separate dev tool with its own data dir: no connector settings involved.
+        import logging
+
+        from connector.issuer.cli import run as run_issuer
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        return run_issuer(args)
     overrides = {}
     if args.command == "up" and args.workers and not args.separate_roles:
         print(
