@@ -137,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     private_umask()
     if args.command == "issuer":
         # A separate dev tool with its own data dir: no connector settings involved.
-        import logging
-
         from connector.issuer.cli import run as run_issuer
+        from connector.logging import configure_logging
+        from connector.settings import LoggingSettings
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        configure_logging(LoggingSettings(format="console"), "issuer")
         return run_issuer(args)
     overrides = {}
     if args.command == "up" and args.workers and not args.separate_roles:

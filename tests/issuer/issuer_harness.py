@@ -72,18 +72,23 @@ class IssuerProcess:
         self.process.wait(timeout=15)
 
 
-@contextmanager
-def running_issuer(data_dir: Path, *, status_ttl: int = 60) -> Iterator[IssuerProcess]:
-    """`connector issuer init` then `connector issuer serve` on a free loopback port."""
+def init_issuer(data_dir: Path, *, status_ttl: int = 60) -> tuple[str, int]:
+    """`connector issuer init` for a free loopback port: (DID, port)."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     done = issuer_cli(
-        data_dir, "init", "--public-url", url, "--name", "test-space",
+        data_dir, "init", "--public-url", f"http://127.0.0.1:{port}", "--name", "test-space",
         "--status-ttl", str(status_ttl),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    did = done.stdout.splitlines()[0].removeprefix("issuer ").strip()
-    log = (data_dir.parent / f"issuer-{port}.log").open("wb")
+    return done.stdout.splitlines()[0].removeprefix("issuer ").strip(), port
+
+
+@contextmanager
+def serving_issuer(data_dir: Path, did: str, port: int) -> Iterator[IssuerProcess]:
+    """`connector issuer serve` until the block ends (SIGTERM)."""
+    url = f"http://127.0.0.1:{port}"
+    log_path = data_dir.parent / f"issuer-{port}.log"
+    log = log_path.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "connector", "issuer", "serve", "--data-dir", str(data_dir)],
         stdout=log,
@@ -94,7 +99,7 @@ def running_issuer(data_dir: Path, *, status_ttl: int = 60) -> Iterator[IssuerPr
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, (data_dir.parent / f"issuer-{port}.log").read_text()
+            assert process.poll() is None, log_path.read_text()
             try:
                 if httpx.get(f"{url}/.well-known/did.json", timeout=1).status_code == 200:
                     break
@@ -106,6 +111,14 @@ def running_issuer(data_dir: Path, *, status_ttl: int = 60) -> Iterator[IssuerPr
     finally:
         issuer.stop()
         log.close()
+
+
+@contextmanager
+def running_issuer(data_dir: Path, *, status_ttl: int = 60) -> Iterator[IssuerProcess]:
+    """A new issuer (`init`) served on a free loopback port."""
+    did, port = init_issuer(data_dir, status_ttl=status_ttl)
+    with serving_issuer(data_dir, did, port) as issuer:
+        yield issuer
 
 
 # A holder's POST <CS base>/credentials: (issuer token claims, body)

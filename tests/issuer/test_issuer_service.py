@@ -5,8 +5,10 @@ write-back to a holder's Storage API that checks the issuer's own token."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,10 +23,12 @@ from connector.identity.tokens import TokenIssuer, bearer
 from tests.issuer.issuer_harness import (
     IssuerProcess,
     LoopbackHolder,
+    init_issuer,
     issuer_cli,
     issuer_json,
     loopback_resolver,
     running_issuer,
+    serving_issuer,
     utc_now,
 )
 
@@ -296,3 +300,39 @@ async def test_an_unknown_status_list_is_404(issuer: IssuerProcess) -> None:
     async with httpx.AsyncClient() as client:
         answer = await client.get(f"{issuer.url}/status/nope")
     assert answer.status_code == 404
+
+
+async def test_an_undelivered_request_is_delivered_after_the_issuer_restarts(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "restarting"
+    did, port = init_issuer(data_dir)
+    async with LoopbackHolder(did, fail_first=1_000).serving() as holder:
+        assert issuer_cli(data_dir, "participants", "add", holder.did).returncode == 0
+        with serving_issuer(data_dir, did, port) as issuer:
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(
+                    f"{issuer.url}/credentials",
+                    json=request_body(),
+                    headers={"Authorization": holder.token()},
+                )
+            assert answer.status_code == 201
+            while not holder.answered:  # the first write-back reached the (failing) holder
+                await asyncio.sleep(0.05)
+        issuer_pid = answer.headers["location"].rsplit("/", 1)[1]
+        before = {r["issuerPid"]: r for r in issuer_json(data_dir, "requests")}[issuer_pid]
+        assert before["status"] == "RECEIVED"
+        (credential,) = issuer_json(data_dir, "list")
+
+        holder.fail_first = 0
+        with serving_issuer(data_dir, did, port):
+            await holder.wait_for_deliveries()
+            _claims, message = holder.deliveries[0]
+            credentials = message["credentials"]
+            assert isinstance(credentials, list)
+            delivered = await verified(credentials[0]["payload"], did)
+        after = {r["issuerPid"]: r for r in issuer_json(data_dir, "requests")}[issuer_pid]
+    assert after["status"] == "ISSUED"
+    assert message["issuerPid"] == issuer_pid
+    assert delivered["jti"] == credential["credentialId"]  # the same credential, not a new one
+    assert len(issuer_json(data_dir, "list")) == 1
