@@ -17,9 +17,12 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from joserfc.jws import extract_compact
 
+from connector.core.errors import UnauthorizedError
 from connector.core.issuer.statuslist import MIN_BITS, bit_is_set, decode_list
 from connector.identity.did import select_key
-from connector.identity.tokens import TokenIssuer, bearer
+from connector.identity.replay import MemoryReplayStore
+from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
+from connector.identity.trust import TrustConfig, TrustList
 from tests.issuer.issuer_harness import (
     IssuerProcess,
     LoopbackHolder,
@@ -336,3 +339,29 @@ async def test_an_undelivered_request_is_delivered_after_the_issuer_restarts(
     assert message["issuerPid"] == issuer_pid
     assert delivered["jti"] == credential["credentialId"]  # the same credential, not a new one
     assert len(issuer_json(data_dir, "list")) == 1
+
+
+async def test_an_issued_membership_credential_admits_its_holder_at_a_connector(
+    issuer: IssuerProcess, holder: LoopbackHolder
+) -> None:
+    """A connector that trusts the issuer (identity.trust.trusted_issuers) and does not list the
+    holder accepts the holder's token carrying the credential, and not another participant's
+    token carrying the same credential."""
+    done = issuer_cli(issuer.data_dir, "issue", holder.did)
+    assert done.returncode == 0, done.stderr
+    credential = done.stdout.strip()
+    connector_did = "did:web:127.0.0.1%3A1"  # the verifying connector (never contacted)
+    trust = TrustList.from_config(
+        TrustConfig(trusted_issuers={issuer.did: ("MembershipCredential",)})
+    )
+    verifier = TokenVerifier(
+        loopback_resolver("connector"), MemoryReplayStore(), trust, connector_did, utc_now
+    )
+    token = holder.tokens.issue(connector_did, extra_claims={"membership": credential})
+    caller = await verifier.verify(bearer(token))
+    assert caller.did == holder.did
+
+    async with LoopbackHolder(issuer.did).serving() as other:
+        borrowed = other.tokens.issue(connector_did, extra_claims={"membership": credential})
+        with pytest.raises(UnauthorizedError):
+            await verifier.verify(bearer(borrowed))  # a credential about somebody else
