@@ -17,7 +17,7 @@
                                     a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
-    connector issuer init|participants|issue|revoke|list|requests|serve
+    connector issuer init|participants|issue|revoke|list|requests|rotate-key|serve
                                     a development credential issuer for a local data space
                                     (MembershipCredentials, status-list revocation, DCP
                                     issuance); not for production (decision 0024)

@@ -6,6 +6,7 @@
     connector issuer revoke CREDENTIAL_ID
     connector issuer list [--json]                     issued credentials with their status
     connector issuer requests [--json]                 Credential Issuance Protocol requests
+    connector issuer rotate-key                        new signing key (old one stays published)
     connector issuer serve [--host H] [--port P] [--allow-cidr CIDR ...]
 
 Every command but `init` takes `--data-dir` (default `./var/issuer`). Only this module's
@@ -95,6 +96,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     requests = commands.add_parser("requests", help="issuance requests and their status")
     _data_dir(requests)
     _json(requests)
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="new signing key; the old one stays in the DID document so credentials it signed "
+        "keep verifying (restart serve to sign with the new key)",
+    )
+    _data_dir(rotate)
     serve = commands.add_parser("serve", help="serve DID document, CIP endpoints, status list")
     _data_dir(serve)
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
@@ -125,11 +132,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from connector.issuer.config import load_config
+
     command: str = args.issuer_command
     if command == "init":
         return _init(args)
-    from connector.issuer.service import open_issuer
+    from connector.issuer.service import open_issuer, rotate_issuer_key
 
+    if command == "rotate-key":
+        ring = rotate_issuer_key(args.data_dir, now=datetime.now(UTC))
+        did = load_config(args.data_dir).did
+        print(f"new signing key {did}#{ring.current.key_id}")
+        for entry in ring.previous:
+            print(f"  still published: {did}#{entry.key_id}")
+        print("restart `connector issuer serve` to sign with it")
+        return 0
     issuer = open_issuer(args.data_dir)
     if command == "participants":
         return _participants(issuer, args)

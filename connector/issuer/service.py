@@ -22,16 +22,19 @@ from connector.core.issuer.credentials import (
 )
 from connector.core.issuer.statuslist import encode_list, revoked_list
 from connector.identity.did import build_did_document
-from connector.identity.keys import KeyRing, load_or_create_keyring
+from connector.identity.keys import KeyRing, load_or_create_keyring, rotate_keyring
 from connector.issuer.config import KEYS_DIR, IssuerConfig, IssuerConfigError, load_config
 from connector.issuer.store import DB_FILE, CredentialRecord, IssuerStore
 
-__all__ = ["ISSUER_SERVICE_FRAGMENT", "DevIssuer", "open_issuer"]
+__all__ = ["ISSUER_SERVICE_FRAGMENT", "KEY_GRACE", "DevIssuer", "open_issuer", "rotate_issuer_key"]
 
 Clock = Callable[[], datetime]
 
 ISSUER_SERVICE_FRAGMENT: Final = "#issuer-service"
 MAX_VALIDITY_DAYS: Final = 3650
+#: A retired issuer key stays in the DID document as long as a credential it signed can live:
+#: verifiers check every credential against the key that signed it (decision 0024).
+KEY_GRACE: Final = timedelta(days=MAX_VALIDITY_DAYS)
 
 
 def _utc_now() -> datetime:
@@ -155,7 +158,14 @@ def open_issuer(data_dir: Path, *, clock: Clock = _utc_now) -> DevIssuer:
         raise IssuerConfigError(f"{data_dir} has no key directory {KEYS_DIR}/")
     return DevIssuer(
         config=config,
-        keyring=load_or_create_keyring(keys),
+        keyring=load_or_create_keyring(keys, grace=KEY_GRACE),
         store=IssuerStore(data_dir / DB_FILE),
         clock=clock,
     )
+
+
+def rotate_issuer_key(data_dir: Path, *, now: datetime) -> KeyRing:
+    """A new current signing key; the old one stays published for `KEY_GRACE` so credentials
+    it signed keep verifying. A running `serve` signs with the new key after a restart."""
+    load_config(data_dir)  # an issuer lives here
+    return rotate_keyring(data_dir / KEYS_DIR, now=now, grace=KEY_GRACE)

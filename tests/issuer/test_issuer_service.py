@@ -365,3 +365,26 @@ async def test_an_issued_membership_credential_admits_its_holder_at_a_connector(
         borrowed = other.tokens.issue(connector_did, extra_claims={"membership": credential})
         with pytest.raises(UnauthorizedError):
             await verifier.verify(bearer(borrowed))  # a credential about somebody else
+
+
+async def test_after_a_key_rotation_old_and_new_credentials_both_verify(tmp_path: Path) -> None:
+    data_dir = tmp_path / "rotating"
+    holder = "did:web:127.0.0.1%3A7399"
+    did, port = init_issuer(data_dir)
+    assert issuer_cli(data_dir, "participants", "add", holder).returncode == 0
+    old = issuer_cli(data_dir, "issue", holder).stdout.strip()
+    rotated = issuer_cli(data_dir, "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "still published" in rotated.stdout
+    new = issuer_cli(data_dir, "issue", holder).stdout.strip()
+    old_kid = extract_compact(old.encode()).protected["kid"]
+    new_kid = extract_compact(new.encode()).protected["kid"]
+    assert old_kid != new_kid
+    assert new_kid in rotated.stdout
+    with serving_issuer(data_dir, did, port):
+        document = await loopback_resolver("verifier").resolve(did)
+        methods = document["assertionMethod"]
+        assert isinstance(methods, list)
+        assert set(methods) == {old_kid, new_kid}
+        assert (await verified(old, did))["sub"] == holder
+        assert (await verified(new, did))["sub"] == holder
