@@ -99,7 +99,13 @@ class _State:
     def deliver_later(self, request: RequestRecord) -> None:
         task = asyncio.create_task(self.writer.deliver(request))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[bool]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The request stays RECEIVED and is delivered again at the next start.
+            logger.error("credential delivery crashed", exc_info=task.exception())
 
 
 def _state(request: Request) -> _State:

@@ -84,15 +84,29 @@ class StorageWriter:
         store = self._issuer.store
         credentials = store.credentials(request_id=request.issuer_pid)
         if not credentials:
-            credentials = [
-                self._issuer.issue(
-                    request.holder_did,
-                    kind,
-                    days=self._policy.credential_days,
-                    request_id=request.issuer_pid,
+            try:
+                credentials = [
+                    self._issuer.issue(
+                        request.holder_did,
+                        kind,
+                        days=self._policy.credential_days,
+                        request_id=request.issuer_pid,
+                    )
+                    for kind in request.credential_types
+                ]
+            except ConnectorError as exc:  # e.g. the status list is full
+                refusal = "; ".join(exc.reasons)[:_MAX_REASON]
+                store.update_request(
+                    request.issuer_pid,
+                    now=self._issuer.clock(),
+                    status=RequestStatus.REJECTED,
+                    reason=refusal,
                 )
-                for kind in request.credential_types
-            ]
+                logger.warning(
+                    "credential request rejected",
+                    extra={"issuer_pid": request.issuer_pid, "reason": refusal},
+                )
+                return False
         message = credential_message(
             request.issuer_pid,
             request.holder_pid,
