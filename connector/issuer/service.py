@@ -91,8 +91,10 @@ class DevIssuer:
         issued_at = self.clock().replace(microsecond=0)
         expires_at = issued_at + timedelta(days=days)
         credential_id = f"urn:uuid:{uuid.uuid4()}"
+        # A member since it was registered (a holder removed and added again starts anew).
+        since = self.store.participant_since(holder_did) or issued_at
         subject = subject_fields(
-            credential_type, data_space=self.config.data_space, member_since=issued_at
+            credential_type, data_space=self.config.data_space, member_since=since
         )
 
         def sign(index: int) -> str:

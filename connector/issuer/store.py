@@ -172,9 +172,13 @@ class IssuerStore:
             return [(r["did"], datetime.fromisoformat(r["added_at"])) for r in rows]
 
     def is_participant(self, did: str) -> bool:
+        return self.participant_since(did) is not None
+
+    def participant_since(self, did: str) -> datetime | None:
+        """When `did` was registered, or None if it is not a participant."""
         with self._tx() as conn:
-            row = conn.execute("SELECT 1 FROM participants WHERE did = ?", (did,)).fetchone()
-            return row is not None
+            row = conn.execute("SELECT added_at FROM participants WHERE did = ?", (did,)).fetchone()
+            return datetime.fromisoformat(row["added_at"]) if row is not None else None
 
     # credentials
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,11 @@ async def test_a_credential_verifies_and_revocation_sets_its_status_bit(
     assert claims["sub"] == holder.did
     assert vc["credentialSubject"]["id"] == holder.did
     assert vc["credentialSubject"]["memberOf"] == "test-space"
+    (registered,) = [
+        p for p in issuer_json(issuer.data_dir, "participants", "list") if p["did"] == holder.did
+    ]
+    since = datetime.fromisoformat(str(registered["addedAt"])).replace(microsecond=0)
+    assert vc["credentialSubject"]["since"] == since.strftime("%Y-%m-%dT%H:%M:%SZ")
     status = vc["credentialStatus"]
     index = int(status["statusListIndex"])
     assert status["id"] == f"{status['statusListCredential']}#{index}"
