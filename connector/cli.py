@@ -19,6 +19,10 @@
                                     the data key ring (payload codec, backups, sealed EDRs)
     connector credentials list|requests|request|import
                                     DCP verifiable credentials we hold, and our requests
+    connector issuer init|participants|issue|revoke|list|requests|rotate-key|serve
+                                    a development credential issuer for a local data space
+                                    (MembershipCredentials, status-list revocation, DCP
+                                    issuance); not for production (decision 0024)
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -74,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     encryption_sub.add_parser(
         "rotate", help="add a new current data key (old keys keep decrypting)"
     )
+    from connector.issuer.cli import add_parsers as add_issuer_parsers
+
+    add_issuer_parsers(sub)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
@@ -146,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector.datadir import private_umask
 
     private_umask()
+    if args.command == "issuer":
+        # A separate dev tool with its own data dir: no connector settings involved.
+        from connector.issuer.cli import run as run_issuer
+        from connector.logging import configure_logging
+        from connector.settings import LoggingSettings
+
+        configure_logging(LoggingSettings(format="console"), "issuer")
+        return run_issuer(args)
     overrides = {}
     if args.command == "up" and args.workers and not args.separate_roles:
         print(
