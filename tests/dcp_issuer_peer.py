@@ -18,6 +18,8 @@ As an issuer it answers the Credential Issuance Protocol per the wire contract:
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,9 +38,11 @@ from connector.core.identity.dcp_holder import DCP_CONTEXT, VC_CONTEXT, scope_fo
 from connector.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyRing, load_or_create_keyring
+from connector.settings import Settings, to_env
 from tests.twoconn import did_for
 
 STATUS_LIST_URL: Final = "http://localhost:1/status/1"
+ROOT: Final = Path(__file__).resolve().parents[1]
 Mode = Literal["issue", "reject", "reject-write", "silent"]
 
 
@@ -302,3 +306,21 @@ async def dcp_peer(data_dir: Path, mode: Mode = "issue") -> AsyncIterator[DcpPee
         yield peer
     finally:
         await peer.stop()
+
+
+async def credentials_cli(settings: Settings, *argv: str) -> tuple[int, str]:
+    """`connector credentials ...` in a subprocess, as an operator runs it against the
+    connector configured by `settings`: (exit code, stdout and stderr)."""
+    env = {**os.environ, **to_env(settings), "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connector",
+        "credentials",
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -33,10 +31,9 @@ from connector.embedded import free_port
 from connector.encryption.aead import SEALED_PREFIX
 from connector.identity.keys import KeyRing
 from connector.identity.runtime import load_keyring
-from connector.settings import to_env
 from connector.temporal.client import connect
 from connector.temporal.codec import data_converter
-from tests.dcp_issuer_peer import DcpPeer, access_token, dcp_peer, sign
+from tests.dcp_issuer_peer import DcpPeer, access_token, credentials_cli, dcp_peer, sign
 from tests.twoconn import HEADERS, Connector, running_connector
 from workers.main import workflow_runner
 from workflows import names
@@ -575,20 +572,7 @@ async def test_recorded_credential_histories_replay_in_the_sandbox(world: World)
 
 
 async def _cli(w: World, *argv: str) -> tuple[int, str]:
-    """`connector credentials ...` as an operator runs it, with the connector's configuration."""
-    env = {**os.environ, **to_env(w.cut.settings), "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connector",
-        "credentials",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode()
+    return await credentials_cli(w.cut.settings, *argv)
 
 
 async def test_cli_imports_lists_and_requests_credentials(world: World, tmp_path: Path) -> None:
