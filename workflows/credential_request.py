@@ -17,6 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from connector.core.identity.dcp_holder import poll_outcome
     from workflows import credential_options as options
     from workflows import names
     from workflows.credential_contracts import (
@@ -93,12 +94,12 @@ class CredentialRequestWorkflow:
                 )
             except TimeoutError:  # the wait's timeout: time to poll
                 answer = await self._poll(start)
-                if answer is not None and answer.held_ids:
-                    self._received = CredentialReceived(
-                        status="ISSUED", credential_ids=answer.held_ids
-                    )
-                elif answer is not None and answer.issuer_status == "REJECTED":
-                    self._received = CredentialReceived(status="REJECTED")
+                if answer is not None:
+                    outcome = poll_outcome(answer.held_ids, answer.issuer_status)
+                    if outcome is not None:
+                        self._received = CredentialReceived(
+                            status=outcome, credential_ids=answer.held_ids
+                        )
         return await self._finish(
             self._received.status, credential_ids=self._received.credential_ids
         )

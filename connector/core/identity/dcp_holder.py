@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Literal
 
 from connector.core.errors import BadRequestError
 
@@ -27,6 +27,7 @@ __all__ = [
     "credential_facts",
     "parse_credential_message",
     "parse_presentation_query",
+    "poll_outcome",
     "scope_for",
     "scope_type",
     "unverified_claims",
@@ -224,3 +225,15 @@ def credential_facts(claims: Mapping[str, object]) -> CredentialFacts:
         issued_at=issued_at,
         expires_at=_instant(claims, "exp"),
     )
+
+
+def poll_outcome(
+    held_ids: Sequence[str], issuer_status: str
+) -> Literal["ISSUED", "REJECTED"] | None:
+    """What a status poll of a waiting credential request means: ISSUED when we hold a
+    credential written for it (whatever the issuer says), REJECTED when the issuer rejected it,
+    None (keep waiting) otherwise: an issuer saying ISSUED whose write has not reached us yet
+    is still delivering it."""
+    if held_ids:
+        return "ISSUED"
+    return "REJECTED" if issuer_status == "REJECTED" else None

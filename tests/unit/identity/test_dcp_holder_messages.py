@@ -15,6 +15,7 @@ from connector.core.identity.dcp_holder import (
     credential_facts,
     parse_credential_message,
     parse_presentation_query,
+    poll_outcome,
     scope_for,
     scope_type,
 )
@@ -148,3 +149,11 @@ def test_incomplete_credentials_are_bad_requests(changes: dict[str, Any]) -> Non
         claims["vc"] = {**claims["vc"], "id": None}
     with pytest.raises(BadRequestError):
         credential_facts(claims)
+
+
+def test_a_poll_ends_a_request_only_on_a_held_credential_or_a_rejection() -> None:
+    assert poll_outcome(["urn:uuid:1"], "RECEIVED") == "ISSUED"
+    assert poll_outcome(["urn:uuid:1"], "REJECTED") == "ISSUED"
+    assert poll_outcome([], "REJECTED") == "REJECTED"
+    assert poll_outcome([], "ISSUED") is None  # the write-back is still on its way
+    assert poll_outcome([], "UNKNOWN") is None
