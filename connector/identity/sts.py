@@ -15,7 +15,7 @@ All tokens are compact ES256 JWTs with header `{"alg":"ES256","kid":"<our DID>#<
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
@@ -24,7 +24,12 @@ from joserfc import jwt
 from connector.core.identity.claims import MAX_LIFETIME_SECONDS
 from connector.identity.keys import KeyRing
 
-__all__ = ["ACCESS_TOKEN_LIFETIME_SECONDS", "issue_access_token", "issue_si_token"]
+__all__ = [
+    "ACCESS_TOKEN_LIFETIME_SECONDS",
+    "DcpTokenIssuer",
+    "issue_access_token",
+    "issue_si_token",
+]
 
 ACCESS_TOKEN_LIFETIME_SECONDS: Final = MAX_LIFETIME_SECONDS
 
@@ -71,3 +76,26 @@ def issue_si_token(
     if token is not None:
         claims["token"] = token
     return _sign(keyring, our_did, claims)
+
+
+class DcpTokenIssuer:
+    """Outbound DSP tokens in the `dcp` profile: an SI token carrying our access token for
+    `scopes`, so the counterparty (the verifier) can query our Credential Service."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        our_did: str,
+        scopes: Iterable[str],
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.keyring = keyring
+        self.our_did = our_did
+        self._scopes = tuple(scopes)
+        self._clock = clock
+
+    def issue(self, audience: str, *, extra_claims: Mapping[str, object] | None = None) -> str:
+        now = self._clock()
+        access = issue_access_token(self.keyring, self.our_did, audience, self._scopes, now)
+        return issue_si_token(self.keyring, self.our_did, audience, now, token=access)
