@@ -1,10 +1,16 @@
 from datetime import UTC, datetime
 
+import pytest
 from joserfc import jwt
 from joserfc.jws import extract_compact
 
+from connector.identity.did import MemoryDidSource
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
-from connector.identity.sts import issue_access_token, issue_si_token
+from connector.identity.profile import AuthProfile
+from connector.identity.replay import MemoryReplayStore
+from connector.identity.sts import DcpTokenIssuer, issue_access_token, issue_si_token
+from connector.identity.tokens import TokenVerifier
+from connector.identity.trust import TrustList
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 US = "did:web:holder.example"
@@ -47,3 +53,23 @@ def test_si_token_carries_token_only_when_given() -> None:
     assert carrying["token"] == "abc"
     assert carrying["jti"] != bare["jti"]
     assert carrying["exp"] - carrying["iat"] == 300
+
+
+def test_dcp_issuer_puts_our_access_token_in_the_si_token() -> None:
+    keys = ring()
+    issuer = DcpTokenIssuer(keys, US, [SCOPE], clock=lambda: NOW)
+    si = jwt.decode(issuer.issue(VERIFIER), keys.current.key, algorithms=["ES256"]).claims
+    assert (si["iss"], si["aud"]) == (US, VERIFIER)
+    access = jwt.decode(si["token"], keys.current.key, algorithms=["ES256"]).claims
+    assert (access["iss"], access["aud"], access["sub"], access["scope"]) == (
+        US,
+        US,
+        VERIFIER,
+        SCOPE,
+    )
+
+
+def test_the_dcp_profile_needs_a_presentation_check_and_only_it() -> None:
+    source = MemoryDidSource({})
+    with pytest.raises(ValueError, match="presentation check"):
+        TokenVerifier(source, MemoryReplayStore(), TrustList(), US, lambda: NOW, AuthProfile.DCP)
