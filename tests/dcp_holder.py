@@ -124,6 +124,13 @@ class DcpWorld:
         self.status_fetches = 0
         self.holders: dict[str, Holder] = {}
         self._next_index = 1
+        # (path, Authorization header, body) of every DSP message the connector sent us.
+        self.callbacks: list[tuple[str, str, Any]] = []
+
+    @property
+    def callback(self) -> str:
+        """A callbackAddress for negotiations started from this world (any holder)."""
+        return f"{self.base}/callback"
 
     def holder(self, name: str) -> Holder:
         did = f"{self.root}:holders:{name}"
@@ -274,6 +281,11 @@ class DcpWorld:
                 return JSONResponse(party.document(), media_type="application/did+json")
         return JSONResponse({"error": "unknown"}, status_code=404)
 
+    async def _callback(self, request: Request) -> Response:
+        body = await request.json()
+        self.callbacks.append((request.url.path, request.headers.get("authorization", ""), body))
+        return Response(status_code=200)
+
     async def _status(self, request: Request) -> Response:
         self.status_fetches += 1
         return Response(self.status_list(), media_type="application/vc+jwt")
@@ -283,6 +295,7 @@ class DcpWorld:
             routes=[
                 Route("/holders/{name}/dcp/presentations/query", self._query, methods=["POST"]),
                 Route("/status/1", self._status),
+                Route("/callback/{rest:path}", self._callback, methods=["POST"]),
                 Route("/{rest:path}", self._did),
             ]
         )
