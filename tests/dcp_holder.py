@@ -81,6 +81,7 @@ class Holder(Party):
     vp_object: dict[str, Any] = field(default_factory=dict)
     vp_keys: KeyRing | None = None
     answer_status: int = 200
+    answer_body: bytes | None = None
     queries: list[dict[str, Any]] = field(default_factory=list)
 
     def authorization(
@@ -122,6 +123,9 @@ class DcpWorld:
         self.status_url = f"{self.base}/status/1"
         self.revoked: set[int] = set()
         self.status_fetches = 0
+        # Who signs the status list, and how long it is valid (overridable per test).
+        self.status_signer: Party = self.issuer
+        self.status_valid_for = timedelta(hours=1)
         self.holders: dict[str, Holder] = {}
         self._next_index = 1
         # (path, Authorization header, body) of every DSP message the connector sent us.
@@ -153,6 +157,7 @@ class DcpWorld:
         valid_from: timedelta = timedelta(days=-1),
         valid_for: timedelta = timedelta(days=30),
         subject_id: str | None = None,
+        status_url: str | None = None,
     ) -> int:
         """Issue a VC to `holder` (stored in its Credential Service); returns its status index."""
         signer = issuer or self.issuer
@@ -177,11 +182,11 @@ class DcpWorld:
                 "expirationDate": rfc3339(end),
                 "credentialSubject": {"id": subject_id or holder.did, **(subject or {})},
                 "credentialStatus": {
-                    "id": f"{self.status_url}#{index}",
+                    "id": f"{status_url or self.status_url}#{index}",
                     "type": "StatusList2021Entry",
                     "statusPurpose": "revocation",
                     "statusListIndex": str(index),
-                    "statusListCredential": self.status_url,
+                    "statusListCredential": status_url or self.status_url,
                 },
             },
         }
@@ -194,19 +199,20 @@ class DcpWorld:
             bits[index // 8] |= 0x80 >> (index % 8)
         encoded = base64.urlsafe_b64encode(gzip.compress(bytes(bits))).decode().rstrip("=")
         now = int(datetime.now(UTC).timestamp())
+        signer = self.status_signer
         return sign(
-            self.issuer.keys,
-            self.issuer.did,
+            signer.keys,
+            signer.did,
             {
-                "iss": self.issuer.did,
+                "iss": signer.did,
                 "sub": f"{self.status_url}#list",
                 "iat": now,
-                "exp": now + 3600,
+                "exp": now + int(self.status_valid_for.total_seconds()),
                 "vc": {
                     "@context": [VC_CONTEXT_V1],
                     "id": self.status_url,
                     "type": ["VerifiableCredential", "StatusList2021Credential"],
-                    "issuer": self.issuer.did,
+                    "issuer": signer.did,
                     "issuanceDate": rfc3339(datetime.now(UTC)),
                     "credentialSubject": {
                         "id": f"{self.status_url}#list",
@@ -263,6 +269,8 @@ class DcpWorld:
         holder.queries.append({"token": unverified, "body": body})
         if holder.answer_status != 200:
             return JSONResponse({"error": "nope"}, status_code=holder.answer_status)
+        if holder.answer_body is not None:
+            return Response(holder.answer_body, media_type="application/json")
         presentation = self._presentation(holder, verifier, body["scope"])
         return JSONResponse(
             {

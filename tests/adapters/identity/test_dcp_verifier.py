@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from connector.core.errors import UnauthorizedError
 from connector.core.identity.dcp import DEFAULT_SCOPES, scope_for
+from connector.embedded import free_port
 from connector.identity.did import DidResolver
 from connector.identity.presentations import PresentationVerifier
 from connector.identity.profile import AuthProfile
@@ -359,3 +360,75 @@ async def test_policy_mode_passes_standings_to_the_policy(world: DcpWorld, build
     world.credential(thief, subject_id=revoked.did)
     # Forged or unbound credentials refuse in both modes.
     assert "not the presentation holder" in await refused(verifier, thief)
+
+
+# --- the Credential Service and the status list are untrusted endpoints --------------------
+
+
+async def test_a_credential_service_answer_that_is_not_json_is_refused(
+    world: DcpWorld, build: Build
+) -> None:
+    holder = member(world)
+    holder.answer_body = b"<html>"
+    verifier, _ = build()
+    assert "not JSON" in await refused(verifier, holder)
+
+
+async def test_a_credential_service_off_the_allowed_network_is_never_contacted(
+    world: DcpWorld, build: Build
+) -> None:
+    holder = member(world)
+    holder.services = [
+        {
+            "id": f"{holder.did}#credential-service",
+            "type": "CredentialService",
+            "serviceEndpoint": "http://169.254.169.254/dcp",
+        }
+    ]
+    verifier, _ = build()
+    assert "presentation query refused" in await refused(verifier, holder)
+
+
+async def test_an_unreachable_credential_service_is_refused(world: DcpWorld, build: Build) -> None:
+    holder = member(world)
+    holder.services = [
+        {
+            "id": f"{holder.did}#credential-service",
+            "type": "CredentialService",
+            "serviceEndpoint": f"http://127.0.0.1:{free_port()}/dcp",
+        }
+    ]
+    verifier, _ = build()
+    assert "presentation query failed" in await refused(verifier, holder)
+
+
+@pytest.mark.parametrize(
+    ("status_url", "reason"),
+    [
+        ("http://10.0.0.1/status/1", "status list fetch refused"),
+        ("{base}/status/missing", "status list fetch answered 404"),
+    ],
+)
+async def test_status_lists_come_through_the_guard(
+    world: DcpWorld, build: Build, status_url: str, reason: str
+) -> None:
+    holder = world.holder("listed-elsewhere")
+    world.credential(holder, status_url=status_url.format(base=world.base))
+    verifier, _ = build()
+    assert reason in await refused(verifier, holder)
+
+
+async def test_a_status_list_signed_by_someone_else_is_refused(
+    world: DcpWorld, build: Build
+) -> None:
+    holder = member(world)
+    world.status_signer = world.other_issuer
+    verifier, _ = build()
+    assert "kid does not belong to its signer" in await refused(verifier, holder)
+
+
+async def test_an_expired_status_list_is_refused(world: DcpWorld, build: Build) -> None:
+    holder = member(world)
+    world.status_valid_for = timedelta(minutes=-10)
+    verifier, _ = build()
+    assert "status list credential expired" in await refused(verifier, holder)
