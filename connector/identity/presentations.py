@@ -22,6 +22,7 @@ wire; the reason is logged by the token verifier).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -129,6 +130,7 @@ class PresentationVerifier:
         self._leeway = leeway
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._status_lists: dict[str, tuple[bytes, float]] = {}
+        self._pending: dict[str, asyncio.Future[Mapping[str, JsonValue]]] = {}
 
     async def verify(self, holder: str, access_token: str) -> Mapping[str, JsonValue]:
         """The policy claims of `holder`'s verified credentials.
@@ -140,6 +142,20 @@ class PresentationVerifier:
         cached = self._cache.get(holder)
         if cached is not None and now.timestamp() < cached.until:
             return cached.claims
+        if self._cache_seconds <= 0:
+            return await self._fresh(holder, access_token, now)
+        # One query per caller at a time: a catalog burst before the cache is filled waits for
+        # the first request's answer instead of querying once per request.
+        pending = self._pending.get(holder)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fresh(holder, access_token, now))
+            self._pending[holder] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(holder, None))
+        return await asyncio.shield(pending)
+
+    async def _fresh(
+        self, holder: str, access_token: str, now: datetime
+    ) -> Mapping[str, JsonValue]:
         credentials = await self._credentials(holder, access_token, now)
         if self._refuse:
             for credential in credentials:

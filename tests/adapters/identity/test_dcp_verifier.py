@@ -4,6 +4,7 @@ outbound guard, real Redis for the DID cache and the replay set."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -432,3 +433,28 @@ async def test_an_expired_status_list_is_refused(world: DcpWorld, build: Build) 
     world.status_valid_for = timedelta(minutes=-10)
     verifier, _ = build()
     assert "status list credential expired" in await refused(verifier, holder)
+
+
+async def test_a_burst_before_the_cache_is_filled_queries_once(
+    world: DcpWorld, build: Build
+) -> None:
+    holder = member(world)
+    verifier, _ = build(cache_seconds=60)
+    callers = await asyncio.gather(*(verifier.verify(holder.authorization(US)) for _ in range(5)))
+    assert {c.claims[MEMBERSHIP] for c in callers} == {"active"}
+    assert len(holder.queries) == 1
+
+
+async def test_a_refusal_is_shared_by_the_burst_and_not_cached(
+    world: DcpWorld, build: Build
+) -> None:
+    holder = world.holder("burst-revoked")
+    world.revoked.add(world.credential(holder))
+    verifier, _ = build(cache_seconds=60)
+    results = await asyncio.gather(
+        *(verifier.verify(holder.authorization(US)) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, UnauthorizedError) for r in results), results
+    assert len(holder.queries) == 1
+    assert "is revoked" in await refused(verifier, holder)
+    assert len(holder.queries) == 2
