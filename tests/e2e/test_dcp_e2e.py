@@ -225,3 +225,41 @@ async def test_non_members_are_refused_with_the_reason_recorded(
     reasons = " ".join(view["termination"]["reason"])
     assert "MembershipCredential" in reasons, view
     assert why in reasons, view
+
+
+async def test_in_refuse_mode_a_revoked_member_gets_the_generic_401(
+    world: World,
+    pg_server_url: str,
+    redis_url: str,
+    temporal_address: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    async with running_connector(
+        "provider",
+        free_port(),
+        "did:web:nobody.example",
+        pg_server_url=pg_server_url,
+        redis_url=redis_url,
+        temporal_address=temporal_address,
+        data_dir=tmp_path_factory.mktemp("dcp-refuse"),
+        inproc_workers=False,
+        identity={
+            "profile": "dcp",
+            "trust": {"trusted_issuers": {world.dcp.issuer.did: ["MembershipCredential"]}},
+        },
+    ) as strict:
+        message = {"@context": [DSP_CONTEXT_2025_1], "@type": "CatalogRequestMessage"}
+        for holder, status in ((world.member, 200), (world.revoked, 401), (world.non_member, 401)):
+            resp = await strict.http.post(
+                f"{DSP}/catalog/request",
+                json=message,
+                headers={"Authorization": holder.authorization(strict.did)},
+            )
+            assert resp.status_code == status, resp.text
+            if status == 401:
+                body = resp.json()
+                assert body["@type"] == "CatalogError", body
+                correlation = resp.headers["X-Correlation-Id"]
+                assert body["reason"] == [f"not authenticated (correlation id {correlation})"]
+                assert "revoked" not in resp.text
+                assert "Membership" not in resp.text
