@@ -273,6 +273,16 @@ class IdentitySettings(_Section):
     )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
+    @model_validator(mode="after")
+    def _dcp_trusts_issuers(self) -> IdentitySettings:
+        # With no trusted issuer every presentation fails: a connector that refuses everyone.
+        if self.profile == "dcp" and not self.trust.trusted_issuers:
+            raise ValueError(
+                "identity.profile 'dcp' needs identity.trust.trusted_issuers (issuer DID -> "
+                "credential types it may issue)"
+            )
+        return self
+
     def resolved_did(self, server: ServerSettings) -> str:
         if self.did:
             return self.did
