@@ -19,7 +19,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from connector.core.errors import ConnectorError, UnauthorizedError
-from connector.core.identity.dcp_holder import CREDENTIAL_FORMAT, DCP_CONTEXT
+from connector.core.identity.dcp import DCP_CONTEXT
+from connector.core.identity.dcp_holder import CREDENTIAL_FORMAT
 from connector.identity.did import DidDocumentSource
 from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.stores import credentials

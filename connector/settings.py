@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connector.core.identity.dcp import DEFAULT_SCOPES, scope_type
 from connector.identity.trust import TrustConfig
 from connector.outbound import OutboundConfig
 
@@ -208,6 +209,39 @@ class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
 
 
+class DcpSettings(_Section):
+    """The `dcp` profile's verifier (decision 0022, docs/security.md)."""
+
+    scopes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SCOPES),
+        min_length=1,
+        description="Scopes asked of a caller's Credential Service, and granted in our own "
+        "access tokens ('org.eclipse.dspace.dcp.vc.type:<Type>:read').",
+    )
+    credential_failures: Literal["refuse", "policy"] = Field(
+        default="refuse",
+        description="A presented credential that is expired, not yet valid, revoked or from an "
+        "issuer not trusted for its type, or a requested type missing: refuse the request "
+        "(refuse, DCP 1.0) or let policies see the credential's standing (policy).",
+    )
+    status_list_ttl_seconds: int = Field(
+        default=300, ge=0, description="How long a fetched status list is reused."
+    )
+    presentation_cache_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="A caller's verified credentials are reused until the earliest expiry, at "
+        "most this long (0: query on every request).",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _credential_scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            scope_type(scope)
+        return scopes
+
+
 class IdentitySettings(_Section):
     participant_id: str | None = Field(
         default=None, description="DSP participant id; defaults to the DID."
@@ -223,11 +257,12 @@ class IdentitySettings(_Section):
     )
     rotation_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     cert_path: Path | None = None
-    profile: Literal["secure", "dev"] = "secure"
+    profile: Literal["secure", "dcp", "dev"] = "secure"
     allow_insecure: bool = Field(
         default=False, description="Required to start the `dev` profile (unsigned tokens)."
     )
     trust: TrustConfig = TrustConfig()
+    dcp: DcpSettings = DcpSettings()
     did_cache_ttl_seconds: int = Field(default=300, ge=0)
     did_refresh_interval_seconds: int = Field(
         default=30,
@@ -237,6 +272,16 @@ class IdentitySettings(_Section):
         "rotation), at most once per this many seconds per DID",
     )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _dcp_trusts_issuers(self) -> IdentitySettings:
+        # With no trusted issuer every presentation fails: a connector that refuses everyone.
+        if self.profile == "dcp" and not self.trust.trusted_issuers:
+            raise ValueError(
+                "identity.profile 'dcp' needs identity.trust.trusted_issuers (issuer DID -> "
+                "credential types it may issue)"
+            )
+        return self
 
     def resolved_did(self, server: ServerSettings) -> str:
         if self.did:

@@ -1,7 +1,8 @@
 """A DCP 1.0 counterparty on loopback for the holder tests: an issuer service and a verifier.
 
 `DcpPeer` is a small FastAPI app on a free port with its own did:web identity (generated key
-ring; DID document at `/.well-known/did.json` with an `IssuerService` at `<base>/issuer`). It
+ring; DID document at `/.well-known/did.json` with an `IssuerService` at `<base>/issuer`) and
+its StatusList2021 credential at `<base>/status/1` (nothing revoked). It
 signs real ES256 JWTs: VCs (`vc`), self-issued tokens (`si_token`), access tokens minted with
 the HOLDER's key ring (`access_token`, what the holder's STS would put in the `token` claim).
 
@@ -18,6 +19,8 @@ As an issuer it answers the Credential Issuance Protocol per the wire contract:
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import os
 import sys
 import uuid
@@ -34,14 +37,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from joserfc import jwt
 
-from connector.core.identity.dcp_holder import DCP_CONTEXT, VC_CONTEXT, scope_for
+from connector.core.identity.dcp import DCP_CONTEXT, scope_for
+from connector.core.identity.dcp_holder import VC_CONTEXT
 from connector.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyRing, load_or_create_keyring
 from connector.settings import Settings, to_env
 from tests.twoconn import did_for
 
-STATUS_LIST_URL: Final = "http://localhost:1/status/1"
+STATUS_LIST_BITS: Final = 131072
 ROOT: Final = Path(__file__).resolve().parents[1]
 Mode = Literal["issue", "reject", "reject-write", "silent"]
 
@@ -110,6 +114,40 @@ class DcpPeer:
     def base(self) -> str:
         return f"http://localhost:{self.port}"
 
+    @property
+    def status_list_url(self) -> str:
+        return f"{self.base}/status/1"
+
+    def status_list(self) -> str:
+        """Our StatusList2021Credential (nothing revoked), as a verifier fetches it."""
+        bits = bytes(STATUS_LIST_BITS // 8)
+        encoded = base64.urlsafe_b64encode(gzip.compress(bits)).decode().rstrip("=")
+        now = datetime.now(UTC).replace(microsecond=0)
+        url = self.status_list_url
+        return sign(
+            self.keyring,
+            self.did,
+            {
+                "iss": self.did,
+                "sub": f"{url}#list",
+                "iat": int(now.timestamp()),
+                "exp": int(now.timestamp()) + 3600,
+                "vc": {
+                    "@context": [VC_CONTEXT],
+                    "id": url,
+                    "type": ["VerifiableCredential", "StatusList2021Credential"],
+                    "issuer": self.did,
+                    "issuanceDate": now.isoformat().replace("+00:00", "Z"),
+                    "credentialSubject": {
+                        "id": f"{url}#list",
+                        "type": "StatusList2021",
+                        "statusPurpose": "revocation",
+                        "encodedList": encoded,
+                    },
+                },
+            },
+        )
+
     # --- tokens and credentials -------------------------------------------------------------
 
     def si_token(self, audience: str, *, token: str | None = None, **overrides: Any) -> str:
@@ -157,11 +195,11 @@ class DcpPeer:
                     "expirationDate": expires.isoformat().replace("+00:00", "Z"),
                     "credentialSubject": {"id": subject, "memberOf": "test-dataspace"},
                     "credentialStatus": {
-                        "id": f"{STATUS_LIST_URL}#7",
+                        "id": f"{self.status_list_url}#7",
                         "type": "StatusList2021Entry",
                         "statusPurpose": "revocation",
                         "statusListIndex": "7",
-                        "statusListCredential": STATUS_LIST_URL,
+                        "statusListCredential": self.status_list_url,
                     },
                 },
             },
@@ -231,6 +269,10 @@ class DcpPeer:
             return Response(
                 status_code=201, headers={"Location": f"{self.base}/issuer/requests/{issuer_pid}"}
             )
+
+        @app.get("/status/1")
+        async def status_list() -> Response:
+            return Response(self.status_list(), media_type="application/jwt")
 
         @app.get("/issuer/requests/{pid}")
         async def request_status(pid: str) -> Response:

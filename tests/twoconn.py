@@ -297,13 +297,6 @@ class DataPlane:
             self.process = None
 
 
-def _identity(peer_did: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """Trust `peer_did`, plus whatever identity settings (and trust entries) the test adds."""
-    extra = dict(extra)
-    trust = {"allowed_dids": [peer_did], **extra.pop("trust", {})}
-    return {"trust": trust, **extra}
-
-
 @asynccontextmanager
 async def running_connector(
     name: str,
@@ -355,7 +348,7 @@ async def running_connector(
         redis={"url": redis_url},
         temporal={**temporal, **overrides.pop("temporal", {})},
         management={"api_keys": [KEY]},
-        identity=_identity(peer_did, overrides.pop("identity", {})),
+        identity={"trust": {"allowed_dids": [peer_did]}, **overrides.pop("identity", {})},
         outbound=outbound_settings,
         dataplane=dataplane_settings,
         **overrides,

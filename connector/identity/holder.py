@@ -15,13 +15,13 @@ import asyncpg
 from redis.asyncio import Redis
 
 from connector.core.errors import BadRequestError, UnauthorizedError
+from connector.core.identity.dcp import DCP_CONTEXT
 from connector.core.identity.dcp_holder import (
-    DCP_CONTEXT,
     CredentialFacts,
     CredentialMessage,
+    granted_types,
     parse_credential_message,
     parse_presentation_query,
-    scope_type,
 )
 from connector.encryption.keyring import DataKeys
 from connector.identity.credentials import verify_credential
@@ -120,8 +120,7 @@ class CredentialHolder:
         now = self._clock()
         grant = await self._auth.authorize(authorization, now)
         asked = parse_presentation_query(body)
-        granted = set(grant.scopes)
-        types = [t for s in asked if s in granted and (t := scope_type(s)) is not None]
+        types = granted_types(asked, grant.scopes)
         found = await credentials.matching(self._pool, self._keys, types, now)
         vp = mint_presentation(self._keyring, self.our_did, grant.verifier_did, found, now)
         return {

@@ -27,7 +27,8 @@ from joserfc.jwk import ECKey
 from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleActionStartWorkflow
 from temporalio.worker import Replayer
 
-from connector.core.identity.dcp_holder import DCP_CONTEXT, unverified_claims
+from connector.core.identity.dcp import DCP_CONTEXT
+from connector.core.identity.dcp_holder import unverified_claims
 from connector.embedded import free_port
 from connector.encryption.aead import SEALED_PREFIX
 from connector.identity.keys import KeyRing

@@ -15,27 +15,23 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from connector.core.errors import BadRequestError
+from connector.core.identity.dcp import DCP_CONTEXT, scope_type
 
 __all__ = [
     "CREDENTIAL_FORMAT",
-    "DCP_CONTEXT",
-    "SCOPE_PREFIX",
     "VC_CONTEXT",
     "CredentialFacts",
     "CredentialMessage",
     "UnsupportedQueryError",
     "credential_facts",
+    "granted_types",
     "parse_credential_message",
     "parse_presentation_query",
     "poll_outcome",
-    "scope_for",
-    "scope_type",
     "unverified_claims",
 ]
 
-DCP_CONTEXT: Final = "https://w3id.org/dspace-dcp/v1.0/dcp.jsonld"
 VC_CONTEXT: Final = "https://www.w3.org/2018/credentials/v1"
-SCOPE_PREFIX: Final = "org.eclipse.dspace.dcp.vc.type:"
 CREDENTIAL_FORMAT: Final = "vc1_0_jwt"
 _MAX_SCOPES: Final = 32
 _MAX_CREDENTIALS: Final = 32
@@ -45,17 +41,21 @@ class UnsupportedQueryError(Exception):
     """A query by `presentationDefinition` (DIF Presentation Exchange), which we do not serve."""
 
 
-def scope_for(credential_type: str) -> str:
-    """`org.eclipse.dspace.dcp.vc.type:<type>:read`."""
-    return f"{SCOPE_PREFIX}{credential_type}:read"
-
-
-def scope_type(scope: str) -> str | None:
-    """The credential type a read scope names, or None for any other scope."""
-    if not scope.startswith(SCOPE_PREFIX) or not scope.endswith(":read"):
-        return None
-    credential_type = scope[len(SCOPE_PREFIX) : -len(":read")]
-    return credential_type if credential_type and ":" not in credential_type else None
+def granted_types(asked: Sequence[str], granted: Sequence[str]) -> list[str]:
+    """The credential types of the scopes both asked for and granted, in the order asked; a
+    scope that names no credential type (`connector.core.identity.dcp.scope_type`) is skipped."""
+    allowed = set(granted)
+    types: list[str] = []
+    for scope in asked:
+        if scope not in allowed:
+            continue
+        try:
+            credential_type = scope_type(scope)
+        except ValueError:
+            continue
+        if credential_type not in types:
+            types.append(credential_type)
+    return types
 
 
 def _message(body: object, message_type: str) -> Mapping[str, object]:

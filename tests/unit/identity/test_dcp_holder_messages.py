@@ -9,29 +9,27 @@ from typing import Any
 import pytest
 
 from connector.core.errors import BadRequestError
+from connector.core.identity.dcp import DCP_CONTEXT, scope_for
 from connector.core.identity.dcp_holder import (
-    DCP_CONTEXT,
     UnsupportedQueryError,
     credential_facts,
+    granted_types,
     parse_credential_message,
     parse_presentation_query,
     poll_outcome,
-    scope_for,
-    scope_type,
 )
 
 HOLDER = "did:web:holder.example"
 ISSUER = "did:web:issuer.example"
 
 
-def test_read_scopes_name_their_credential_type() -> None:
-    assert scope_for("MembershipCredential") == (
-        "org.eclipse.dspace.dcp.vc.type:MembershipCredential:read"
-    )
-    assert scope_type(scope_for("PcfCredential")) == "PcfCredential"
-    assert scope_type("org.eclipse.dspace.dcp.vc.type:PcfCredential:write") is None
-    assert scope_type("org.eclipse.dspace.dcp.vc.type::read") is None
-    assert scope_type("openid") is None
+def test_only_scopes_both_asked_for_and_granted_name_types_to_present() -> None:
+    alias = "org.eclipse.dspace.dcp.vc.type:PcfCredential"  # the spec's two-part form
+    asked = [scope_for("A"), scope_for("B"), alias, "openid", scope_for("A")]
+    granted = [scope_for("A"), alias, "openid", scope_for("C")]
+    assert granted_types(asked, granted) == ["A", "PcfCredential"]
+    assert granted_types([scope_for("B")], granted) == []
+    assert granted_types([], granted) == []
 
 
 def _query(**fields: Any) -> dict[str, Any]:
