@@ -20,12 +20,14 @@ from api import health as health_routes
 from api import management as management_routes
 from api.catalog_service import open_catalog_service
 from api.content_type import JsonBodyMiddleware
+from api.dcp import credential_service as dcp_credential_service
 from api.docs import install_docs
 from api.dsp import catalog as dsp_catalog
 from api.dsp import negotiations as dsp_negotiations
 from api.dsp import transfers as dsp_transfers
 from api.gateway import TemporalGateway
 from api.idempotency import purge_periodically
+from api.management import credentials as management_credentials
 from api.management import negotiations as management_negotiations
 from api.management import transfers as management_transfers
 from api.negotiations import NegotiationEdge
@@ -36,7 +38,8 @@ from connector.core.dsp import DspVersion
 from connector.encryption.runtime import data_keys
 from connector.http_errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
-from connector.identity.runtime import build_identity
+from connector.identity.holder import CredentialHolder
+from connector.identity.runtime import build_identity, utc_now
 from connector.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
 from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.resources import Resources, borrowed, open_resources
@@ -63,6 +66,15 @@ def create_app(
             app.state.identity = identity
             keys = data_keys(settings)  # sealed EDRs, the codec endpoint
             app.state.data_keys = keys
+            app.state.credential_holder = CredentialHolder.build(
+                settings,
+                resources.pool,
+                resources.redis,
+                identity.http,
+                keys,
+                identity.keyring,
+                utc_now,
+            )
             if resources.temporal is None:  # pragma: no cover - the control plane always has one
                 raise RuntimeError("the control plane needs a Temporal client")
             gateway = TemporalGateway(
@@ -123,6 +135,8 @@ def create_app(
     app.include_router(dsp_catalog.router)
     app.include_router(management_negotiations.router)
     app.include_router(management_transfers.router)
+    app.include_router(management_credentials.router)
+    app.include_router(dcp_credential_service.router)
     for version in DspVersion:
         app.include_router(dsp_negotiations.router(version))
         app.include_router(dsp_transfers.router(version))

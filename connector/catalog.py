@@ -75,7 +75,7 @@ from connector.core.policy import (
     to_json,
     validate_policy,
 )
-from connector.core.policy.functions import canonical_left_operand
+from connector.core.policy.functions import canonical_left_operand, is_credential_operand
 from connector.logging import get_logger
 from connector.outbound import GuardedHttp, OutboundRefusedError
 from connector.stores.catalog import (
@@ -257,7 +257,11 @@ def caller_only(policy: JsonValue) -> bool:
         for key, value in policy.items():
             if key == "leftOperand":
                 name = canonical_left_operand(value) if isinstance(value, str) else ""
-                if name not in CALLER_ONLY_OPERANDS and not name.startswith("claim:"):
+                if (
+                    name not in CALLER_ONLY_OPERANDS
+                    and not name.startswith("claim:")
+                    and not is_credential_operand(name)
+                ):
                     return False
             elif not caller_only(value):
                 return False

@@ -17,6 +17,12 @@
                                     a whole edge node onto an empty data dir (nothing running)
     connector encryption init|status|rotate
                                     the data key ring (payload codec, backups, sealed EDRs)
+    connector credentials list|requests|request|import
+                                    DCP verifiable credentials we hold, and our requests
+    connector issuer init|participants|issue|revoke|list|requests|rotate-key|serve
+                                    a development credential issuer for a local data space
+                                    (MembershipCredentials, status-list revocation, DCP
+                                    issuance); not for production (decision 0024)
 
 A bad configuration value exits with code 2 and one line naming the key.
 """
@@ -62,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("temporal-bootstrap", help="register namespace and search attributes")
     _backup_parsers(sub)
+    _credentials_parsers(sub)
     encryption = sub.add_parser("encryption", help="the data key ring")
     encryption_sub = encryption.add_subparsers(dest="encryption_command", required=True)
     encryption_sub.add_parser(
@@ -71,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     encryption_sub.add_parser(
         "rotate", help="add a new current data key (old keys keep decrypting)"
     )
+    from connector.issuer.cli import add_parsers as add_issuer_parsers
+
+    add_issuer_parsers(sub)
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the effective configuration, secrets redacted")
@@ -112,6 +122,21 @@ def _backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
 
 
+def _credentials_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    creds = sub.add_parser("credentials", help="DCP verifiable credentials we hold (decision 0023)")
+    creds_sub = creds.add_subparsers(dest="credentials_command", required=True)
+    creds_sub.add_parser("list", help="held credentials (never their payloads)")
+    requests = creds_sub.add_parser("requests", help="our credential requests, newest first")
+    requests.add_argument("--renewals", action="store_true", help="only renewals")
+    request = creds_sub.add_parser("request", help="request a credential from an issuer")
+    request.add_argument("issuer_did", help="the issuer's did:web")
+    request.add_argument("credential_type", help="e.g. MembershipCredential")
+    imported = creds_sub.add_parser(
+        "import", help="store a pre-issued VC JWT (verified as the Storage API verifies it)"
+    )
+    imported.add_argument("file", type=Path, help="file holding the VC JWT")
+
+
 def _confirm_restore(args: argparse.Namespace) -> bool:
     if args.yes:
         return True
@@ -128,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector.datadir import private_umask
 
     private_umask()
+    if args.command == "issuer":
+        # A separate dev tool with its own data dir: no connector settings involved.
+        from connector.issuer.cli import run as run_issuer
+        from connector.logging import configure_logging
+        from connector.settings import LoggingSettings
+
+        configure_logging(LoggingSettings(format="console"), "issuer")
+        return run_issuer(args)
     overrides = {}
     if args.command == "up" and args.workers and not args.separate_roles:
         print(
@@ -200,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workers.backup_ops import run_backup_command
 
         return _exit(asyncio.run(run_backup_command(settings, args)))
+    if args.command == "credentials":
+        from workers.credential_ops import run_credentials_command
+
+        return _exit(asyncio.run(run_credentials_command(settings, args)))
     if args.command == "restore":
         if not _confirm_restore(args):
             return EXIT_CONFIG
@@ -243,7 +280,7 @@ def _oidc_keys_readable(settings: Settings) -> bool:
 
 #: Commands that encrypt or decrypt with the data key ring (checked before anything starts).
 _KEYED_COMMANDS = frozenset(
-    {"up", "control-plane", "worker", "temporal-bootstrap", "backup", "restore"}
+    {"up", "control-plane", "worker", "temporal-bootstrap", "backup", "restore", "credentials"}
 )
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connector.core.identity.dcp import DEFAULT_SCOPES, scope_type
 from connector.identity.trust import TrustConfig
 from connector.outbound import OutboundConfig
 
@@ -210,6 +211,39 @@ class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
 
 
+class DcpSettings(_Section):
+    """The `dcp` profile's verifier (decision 0022, docs/security.md)."""
+
+    scopes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SCOPES),
+        min_length=1,
+        description="Scopes asked of a caller's Credential Service, and granted in our own "
+        "access tokens ('org.eclipse.dspace.dcp.vc.type:<Type>:read').",
+    )
+    credential_failures: Literal["refuse", "policy"] = Field(
+        default="refuse",
+        description="A presented credential that is expired, not yet valid, revoked or from an "
+        "issuer not trusted for its type, or a requested type missing: refuse the request "
+        "(refuse, DCP 1.0) or let policies see the credential's standing (policy).",
+    )
+    status_list_ttl_seconds: int = Field(
+        default=300, ge=0, description="How long a fetched status list is reused."
+    )
+    presentation_cache_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="A caller's verified credentials are reused until the earliest expiry, at "
+        "most this long (0: query on every request).",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _credential_scopes(cls, scopes: list[str]) -> list[str]:
+        for scope in scopes:
+            scope_type(scope)
+        return scopes
+
+
 class IdentitySettings(_Section):
     participant_id: str | None = Field(
         default=None, description="DSP participant id; defaults to the DID."
@@ -225,11 +259,12 @@ class IdentitySettings(_Section):
     )
     rotation_grace_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     cert_path: Path | None = None
-    profile: Literal["secure", "dev"] = "secure"
+    profile: Literal["secure", "dcp", "dev"] = "secure"
     allow_insecure: bool = Field(
         default=False, description="Required to start the `dev` profile (unsigned tokens)."
     )
     trust: TrustConfig = TrustConfig()
+    dcp: DcpSettings = DcpSettings()
     did_cache_ttl_seconds: int = Field(default=300, ge=0)
     did_refresh_interval_seconds: int = Field(
         default=30,
@@ -239,6 +274,16 @@ class IdentitySettings(_Section):
         "rotation), at most once per this many seconds per DID",
     )
     token_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _dcp_trusts_issuers(self) -> IdentitySettings:
+        # With no trusted issuer every presentation fails: a connector that refuses everyone.
+        if self.profile == "dcp" and not self.trust.trusted_issuers:
+            raise ValueError(
+                "identity.profile 'dcp' needs identity.trust.trusted_issuers (issuer DID -> "
+                "credential types it may issue)"
+            )
+        return self
 
     def resolved_did(self, server: ServerSettings) -> str:
         if self.did:
@@ -664,6 +709,33 @@ class EncryptionSettings(_Section):
         return [f"http://127.0.0.1:{temporal.ui_port}", f"http://localhost:{temporal.ui_port}"]
 
 
+class CredentialSettings(_Section):
+    """DCP holder: requesting and renewing our verifiable credentials (decision 0023)."""
+
+    request_deadline_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="A credential request not answered with a credential by then ends EXPIRED",
+    )
+    poll_interval_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How often a waiting request asks the issuer for its status (a fallback: "
+        "the issuer's write to our Storage API ends the wait at once)",
+    )
+    renewal_enabled: bool = Field(
+        default=True, description="Run the daily credential renewal Schedule"
+    )
+    renewal_schedule: str = Field(
+        default="30 3 * * *", description="Cron expression of the renewal run (UTC)"
+    )
+    renewal_window_seconds: int = Field(
+        default=14 * 24 * 3600,
+        ge=1,
+        description="A held credential expiring within this window is renewed",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -696,6 +768,7 @@ class Settings(BaseSettings):
     workers: WorkerSettings = WorkerSettings()
     backup: BackupSettings = BackupSettings()
     encryption: EncryptionSettings = EncryptionSettings()
+    credentials: CredentialSettings = CredentialSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -765,17 +838,27 @@ class _NoEnvSettings(Settings):
 
 
 def to_env(settings: Settings) -> dict[str, str]:
-    """The settings as CONNECTOR_* env vars (how `connector up` configures its children)."""
+    """The settings as CONNECTOR_* env vars (how `connector up` configures its children).
+
+    Sections nest with `__`; a free-form mapping (e.g. `identity.trust.trusted_issuers`, keyed
+    by DIDs) travels as one JSON value, its keys as they are."""
     out: dict[str, str] = {}
-    for key, value in settings.model_dump(mode="python", exclude_none=True).items():
-        _flatten(value, ENV_PREFIX + key.upper(), out)
+    for key in type(settings).model_fields:
+        value = getattr(settings, key)
+        if value is not None:
+            _flatten(value, ENV_PREFIX + key.upper(), out)
     return out
 
 
 def _flatten(value: Any, name: str, out: dict[str, str]) -> None:
+    if isinstance(value, BaseModel):
+        for key in type(value).model_fields:
+            inner = getattr(value, key)
+            if inner is not None:
+                _flatten(inner, f"{name}{ENV_NESTED_DELIMITER}{key.upper()}", out)
+        return
     if isinstance(value, dict):
-        for key, inner in value.items():
-            _flatten(inner, f"{name}{ENV_NESTED_DELIMITER}{key.upper()}", out)
+        out[name] = json.dumps(_plain(value))
         return
     out[name] = _env_value(value)
 
@@ -786,17 +869,21 @@ def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return json.dumps(
-            [v.get_secret_value() if isinstance(v, SecretStr) else _plain(v) for v in value]
-        )
+        return json.dumps(_plain(value))
     return str(value)
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(mode="python", exclude_none=True))
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 

@@ -348,7 +348,7 @@ async def running_connector(
         redis={"url": redis_url},
         temporal={**temporal, **overrides.pop("temporal", {})},
         management={"api_keys": [KEY]},
-        identity={"trust": {"allowed_dids": [peer_did]}},
+        identity={"trust": {"allowed_dids": [peer_did]}, **overrides.pop("identity", {})},
         outbound=outbound_settings,
         dataplane=dataplane_settings,
         **overrides,

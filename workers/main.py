@@ -109,13 +109,19 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
 
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
-    """The ops worker keeps the backup Schedule in line with configuration (idempotent)."""
+    """The ops worker keeps the backup and credential renewal Schedules in line with
+    configuration (idempotent)."""
     from workers.backup_ops import ensure_backup_schedule
+    from workers.credential_ops import ensure_renewal_schedule
 
     try:
         log.info("backup schedule", change=await ensure_backup_schedule(client, settings))
     except Exception as exc:  # a schedule problem must not stop the worker; it is logged loudly
         log.error("backup schedule not applied", error=str(exc))
+    try:
+        log.info("renewal schedule", change=await ensure_renewal_schedule(client, settings))
+    except Exception as exc:  # as above: logged loudly, the worker runs on
+        log.error("credential renewal schedule not applied", error=str(exc))
 
 
 async def publish_backup_status(resources: Resources, settings: Settings, metrics: Metrics) -> None:

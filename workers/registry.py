@@ -10,6 +10,7 @@ import asyncpg
 
 from activities.backup import BackupActivities
 from activities.dataplane import DataPlaneActivities
+from activities.dcp_issuance import DcpIssuanceActivities, request_row
 from activities.dsp_client import DspClientActivities
 from activities.operator_webhook import OperatorWebhookActivities
 from activities.projections import ProjectionActivities
@@ -20,19 +21,23 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
 from connector.encryption.keyring import DataKeys
 from connector.encryption.runtime import data_keys
+from connector.identity.holder import build_resolver
 from connector.identity.runtime import Identity
 from connector.maintenance import maintenance_key
 from connector.metrics import Metrics
 from connector.reconcile import Projection, ProjectionKind, Upsert
 from connector.resources import Resources
 from connector.settings import TaskQueues
-from connector.stores import negotiations, transfers
+from connector.stores import credentials, negotiations, transfers
 from connector.stores.pool import database_url
 from dataplane.client import SignalingClient
 from dataplane.signaling import signaling_secret
 from workflows import names
 from workflows.backup import BackupWorkflow
 from workflows.backup_verify import BackupVerifyWorkflow
+from workflows.credential_contracts import CredentialRequestView
+from workflows.credential_renewal import CredentialRenewalWorkflow
+from workflows.credential_request import CredentialRequestWorkflow
 from workflows.negotiation import NegotiationWorkflow
 from workflows.restore import RestoreWorkflow
 from workflows.transfer import TransferWorkflow
@@ -60,6 +65,12 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
     signaling = SignalingClient(settings.dataplane.signaling_base(), signaling_secret(settings))
     data_plane = DataPlaneActivities(signaling)
     webhook = OperatorWebhookActivities(settings.operator_webhook, ctx.identity.http)
+    issuance = DcpIssuanceActivities(
+        ctx.identity.http,
+        ctx.identity.issuer,
+        build_resolver(settings, ctx.resources.redis, ctx.identity.http),
+        ctx.resources.pool,
+    )
     return [
         dsp.send_negotiation_message,
         dsp.delivery_sent,
@@ -71,12 +82,22 @@ def _control_activities(ctx: WorkerContext) -> list[Callable[..., Any]]:
         data_plane.stop_flow,
         data_plane.await_flow,
         webhook.notify,
+        issuance.request_credential,
+        issuance.credential_status,
+        issuance.expiring_credentials,
+        issuance.upsert_credential_request,
     ]
 
 
 async def _upsert_negotiation_view(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
     result = await negotiations.upsert_view(conn, NegotiationRecord.model_validate(view))
     return result.changed
+
+
+async def _upsert_credential_request(conn: asyncpg.Connection, view: Mapping[str, Any]) -> bool:
+    return await credentials.upsert_request(
+        conn, request_row(CredentialRequestView.model_validate(view))
+    )
 
 
 def _transfer_upsert(keys: DataKeys) -> Upsert:
@@ -110,6 +131,15 @@ def projection_kinds(keys: DataKeys, task_queue: str | None = None) -> list[Proj
             query=names.QRY_TRANSFER_VIEW,
             upsert_fn=_transfer_upsert(keys),
             version_field="transfer.version",
+            task_queue=task_queue,
+        ),
+        Projection(
+            name="credential_requests",
+            table=credentials.REQUESTS_TABLE,
+            workflow_type=names.WF_CREDENTIAL_REQUEST,
+            workflow_id_prefix="credential-request:",
+            query=names.QRY_CREDENTIAL_REQUEST_VIEW,
+            upsert_fn=_upsert_credential_request,
             task_queue=task_queue,
         ),
     ]
@@ -162,7 +192,12 @@ def ops_activities(
 def registry(queues: TaskQueues) -> dict[str, QueueRegistration]:
     return {
         queues.control: QueueRegistration(
-            workflows=[NegotiationWorkflow, TransferWorkflow],
+            workflows=[
+                NegotiationWorkflow,
+                TransferWorkflow,
+                CredentialRequestWorkflow,
+                CredentialRenewalWorkflow,
+            ],
             activities=_control_activities,
         ),
         queues.ops: QueueRegistration(

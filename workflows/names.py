@@ -70,3 +70,23 @@ def verify_workflow_id(backup_id: str, stamp: str) -> str:
 
 def restore_workflow_id(backup_id: str) -> str:
     return f"restore:{backup_id}"
+
+
+# --- DCP holder: credential issuance and renewal (decision 0023) ------------------------------
+WF_CREDENTIAL_REQUEST: Final = "dcp.credential_request"
+WF_CREDENTIAL_RENEWAL: Final = "dcp.credential_renewal"
+# The Storage API received what the issuer wrote back for one request.
+SIG_CREDENTIAL_RECEIVED: Final = "credential.received"
+QRY_CREDENTIAL_REQUEST_VIEW: Final = "credential_request.view"
+ACT_REQUEST_CREDENTIAL: Final = "dcp.request_credential"
+ACT_CREDENTIAL_STATUS: Final = "dcp.credential_status"
+ACT_EXPIRING_CREDENTIALS: Final = "dcp.expiring_credentials"
+ACT_PROJECT_CREDENTIAL_REQUEST: Final = "projection.upsert_credential_request"
+ERR_ISSUER_REJECTED: Final = "dcp_issuer_rejected"
+
+SCHEDULE_CREDENTIAL_RENEWAL: Final = "credential-renewal"
+SCHEDULE_CREDENTIAL_RENEWAL_ACTION_ID: Final = "credential-renewal"  # + the scheduled time
+
+
+def credential_request_workflow_id(holder_pid: str) -> str:
+    return f"credential-request:{holder_pid}"

@@ -375,6 +375,10 @@ class TransferWorkflow:
             return
         address = result.data_address if result is not None else None
         self._facts = decide.Facts(flow_prepared=True, data_address=address)
+        ended = decide.stop_if_ended(self._t, self._facts_now())
+        if ended is not None:
+            await self._data_plane_stop(self._stop(ended), local=False)
+            self._facts = decide.Facts()
 
     async def _wait_for_change(self) -> None:
         # Against the projected version: a message applied while the last projection ran must

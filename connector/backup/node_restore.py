@@ -94,6 +94,18 @@ def _occupied(settings: Settings, data_dir: Path) -> list[Path]:
     return found
 
 
+def _unused_ring(settings: Settings, data_dir: Path, occupied: list[Path]) -> Path | None:
+    """The managed data key ring when it is all the data dir holds: a command run on the new
+    machine before the restore (`connector backup list`, say) generated it, and nothing in the
+    data dir is encrypted with it, so the backup's ring may take its place."""
+    if settings.encryption.key_file is not None:
+        return None
+    ring = settings.encryption.resolved_key_file(data_dir)
+    if occupied != [ring.parent] or not ring.parent.is_dir() or ring.parent.is_symlink():
+        return None
+    return ring if [p.name for p in ring.parent.iterdir()] == [ring.name] else None
+
+
 def _clear(paths: list[Path]) -> None:
     for path in paths:
         if path.is_dir() and not path.is_symlink():
@@ -205,6 +217,9 @@ async def restore_node(
     started = time.monotonic()
     data_dir = await asyncio.to_thread(Path(settings.data_dir).resolve)
     occupied = await asyncio.to_thread(_occupied, settings, data_dir)
+    unused_ring = await asyncio.to_thread(_unused_ring, settings, data_dir, occupied)
+    if unused_ring is not None:
+        occupied = []
     if occupied and not force:
         raise NodeRestoreError(
             f"data dir {data_dir} is not empty ({', '.join(p.name for p in occupied[:5])}"
@@ -259,7 +274,11 @@ async def restore_node(
     ring_path = settings.encryption.resolved_key_file(data_dir)
     for name, content in files.items():
         if name == node_parts.DATA_KEYS:
-            if ring_path.exists() and ring_path.read_bytes() != content:
+            if (
+                ring_path != unused_ring
+                and ring_path.exists()
+                and ring_path.read_bytes() != content
+            ):
                 raise NodeRestoreError(
                     f"{ring_path} exists and differs from the backup's data key ring; move it "
                     "away or point encryption.key_file elsewhere"

@@ -66,7 +66,7 @@ RELOAD_SECONDS: Final = 10.0
 #: An unknown key id re-reads the file at most this often (a flood of foreign ids costs nothing).
 MISS_RELOAD_SECONDS: Final = 1.0
 
-Purpose = Literal["temporal-payload", "backup", "edr", "node-secrets"]
+Purpose = Literal["temporal-payload", "backup", "edr", "node-secrets", "credential"]
 
 
 class KeyFileError(Exception):

@@ -1,4 +1,5 @@
-"""The auth profile (`identity.profile`): `secure` (signed did:web JWTs, the default) or `dev`.
+"""The auth profile (`identity.profile`): `secure` (signed did:web JWTs, the default), `dcp`
+(secure plus DCP 1.0 verifiable presentations, decision 0022) or `dev`.
 
 Its own module, apart from the token code, because every role checks it at start and the
 data plane must not load joserfc and cryptography's OpenSSL bindings just for that.
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 class AuthProfile(StrEnum):
     SECURE = "secure"
+    DCP = "dcp"
     DEV = "dev"
 
 

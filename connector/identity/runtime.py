@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 
 from connector.identity.did import DidResolver, build_did_document
 from connector.identity.keys import KeyRing, keyring_from_files, load_or_create_keyring
+from connector.identity.presentations import PresentationVerifier
 from connector.identity.replay import RedisReplayStore
+from connector.identity.sts import DcpTokenIssuer
 from connector.identity.tokens import (
     AuthProfile,
     DevTokenIssuer,
@@ -47,12 +49,14 @@ class Identity:
     participant_id: str
     profile: AuthProfile
     keyring: KeyRing
-    issuer: TokenIssuer | DevTokenIssuer
+    issuer: TokenIssuer | DcpTokenIssuer | DevTokenIssuer
     verifier: TokenVerifier
     http: GuardedHttp
+    # Published in our DID document: our Credential Service (DCP holder, decision 0023).
+    services: tuple[dict[str, object], ...] = ()
 
     def did_document(self) -> dict[str, object]:
-        return build_did_document(self.did, self.keyring.published(utc_now()))
+        return build_did_document(self.did, self.keyring.published(utc_now()), self.services)
 
     def authorization(self, audience: str) -> str:
         return f"Bearer {self.issuer.issue(audience)}"
@@ -80,18 +84,47 @@ def build_identity(
         allow_http=settings.outbound.allow_http,
         allow_ip=settings.outbound.allow_http,
     )
+    trust = TrustList.from_config(settings.identity.trust)
+    dcp = settings.identity.dcp
+    presentations = (
+        PresentationVerifier(
+            resolver,
+            http,
+            keyring,
+            did,
+            trust,
+            utc_now,
+            scopes=dcp.scopes,
+            refuse_failures=dcp.credential_failures == "refuse",
+            status_list_ttl=dcp.status_list_ttl_seconds,
+            cache_seconds=dcp.presentation_cache_seconds,
+            leeway=settings.identity.token_leeway_seconds,
+        )
+        if profile is AuthProfile.DCP
+        else None
+    )
     verifier = TokenVerifier(
         resolver,
         RedisReplayStore(redis, participant=participant_id),
-        TrustList.from_config(settings.identity.trust),
+        trust,
         did,
         utc_now,
         profile,
         leeway=settings.identity.token_leeway_seconds,
+        presentations=presentations,
     )
-    issuer: TokenIssuer | DevTokenIssuer = (
-        DevTokenIssuer(participant_id)
-        if profile is AuthProfile.DEV
-        else TokenIssuer(keyring, did, clock=utc_now)
+    issuer: TokenIssuer | DcpTokenIssuer | DevTokenIssuer
+    if profile is AuthProfile.DEV:
+        issuer = DevTokenIssuer(participant_id)
+    elif profile is AuthProfile.DCP:
+        issuer = DcpTokenIssuer(keyring, did, dcp.scopes, clock=utc_now)
+    else:
+        issuer = TokenIssuer(keyring, did, clock=utc_now)
+    services: tuple[dict[str, object], ...] = (
+        {
+            "id": f"{did}#credential-service",
+            "type": "CredentialService",
+            "serviceEndpoint": f"{settings.server.base_url()}/dcp",
+        },
     )
-    return Identity(did, participant_id, profile, keyring, issuer, verifier, http)
+    return Identity(did, participant_id, profile, keyring, issuer, verifier, http, services)

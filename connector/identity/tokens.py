@@ -17,7 +17,12 @@ claimed in the replay store last. Every failure raises `UnauthorizedError` (the 
 generic 401); the reason is logged with iss/kid/jti, never the token. Replay-store outages raise
 `UnavailableError` (fail closed).
 
-Profiles: `secure` (default) and `dev`. `dev` additionally accepts `Authorization: Bearer
+`dcp` profile: the token must carry a `token` claim (the caller's Credential Service access
+token); after the checks above, `presentations.verify` queries and verifies the caller's
+credentials (`connector.identity.presentations`, decision 0022) and the caller's claims are those
+credentials' policy claims. The allow-list and the `membership` claim play no part there.
+
+Profiles: `secure` (default), `dcp` and `dev`. `dev` additionally accepts `Authorization: Bearer
 dev:<participant-id>` (unsigned) and, for the DSP TCK, an EDC iam-mock JSON token
 (`{"clientId": ...}`, with or without `Bearer`). `check_profile` refuses `dev` unless the explicit
 insecure flag is set and logs a warning at every start.
@@ -32,7 +37,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -57,6 +62,7 @@ __all__ = [
     "AuthProfile",
     "DevTokenIssuer",
     "InsecureProfileError",
+    "PresentationCheck",
     "TokenIssuer",
     "TokenVerifier",
     "VerifiedCaller",
@@ -73,6 +79,12 @@ MAX_TOKEN_BYTES: Final = 8192
 _ALGS_BY_KEY: Final = {("EC", "P-256"): ["ES256"], ("OKP", "Ed25519"): ["EdDSA", "Ed25519"]}
 _ALLOWED_ALGS: Final = frozenset({"ES256", "EdDSA", "Ed25519"})
 _FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+
+
+class PresentationCheck(Protocol):
+    """The DCP presentation step (`connector.identity.presentations.PresentationVerifier`)."""
+
+    async def verify(self, holder: str, access_token: str) -> Mapping[str, object]: ...
 
 
 def bearer(token: str) -> str:
@@ -162,7 +174,10 @@ class TokenVerifier:
         leeway: int = DEFAULT_LEEWAY_SECONDS,
         max_lifetime: int = MAX_LIFETIME_SECONDS,
         max_token_bytes: int = MAX_TOKEN_BYTES,
+        presentations: PresentationCheck | None = None,
     ) -> None:
+        if (profile == AuthProfile.DCP) != (presentations is not None):
+            raise ValueError("the dcp profile needs a presentation check, and only it")
         self._resolver = resolver
         self._replay = replay_store
         self._trust = trust_list
@@ -172,6 +187,7 @@ class TokenVerifier:
         self._leeway = leeway
         self._max_lifetime = max_lifetime
         self._max_token_bytes = max_token_bytes
+        self._presentations = presentations
 
     async def verify(
         self, authorization_header: str | None, *, correlation_id: str | None = None
@@ -254,9 +270,14 @@ class TokenVerifier:
         if isinstance(unverified.get("jti"), str):
             context["jti"] = unverified["jti"]
 
-        allow_listed = self._trust.is_allowed(issuer)
+        dcp = self._presentations is not None
+        allow_listed = not dcp and self._trust.is_allowed(issuer)
         membership = unverified.get("membership")
-        if not allow_listed and not (
+        if dcp:
+            # Before any DID resolution, like the trust pre-check it replaces.
+            if not isinstance(unverified.get("token"), str) or not unverified["token"]:
+                raise UnauthorizedError("no 'token' claim (DCP access token)")
+        elif not allow_listed and not (
             self._trust.membership_enabled and isinstance(membership, str)
         ):
             raise UnauthorizedError("issuer is not trusted")
@@ -288,11 +309,20 @@ class TokenVerifier:
         )
         if checked.issuer != issuer:
             raise UnauthorizedError("claims changed after key selection")
-        if not allow_listed:
+        if not dcp and not allow_listed:
             await self._check_membership(claims.get("membership"), issuer, now)
 
         ttl = checked.expires_at + self._leeway - int(now.timestamp())
         await self._replay.claim(issuer, checked.jti, ttl_seconds=ttl)
+        if self._presentations is not None:
+            # After the replay claim: a replayed token never makes us query anyone.
+            access_token = claims.get("token")
+            if not isinstance(access_token, str) or not access_token:
+                raise UnauthorizedError("no 'token' claim (DCP access token)")
+            credentials = await self._presentations.verify(issuer, access_token)
+            return VerifiedCaller(
+                did=issuer, participant_id=issuer, claims=credentials, key_id=vm_id
+            )
         return VerifiedCaller(did=issuer, participant_id=issuer, claims=claims, key_id=vm_id)
 
     def _signed_claims(

@@ -25,9 +25,10 @@ class TrustConfig(BaseModel):
     trusted_issuers: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
         description=(
-            "Issuer DID -> credential types it may issue. A caller not on `allowed_dids` is "
-            "accepted if its token carries a `membership` credential (JWT VC) of such a type "
-            "from such an issuer."
+            "Issuer DID -> credential types it may issue. `secure` profile: a caller not on "
+            "`allowed_dids` is accepted if its token carries a `membership` credential (JWT VC) "
+            "of such a type from such an issuer. `dcp` profile: the issuers whose presented "
+            "credentials count, per type."
         ),
     )
     require_capability_invocation: bool = Field(

@@ -1,14 +1,16 @@
 """Render the whole Terraform stack offline and validate what it would install (issue 17).
 
-Run with .venv-tools/bin/python. For every environment (dev, staging, production):
+Run with .venv-tools/bin/python. For every environment (deploy/terraform/environments/*.tfvars):
 
-1. Terraform itself computes the Helm releases: the environment root, stack/ and each module's
-   `variables.tf` + `values.tf` (everything a chart receives is computed from variables there;
-   resources live in main.tf, providers in versions.tf) are copied into a scratch tree, and
-   `terraform init -backend=false` + `terraform apply` evaluate them with the environment's
-   terraform.tfvars. No provider is needed, so this runs without the registry; it is also a
-   `terraform validate` of those files. (The providers helm/kubernetes/tls/random are not in the
-   offline mirror, so main.tf files are validated only by `terraform fmt` and python-hcl2.)
+1. Terraform itself computes the Helm releases: the root module stack/ (all but versions.tf, which
+   holds the providers and the backend) and each module's `variables.tf` + `values.tf`
+   (everything a chart receives is computed from variables there; resources live in main.tf,
+   providers in versions.tf) are copied into a scratch tree, and `terraform init -backend=false` +
+   `terraform apply -var-file=<env>.tfvars` evaluate them: the one root module with each
+   environment's values, as a deployment plans it (decision 0027). No provider is needed, so this
+   runs without the registry; it is also a `terraform validate` of those files. (The providers
+   helm/kubernetes/tls/random are not in the offline mirror, so the modules' main.tf files are
+   validated only by `terraform fmt` and python-hcl2.)
 2. Each release's chart is rendered with the Helm Go SDK and exactly those values: the
    connector chart and deploy/terraform/charts/valkey from the repository; the third-party charts
    (Temporal, CloudNativePG operator and cluster) from a vendored copy of the pinned version
@@ -45,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "deploy" / "terraform"
 OUT = ROOT / "var" / "deploy-check" / "terraform"
 KUBE_VERSION = "1.30"
-ENVIRONMENTS = ("dev", "staging", "production")
+# Every environment is a tfvars file over the one root module (decision 0027).
+ENVIRONMENTS = tuple(sorted(p.stem for p in (TF / "environments").glob("*.tfvars")))
 # The API groups of the operators the stack installs or expects (KEDA, Prometheus Operator,
 # cert-manager, CloudNativePG), as a cluster with them would serve.
 API_VERSIONS = [
@@ -82,7 +85,7 @@ def terraform_bin() -> str:
 
 
 # ------------------------------------------------------------------------------- 1. Terraform
-def values_tree(env: str, dest: Path) -> Path:
+def values_tree(dest: Path) -> Path:
     """Copy what computes chart values (no resources, no providers) into `dest`; return the root."""
     for module in sorted((TF / "modules").iterdir()):
         for name in ("variables.tf", "values.tf"):
@@ -90,19 +93,11 @@ def values_tree(env: str, dest: Path) -> Path:
                 target = dest / "deploy/terraform/modules" / module.name / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(module / name, target)
+    root = dest / "deploy/terraform/stack"
+    root.mkdir(parents=True, exist_ok=True)
     for path in (TF / "stack").glob("*.tf"):
         if path.name != "versions.tf":
-            target = dest / "deploy/terraform/stack" / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-    root = dest / "deploy/terraform/environments" / env
-    root.mkdir(parents=True, exist_ok=True)
-    for name in ("main.tf", "variables.tf", "terraform.tfvars"):
-        shutil.copy(TF / "environments" / env / name, root / name)
-    (root / "render_outputs.tf").write_text(
-        'output "releases" {\n  value = module.stack.releases\n}\n\n'
-        'output "connection_budget" {\n  value = module.stack.connection_budget\n}\n'
-    )
+            shutil.copy(path, root / path.name)
     chart = dest / "deploy/helm/connector"
     chart.mkdir(parents=True, exist_ok=True)
     for path in (ROOT / "deploy/helm/connector").glob("values*.yaml"):
@@ -119,11 +114,13 @@ def terraform_outputs(env: str) -> dict[str, Any]:
         "CHECKPOINT_DISABLE": "1",
     }
     with tempfile.TemporaryDirectory(prefix="tf-stack-") as tmp:
-        root = values_tree(env, Path(tmp))
+        root = values_tree(Path(tmp))
+        tfvars = TF / "environments" / f"{env}.tfvars"
         secrets = [a for k, v in DUMMY_SECRETS.items() for a in ("-var", f"{k}={v}")]
+        apply = [tf, "apply", "-auto-approve", "-input=false", "-no-color", "-lock=false"]
         for argv in (
             [tf, "init", "-backend=false", "-input=false", "-no-color"],
-            [tf, "apply", "-auto-approve", "-input=false", "-no-color", "-lock=false", *secrets],
+            [*apply, f"-var-file={tfvars}", *secrets],
         ):
             proc = subprocess.run(argv, cwd=root, env=environ, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -365,6 +362,8 @@ def validate_docs(docs: list[dict[str, Any]], where: str) -> tuple[list[str], di
 def cmd_render(_: argparse.Namespace) -> int:
     failures: list[str] = []
     summary: list[str] = []
+    # only the environments that exist now: the test reads OUT as the set of environments
+    shutil.rmtree(OUT, ignore_errors=True)
     for env in ENVIRONMENTS:
         try:
             outputs = terraform_outputs(env)
@@ -373,7 +372,6 @@ def cmd_render(_: argparse.Namespace) -> int:
             continue
         env_failures = len(failures)
         env_out = OUT / env
-        shutil.rmtree(env_out, ignore_errors=True)
         env_out.mkdir(parents=True)
         totals: dict[str, int] = {}
         for release in outputs["releases"]:

@@ -11,7 +11,8 @@ Subcommands (each exits non-zero on failure; deploy/check.sh runs them all):
   policy       every rendered workload satisfies deploy/policies/*.yaml (patterns evaluated here)
   promql       every rule/dashboard expression parses with promql-parser
   hcl          Terraform parses (python-hcl2); module calls match module variables; secrets are
-               `sensitive = true` and absent from *.tfvars; environments share stack/variables.tf
+               `sensitive = true` and absent from *.tfvars; every environments/*.tfvars sets only
+               variables of the root module stack/ and all it requires
   expect       structure (KEDA vs HPA fallback, hooks, probes, chart files == ops files)
   all          everything above, in order
 
@@ -477,6 +478,8 @@ def cmd_expect(_: argparse.Namespace) -> int:
 
 
 TF = ROOT / "deploy" / "terraform"
+# The one root module; environments/<env>.tfvars are its values (decision 0027).
+TF_ROOT_MODULE = TF / "stack"
 SECRET_WORDS = (
     "password",
     "api_key",
@@ -557,11 +560,12 @@ def cmd_hcl(_: argparse.Namespace) -> int:
             for key in parsed.get(path, {}):
                 if is_secret_name(key):
                     fails.add(f"{path.relative_to(ROOT)}: secret {key} must come from TF_VAR_{key}")
-            root_vars = tf_module_variables(path.parent)
+            root_vars = tf_module_variables(TF_ROOT_MODULE)
             for key in parsed.get(path, {}):
                 if key not in root_vars:
                     fails.add(
-                        f"{path.relative_to(ROOT)}: {key} is not a variable of {path.parent.name}"
+                        f"{path.relative_to(ROOT)}: {key} is not a variable of "
+                        f"{TF_ROOT_MODULE.relative_to(ROOT)}"
                     )
             missing = sorted(
                 n
@@ -570,11 +574,6 @@ def cmd_hcl(_: argparse.Namespace) -> int:
             )
             if missing:
                 fails.add(f"{path.relative_to(ROOT)}: no value for {missing}")
-    stack_vars = (TF / "stack" / "variables.tf").read_text().splitlines()[1:]
-    for env in ("dev", "staging", "production"):
-        env_vars = (TF / "environments" / env / "variables.tf").read_text().splitlines()[1:]
-        if env_vars != stack_vars:
-            fails.add(f"environments/{env}/variables.tf differs from stack/variables.tf")
     return fails.done(
         f"{len(files)} files parse; module wiring, sensitive secrets, tfvars complete"
     )

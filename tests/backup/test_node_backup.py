@@ -32,6 +32,7 @@ from connector.backup.service import BackupService
 from connector.core.backup import backup_id_for
 from connector.embedded import free_port, temporal_db_path
 from connector.encryption.keyring import DataKeys, create_key_file
+from connector.encryption.runtime import data_keys
 from connector.identity.apikeys import ensure_edge_api_key
 from connector.settings import Settings
 from tests import services
@@ -237,6 +238,9 @@ async def test_a_node_backup_in_a_bucket_restores_a_node_onto_an_empty_data_dir(
     fresh_db = await services.create_database(pg_server_url)
     new_dir = tmp_path / "new-machine"
     new_machine = make_settings(new_dir, fresh_db, redis_url, temporal_address, backup=target)
+    # A command run there first (`connector backup list`) generated a data key ring of its own:
+    # nothing is encrypted with it, so the restore replaces it without --force.
+    assert data_keys(new_machine).path == new_dir / "keys" / "data-keys.json"
     lines: list[str] = []
     restored = await restore_node(
         new_machine, "latest", recovery_key=kept, force=False, out=lines.append

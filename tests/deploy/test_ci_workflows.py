@@ -265,6 +265,18 @@ def test_amd64_and_arm64_images_joined_in_one_index() -> None:
     assert '"${sha_tag}-amd64" "${sha_tag}-arm64"' in index
 
 
+def test_deploys_plan_the_root_module_with_their_environments_tfvars() -> None:
+    """One root module, the environment only its tfvars (decision 0027)."""
+    jobs = load("ci-cd.yml")["jobs"]
+    for name, env in (("deploy-staging", "staging"), ("deploy-production", "production")):
+        job = jobs[name]
+        assert job["env"]["TF_DIR"] == "deploy/terraform/stack"
+        tfvars = ROOT / job["env"]["TF_DIR"] / job["env"]["TF_VARS_FILE"]
+        assert tfvars.resolve() == ROOT / "deploy" / "terraform" / "environments" / f"{env}.tfvars"
+        assert tfvars.exists(), tfvars
+        assert 'terraform plan -input=false -var-file="$TF_VARS_FILE"' in runs(job)
+
+
 def test_deploys_smoke_test_the_routed_paths_and_the_cluster() -> None:
     jobs = load("ci-cd.yml")["jobs"]
     for name, namespace in (

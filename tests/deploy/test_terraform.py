@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.deploy
 
 TF = ROOT / "deploy" / "terraform"
 ENVIRONMENTS = ("dev", "staging", "production")
+ROOT_MODULE = TF / "stack"
 
 
 def hcl(run: Run, path: Path) -> dict[str, Any]:
@@ -46,16 +48,24 @@ def test_hcl_parse_wiring_and_secrets(run: Run) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_layout() -> None:
+def test_layout(run: Run) -> None:
+    """One root module, each environment only its values (decision 0027)."""
     for module in ("namespace", "postgres", "valkey", "temporal", "connector"):
         assert list((TF / "modules" / module).glob("*.tf")), module
-    for env in ENVIRONMENTS:
-        for name in ("main.tf", "variables.tf", "versions.tf", "terraform.tfvars"):
-            assert (TF / "environments" / env / name).exists(), f"{env}/{name}"
+    for name in ("main.tf", "variables.tf", "versions.tf", "moved.tf"):
+        assert (ROOT_MODULE / name).exists(), name
+    environments = sorted(p.relative_to(TF).as_posix() for p in (TF / "environments").iterdir())
+    assert environments == sorted(f"environments/{env}.tfvars" for env in ENVIRONMENTS)
+    roots = [
+        p.parent.relative_to(TF).as_posix()
+        for p in sorted(TF.rglob("*.tf"))
+        if "backend" in json.dumps(hcl(run, p).get("terraform", []))
+    ]
+    assert roots == ["stack"], roots
 
 
 def test_production_tfvars_follow_the_seed(run: Run) -> None:
-    v = hcl(run, TF / "environments" / "production" / "terraform.tfvars")
+    v = hcl(run, TF / "environments" / "production.tfvars")
     assert v["environment"] == "production"
     assert v["namespace"] == "connector-prod"
     assert v["database_storage_size"] == "100Gi"
@@ -70,7 +80,7 @@ def test_production_tfvars_follow_the_seed(run: Run) -> None:
 def test_secrets_are_sensitive_and_not_in_tfvars(run: Run) -> None:
     variables = {
         k: v
-        for block in hcl(run, TF / "stack" / "variables.tf")["variable"]
+        for block in hcl(run, ROOT_MODULE / "variables.tf")["variable"]
         for k, v in block.items()
     }
     for name in (
@@ -83,7 +93,7 @@ def test_secrets_are_sensitive_and_not_in_tfvars(run: Run) -> None:
     ):
         assert variables[name]["sensitive"] is True, name
     for env in ENVIRONMENTS:
-        text = (TF / "environments" / env / "terraform.tfvars").read_text()
+        text = (TF / "environments" / f"{env}.tfvars").read_text()
         assert "password" not in text.replace("TF_VAR_database_password", "").replace(
             "TF_VAR_temporal_database_password", ""
         ).replace("TF_VAR_redis_password", ""), env
@@ -104,3 +114,51 @@ def test_connector_module_uses_our_chart(run: Run) -> None:
     assert (TF / "modules" / "connector" / "../../../helm/connector/Chart.yaml").resolve().exists()
     for values in ("values-dev.yaml", "values-staging.yaml", "values-prod.yaml"):
         assert values in text
+
+
+def test_moved_blocks_keep_existing_state_in_place(run: Run, tmp_path: Path) -> None:
+    """State planned through an environment root calling `module "stack"` keeps every resource
+    when the root is stack/ itself (decision 0027): Terraform plans that state with the real
+    stack/moved.tf over stand-ins of the real module calls (one terraform_data each) and moves
+    every one without destroying anything."""
+    calls = {
+        name: "count" in args
+        for block in hcl(run, ROOT_MODULE / "main.tf")["module"]
+        for name, args in block.items()
+    }
+
+    def stack(folder: Path, source: str) -> None:
+        folder.mkdir(parents=True)
+        (folder / "main.tf").write_text(
+            "".join(
+                f'module "{name}" {{\n  source = "{source}"\n'
+                + ("  count  = 1\n" if counted else "")
+                + "}\n"
+                for name, counted in calls.items()
+            )
+        )
+
+    (tmp_path / "stand_in").mkdir()
+    (tmp_path / "stand_in" / "main.tf").write_text('resource "terraform_data" "r" {}\n')
+    stack(tmp_path / "stack", "../stand_in")
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "main.tf").write_text('module "stack" {\n  source = "../stack"\n}\n')
+    stack(tmp_path / "root", "../stand_in")
+    shutil.copy(ROOT_MODULE / "moved.tf", tmp_path / "root" / "moved.tf")
+
+    terraform = tool("terraform")
+    for argv, cwd in (
+        (("init", "-input=false", "-no-color"), "env"),
+        (("apply", "-auto-approve", "-input=false", "-no-color"), "env"),
+        (("init", "-input=false", "-no-color"), "root"),
+    ):
+        proc = run(terraform, *argv, cwd=tmp_path / cwd)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    shutil.copy(tmp_path / "env" / "terraform.tfstate", tmp_path / "root")
+    proc = run(terraform, "plan", "-input=false", "-no-color", cwd=tmp_path / "root")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Plan: 0 to add, 0 to change, 0 to destroy." in proc.stdout, proc.stdout
+    for name, counted in calls.items():
+        index = "[0]" if counted else ""
+        moved = f"module.stack.module.{name}{index}.terraform_data.r has moved to module.{name}"
+        assert moved in proc.stdout, name

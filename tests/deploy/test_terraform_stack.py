@@ -39,7 +39,10 @@ def kinds(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_every_environment_renders_every_release(stack: dict[str, Any]) -> None:
-    for env in ("dev", "staging", "production"):
+    """Each environments/<env>.tfvars, through the one root module stack/ (decision 0027)."""
+    tfvars = {p.stem for p in (ROOT / "deploy" / "terraform" / "environments").glob("*.tfvars")}
+    assert set(stack) == tfvars == {"dev", "staging", "production"}
+    for env in stack:
         assert set(stack[env]) == {"cnpg", "postgres", "valkey", "temporal", "connector"}, env
 
 

@@ -208,7 +208,23 @@ def test_only_caller_bound_policies_may_be_memoised() -> None:
     ]
     by_time: JsonValue = {"permission": [{"action": "use", "constraint": by_date}]}
     nested: JsonValue = {"permission": [{"action": "use", "constraint": [{"or": by_date}]}]}
+    by_credential: JsonValue = {
+        "permission": [
+            {
+                "action": "use",
+                "constraint": [
+                    {
+                        "leftOperand": "MembershipCredential",
+                        "operator": "eq",
+                        "rightOperand": "active",
+                    },
+                    {"leftOperand": "QualityCredential.level", "operator": "eq", "rightOperand": 2},
+                ],
+            }
+        ]
+    }
     assert caller_only(by_claim)
+    assert caller_only(by_credential)
     assert caller_only(open_policy("p")["policy"])
     assert not caller_only(by_time)
     assert not caller_only(nested)

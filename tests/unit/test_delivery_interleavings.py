@@ -84,6 +84,10 @@ class ScriptedPeer:
         self.hold_state: str | None = None
         self.hold = asyncio.Event()
         self.holding = False
+        # The data plane's preparation of a flow waits until `prepared` is set, when given.
+        self.prepare_gate: asyncio.Event | None = None
+        self.preparing = False
+        self.stops: list[FlowStop] = []
 
     def release(self) -> None:
         self._release.set()
@@ -131,11 +135,14 @@ class ScriptedPeer:
 
     @activity.defn(name=names.ACT_DATAPLANE_START)
     async def dataplane_start(self, flow: object) -> FlowResult:
+        if self.prepare_gate is not None:
+            self.preparing = True
+            await self.prepare_gate.wait()
         return FlowResult(state="STARTED")
 
     @activity.defn(name=names.ACT_DATAPLANE_STOP)
     async def dataplane_stop(self, stop: FlowStop) -> None:
-        return None
+        self.stops.append(stop)
 
     @activity.defn(name=names.ACT_DATAPLANE_AWAIT)
     async def dataplane_await(self, process_id: str) -> FlowStatus:
@@ -552,3 +559,61 @@ async def test_a_message_applied_during_a_projection_is_projected_too(client: Cl
                 break
             await asyncio.sleep(0.05)
         assert described.typed_search_attributes.get(key) == "STARTED"
+
+
+async def test_a_flow_prepared_for_a_transfer_ended_meanwhile_is_revoked(client: Client) -> None:
+    """Provider, automatic start: the consumer terminates while the data plane prepares the pull
+    endpoint. The prepared flow (its token) is revoked at once, and no start is sent."""
+    consumer_pid = f"urn:uuid:{uuid.uuid4()}"
+    own = f"urn:uuid:{uuid.uuid4()}"
+    peer = ScriptedPeer({}, consumer_pid)
+    peer.prepare_gate = asyncio.Event()
+    async with running(client, peer) as run:
+        t = new_transfer(
+            role=Role.PROVIDER,
+            own_pid=own,
+            agreement_id="urn:uuid:agr-1",
+            format="HttpData-PULL",
+            counterparty_id="did:web:consumer",
+            at=_now(),
+        )
+        start = TransferStart(
+            record=TransferRecord(transfer=t), callback_address="http://provider.test/dsp/2025-1"
+        )
+        run.handle = await client.start_workflow(
+            names.WF_TRANSFER,
+            start,
+            id=f"transfer:provider:{own}",
+            task_queue=run.queue,
+            result_type=TransferRecord,
+        )
+        requested = await run.handle.execute_update(
+            names.UPD_TRANSFER_RECEIVE,
+            InboundTransferMessage(
+                kind=TransferKind.TRANSFER_REQUEST,
+                sender=Role.CONSUMER,
+                consumer_pid=consumer_pid,
+                counterparty_address="http://consumer.test/dsp/2025-1",
+            ),
+            result_type=TransferRecord,
+        )
+        assert requested.transfer.state.value == "REQUESTED"
+        await run.until(lambda: peer.preparing)
+        ended = await run.handle.execute_update(
+            names.UPD_TRANSFER_RECEIVE,
+            InboundTransferMessage(
+                kind=TransferKind.TRANSFER_TERMINATION,
+                sender=Role.CONSUMER,
+                consumer_pid=consumer_pid,
+                provider_pid=own,
+                code="consumer-gave-up",
+            ),
+            result_type=TransferRecord,
+        )
+        assert ended.transfer.state.value == "TERMINATED"
+        assert peer.stops == []  # nothing was prepared yet when the termination came
+        peer.prepare_gate.set()
+        final: TransferRecord = await finished(run)
+        assert final.transfer.state.value == "TERMINATED"
+        assert [(s.process_id, s.how) for s in peer.stops] == [(own, "terminate")]
+        assert peer.attempts["transfer_start"] == 0

@@ -9,6 +9,8 @@ Names are looked up after compacting `odrl:` / ODRL IRIs and stripping `CONNECTO
 | `participantId`, `assignee` | `ctx.participant_id` (the verified caller) |
 | `membership` | claim `membership` |
 | `credential`, `credentialType` | claim `credential_types` (types of presented credentials) |
+| `<Type>Credential` | claim of that name: a DCP credential's standing (`active`, `revoked`, ...) |
+| `<Type>Credential.<field>` | claim of that name: `credentialSubject.<field>` of active ones |
 | `claim:<name>` | claim `<name>`, any claim; e.g. `claim:tier` |
 | `fact:<name>` | `ctx.extra[<name>]`; undecidable when absent |
 
@@ -35,12 +37,14 @@ __all__ = [
     "LeftOperandFn",
     "Unknown",
     "canonical_left_operand",
+    "is_credential_operand",
     "resolve",
 ]
 
 # Namespace of this connector's own left operands, for policies written with full IRIs.
 CONNECTOR_POLICY_NS: Final = "https://w3id.org/lightweight-dataspace-connector/policy/"
 CLAIM_PREFIX: Final = "claim:"
+CREDENTIAL_SUFFIX: Final = "Credential"
 FACT_PREFIX: Final = "fact:"
 
 
@@ -62,6 +66,17 @@ def canonical_left_operand(name: str) -> str:
     return name
 
 
+def is_credential_operand(name: str) -> bool:
+    """`<Type>Credential` or `<Type>Credential.<field>` (a compacted left operand)."""
+    type_, sep, field = name.partition(".")
+    return (
+        len(type_) > len(CREDENTIAL_SUFFIX)
+        and type_.endswith(CREDENTIAL_SUFFIX)
+        and type_.isalnum()
+        and (not sep or field.replace("_", "").isalnum())
+    )
+
+
 def resolve(
     left_operand: str, ctx: PolicyContext, table: Mapping[str, LeftOperandFn] | None = None
 ) -> Value | Unknown:
@@ -72,6 +87,8 @@ def resolve(
         return fn(ctx)
     if name.startswith(CLAIM_PREFIX) and len(name) > len(CLAIM_PREFIX):
         return _claim(name[len(CLAIM_PREFIX) :], ctx)
+    if is_credential_operand(name):
+        return _claim(name, ctx)
     if name.startswith(FACT_PREFIX) and len(name) > len(FACT_PREFIX):
         return _fact(name[len(FACT_PREFIX) :], ctx)
     return Unknown(f"unknown left operand '{left_operand}'")

@@ -69,6 +69,7 @@ __all__ = [
     "next_step",
     "outbound_target",
     "pauses_before_send",
+    "stop_if_ended",
     "watches_flow",
 ]
 
@@ -345,15 +346,24 @@ def command_step(
             return WAIT
 
 
+def stop_if_ended(t: Transfer, facts: Facts) -> StopFlow | None:
+    """Provider: a flow prepared for a process that ended while the data plane prepared it (the
+    consumer terminated meanwhile) is revoked at once: nobody will be sent its token."""
+    if t.is_terminal and facts.flow_prepared:
+        return StopFlow(how="terminate", reason=t.code or "ended before the start")
+    return None
+
+
 def after_approval(t: Transfer, facts: Facts, detail: str) -> Act:
     """After `ApproveStart` prepared the flow: start, or terminate if the data plane cannot
     provide it; a consumer that ended the process meanwhile gets nothing, and the flow is
     revoked."""
-    stop = None
-    if t.is_terminal and facts.flow_prepared:
-        stop = StopFlow(how="terminate", reason=t.code or "ended before the start")
     action = next_action(t, facts)
-    return Act(action=action, stop=stop, detail=detail if isinstance(action, SendStart) else None)
+    return Act(
+        action=action,
+        stop=stop_if_ended(t, facts),
+        detail=detail if isinstance(action, SendStart) else None,
+    )
 
 
 # --- inbound messages --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 # The whole connector topology of one environment: namespaces, CloudNativePG Postgres (+ PgBouncer,
 # backups), Valkey, Temporal (self-hosted in its own namespace, or Cloud) and the connector release.
-# Environments call this module with their tfvars. Everything a chart receives is computed from
-# variables (the modules' values.tf), so deploy/tools/tf_stack.py renders the stack offline.
+# The root module of every environment: `-var-file=../environments/<env>.tfvars` picks one
+# (decision 0027). Everything a chart receives is computed from variables (the modules'
+# values.tf), so deploy/tools/tf_stack.py renders each environment offline.
 locals {
   production = var.environment == "production"
   # Not `connector-*`: Temporal's pods are hardened to Pod Security "restricted" (enforced by the

@@ -1,4 +1,4 @@
-# Variables of one environment. environments/*/variables.tf are identical copies (tests/deploy checks).
+# Variables of one environment: ../environments/<env>.tfvars sets them, secrets come from TF_VAR_*.
 variable "environment" {
   type = string
   validation {

@@ -71,3 +71,12 @@ def test_insecure_flag_lets_dev_start_with_a_warning(tmp_path: Path) -> None:
     assert "INSECURE" in output
     assert "refusing to start" not in output
     assert "unknown task queue(s): nope" in result.stderr
+
+
+def test_dcp_profile_without_trusted_issuers_refuses_to_start(tmp_path: Path) -> None:
+    # Every presentation would fail: a connector that turns every counterparty away.
+    env = _env(tmp_path, CONNECTOR_IDENTITY__PROFILE="dcp")
+    result = _run([sys.executable, "-m", "connector", "control-plane"], tmp_path, env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "identity.profile 'dcp' needs identity.trust.trusted_issuers" in result.stderr
+    assert not (tmp_path / "data").exists()
