@@ -338,11 +338,6 @@ def temporal_spec(
         "journal_mode=WAL",
         "--sqlite-pragma",
         "synchronous=NORMAL",
-        # A scheduled activity on the workflow's own task queue comes back in the answer to
-        # the workflow task that scheduled it, without a poll or a match (decision 0025). The
-        # dev server has it off by default.
-        "--dynamic-config-value",
-        "system.enableActivityEagerExecution=true",
         "--namespace",
         namespace,
         "--log-level",

@@ -440,6 +440,13 @@ class NegotiationWorkflow:
         self._projected = shown
 
     def _upsert_attributes(self) -> None:
-        workflow.upsert_search_attributes(
-            [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
-        )
+        # Only what changed since the start's attributes and the last upsert, and nothing when
+        # nothing did: each upsert is a history event and a visibility write (decision 0025).
+        shown = workflow.info().typed_search_attributes
+        changed = [
+            pair.key.value_set(pair.value)
+            for pair in negotiation_attributes(self._record)
+            if shown.get(pair.key) != pair.value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(changed)
