@@ -180,7 +180,18 @@ NOTES = """Notes:
 - Before decision 0025 (same method, 2026-12-07 05:15 UTC, HEAD 49258a6, 20 negotiations):
   54.5 events per negotiation (consumer 31.4, provider 23.0), 2.9 timers started and 2.9
   cancelled, 4.9 search attribute upserts (each with all six attributes; now only those that
-  changed), 6.9 workflow tasks, 9.9 projection writes of which 8.8 changed the row."""
+  changed), 6.9 workflow tasks, 9.9 projection writes of which 8.8 changed the row.
+- CPU per negotiation, both sides and all processes, before and after decision 0025: the
+  20-way run of 'Negotiations by layout' (one process per connector, 100 negotiations a round),
+  rounds alternating between the two trees on 2026-12-07 04:53-05:24 UTC at load averages of
+  4 to 15 (other jobs on the 2 cores): after 215 (the timer alone), 243, 234, 219, 224 ms
+  (median 224), before
+  205, 246, 244, 233, 189, 243 ms (median 233); the Temporal server's share 77-91 ms against
+  66-91 ms. The difference (about 4 % in the medians) is inside the spread between rounds:
+  4 fewer history events and 3 fewer timer tasks of about 55 events and 7 workflow tasks per
+  negotiation do not show on a machine this busy. The two layouts with this change, one
+  round of 100 at 05:26 UTC (load average 10-11): one process per connector 200 ms and
+  3.7/s, a process per role 255 ms and 3.2/s."""
 
 
 def render(table: str, count: int, seconds: float) -> str:
