@@ -958,7 +958,7 @@ def render_layouts(
         "variants within one run, not with runs on a quieter machine (the Negotiations "
         "section records its own load average).",
         "- What is left per negotiation is mostly fixed by the workflows' shape (the section "
-        "'Negotiations: engine work per negotiation' counts it on real histories: about 51 "
+        "'Negotiations: engine work per negotiation' counts it on real histories: about 50 "
         "events in 7 workflow tasks on both sides, 5 search attribute upserts, each a "
         "visibility write, 2 timers, 2 scheduled activities and 7 local activities); every "
         "DSP message carries a signed token the other side verifies, and every payload is "
