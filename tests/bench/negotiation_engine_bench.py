@@ -191,7 +191,15 @@ NOTES = """Notes:
   4 fewer history events and 3 fewer timer tasks of about 55 events and 7 workflow tasks per
   negotiation do not show on a machine this busy. The two layouts with this change, one
   round of 100 at 05:26 UTC (load average 10-11): one process per connector 200 ms and
-  3.7/s, a process per role 255 ms and 3.2/s."""
+  3.7/s, a process per role 255 ms and 3.2/s.
+- The sandbox's per-run cost, same run shape with this change (2 rounds at 05:38 UTC, load
+  average 3.5-7.5): the two connectors' processes 133 ms per negotiation with the sandbox,
+  103 ms with `workers.workflow_sandbox=false` (234 ms against 208 ms with every process).
+  Sampled with py-spy, the provider spent about a fifth of its busy time creating the
+  workflow's sandbox (re-importing workflows/negotiation.py, running `@workflow.defn` on the
+  class again) and about a tenth converting and encrypting payloads. Keeping the sandbox and
+  losing that cost would mean passing the workflow module itself through, which leaves its
+  determinism to the ruff bans and the replay tests alone: a rule change not made here."""
 
 
 def render(table: str, count: int, seconds: float) -> str:
