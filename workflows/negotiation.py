@@ -9,7 +9,7 @@ attributes, so an operator can always see where a negotiation is and why.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from connector.core.negotiation.record import DecisionEntry, NegotiationRecord
     from connector.core.negotiation.states import NegotiationState, Role
     from workflows import names, options
+    from workflows.alarm import Alarm
     from workflows.contracts import (
         InboundNegotiationMessage,
         NegotiationStart,
@@ -85,6 +86,8 @@ class NegotiationWorkflow:
         self._decided: tuple[int, OperatorDecision, JsonObject | None] | None = None
         self._operator_termination: str | None = None
         self._decisions = 0
+        # Every wait's deadline, on one timer (decision 0025).
+        self._alarm = Alarm()
         self._delivery: Delivery[Action, NegotiationState] = Delivery(
             names.ACT_SEND_NEGOTIATION_MESSAGE
         )
@@ -302,26 +305,21 @@ class NegotiationWorkflow:
             self._agreement_id = f"urn:uuid:{workflow.uuid4()}"
         return decide.next_action(n, self._facts(n))
 
-    def _remaining(self) -> timedelta | None:
+    def _deadline(self) -> datetime | None:
         # A hold is bounded by its own deadline, not the negotiation's (decision 0012).
         held = self._record.awaiting
-        deadline = held.deadline if held is not None else self._record.deadline_at
+        return held.deadline if held is not None else self._record.deadline_at
+
+    def _remaining(self) -> timedelta | None:
+        deadline = self._deadline()
         return None if deadline is None else deadline - workflow.now()
 
     async def _wait_for_change(self) -> bool:
         """Wait for the state or an operator decision to change; False when the deadline passed."""
         version, decisions = self._n.version, self._decisions
-        remaining = self._remaining()
-        if remaining is not None and remaining <= timedelta(0):
-            return False
-        try:
-            await workflow.wait_condition(
-                lambda: self._n.version != version or self._decisions != decisions,
-                timeout=remaining,
-            )
-        except TimeoutError:
-            return False
-        return True
+        return await self._alarm.wait(
+            lambda: self._n.version != version or self._decisions != decisions, self._deadline()
+        )
 
     def _answers_update(self) -> bool:
         """Whether our next send follows an update (then it must not go out locally).
@@ -442,6 +440,13 @@ class NegotiationWorkflow:
         self._projected = shown
 
     def _upsert_attributes(self) -> None:
-        workflow.upsert_search_attributes(
-            [pair.key.value_set(pair.value) for pair in negotiation_attributes(self._record)]
-        )
+        # Only what changed since the start's attributes and the last upsert, and nothing when
+        # nothing did: each upsert is a history event and a visibility write (decision 0025).
+        shown = workflow.info().typed_search_attributes
+        changed = [
+            pair.key.value_set(pair.value)
+            for pair in negotiation_attributes(self._record)
+            if shown.get(pair.key) != pair.value
+        ]
+        if changed:
+            workflow.upsert_search_attributes(changed)

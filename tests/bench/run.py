@@ -27,6 +27,12 @@ BENCHES: list[tuple[str, str, list[str], list[str]]] = [
         ["--layouts", "--rounds", "3", "--total", "100"],
         ["--layouts", "--rounds", "1", "--total", "60"],
     ),
+    (
+        "negotiation-engine",
+        "tests.bench.negotiation_engine_bench",
+        ["--count", "20"],
+        ["--count", "5"],
+    ),
     ("catalog", "tests.bench.catalog_bench", [], ["--quick"]),
     (
         "transfer",

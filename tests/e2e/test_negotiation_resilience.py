@@ -63,7 +63,9 @@ async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]
         "/negotiations",
         {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
     )
-    assert resp.status_code == 201, resp.text
+    # 202: started, but the control plane's own projection write waited out its pool (fifty
+    # starts at once on a loaded machine); the workflow projects it (decision 0001).
+    assert resp.status_code in (201, 202), resp.text
     negotiation_id: str = resp.json()["id"]
     return negotiation_id
 
