@@ -8,9 +8,9 @@ access token verbatim), `POST <cs>/presentations/query` through the outbound gua
 each VP (signature under the holder's `authentication` keys, claims) and each VC (signature
 under the issuer's `assertionMethod` keys, issuer trusted for its types, holder binding, validity,
 revocation via the issuer-signed status list, fetched through the guard and cached for
-`status_list_ttl`). The result is the policy claims of the credentials
-(`connector.core.identity.dcp.credential_claims`), cached per holder until the earliest
-credential expiry, at most `cache_seconds`.
+`status_list_ttl`, never past the list's `exp`). The result is the policy claims of the
+credentials (`connector.core.identity.dcp.credential_claims`), cached per holder until the
+earliest credential expiry, at most `cache_seconds`.
 
 `refuse_failures` (`identity.dcp.credential_failures = refuse`, the DCP 1.0 behaviour): a VC that
 is expired, not yet valid, revoked or from an issuer not trusted for its type refuses the request,
@@ -282,8 +282,13 @@ class PresentationVerifier:
         if isinstance(exp, int | float) and now.timestamp() >= exp + self._leeway:
             raise UnauthorizedError("status list credential expired")
         bits = status_list_bits(subject["encodedList"])
-        if self._status_ttl > 0:
-            self._status_lists[url] = (bits, now.timestamp() + self._status_ttl)
+        # Kept for the configured TTL but never past the list credential's own `exp`: the
+        # issuer's TTL bounds how late a revocation may reach us (decision 0024).
+        until = now.timestamp() + self._status_ttl
+        if isinstance(exp, int | float):
+            until = min(until, float(exp))
+        if until > now.timestamp():
+            self._status_lists[url] = (bits, until)
             if len(self._status_lists) > _MAX_CACHED_HOLDERS:
                 self._status_lists.pop(next(iter(self._status_lists)))
         return bits

@@ -174,6 +174,20 @@ async def test_the_status_list_is_cached_for_its_ttl(world: DcpWorld, build: Bui
     assert world.status_fetches == 1
 
 
+async def test_a_status_list_is_not_kept_past_its_own_exp(world: DcpWorld, build: Build) -> None:
+    """The configured TTL (300 s here) is an upper bound: the issuer's `exp` on the list ends
+    the reuse earlier, so a revocation reaches us within the issuer's TTL."""
+    world.status_valid_for = timedelta(seconds=5)
+    shift = timedelta()
+    verifier, _ = build(clock=lambda: datetime.now(UTC) + shift)
+    await verifier.verify(member(world, "a").authorization(US))
+    await verifier.verify(member(world, "b").authorization(US))
+    assert world.status_fetches == 1
+    shift = timedelta(seconds=6)
+    await verifier.verify(member(world, "c").authorization(US))
+    assert world.status_fetches == 2
+
+
 # --- the SI token (DCP TCK §4) -----------------------------------------------------------
 
 
