@@ -15,6 +15,7 @@ help:
 	@echo "make load          the seed's k6 load test (16 min; QUICK=1: 3 min) on connector up, secure profile"
 	@echo "make chaos         kill -9 every process of two connectors under load, docs/reliability.md"
 	@echo "make demo          two connectors: catalog, negotiation, transfer"
+	@echo "make demo PROFILE=dcp  the same with DCP credentials from a development issuer"
 	@echo "make state-machines  regenerate docs/state-machines.md from the transition tables"
 	@echo "make deploy-check  validate Docker, Helm, Terraform, CI, alerts and dashboards offline"
 	@echo "make images-check  build the images with podman and run them (part of deploy-check)"
@@ -70,8 +71,10 @@ load: bytecode
 chaos: bytecode
 	$(BIN)/python -m tests.chaos --write
 
+# PROFILE=dcp: the same with the development issuer and a members-only policy (DCP 1.0).
+PROFILE ?= secure
 demo: bytecode
-	$(BIN)/python -m tests.demo
+	$(BIN)/python -m tests.demo --profile $(PROFILE)
 
 deploy-check: $(STAMP)
 	@if [ -f deploy/tools/install.sh ]; then bash deploy/tools/install.sh && bash deploy/check.sh; \
