@@ -158,15 +158,17 @@ class DcpWorld:
         valid_for: timedelta = timedelta(days=30),
         subject_id: str | None = None,
         status_url: str | None = None,
+        vc: dict[str, Any] | None = None,
     ) -> int:
-        """Issue a VC to `holder` (stored in its Credential Service); returns its status index."""
+        """Issue a VC to `holder` (stored in its Credential Service); returns its status index.
+        `vc` overrides members of the `vc` object (a schema violation, say)."""
         signer = issuer or self.issuer
         index = self._next_index
         self._next_index += 1
         now = datetime.now(UTC)
         start, end = now + valid_from, now + valid_from + valid_for
         cid = f"urn:uuid:{uuid.uuid4()}"
-        claims = {
+        claims: dict[str, Any] = {
             "iss": signer.did,
             "sub": subject_id or holder.did,
             "jti": cid,
@@ -190,6 +192,7 @@ class DcpWorld:
                 },
             },
         }
+        claims["vc"].update(vc or {})
         holder.credentials.append(sign(signer.keys, signer.did, claims))
         return index
 
