@@ -36,13 +36,23 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ec import (
+    ECDSA,
+    EllipticCurvePublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import extract_compact
+from joserfc.util import urlsafe_b64decode
 
 from connector.core.errors import UnauthorizedError
 from connector.core.identity.claims import (
@@ -159,6 +169,63 @@ def _import_public_key(canonical_jwk: str) -> ECKey | OKPKey:
     return OKPKey.import_key(jwk)
 
 
+_VerifyKey = EllipticCurvePublicKey | Ed25519PublicKey
+_ES256: Final = ECDSA(SHA256())
+
+
+def _verify_key(jwk: Mapping[str, object]) -> _VerifyKey:
+    """The `cryptography` key of a DID document's public JWK, imported once per key.
+
+    joserfc imports and validates it (curve point, `use`/`key_ops` allowing `verify`); the cache
+    is keyed on every member, so a changed JWK under the same kid is a new import."""
+    return _verify_key_cached(tuple(sorted((str(k), json.dumps(v)) for k, v in jwk.items())))
+
+
+@functools.lru_cache(maxsize=256)
+def _verify_key_cached(members: tuple[tuple[str, str], ...]) -> _VerifyKey:
+    jwk = {name: json.loads(value) for name, value in members}
+    key = ECKey.import_key(jwk) if jwk.get("kty") == "EC" else OKPKey.import_key(jwk)
+    native = key.get_op_key("verify")
+    if not isinstance(native, EllipticCurvePublicKey | Ed25519PublicKey):
+        raise ValueError("unsupported key type")
+    return native
+
+
+def _signature_valid(key: _VerifyKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
+    """The JWS signature check joserfc's ES256/EdDSA algorithms make, on the key object itself
+    (decision 0026): ES256 carries r || s, 32 bytes each, which `cryptography` wants as DER."""
+    try:
+        if alg == "ES256" and isinstance(key, EllipticCurvePublicKey):
+            if len(signature) != 64 or key.curve.name != "secp256r1":
+                return False
+            r = int.from_bytes(signature[:32], "big")
+            s = int.from_bytes(signature[32:], "big")
+            key.verify(encode_dss_signature(r, s), signing_input, _ES256)
+            return True
+        if alg in ("EdDSA", "Ed25519") and isinstance(key, Ed25519PublicKey):
+            key.verify(signature, signing_input)
+            return True
+    except InvalidSignature:
+        return False
+    return False
+
+
+def _json_object(data: bytes) -> dict[str, object]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """A compact JWS taken apart once: what the signature covers, the signature, the claims."""
+
+    signing_input: bytes
+    signature: bytes
+    claims: dict[str, object]
+
+
 class TokenVerifier:
     """Verifies inbound `Authorization` headers (see the module docstring)."""
 
@@ -246,13 +313,17 @@ class TokenVerifier:
         parts = token.split(".")
         if len(parts) != 3:
             raise UnauthorizedError("token is not a compact JWS")
+        # Each segment is decoded and parsed once; the claims used after the signature check are
+        # these, which is sound because the signature covers exactly these bytes (decision 0026).
         try:
-            header = extract_compact(token.encode("ascii")).protected
-            unverified = _b64json(parts[1])
-        except (JoseError, ValueError, UnicodeError):
+            raw = [urlsafe_b64decode(part.encode("ascii")) for part in parts]
+            header = _json_object(raw[0])
+            unverified = _json_object(raw[1])
+        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
             raise UnauthorizedError("malformed token") from None
+        signed = _Signed(f"{parts[0]}.{parts[1]}".encode("ascii"), raw[2], unverified)
         alg = header.get("alg")
-        if alg not in _ALLOWED_ALGS:
+        if not isinstance(alg, str) or alg not in _ALLOWED_ALGS:
             raise UnauthorizedError("token algorithm not allowed")
         if _FORBIDDEN_HEADERS & header.keys():
             raise UnauthorizedError("token header carries a forbidden parameter")
@@ -285,10 +356,10 @@ class TokenVerifier:
         strict = self._trust.requires_capability_invocation(issuer)
         document = await self._resolver.resolve(issuer)
         try:
-            vm_id, claims = self._signed_claims(token, alg, document, issuer, kid, strict)
+            vm_id, claims = self._signed_claims(signed, alg, document, issuer, kid, strict)
         except UnknownKeyError:
             document = await self._resolver.resolve(issuer, force_refresh=True)
-            vm_id, claims = self._signed_claims(token, alg, document, issuer, kid, strict)
+            vm_id, claims = self._signed_claims(signed, alg, document, issuer, kid, strict)
         except UnauthorizedError:
             # The key under this kid may have been replaced since we cached the document (a
             # rotation that kept the kid): look once more, as the resolver allows (at most once
@@ -297,7 +368,7 @@ class TokenVerifier:
             if fresher == document:
                 raise
             context["refetched"] = True
-            vm_id, claims = self._signed_claims(token, alg, fresher, issuer, kid, strict)
+            vm_id, claims = self._signed_claims(signed, alg, fresher, issuer, kid, strict)
 
         now = self._clock()
         checked = check_claims(
@@ -327,8 +398,8 @@ class TokenVerifier:
 
     def _signed_claims(
         self,
-        token: str,
-        alg: object,
+        signed: _Signed,
+        alg: str,
         document: Mapping[str, object],
         issuer: str,
         kid: str | None,
@@ -345,10 +416,12 @@ class TokenVerifier:
         if alg not in algorithms:
             raise UnauthorizedError("token algorithm does not match the key type")
         try:
-            verified = jwt.decode(token, _import_key(jwk), algorithms=algorithms)
+            key = _verify_key(jwk)
         except (JoseError, ValueError):
             raise UnauthorizedError("token signature invalid") from None
-        return vm_id, dict(verified.claims)
+        if not _signature_valid(key, alg, signed.signing_input, signed.signature):
+            raise UnauthorizedError("token signature invalid")
+        return vm_id, dict(signed.claims)
 
     async def _check_membership(self, credential: object, holder: str, now: datetime) -> None:
         """A JWT membership credential (VC 1.1 JWT form) signed by a trusted issuer for `holder`.

@@ -379,3 +379,58 @@ async def test_dev_profile_accepts_unsigned_dev_tokens_and_tck_mock_tokens(world
 async def test_secure_profile_rejects_dev_tokens(world: World) -> None:
     await expect_reject(world.verifier(), "Bearer dev:alice", "compact JWS")
     await expect_reject(world.verifier(), '{"clientId": "x"}', "not a Bearer")
+
+
+# --- the signature check made on the key object itself (decision 0026) ---------------------
+
+
+async def test_a_tampered_payload_or_signature_is_rejected(world: World) -> None:
+    header, payload, signature = sign(world.ring, base_claims()).split(".")
+    other_payload = b64(base_claims(jti="j-2"))
+    await expect_reject(
+        world.verifier(), bearer(f"{header}.{other_payload}.{signature}"), "signature invalid"
+    )
+    raw = base64.urlsafe_b64decode(signature + "==")
+    flipped = base64.urlsafe_b64encode(raw[:-1] + bytes([raw[-1] ^ 1])).rstrip(b"=").decode()
+    await expect_reject(
+        world.verifier(), bearer(f"{header}.{payload}.{flipped}"), "signature invalid"
+    )
+
+
+@pytest.mark.parametrize("length", [0, 32, 63, 65, 72])
+async def test_an_es256_signature_of_the_wrong_length_is_rejected(
+    world: World, length: int
+) -> None:
+    header, payload, _ = sign(world.ring, base_claims()).split(".")
+    signature = base64.urlsafe_b64encode(b"\x01" * length).rstrip(b"=").decode()
+    await expect_reject(
+        world.verifier(), bearer(f"{header}.{payload}.{signature}"), "signature invalid"
+    )
+
+
+@pytest.mark.parametrize(
+    "segment", ["a+b", "ab==", "a", "ab/c", "ab\u00e9"], ids=["plus", "pad", "len", "slash", "utf8"]
+)
+async def test_segments_that_are_not_strict_base64url_are_malformed(
+    world: World, segment: str
+) -> None:
+    header, payload, signature = sign(world.ring, base_claims()).split(".")
+    for token in (f"{segment}.{payload}.{signature}", f"{header}.{payload}.{segment}"):
+        await expect_reject(world.verifier(), bearer(token), "malformed token")
+
+
+async def test_claims_that_are_not_a_json_object_are_malformed(world: World) -> None:
+    header, _, signature = sign(world.ring, base_claims()).split(".")
+    await expect_reject(
+        world.verifier(), bearer(f"{header}.{b64(['iss'])}.{signature}"), "malformed token"
+    )
+
+
+async def test_a_key_whose_use_is_not_verification_is_refused(world: World) -> None:
+    jwk = {**world.ring.current.public_jwk(), "key_ops": ["encrypt"]}
+    doc = build_did_document(THEM, [world.ring.current])
+    for vm in doc["verificationMethod"]:
+        vm["publicKeyJwk"] = jwk
+    world.source.documents[THEM] = doc
+    token = world.issuer.issue(US)
+    await expect_reject(world.verifier(), bearer(token), "signature invalid")
