@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -71,6 +73,8 @@ _DOC_CONTENT_TYPES: Final = ("application/did+json", "application/json", "applic
 #: document another replica refetched (say, after the peer withdrew a key) reaches this one.
 LOCAL_TTL_SECONDS: Final = 5.0
 _LOCAL_MAX: Final = 4096  # documents kept per process before the expired ones are dropped
+#: In the last this share of its time a copy is read again from Redis in the background.
+_READ_AHEAD: Final = 0.2
 
 
 class InvalidDidError(UnauthorizedError):
@@ -279,6 +283,8 @@ class DidResolver:
         self._local_ttl = local_ttl
         self._monotonic = monotonic
         self._local: dict[str, tuple[float, dict[str, object]]] = {}
+        self._reading: dict[str, asyncio.Future[dict[str, object]]] = {}
+        self._reading_ahead: dict[str, asyncio.Future[None]] = {}
 
     def cache_key(self, did: str) -> str:
         return f"connector:{self._participant}:did:{did}"
@@ -302,8 +308,38 @@ class DidResolver:
         """
         if not force_refresh:
             local = self._local.get(did)
-            if local is not None and local[0] > self._monotonic():
-                return local[1]
+            if local is not None:
+                left = local[0] - self._monotonic()
+                if left > 0:
+                    if left < self._local_ttl * _READ_AHEAD:
+                        self._read_ahead(did)
+                    return local[1]
+            # One read for every request of this DID that finds no copy (decision 0026).
+            pending = self._reading.get(did)
+            if pending is None:
+                pending = asyncio.ensure_future(self._resolve(did, force_refresh=False))
+                self._reading[did] = pending
+                pending.add_done_callback(lambda _: self._reading.pop(did, None))
+            return await asyncio.shield(pending)
+        return await self._resolve(did, force_refresh=True)
+
+    def _read_ahead(self, did: str) -> None:
+        """Read Redis again for `did` in the background while its copy is still valid, so no
+        request waits when the copy expires. Only Redis: a fetch stays on a request's path."""
+        if did in self._reading_ahead:
+            return
+
+        async def read() -> None:
+            # Keeps a fresh copy when Redis has one; without one (or with a recently failed
+            # resolution) the copy expires and the next request resolves as usual.
+            with contextlib.suppress(DidResolutionError, ValueError):
+                await self._cached(did)
+
+        task = asyncio.ensure_future(read())
+        self._reading_ahead[did] = task
+        task.add_done_callback(lambda _: self._reading_ahead.pop(did, None))
+
+    async def _resolve(self, did: str, *, force_refresh: bool) -> dict[str, object]:
         url = did_web_to_url(did, allow_http=self._allow_http, allow_ip=self._allow_ip)
         if force_refresh and not await self._may_refresh(did):
             force_refresh = False

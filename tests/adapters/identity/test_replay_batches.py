@@ -274,3 +274,61 @@ async def test_tokens_from_a_cached_peer_make_no_did_round_trip(
             assert (await verifier.verify(bearer(issuer.issue(US)))).did == did
     finally:
         await http.aclose()
+
+
+class CountingRedis(Redis):
+    """Counts the DID cache reads (`MGET` in the resolver's pipeline)."""
+
+    reads = 0
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None):  # type: ignore[no-untyped-def]
+        CountingRedis.reads += 1
+        return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+
+
+async def test_concurrent_requests_without_a_copy_share_one_redis_read(
+    redis_url: str, participant: str
+) -> None:
+    """When a copy expires, the 64 requests of that moment make one read, not 64 (decision 0026)."""
+    did = "did:web:peer.example"
+    client = CountingRedis.from_url(redis_url)
+    http = GuardedHttp(OutboundConfig())
+    resolver = DidResolver(http, client, participant=participant)
+    document = build_did_document(did, [RING.current])
+    await client.set(resolver.cache_key(did), json.dumps(document), ex=300)
+    CountingRedis.reads = 0
+    try:
+        documents = await asyncio.gather(*(resolver.resolve(did) for _ in range(64)))
+        assert all(d == document for d in documents)
+        assert CountingRedis.reads == 1
+    finally:
+        await http.aclose()
+        await client.aclose()
+
+
+async def test_a_copy_about_to_expire_is_read_again_in_the_background(
+    redis_client: Redis, participant: str
+) -> None:
+    did = "did:web:peer.example"
+    old = build_did_document(did, [RING.current])
+    new = build_did_document(did, [KeyEntry(key=generate_key(), key_id="k2")])
+    http = GuardedHttp(OutboundConfig())
+    clock = Clock()
+    resolver = DidResolver(http, redis_client, participant=participant, monotonic=clock)
+    await redis_client.set(resolver.cache_key(did), json.dumps(old), ex=300)
+    try:
+        assert await resolver.resolve(did) == old
+        await redis_client.set(resolver.cache_key(did), json.dumps(new), ex=300)
+        clock.now += 4.5  # within the last fifth of the 5 s copy: answered from it, read behind
+        assert await resolver.resolve(did) == old
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            if await resolver.resolve(did) == new:
+                break
+        assert await resolver.resolve(did) == new
+        # The new copy counts from its read: no request past the old expiry waited for Redis.
+        clock.now += 1.0
+        await redis_client.delete(resolver.cache_key(did))
+        assert await resolver.resolve(did) == new
+    finally:
+        await http.aclose()
