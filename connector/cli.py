@@ -37,6 +37,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from connector.gc_tuning import tune_for_serving
 from connector.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -357,6 +358,8 @@ def _serve_split(settings: Settings, app: object) -> int:
         pair = ListenerPair(app, main, management, timeout_graceful_shutdown=5)  # type: ignore[arg-type]
         return await pair.serve()
 
+    tune_for_serving()
+
     loop_factory = uvicorn.Config(app, log_config=None).get_loop_factory()  # type: ignore[arg-type]
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -370,6 +373,7 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
     import uvicorn
 
     _serve_metrics(settings, app)
+    tune_for_serving()
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,

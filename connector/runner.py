@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 from connector import embedded
 from connector.datadir import private_umask, secure_data_dir
 from connector.embedded import EmbeddedError, ServiceSpec, ensure_port_free, free_port
+from connector.gc_tuning import tune_for_serving
 from connector.logging import get_logger
 from connector.metrics import (
     MULTIPROC_ENV,
@@ -586,6 +587,8 @@ async def up(
         if start in done:
             stop_wait.cancel()
             start.result()
+            if supervisor.edge is not None:
+                tune_for_serving()  # the process serves from now on (decision 0026)
             text = banner(
                 supervisor.effective, supervisor.key_file, in_process=supervisor.edge is not None
             )

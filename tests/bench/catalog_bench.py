@@ -41,6 +41,7 @@ import httpx
 
 from connector import embedded
 from connector.core.dsp import DSP_CONTEXT_2025_1
+from connector.gc_tuning import tune_for_serving
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.tokens import TokenIssuer
@@ -134,6 +135,7 @@ def serve(
         return Response(body, media_type="application/json")
 
     app.add_api_route(BARE_PATH, bare, methods=["POST"])
+    tune_for_serving()  # as `connector control-plane` does before it serves
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
