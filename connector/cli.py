@@ -36,6 +36,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 from connector.gc_tuning import tune_for_serving
 from connector.settings import ConfigError, Settings, load_settings
@@ -386,19 +387,26 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
     return 0
 
 
+#: What the in-process roles import: loaded while the services start (decision 0026).
+EDGE_MODULES: Final = ("workers.edge", "api.app", "dataplane.app")
+
+
 def _up(settings: Settings, config: Path | None, *, separate_roles: bool) -> int:
-    from connector.runner import up
+    from connector.runner import InProcess, up
 
     if separate_roles:
         return asyncio.run(up(settings, config))
     import uvicorn
 
-    from workers.edge import EdgeProcess
+    def edge(effective: Settings) -> InProcess:
+        from workers.edge import EdgeProcess  # loaded by now: in EDGE_MODULES
+
+        return EdgeProcess(effective)
 
     # The roles' loop: uvloop where installed, as each role process runs on its own.
     loop_factory = uvicorn.Config(app=None, log_config=None).get_loop_factory()  # type: ignore[arg-type]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(up(settings, config, EdgeProcess))
+        return runner.run(up(settings, config, edge, preload=EDGE_MODULES))
 
 
 async def _migrate(settings: Settings) -> int:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
@@ -199,10 +200,13 @@ class Supervisor:
         settings: Settings,
         config_file: Path | None = None,
         in_process: Callable[[Settings], InProcess] | None = None,
+        preload: Sequence[str] = (),
     ) -> None:
-        """`in_process`: builds the roles that run in this process; None: separate processes."""
+        """`in_process`: builds the roles that run in this process; None: separate processes.
+        `preload`: modules the roles import, loaded while the services start."""
         self.settings = settings
         self.in_process = in_process
+        self.preload = tuple(preload)
         self.edge: InProcess | None = None
         self._part_restarts: dict[str, list[float]] = {}
         self.config_file = config_file
@@ -272,27 +276,35 @@ class Supervisor:
 
     async def _start_embedded(self) -> Settings:
         overrides: dict[str, Any] = {}
+        specs: list[ServiceSpec] = []
         s = self.settings
         if s.database.url is None:
             port = s.database.embedded_port or free_port()
-            await self._start_service(_from_spec(embedded.postgres_spec(self.data_dir, port)))
+            specs.append(embedded.postgres_spec(self.data_dir, port))
             overrides["database"] = {"url": embedded.postgres_url(port)}
         if s.redis.url is None:
             port = s.redis.embedded_port or free_port()
-            await self._start_service(_from_spec(embedded.redis_spec(self.data_dir, port)))
+            specs.append(embedded.redis_spec(self.data_dir, port))
             overrides["redis"] = {"url": f"redis://127.0.0.1:{port}/0"}
         if s.temporal.address is None:
             port = s.temporal.embedded_port or free_port()
-            spec = embedded.temporal_spec(
-                self.data_dir,
-                port,
-                s.temporal.ui_port,
-                s.temporal.namespace,
-                s.temporal.ui_host,
-                codec_endpoint=codec_endpoint(s),
+            specs.append(
+                embedded.temporal_spec(
+                    self.data_dir,
+                    port,
+                    s.temporal.ui_port,
+                    s.temporal.namespace,
+                    s.temporal.ui_host,
+                    codec_endpoint=codec_endpoint(s),
+                )
             )
-            await self._start_service(_from_spec(spec))
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}
+        # Independent of each other (Temporal keeps its own SQLite file): started together, so a
+        # warm start waits for the slowest, not for the sum (decision 0026). A failure cancels
+        # the other waits; what was spawned is in self.services for stop().
+        async with asyncio.TaskGroup() as group:
+            for spec in specs:
+                group.create_task(self._start_service(_from_spec(spec)))
         return with_overrides(s, overrides)
 
     async def _prepare(self, settings: Settings) -> None:
@@ -301,15 +313,22 @@ class Supervisor:
         from connector.stores import migrate
         from connector.temporal.client import bootstrap, connect
 
-        conn = await asyncpg.connect(settings.database.url.get_secret_value())  # type: ignore[union-attr]
-        try:
-            applied = await migrate.migrate(conn)
-        finally:
-            await conn.close()
-        log.info("migrations", applied=[f"{m.version:04d}_{m.name}" for m in applied])
-        client = await connect(settings, namespace="default")
-        changed = await bootstrap(client, settings.temporal)
-        log.info("temporal bootstrap", changed=changed)
+        async def migrate_database() -> None:
+            conn = await asyncpg.connect(settings.database.url.get_secret_value())  # type: ignore[union-attr]
+            try:
+                applied = await migrate.migrate(conn)
+            finally:
+                await conn.close()
+            log.info("migrations", applied=[f"{m.version:04d}_{m.name}" for m in applied])
+
+        async def bootstrap_temporal() -> None:
+            client = await connect(settings, namespace="default")
+            changed = await bootstrap(client, settings.temporal)
+            log.info("temporal bootstrap", changed=changed)
+
+        async with asyncio.TaskGroup() as group:  # Postgres and Temporal: one wait for both
+            group.create_task(migrate_database())
+            group.create_task(bootstrap_temporal())
         # Created here, before any child starts, so processes never race to generate two keys.
         from connector.identity.apikeys import ensure_edge_api_key
         from connector.identity.runtime import load_keyring
@@ -434,7 +453,18 @@ class Supervisor:
         metrics_dir = self.run_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
-        self.effective = await self._start_embedded()
+        # The in-process roles' modules load in a thread while the services start (decision
+        # 0026); joined before anything else imports, so no two threads import at once.
+        preload = (
+            asyncio.create_task(asyncio.to_thread(_import_all, self.preload))
+            if self.preload
+            else None
+        )
+        try:
+            self.effective = await self._start_embedded()
+        finally:
+            if preload is not None:
+                await preload
         await self._prepare(self.effective)
         if self.in_process is not None:
             self.edge = self.in_process(self.effective)
@@ -570,12 +600,18 @@ def banner(settings: Settings, key_file: Path | None, *, in_process: bool = Fals
     return "\n".join(line for line in lines if line)
 
 
+def _import_all(modules: Sequence[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
 async def up(
     settings: Settings,
     config_file: Path | None = None,
     in_process: Callable[[Settings], InProcess] | None = None,
+    preload: Sequence[str] = (),
 ) -> int:
-    supervisor = Supervisor(settings, config_file, in_process)
+    supervisor = Supervisor(settings, config_file, in_process, preload)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, supervisor.request_stop)
