@@ -302,9 +302,7 @@ class Supervisor:
         # Independent of each other (Temporal keeps its own SQLite file): started together, so a
         # warm start waits for the slowest, not for the sum (decision 0026). A failure cancels
         # the other waits; what was spawned is in self.services for stop().
-        async with asyncio.TaskGroup() as group:
-            for spec in specs:
-                group.create_task(self._start_service(_from_spec(spec)))
+        await _together(*(self._start_service(_from_spec(spec)) for spec in specs))
         return with_overrides(s, overrides)
 
     async def _prepare(self, settings: Settings) -> None:
@@ -326,9 +324,7 @@ class Supervisor:
             changed = await bootstrap(client, settings.temporal)
             log.info("temporal bootstrap", changed=changed)
 
-        async with asyncio.TaskGroup() as group:  # Postgres and Temporal: one wait for both
-            group.create_task(migrate_database())
-            group.create_task(bootstrap_temporal())
+        await _together(migrate_database(), bootstrap_temporal())  # one wait for both
         # Created here, before any child starts, so processes never race to generate two keys.
         from connector.identity.apikeys import ensure_edge_api_key
         from connector.identity.runtime import load_keyring
@@ -598,6 +594,19 @@ def banner(settings: Settings, key_file: Path | None, *, in_process: bool = Fals
     lines.append(f"  data dir        {s.data_dir.resolve()}")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(line for line in lines if line)
+
+
+async def _together(*steps: Awaitable[None]) -> None:
+    """Run `steps` concurrently; the first failure cancels the others and is raised as itself
+    (a StartError stays a StartError for `up`, unlike a TaskGroup's ExceptionGroup)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _import_all(modules: Sequence[str]) -> None:
