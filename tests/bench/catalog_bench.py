@@ -414,6 +414,13 @@ def signed_requests(path: str, tokens: list[str]) -> Callable[[int], bytes]:
     return request
 
 
+def loadavg() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of process `pid` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -638,6 +645,7 @@ async def main(quick: bool, write: bool = True) -> None:
                             headers={"Authorization": f"Bearer {token}"},
                         )
                         assert signed.status_code == 200, signed.text
+                load_before = loadavg()
                 profiles = await profile_rounds(
                     (port, proc.pid),
                     (secure_port, secure.pid),
@@ -647,6 +655,7 @@ async def main(quick: bool, write: bool = True) -> None:
                     seconds,
                     profile_requests,
                 )
+                load_after = loadavg()
             finally:
                 for p in (proc, secure):
                     p.terminate()
@@ -679,7 +688,8 @@ async def main(quick: bool, write: bool = True) -> None:
             "plane on the same database and Redis in the SECURE profile, every request a fresh "
             f"single-use ES256 token of one of {SIGNED_CALLERS} trusted did:web callers "
             "(documents served on loopback by the benchmark, resolved by the server on first "
-            "use), signed before the round.",
+            "use), signed before the round. Load average of the machine (1 / 5 / 15 min; other "
+            f"jobs shared it): {load_before} before the rounds, {load_after} after.",
             "",
             profile_table(profiles),
             "",
@@ -707,25 +717,30 @@ async def main(quick: bool, write: bool = True) -> None:
             "and the CatalogRequestMessage decode, the policy memo and cache-key lookups. p95 at "
             "64 concurrent clients is queueing on the one uvicorn worker (p50 is roughly "
             "64 / throughput).",
-            "- Signed tokens (decision 0020): the server verifies each token fully (ES256 "
+            "- Signed tokens (decisions 0020, 0026): the server verifies each token fully (ES256 "
             "signature, claims, trust list), reads the caller's DID document from its in-process "
-            "copy (Redis at most every 5 s per DID) and claims the jti in the shared Redis replay "
-            "set; the claims of concurrent requests share one pipeline, and a request is "
-            "answered only after Redis said its jti was new. Before that change (same method, "
-            "run 2026-12-07 02:07 UTC, HEAD 1b9720f): dev 1,270 req/s, p95 163 ms, 283 µs "
-            "server CPU per request; signed 228 req/s (18 %), p95 802 ms, 1,059 µs. Each "
-            "request then made two Redis round trips of its own (DID cache read, `SET NX`), "
-            "waiting for a connection of the pool behind the other 63.",
-            "- What the signed path still costs over the dev path, in server CPU per request "
-            "(the rate follows it when the server has its core to itself): about 150 µs for the "
-            "verification itself (the ES256 check is ~50 µs, joserfc's parsing and the claim "
-            "checks the rest) and about 130 µs for the one wait on the replay batch (the "
-            "request suspends and resumes through the middleware stack; its share of the "
-            "pipeline is small). An experiment (not kept) that replaced the claim with a bare "
-            "`await asyncio.sleep(0)` cost about as much. When the machine is busy the wait also "
-            "costs latency: every request waits two or three turns of the event loop (batch "
-            "sent, answer read, request resumed), and with 64 closed-loop clients all on one "
-            "batch the server idles meanwhile (runs at load average 10-12 gave 24-46 %).",
+            "copy (read again from Redis in the background before it expires, one read for all "
+            "requests that find none) and claims the jti in the shared Redis replay set; the "
+            "claims of concurrent requests share one Lua command, and a request is answered "
+            "only after Redis said its jti was new. Decision 0020's run (02:07 UTC, before "
+            "batching): dev 1,270 req/s, signed 228 req/s (18 %), p95 802 ms; its batched run "
+            "(02:37 UTC): 46 %, p95 138 ms, 525 against 240 µs server CPU per request.",
+            "- Decision 0026 took out of each signed request: joserfc's decode (the segments are "
+            "decoded once, the ES256 signature checked on a cached `cryptography` key object: "
+            "about 160 to 110 µs CPU per verification in process, most of what is left being "
+            "the ECDSA check itself), redis-py's packing of one `SET` per claim (a Lua command "
+            "per batch: 25 to 12 µs per claim), the 64 DID cache reads when a copy expired, and "
+            "the garbage collector's promotion of in-flight requests (a serving process raises "
+            "the young generation's threshold and freezes its start-up objects: in one run the "
+            "secure server had spent 4.4 s in 11 full collections). What remains over the dev "
+            "path is the ECDSA check and the one wait for Redis per batch; on a busy machine "
+            "that wait is mostly the Redis process waiting for a core, and with 64 closed-loop "
+            "clients all on one batch the server idles meanwhile, so the rate falls further "
+            "below the dev rate than the CPU per request does.",
+            "- The same benchmark on main just before this run (decision 0026 not applied; "
+            "2026-12-07 05:21 UTC, load average 10.64 / 9.36 / 8.80 at its end): dev 915 req/s, "
+            "signed 266 req/s (29 %), signed p95 623 ms, server CPU per request 1,018 against "
+            "431 µs.",
             "- The load generator shares the 2 cores with the servers, Postgres and Redis, and "
             "other work on the machine (about 8 helpers' tests and benchmarks, load average "
             "10-12 during these runs) adds noise between rounds: compare the CPU per request "
