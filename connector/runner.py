@@ -250,12 +250,6 @@ class Supervisor:
             seen[port] = setting
             ensure_port_free(port, setting.split("(")[0])
 
-    async def _start_service(self, child: Child) -> None:
-        log.info("starting", service=child.name)
-        await child.spawn()
-        self.services.append(child)
-        await self._await_ready(child)
-
     async def _await_ready(self, child: Child) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         delay = 0.02
@@ -299,10 +293,30 @@ class Supervisor:
                 )
             )
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}
-        # Independent of each other (Temporal keeps its own SQLite file): started together, so a
-        # warm start waits for the slowest, not for the sum (decision 0026). A failure cancels
-        # the other waits; what was spawned is in self.services for stop().
-        await _together(*(self._start_service(_from_spec(spec)) for spec in specs))
+        # Independent of each other (Temporal keeps its own SQLite file): spawned together, so a
+        # warm start waits for the slowest, not for the sum (decision 0026); spawned before the
+        # preload thread starts, which would slow the spawning down (the GIL).
+        children = [_from_spec(spec) for spec in specs]
+        for child in children:
+            log.info("starting", service=child.name)
+            await child.spawn()
+            self.services.append(child)
+        # The readiness checks import the Postgres and Redis clients: here, before the preload
+        # thread imports, so no two threads import at once.
+        import asyncpg  # noqa: F401
+        import redis.asyncio  # noqa: F401
+
+        preload = (
+            asyncio.create_task(asyncio.to_thread(_import_all, self.preload))
+            if self.preload
+            else None
+        )
+        try:
+            # A failure cancels the other waits; what was spawned is in self.services for stop().
+            await _together(*(self._await_ready(child) for child in children))
+        finally:
+            if preload is not None:
+                await preload
         return with_overrides(s, overrides)
 
     async def _prepare(self, settings: Settings) -> None:
@@ -450,17 +464,8 @@ class Supervisor:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         # The in-process roles' modules load in a thread while the services start (decision
-        # 0026); joined before anything else imports, so no two threads import at once.
-        preload = (
-            asyncio.create_task(asyncio.to_thread(_import_all, self.preload))
-            if self.preload
-            else None
-        )
-        try:
-            self.effective = await self._start_embedded()
-        finally:
-            if preload is not None:
-                await preload
+        # 0026), joined before anything else imports.
+        self.effective = await self._start_embedded()
         await self._prepare(self.effective)
         if self.in_process is not None:
             self.edge = self.in_process(self.effective)
@@ -552,7 +557,7 @@ def codec_endpoint(settings: Settings) -> str | None:
     """Where the embedded Web UI (a browser) reaches the control plane's codec endpoint."""
     if not settings.encryption.temporal_payloads:
         return None
-    from connector.temporal.codec import ENDPOINT_PATH
+    from connector.temporal.codec_path import ENDPOINT_PATH  # not .codec: loads the SDK
 
     return f"{settings.management.base_url(settings.server)}{ENDPOINT_PATH}"
 

@@ -36,6 +36,7 @@ from temporalio.converter import DataConverter, PayloadCodec
 from connector.encryption.keyring import DataKeys, KeyFileError
 from connector.encryption.runtime import data_keys
 from connector.settings import Settings
+from connector.temporal.codec_path import ENDPOINT_PATH
 
 __all__ = [
     "CIPHER",
@@ -47,8 +48,6 @@ __all__ = [
     "data_converter",
 ]
 
-#: Where the control plane serves the codec endpoint for the Temporal UI (api/codec.py).
-ENDPOINT_PATH: Final = "/management/codec"
 ENCODING: Final = b"binary/encrypted"
 KEY_ID_METADATA: Final = "encryption-key-id"
 CIPHER_METADATA: Final = "encryption-cipher"
