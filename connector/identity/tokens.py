@@ -170,6 +170,8 @@ def _import_public_key(canonical_jwk: str) -> ECKey | OKPKey:
 
 
 _VerifyKey = EllipticCurvePublicKey | Ed25519PublicKey
+#: Key selections kept per verifier (one per caller key) before the table starts over.
+_SELECTED_MAX: Final = 1024
 _ES256: Final = ECDSA(SHA256())
 
 
@@ -254,6 +256,11 @@ class TokenVerifier:
         self._leeway = leeway
         self._max_lifetime = max_lifetime
         self._max_token_bytes = max_token_bytes
+        #: (issuer, kid, strict) -> (document, verification method id, algorithms, key).
+        self._selected: dict[
+            tuple[str, str | None, bool],
+            tuple[Mapping[str, object], str, list[str], _VerifyKey],
+        ] = {}
         self._presentations = presentations
 
     async def verify(
@@ -411,14 +418,23 @@ class TokenVerifier:
             UnknownKeyError: `kid` is not in the document.
             UnauthorizedError: the key does not fit the token or the signature is invalid.
         """
-        vm_id, jwk = select_key(document, issuer, kid, require_relationship=strict)
-        algorithms = _ALGS_BY_KEY[(str(jwk["kty"]), str(jwk["crv"]))]
+        selected = self._selected.get((issuer, kid, strict))
+        # The same document object gives the same selection; the entry holds the document, so
+        # its identity cannot be reused by another one (decision 0026).
+        if selected is None or selected[0] is not document:
+            vm_id, jwk = select_key(document, issuer, kid, require_relationship=strict)
+            algorithms = _ALGS_BY_KEY[(str(jwk["kty"]), str(jwk["crv"]))]
+            try:
+                key = _verify_key(jwk)
+            except (JoseError, ValueError):
+                raise UnauthorizedError("token signature invalid") from None
+            if len(self._selected) >= _SELECTED_MAX:
+                self._selected.clear()
+            selected = (document, vm_id, algorithms, key)
+            self._selected[(issuer, kid, strict)] = selected
+        _, vm_id, algorithms, key = selected
         if alg not in algorithms:
             raise UnauthorizedError("token algorithm does not match the key type")
-        try:
-            key = _verify_key(jwk)
-        except (JoseError, ValueError):
-            raise UnauthorizedError("token signature invalid") from None
         if not _signature_valid(key, alg, signed.signing_input, signed.signature):
             raise UnauthorizedError("token signature invalid")
         return vm_id, dict(signed.claims)
