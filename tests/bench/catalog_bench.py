@@ -737,10 +737,11 @@ async def main(quick: bool, write: bool = True) -> None:
             "that wait is mostly the Redis process waiting for a core, and with 64 closed-loop "
             "clients all on one batch the server idles meanwhile, so the rate falls further "
             "below the dev rate than the CPU per request does.",
-            "- The same benchmark on main just before this run (decision 0026 not applied; "
-            "2026-12-07 05:21 UTC, load average 10.64 / 9.36 / 8.80 at its end): dev 915 req/s, "
-            "signed 266 req/s (29 %), signed p95 623 ms, server CPU per request 1,018 against "
-            "431 µs.",
+            "- The same benchmark on main without decision 0026 (HEAD 9a2ad17, 2026-12-07 "
+            "05:52 UTC, load average 0.16 / 1.19 / 3.51 before, 1.25 / 1.24 / 3.23 after): dev "
+            "2,673 req/s, signed 1,301 req/s (49 %), signed p95 130.8 ms, server CPU per request "
+            "766 against 374 µs. On a busy machine (05:21 UTC, load average 10.6) main gave 29 %, "
+            "signed p95 623 ms, and this branch 69 %, signed p95 131 ms (05:27 UTC, load 9.1).",
             "- The load generator shares the 2 cores with the servers, Postgres and Redis, and "
             "other work on the machine (about 8 helpers' tests and benchmarks, load average "
             "10-12 during these runs) adds noise between rounds: compare the CPU per request "
