@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 # and PYTHONDONTWRITEBYTECODE set, the workflow sandbox would compile the workflow modules from
 # source for every workflow run (decision 0008). Only out-of-date files are compiled.
 bytecode: $(STAMP)
-	@$(BIN)/python -m compileall -q -j 0 api workflows activities workers dataplane connector tests
+	@$(BIN)/python -m compileall -q -j 0 api workflows activities workers commands dataplane connector tests
 
 up: bytecode
 	$(BIN)/connector up

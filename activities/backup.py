@@ -19,8 +19,8 @@ from temporalio.exceptions import ApplicationError
 from connector.backup.service import BackupService
 from connector.core.backup import known_status
 from connector.core.errors import ConnectorError
-from connector.logging import get_logger
-from connector.metrics import Metrics
+from connector.runtime.logging import get_logger
+from connector.runtime.metrics import Metrics
 from connector.settings import BackupSettings
 from connector.stores.migrate import MIGRATIONS_TABLE
 from workflows import names

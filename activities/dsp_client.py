@@ -25,8 +25,8 @@ from connector.core.errors import ConnectorError
 from connector.core.jsonld import encode
 from connector.core.negotiation.wire import build_message, is_initial, message_path
 from connector.core.transfer import wire as transfer_wire
+from connector.http.outbound import OutboundRefusedError
 from connector.identity.runtime import Identity
-from connector.outbound import OutboundRefusedError
 from connector.stores import delivery_journal
 from workflows import names
 from workflows.contracts import (

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from connector.core.webhook_signature import HEADER, ID_HEADER, signature_header
-from connector.outbound import GuardedHttp, OutboundRefusedError
+from connector.http.outbound import GuardedHttp, OutboundRefusedError
 from connector.settings import OperatorWebhookSettings
 from workflows import names
 from workflows.contracts import OperatorNotice

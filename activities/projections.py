@@ -9,7 +9,7 @@ from connector.core.negotiation.record import NegotiationRecord
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 from connector.encryption.keyring import DataKeys
-from connector.metrics import Metrics
+from connector.runtime.metrics import Metrics
 from connector.stores import delivery_journal, negotiations, transfers
 from workflows import names
 

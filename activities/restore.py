@@ -15,10 +15,11 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.backup import translated_errors
-from connector import health, maintenance
 from connector.backup.service import BackupService
-from connector.logging import get_logger
-from connector.reconcile import ProjectionKind, reconcile
+from connector.runtime import health
+from connector.runtime.logging import get_logger
+from connector.services import maintenance
+from connector.services.reconcile import ProjectionKind, reconcile
 from workflows import names
 from workflows.backup_contracts import (
     HealthReport,

@@ -18,31 +18,31 @@ from temporalio.client import Client
 from api import codec, discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
-from api.catalog_service import open_catalog_service
+from api.catalog.service import open_catalog_service
 from api.content_type import JsonBodyMiddleware
 from api.dcp import credential_service as dcp_credential_service
 from api.docs import install_docs
-from api.dsp import catalog as dsp_catalog
-from api.dsp import negotiations as dsp_negotiations
-from api.dsp import transfers as dsp_transfers
-from api.gateway import TemporalGateway
+from api.catalog import dsp_routes as dsp_catalog
+from api.negotiation import dsp_routes as dsp_negotiations
+from api.transfer import dsp_routes as dsp_transfers
+from api.negotiation.gateway import NegotiationGateway
 from api.idempotency import purge_periodically
 from api.management import credentials as management_credentials
-from api.management import negotiations as management_negotiations
-from api.management import transfers as management_transfers
-from api.negotiations import NegotiationEdge
-from api.transfer_gateway import TransferGateway
-from api.transfers import TransferEdge
+from api.negotiation import management_routes as management_negotiations
+from api.transfer import management_routes as management_transfers
+from api.negotiation.service import NegotiationService
+from api.transfer.gateway import TransferGateway
+from api.transfer.service import TransferService
 from connector import __version__
 from connector.core.dsp import DspVersion
 from connector.encryption.runtime import data_keys
-from connector.http_errors import install_error_handlers
+from connector.http.errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
 from connector.identity.holder import CredentialHolder
 from connector.identity.runtime import build_identity, utc_now
-from connector.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
-from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
-from connector.resources import Resources, borrowed, open_resources
+from connector.services.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
+from connector.runtime.metrics import HttpMetricsMiddleware, Metrics, child_registry
+from connector.runtime.resources import Resources, borrowed, open_resources
 from connector.settings import Settings
 from connector.stores import negotiations
 
@@ -77,7 +77,7 @@ def create_app(
             )
             if resources.temporal is None:  # pragma: no cover - the control plane always has one
                 raise RuntimeError("the control plane needs a Temporal client")
-            gateway = TemporalGateway(
+            gateway = NegotiationGateway(
                 resources.temporal, resources.pool, settings.temporal.task_queues.control, metrics
             )
             app.state.gateway = gateway
@@ -87,14 +87,14 @@ def create_app(
                 maintenance_key(settings.identity.resolved_participant_id(settings.server)),
                 retry_after=settings.backup.maintenance_retry_after_seconds,
             )
-            app.state.negotiations = NegotiationEdge(
+            app.state.negotiations = NegotiationService(
                 settings, resources.pool, gateway, identity.http
             )
             transfer_gateway = TransferGateway(
                 resources.temporal, resources.pool, settings.temporal.task_queues.control, keys
             )
             app.state.transfer_gateway = transfer_gateway
-            app.state.transfers = TransferEdge(
+            app.state.transfers = TransferService(
                 settings, resources.pool, transfer_gateway, identity.http
             )
             refresher = asyncio.create_task(

@@ -33,9 +33,9 @@ from api.body import read_json
 from api.security import require_api_key
 from connector.core.errors import BadRequestError, ConnectorError, UnauthorizedError
 from connector.encryption.keyring import DataKeys
-from connector.http_errors import PROBLEM_JSON, error_response
+from connector.http.errors import PROBLEM_JSON, error_response
 from connector.identity.apikeys import ApiKeyVerifier
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 from connector.settings import Settings
 from connector.temporal.codec import ENDPOINT_PATH, CodecError, EncryptionCodec
 

@@ -20,7 +20,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.core.errors import UnsupportedMediaTypeError
-from connector.http_errors import error_response
+from connector.http.errors import error_response
 
 __all__ = ["JSON_MEDIA_TYPES", "JsonBodyMiddleware", "is_json"]
 

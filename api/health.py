@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from connector import health
-from connector.resources import Resources
+from connector.runtime import health
+from connector.runtime.resources import Resources
 
 router = APIRouter(tags=["health"])
 

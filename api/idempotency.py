@@ -36,8 +36,8 @@ from connector.core.errors import (
     ConnectorError,
     UnprocessableError,
 )
-from connector.http_errors import error_response
-from connector.logging import get_logger
+from connector.http.errors import error_response
+from connector.runtime.logging import get_logger
 from connector.settings import Settings
 from connector.stores import idempotency
 from connector.stores.idempotency import Answered, Busy, Claimed, Mismatch

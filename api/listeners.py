@@ -6,7 +6,7 @@ as before). One process, one event loop, one app:
 - `ListenerRouting` (ASGI middleware) decides by the *local* port of the connection
   (`scope["server"][1]`, never a header): the management port serves only `/management/...`,
   `/health`, `/ready` and its own API docs; the main port answers `/management/...` with 404
-  problem+json (through `connector.http_errors.error_response`, like every other error). Each
+  problem+json (through `connector.http.errors.error_response`, like every other error). Each
   port's OpenAPI document (`/openapi.json`, behind `/docs`) lists only the paths that port
   serves. Everything else on the main port is unchanged.
 - `ListenerPair` binds both sockets first (a busy port fails before anything starts), runs the
@@ -33,8 +33,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.lifespan.on import LifespanOn
 
 from connector.core.errors import NotFoundError
-from connector.http_errors import error_response
-from connector.logging import get_logger
+from connector.http.errors import error_response
+from connector.runtime.logging import get_logger
 
 __all__ = [
     "MANAGEMENT_LISTENER_PATHS",

@@ -3,8 +3,9 @@ inbound message (update-with-start, or a plain start of a process already opened
 decision 0008), projection before the HTTP answer (read-your-writes, decision 0003), and the one
 mapping of Temporal errors to the connector's (`ProcessGateway._map`).
 
-`api.gateway.TemporalGateway` (negotiations) and `api.transfer_gateway.TransferGateway` add what
-differs: the updates each process accepts and what an operator may ask of it.
+`api.negotiation.gateway.NegotiationGateway` (negotiations) and
+`api.transfer.gateway.TransferGateway` add what differs: the updates each process accepts and what
+an operator may ask of it.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from connector.core.errors import (
     NotFoundError,
     UnavailableError,
 )
-from connector.http_errors import outage
-from connector.logging import get_logger
+from connector.http.errors import outage
+from connector.runtime.logging import get_logger
 from workflows import names
 
 __all__ = ["AlreadyStarted", "ProcessGateway", "ProcessKind", "StartedUnprojected", "content_id"]

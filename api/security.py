@@ -9,12 +9,12 @@ from fastapi import Depends, Header, Request
 
 from connector.core.errors import NotFoundError, UnauthorizedError, UnavailableError
 from connector.core.identity.claims import VerifiedCaller
-from connector.http_errors import correlation_id
+from connector.http.errors import correlation_id
+from connector.http.ratelimit import RateLimiter
 from connector.identity.apikeys import ApiKeyVerifier
 from connector.identity.oidc import JwksError, OidcVerifier
 from connector.identity.runtime import Identity, utc_now
-from connector.logging import get_logger
-from connector.ratelimit import RateLimiter
+from connector.runtime.logging import get_logger
 from connector.settings import Settings
 
 log = get_logger(__name__)
@@ -73,7 +73,7 @@ async def require_caller(
     """The authenticated DSP counterparty (did:web token, or the dev profile's stand-in).
 
     Then counts the request against the caller's rate limit (429 + Retry-After when over it;
-    `connector.ratelimit`, fails open when Redis is down)."""
+    `connector.http.ratelimit`, fails open when Redis is down)."""
     identity: Identity = request.app.state.identity
     caller = await identity.verifier.verify(authorization, correlation_id=correlation_id(request))
     request.state.caller = caller

@@ -1,4 +1,4 @@
-from connector.lean import skip_unused_imports
+from connector.runtime.lean import skip_unused_imports
 
 skip_unused_imports()
 

@@ -152,13 +152,13 @@ def _confirm_restore(args: argparse.Namespace) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Whatever a connector process (or a child it starts) writes is private: 0600 / 0700.
-    from connector.datadir import private_umask
+    from connector.runtime.datadir import private_umask
 
     private_umask()
     if args.command == "issuer":
         # A separate dev tool with its own data dir: no connector settings involved.
         from connector.issuer.cli import run as run_issuer
-        from connector.logging import configure_logging
+        from connector.runtime.logging import configure_logging
         from connector.settings import LoggingSettings
 
         configure_logging(LoggingSettings(format="console"), "issuer")
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"connector: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from connector.logging import configure_logging
+    from connector.runtime.logging import configure_logging
 
     role = args.command
     configure_logging(settings.logging, role)
@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "temporal-bootstrap":
         return _exit(asyncio.run(_temporal_bootstrap(settings)))
     if args.command == "backup":
-        from workers.backup_ops import run_backup_command
+        from commands.backup import run_backup_command
 
         return _exit(asyncio.run(run_backup_command(settings, args)))
     if args.command == "credentials":
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "restore":
         if not _confirm_restore(args):
             return EXIT_CONFIG
-        from workers.backup_ops import run_restore_command
+        from commands.backup import run_restore_command
 
         return _exit(asyncio.run(run_restore_command(settings, args)))
     return EXIT_CONFIG  # pragma: no cover - argparse rejects unknown commands
@@ -392,7 +392,7 @@ EDGE_MODULES: Final = ("workers.edge", "api.app", "dataplane.app")
 
 
 def _up(settings: Settings, config: Path | None, *, separate_roles: bool) -> int:
-    from connector.runner import InProcess, up
+    from connector.runtime.runner import InProcess, up
 
     if separate_roles:
         return asyncio.run(up(settings, config))
@@ -430,7 +430,7 @@ async def _migrate(settings: Settings) -> int:
 
 async def _temporal_bootstrap(settings: Settings) -> int:
     from connector.temporal.client import bootstrap, connect, is_temporal_cloud
-    from workers.backup_ops import ensure_backup_schedule
+    from commands.backup import ensure_backup_schedule
 
     # Self-hosted: through `default`, as our namespace may not exist yet. Temporal Cloud routes
     # every call by the client's namespace and has no `default`.

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from connector.core.errors import UnprocessableError
+from connector.http.outbound import OutboundConfig, OutboundRefusedError, vet_offline
 from connector.identity.paths import PathEscapeError, confine_path
-from connector.outbound import OutboundConfig, OutboundRefusedError, vet_offline
 from connector.settings import DataPlaneSettings
 
 __all__ = [

@@ -13,7 +13,7 @@ that many more objects are alive than at the last one, above what the requests i
 and (2) freezes what exists once the process has started (modules, the app, settings), so a
 full collection no longer traverses it. Reference counting frees what is not in a cycle as
 before; cycles wait for at most `GEN0_THRESHOLD` more allocations. Only process entry points
-call it (like `connector.lean`): a test process that builds many apps keeps the defaults.
+call it (like `connector.runtime.lean`): a test process that builds many apps keeps the defaults.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connector.core.identity.dcp import DEFAULT_SCOPES, scope_type
 from connector.identity.trust import TrustConfig
-from connector.outbound import OutboundConfig
+from connector.http.outbound import OutboundConfig
 
 ENV_PREFIX = "CONNECTOR_"
 ENV_NESTED_DELIMITER = "__"

@@ -27,13 +27,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from connector import __version__, health
+from connector import __version__
 from connector.core.errors import BadRequestError, UnauthorizedError
 from connector.data_address import PROXY_METHODS
-from connector.http_errors import install_error_handlers
-from connector.metrics import HttpMetricsMiddleware, Metrics, child_registry
-from connector.outbound import GuardedHttp
-from connector.resources import Resources, borrowed, open_resources
+from connector.http.errors import install_error_handlers
+from connector.http.outbound import GuardedHttp
+from connector.runtime import health
+from connector.runtime.metrics import HttpMetricsMiddleware, Metrics, child_registry
+from connector.runtime.resources import Resources, borrowed, open_resources
 from connector.settings import Settings
 from dataplane.flows import FlowManager, MethodNotAllowedError
 from dataplane.proxy import PullRequest

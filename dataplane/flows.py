@@ -32,9 +32,9 @@ import asyncpg
 from connector.core.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from connector.core.transfer.wire import ENDPOINT_TYPE_HTTP
 from connector.data_address import completes_on_first_read
-from connector.logging import get_logger
-from connector.metrics import Metrics
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
+from connector.runtime.logging import get_logger
+from connector.runtime.metrics import Metrics
 from connector.settings import DataPlaneSettings
 from connector.stores import dataplane as store
 from dataplane.io import SourceStream, open_sink, open_source, vet_source

@@ -34,8 +34,8 @@ from connector.core.errors import (
     UnavailableError,
 )
 from connector.data_address import check_destination, check_source, destination_kind
+from connector.http.outbound import GuardedHttp, OutboundConfig, OutboundRefusedError
 from connector.identity.paths import confine_path, open_confined
-from connector.outbound import GuardedHttp, OutboundConfig, OutboundRefusedError
 from connector.settings import DataPlaneSettings, S3DataSettings
 from dataplane.proxy import ProxyOptions, PullRequest, proxied_url
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from tests.issuer.issuer_harness import IssuerProcess, issuer_cli, running_issuer
 from tests.twoconn import Connector, did_for, running_connector
 

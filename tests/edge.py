@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import Settings, load_settings
 
 

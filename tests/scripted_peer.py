@@ -34,11 +34,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from connector.core.dsp import DSP_CONTEXT_0_8, DSP_CONTEXT_2025_1
-from connector.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import load_or_create_keyring
 from connector.identity.tokens import TokenIssuer, bearer
 from connector.identity.trust import TrustList
+from connector.runtime.embedded import free_port
 from tests.twoconn import Connector, did_for, running_connector
 
 CONTEXT: Final = [DSP_CONTEXT_2025_1]

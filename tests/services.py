@@ -17,8 +17,8 @@ from pathlib import Path
 
 import asyncpg
 
-from connector import embedded
-from connector.runner import Child, _from_spec
+from connector.runtime import embedded
+from connector.runtime.runner import Child, _from_spec
 
 START_TIMEOUT = 60.0
 

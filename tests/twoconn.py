@@ -22,10 +22,10 @@ import uvicorn
 from temporalio.api.enums.v1 import EventType
 
 from api.app import create_app
-from connector.embedded import free_port
 from connector.identity.runtime import build_identity
-from connector.metrics import Metrics, build_registry
-from connector.resources import open_resources
+from connector.runtime.embedded import free_port
+from connector.runtime.metrics import Metrics, build_registry
+from connector.runtime.resources import open_resources
 from connector.settings import Settings, TaskQueues, load_settings, to_env
 from connector.stores.migrate import migrate
 from connector.temporal.client import bootstrap, connect

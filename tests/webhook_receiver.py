@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from connector.core.webhook_signature import ID_HEADER
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 
 # (headers with lower-case names, raw body, the status we answered)
 Call = tuple[dict[str, str], bytes, int]

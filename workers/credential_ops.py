@@ -36,11 +36,11 @@ from connector.core.errors import ConnectorError
 from connector.encryption.runtime import data_keys
 from connector.identity.holder import CredentialHolder
 from connector.identity.runtime import load_keyring, utc_now
-from connector.outbound import GuardedHttp
-from connector.resources import open_resources
+from connector.http.outbound import GuardedHttp
+from connector.runtime.resources import open_resources
 from connector.settings import Settings
 from connector.stores import credentials
-from workers.backup_ops import connect_client
+from commands.backup import connect_client
 from workflows import names
 from workflows.credential_contracts import RenewalInput
 

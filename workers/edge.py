@@ -7,9 +7,9 @@ worker metrics) and one metrics registry. Sharing the Temporal client is also wh
 workflow the control plane starts run its first workflow task on the in-process worker at once
 (eager start: no poll, no task queue round trip on the server).
 
-Each part (`control-plane`, `data-plane`, `worker`) runs as a task. `connector.runner` starts the
-parts, watches them and restarts one whose task ended with back-off, as it restarts a crashed
-child process in the separate-roles layout.
+Each part (`control-plane`, `data-plane`, `worker`) runs as a task. `connector.runtime.runner`
+starts the parts, watches them and restarts one whose task ended with back-off, as it restarts a
+crashed child process in the separate-roles layout.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from prometheus_client import CollectorRegistry
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from connector.embedded import free_port
 from connector.identity.runtime import build_identity
-from connector.logging import get_logger
-from connector.metrics import Metrics, TemporalProxyCollector, build_registry
-from connector.resources import Resources, open_resources
-from connector.runner import EDGE_WORKER_GRACE_SECONDS, StartError, with_overrides
+from connector.runtime.embedded import free_port
+from connector.runtime.logging import get_logger
+from connector.runtime.metrics import Metrics, TemporalProxyCollector, build_registry
+from connector.runtime.resources import Resources, open_resources
+from connector.runtime.runner import EDGE_WORKER_GRACE_SECONDS, StartError, with_overrides
 from connector.settings import Settings
 from workers.main import build_workers, ensure_schedules, publish_backup_status
 from workers.registry import WorkerContext

@@ -26,12 +26,12 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from connector import health
-from connector.embedded import free_port
+from connector.runtime import health
+from connector.runtime.embedded import free_port
 from connector.identity.runtime import build_identity
-from connector.logging import get_logger
-from connector.metrics import Metrics, TemporalProxyCollector, child_registry
-from connector.resources import Resources, open_resources
+from connector.runtime.logging import get_logger
+from connector.runtime.metrics import Metrics, TemporalProxyCollector, child_registry
+from connector.runtime.resources import Resources, open_resources
 from connector.settings import Settings
 from workers.registry import WorkerContext, registry
 
@@ -111,7 +111,7 @@ async def _connect_with_retry(settings: Settings, runtime: Runtime) -> Client:
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     """The ops worker keeps the backup and credential renewal Schedules in line with
     configuration (idempotent)."""
-    from workers.backup_ops import ensure_backup_schedule
+    from commands.backup import ensure_backup_schedule
     from workers.credential_ops import ensure_renewal_schedule
 
     try:
@@ -128,7 +128,7 @@ async def publish_backup_status(resources: Resources, settings: Settings, metric
     """The backup gauges from the target's manifests: a fresh install exports none (no alert
     pages), a restarted worker the backups it finds."""
     from activities.backup import publish_known_status
-    from workers.backup_ops import service_for
+    from commands.backup import service_for
 
     await publish_known_status(service_for(settings), resources.pool, metrics, settings.backup)
 

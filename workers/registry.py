@@ -23,10 +23,10 @@ from connector.encryption.keyring import DataKeys
 from connector.encryption.runtime import data_keys
 from connector.identity.holder import build_resolver
 from connector.identity.runtime import Identity
-from connector.maintenance import maintenance_key
-from connector.metrics import Metrics
-from connector.reconcile import Projection, ProjectionKind, Upsert
-from connector.resources import Resources
+from connector.runtime.metrics import Metrics
+from connector.runtime.resources import Resources
+from connector.services.maintenance import maintenance_key
+from connector.services.reconcile import Projection, ProjectionKind, Upsert
 from connector.settings import TaskQueues
 from connector.stores import credentials, negotiations, transfers
 from connector.stores.pool import database_url
@@ -109,9 +109,9 @@ def _transfer_upsert(keys: DataKeys) -> Upsert:
 
 
 def projection_kinds(keys: DataKeys, task_queue: str | None = None) -> list[ProjectionKind]:
-    """Projection tables the DR restore rebuilds from their workflows (connector.reconcile),
-    from the workflows of `task_queue` (the control queue they run on) when given; transfer
-    records are written with their secrets sealed under `keys`."""
+    """Projection tables the DR restore rebuilds from their workflows
+    (connector.services.reconcile), from the workflows of `task_queue` (the control queue they run
+    on) when given; transfer records are written with their secrets sealed under `keys`."""
     return [
         Projection(
             name="negotiations",

@@ -17,7 +17,7 @@ from api.body import read_json
 from api.state import app_state
 from connector.core.identity.dcp_holder import UnsupportedQueryError
 from connector.identity.holder import CredentialHolder, Delivered
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 from workflows import names
 from workflows.credential_contracts import CredentialReceived
 

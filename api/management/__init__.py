@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from api.management import assets, catalog, offers, policies
+from api.catalog import management_routes as catalog
+from api.management import assets, offers, policies
 from api.security import require_api_key
 
 PREFIX = "/management/v1"

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.body import read_json
-from api.catalog_service import CatalogServiceDep
+from api.catalog.service import CatalogServiceDep
 from api.idempotency import IdempotencyKeyDep, created_once, idempotent
 from api.management.models import (
     AssetIn,

@@ -25,7 +25,7 @@ from api.state import app_state
 from connector.core.errors import ConnectorError, UnprocessableError
 from connector.identity.did import did_web_to_url
 from connector.identity.trust import TrustList
-from connector.resources import Resources
+from connector.runtime.resources import Resources
 from connector.settings import Settings
 from connector.stores import credentials
 from connector.stores.idempotency import Claimed

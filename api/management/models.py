@@ -27,9 +27,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.alias_generators import to_camel
 
-from connector.catalog import CallerFacts, validation_to_400
 from connector.core.errors import BadRequestError
 from connector.core.policy import Scope
+from connector.services.catalog import CallerFacts, validation_to_400
 from connector.stores.catalog import (
     MAX_PAGE_SIZE,
     AssetRecord,

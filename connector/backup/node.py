@@ -99,7 +99,7 @@ class NodeSources:
 def node_sources(settings: Settings) -> NodeSources | None:
     """The node's parts when a node backup is wanted (`backup.node`; unset: the dev server's
     SQLite file exists under the data dir), else None."""
-    from connector.embedded import temporal_db_path
+    from connector.runtime.embedded import temporal_db_path
 
     data_dir = Path(settings.data_dir).resolve()
     db = temporal_db_path(data_dir)

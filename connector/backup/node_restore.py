@@ -36,9 +36,9 @@ from connector.backup.service import BackupService
 from connector.backup.storage import StorageError, build_storage
 from connector.core.backup import BackupEntry
 from connector.core.errors import ConnectorError
-from connector.datadir import secure_data_dir
 from connector.encryption.aead import DecryptionError, decrypt_file
 from connector.encryption.keyring import DataKeys, KeyFileError
+from connector.runtime.datadir import secure_data_dir
 from connector.settings import Settings
 
 __all__ = ["NodeRestoreError", "RestoredNode", "restore_node"]
@@ -143,7 +143,7 @@ class _Postgres:
     """The embedded Postgres for the time of the restore (nothing else of the stack runs)."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
-        from connector.embedded import postgres_spec
+        from connector.runtime.embedded import postgres_spec
 
         self.spec = postgres_spec(data_dir, port)
         self.process: asyncio.subprocess.Process | None = None
@@ -299,7 +299,7 @@ async def restore_node(
     out(f"  secrets: {len(files)} files (data key ring {ring_path}, identity keys, management key)")
 
     # 2. Temporal's database, where the dev server will open it.
-    from connector.embedded import temporal_db_path
+    from connector.runtime.embedded import temporal_db_path
 
     db = temporal_db_path(data_dir)
     db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -375,7 +375,7 @@ async def _restore_database(
         from connector.stores.pool import database_url
 
         return await run(database_url(settings.database))
-    from connector.embedded import free_port, postgres_url
+    from connector.runtime.embedded import free_port, postgres_url
 
     port = settings.database.embedded_port or free_port()
     async with _Postgres(data_dir, port):

@@ -55,7 +55,7 @@ def find_bin_dir(configured: Path | None) -> Path | None:
     if configured is not None:
         return configured
     with contextlib.suppress(Exception):
-        from connector.embedded import postgres_bin_dir
+        from connector.runtime.embedded import postgres_bin_dir
 
         return postgres_bin_dir()
     return None

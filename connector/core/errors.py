@@ -19,7 +19,7 @@
     ├─ UnavailableError    unavailable    a dependency (Temporal, Postgres, Redis) is unreachable
     └─ UnexpectedError     unexpected     a bug; the wire carries only an error id
 
-The mapping of codes to HTTP statuses per surface lives in `connector/http_errors.py` (one place).
+The mapping of codes to HTTP statuses per surface lives in `connector/http/errors.py` (one place).
 """
 
 from __future__ import annotations

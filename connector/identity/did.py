@@ -36,8 +36,8 @@ from redis.exceptions import RedisError
 
 from connector.core.errors import ConnectorError, UnauthorizedError
 from connector.core.guards import parse_json
+from connector.http.outbound import GuardedHttp
 from connector.identity.keys import KeyEntry
-from connector.outbound import GuardedHttp
 
 __all__ = [
     "DID_CONTEXTS",

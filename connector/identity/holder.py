@@ -30,7 +30,7 @@ from connector.identity.keys import KeyRing
 from connector.identity.presentation import QueryAuthorizer, mint_presentation
 from connector.identity.replay import RedisReplayStore, ReplayStore
 from connector.identity.trust import TrustList
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import credentials
 

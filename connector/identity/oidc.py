@@ -44,8 +44,8 @@ from joserfc.jws import extract_compact
 from connector.core.errors import ConnectorError, UnauthorizedError, UnavailableError
 from connector.core.guards import parse_json
 from connector.core.identity.access_tokens import AccessTokenRules, check_access_token
+from connector.http.outbound import GuardedHttp
 from connector.identity.tokens import MAX_TOKEN_BYTES
-from connector.outbound import GuardedHttp
 from connector.settings import OidcSettings
 
 __all__ = [

@@ -32,7 +32,7 @@ from connector.identity.credentials import ALGORITHMS_BY_KEY, FORBIDDEN_HEADERS,
 from connector.identity.did import DidDocumentSource, UnknownKeyError, select_key
 from connector.identity.keys import KeyRing
 from connector.identity.replay import ReplayStore
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 
 __all__ = ["PRESENTATION_LIFETIME", "QueryAuthorizer", "QueryGrant", "mint_presentation"]
 

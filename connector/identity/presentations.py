@@ -63,7 +63,7 @@ from connector.identity.tokens import (
     bearer,
 )
 from connector.identity.trust import TrustList
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
 
 __all__ = ["CREDENTIAL_SERVICE", "PresentationVerifier", "credential_service_url"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from connector.http.outbound import GuardedHttp
 from connector.identity.did import DidResolver, build_did_document
 from connector.identity.keys import KeyRing, keyring_from_files, load_or_create_keyring
 from connector.identity.presentations import PresentationVerifier
@@ -25,7 +26,6 @@ from connector.identity.tokens import (
     check_profile,
 )
 from connector.identity.trust import TrustList
-from connector.outbound import GuardedHttp
 from connector.settings import Settings
 
 

@@ -327,7 +327,7 @@ def _serve(issuer: DevIssuer, args: argparse.Namespace) -> int:
     from connector.identity.did import DidResolver
     from connector.issuer.app import create_issuer_app
     from connector.issuer.writeback import StorageWriter
-    from connector.outbound import GuardedHttp, OutboundConfig
+    from connector.http.outbound import GuardedHttp, OutboundConfig
 
     public = urlsplit(issuer.config.public_url)
     cidrs = list(args.allow_cidr)

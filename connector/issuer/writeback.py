@@ -26,7 +26,7 @@ from connector.identity.did import DidDocumentSource
 from connector.identity.tokens import TokenIssuer, bearer
 from connector.issuer.service import DevIssuer
 from connector.issuer.store import RequestRecord
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
 
 __all__ = ["CREDENTIAL_SERVICE", "DeliveryPolicy", "StorageWriter", "credential_service_url"]
 

@@ -20,7 +20,7 @@ import asyncpg
 from connector.core.errors import NotFoundError
 from connector.encryption.aead import DecryptionError, is_sealed, open_value, seal_value
 from connector.encryption.keyring import DataKeys
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 
 __all__ = [
     "REQUESTS_TABLE",

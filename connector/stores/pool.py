@@ -4,7 +4,7 @@ Every wait on Postgres is bounded by `database.*` settings (issue 14, "fast, hon
 opening a connection (`connect_timeout_seconds`), waiting for one (`acquire_timeout_seconds`, the
 pool's default for every `acquire()` and `fetch*()` that names none), a statement on the server
 (`statement_timeout_seconds`) and its answer on the client (`command_timeout`). The errors they
-raise become 503 + Retry-After in one place, `connector.http_errors`.
+raise become 503 + Retry-After in one place, `connector.http.errors`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
 
 
 #: Added (PEP 678 note) to the socket errors and timeouts of the pool's connections, so the HTTP
-#: error mapping can say "database" instead of "a dependency" (connector.http_errors.outage).
+#: error mapping can say "database" instead of "a dependency" (connector.http.errors.outage).
 POOL_ERROR_NOTE: Final = "raised by a connection of the database pool"
 
 

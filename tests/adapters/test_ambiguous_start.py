@@ -13,12 +13,12 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.gateway import NEGOTIATION
+from api.negotiation.gateway import NEGOTIATION
 from api.process_gateway import ProcessGateway
 from api.worker_wait import WORKER_ANSWER_SECONDS
-from connector import embedded
 from connector.core.negotiation.record import NegotiationRecord
-from connector.runner import Child, _from_spec
+from connector.runtime import embedded
+from connector.runtime.runner import Child, _from_spec
 from tests.services import _await
 
 pytestmark = pytest.mark.integration

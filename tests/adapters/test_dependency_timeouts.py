@@ -1,7 +1,7 @@
 """Every wait on Postgres and Redis is bounded (issue 14, "fast, honest failure"): the pool and
-client the processes build (connector.stores.pool, connector.resources) against real Postgres and
-Redis, a closed port (refused) and a "black hole" (a listener that accepts and never answers: a
-hung server, as far as the client can tell).
+client the processes build (connector.stores.pool, connector.runtime.resources) against real
+Postgres and Redis, a closed port (refused) and a "black hole" (a listener that accepts and never
+answers: a hung server, as far as the client can tell).
 
 The HTTP answers these errors become: tests/http/test_outage_answers.py; whole outages of real
 services under a running connector: tests/e2e/test_dependency_outages.py.
@@ -20,10 +20,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from connector.embedded import free_port
-from connector.http_errors import outage
-from connector.redis_outage import FailFastRedis
-from connector.resources import redis_client
+from connector.http.errors import outage
+from connector.runtime.embedded import free_port
+from connector.runtime.redis_outage import FailFastRedis
+from connector.runtime.resources import redis_client
 from connector.settings import DatabaseSettings, PoolSettings, RedisSettings
 from connector.stores.pool import create_pool
 

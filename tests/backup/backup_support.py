@@ -13,9 +13,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from connector.metrics import Metrics, build_registry
-from connector.reconcile import ProjectionKind
-from connector.resources import Resources, open_resources
+from connector.runtime.metrics import Metrics, build_registry
+from connector.runtime.resources import Resources, open_resources
+from connector.services.reconcile import ProjectionKind
 from connector.settings import Settings, load_settings
 from connector.stores import migrate
 from connector.temporal.client import connect

@@ -11,7 +11,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     import asyncpg
 
-    from connector.reconcile import Projection
+    from connector.services.reconcile import Projection
 
 WF_DRILL_ITEM = "test.drill_item"
 QRY_DRILL_VIEW = "drill.view"

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from tests.edge import Edge
 
 TIMEOUT = 120.0

@@ -66,7 +66,7 @@ async def test_backup_now_list_pause_resume_and_restore_from_the_cli(
         assert code == 0, out
         assert f"backup {backup_id} verified" in out
 
-        from workers.backup_ops import ensure_backup_schedule
+        from commands.backup import ensure_backup_schedule
 
         await ensure_backup_schedule(client, settings)
         try:

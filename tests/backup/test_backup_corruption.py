@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
+from commands.backup import service_for
 from connector.core.backup import BackupStatus
 from connector.core.errors import NotFoundError, UnprocessableError
-from connector.metrics import BACKUP_LAST_VERIFIED
+from connector.runtime.metrics import BACKUP_LAST_VERIFIED
 from tests.backup.backup_support import (
     client_for,
     count,
@@ -19,7 +20,6 @@ from tests.backup.backup_support import (
     seed,
     test_metrics,
 )
-from workers.backup_ops import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, VerifyInput
 

@@ -18,14 +18,14 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from commands.backup import service_for
 from connector.core.errors import UnprocessableError
-from connector.embedded import free_port
 from connector.encryption.aead import MAGIC, decrypt_stream
 from connector.encryption.keyring import rotate
 from connector.encryption.runtime import data_keys
+from connector.runtime.embedded import free_port
 from connector.settings import ConfigError, Settings, load_settings
 from tests.backup.backup_support import count, make_settings, seed
-from workers.backup_ops import service_for
 
 pytestmark = pytest.mark.integration
 

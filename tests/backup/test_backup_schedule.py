@@ -10,13 +10,13 @@ import pytest
 from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
-from tests.backup.backup_support import client_for, make_settings
-from workers.backup_ops import (
+from commands.backup import (
     DISABLED_NOTE,
     backup_pause,
     backup_resume,
     ensure_backup_schedule,
 )
+from tests.backup.backup_support import client_for, make_settings
 from workflows import names
 
 pytestmark = pytest.mark.workflow

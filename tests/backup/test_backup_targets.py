@@ -15,11 +15,12 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from commands.backup import service_for
 from connector.core.backup import BackupStatus
-from connector.embedded import free_port
 from connector.encryption.aead import MAGIC, decrypt_stream
 from connector.encryption.runtime import data_keys
-from connector.metrics import BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
+from connector.runtime.embedded import free_port
+from connector.runtime.metrics import BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
 from connector.stores import migrate
 from tests.backup.backup_support import (
     client_for,
@@ -28,7 +29,6 @@ from tests.backup.backup_support import (
     seed,
     test_metrics,
 )
-from workers.backup_ops import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from commands.backup import service_for
 from tests.backup.backup_support import make_settings, seed
-from workers.backup_ops import service_for
 
 pytestmark = pytest.mark.integration
 

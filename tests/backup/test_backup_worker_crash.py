@@ -15,10 +15,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import Settings, to_env
 from tests.backup.backup_support import client_for, make_settings, ops_worker, seed
-from workers.backup_ops import service_for
+from commands.backup import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult
 

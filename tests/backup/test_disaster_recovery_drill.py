@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from temporalio.client import Client
 
-from connector import maintenance
-from connector.reconcile import ProjectionKind, workflow_ids
+from connector.services import maintenance
+from connector.services.reconcile import ProjectionKind, workflow_ids
 from tests.backup.backup_support import client_for, count, make_settings, ops_worker, seed
 from tests.backup.drill_support import (
     DRILL_TABLE_SQL,
@@ -25,7 +25,7 @@ from tests.backup.drill_support import (
     drill_kind,
     upsert_drill_item,
 )
-from workers.backup_ops import format_report
+from commands.backup import format_report
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, RestoreReport
 

@@ -14,7 +14,7 @@ import pytest
 from connector.encryption.runtime import data_keys
 from connector.stores import credentials
 from tests.backup.backup_support import make_settings, seed
-from workers.backup_ops import service_for
+from commands.backup import service_for
 
 pytestmark = pytest.mark.integration
 

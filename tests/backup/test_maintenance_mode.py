@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from connector import maintenance
-from connector.http_errors import install_error_handlers
-from connector.maintenance import MaintenanceFlag, MaintenanceMiddleware, is_guarded
+from connector.http.errors import install_error_handlers
+from connector.services import maintenance
+from connector.services.maintenance import MaintenanceFlag, MaintenanceMiddleware, is_guarded
 from connector.stores import migrate
 
 pytestmark = pytest.mark.integration

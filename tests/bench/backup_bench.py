@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
-from connector.reconcile import workflow_ids
+from connector.services.reconcile import workflow_ids
 from tests import services
 from tests.backup.backup_support import client_for, make_settings, ops_worker
 from tests.backup.drill_support import (

@@ -39,12 +39,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from connector import embedded
 from connector.core.dsp import DSP_CONTEXT_2025_1
 from connector.gc_tuning import tune_for_serving
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.tokens import TokenIssuer
+from connector.runtime import embedded
 from connector.stores.catalog import (
     ASSETS_TABLE,
     OFFER_ASSETS_TABLE,
@@ -701,11 +701,11 @@ async def main(quick: bool, write: bool = True) -> None:
             "Notes:",
             "",
             "- Steady state, no request waits for Redis or Postgres: the catalog generation is "
-            "kept in process by a Redis pub/sub watch (`connector.catalog_cache`), the rate "
-            "limiter counts locally and sends its counts to Redis in background batches every "
-            "0.1 s (`connector.ratelimit`), the access policies are evaluated once per caller "
-            "class and memoised per generation (none of these depends on time), and the page "
-            "comes from the in-process LRU (else Redis, else the one SQL query). The uncached "
+            "kept in process by a Redis pub/sub watch (`connector.services.catalog_cache`), "
+            "the rate limiter counts locally and sends its counts to Redis in background batches "
+            "every 0.1 s (`connector.http.ratelimit`), the access policies are evaluated once per "
+            "caller class and memoised per generation (none of these depends on time), and the "
+            "page comes from the in-process LRU (else Redis, else the one SQL query). The uncached "
             "query is flat in the number of offers (keyset over "
             "`offer_assets (asset_id, access_policy_id)`), so only the CPU per request decides "
             "throughput.",

@@ -4,8 +4,8 @@
                                             [--quick] [--no-write]
 
 Starts embedded Postgres, Redis and a Temporal dev server with the WAL / synchronous=NORMAL
-pragmas exactly as `connector up` does (connector.embedded.temporal_spec). Each connector of the
-two-connector harness (tests/twoconn.py: control plane under uvicorn, secure did:web
+pragmas exactly as `connector up` does (connector.runtime.embedded.temporal_spec). Each connector of
+the two-connector harness (tests/twoconn.py: control plane under uvicorn, secure did:web
 identity) runs in its OWN process (uvloop) with its workers in a second one (`connector
 worker`, as `connector up` and the Helm chart run them), the load generator in this one.
 
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import httpx
 
-from connector import embedded
+from connector.runtime import embedded
 from tests import services
 from tests.bench.common import machine, now, pct, write_section
 
@@ -120,7 +120,7 @@ def _timing_recorder() -> type[Recorder]:
 
 
 async def serve(cfg: dict[str, Any]) -> None:
-    from connector.logging import configure_logging
+    from connector.runtime.logging import configure_logging
     from connector.settings import load_settings
     from tests import twoconn
 

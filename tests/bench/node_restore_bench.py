@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 from temporalio.worker import Worker
 
-from connector.embedded import temporal_db_path
+from connector.runtime.embedded import temporal_db_path
 from connector.temporal.client import connect
 from tests.backup.node_support import CutProxy, NodeStack, catalog_offer, start_negotiation
 from tests.bench.bare import BareWorkflow, noop

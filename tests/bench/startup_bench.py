@@ -93,7 +93,11 @@ def _phases(log: str, spawned_wall: float) -> dict[str, float]:
     """Seconds after spawn at which the supervisor logged each child ready (console format)."""
     found: dict[str, float] = {}
     for line in log.splitlines():
-        if "[connector.runner]" not in line or " ready " not in line or "child=" not in line:
+        if (
+            "[connector.runtime.runner]" not in line
+            or " ready " not in line
+            or "child=" not in line
+        ):
             continue
         stamp = line.split(" ", 1)[0]
         child = line.split("child=", 1)[1].split()[0]
@@ -229,12 +233,13 @@ def memory(pids: dict[str, int]) -> list[Mem]:
 
 def import_cost() -> list[tuple[str, str, int, float, int, float]]:
     """Per role: modules loaded and VmRSS (MiB) after importing its entry module, as
-    `python -m connector <role>` does (connector.lean first), then without connector.lean."""
+    `python -m connector <role>` does (connector.runtime.lean first), then without
+    connector.runtime.lean."""
     code = (
         "import importlib, sys\n"
         "if sys.argv[2] == 'lean':\n"
-        "    import connector.lean\n"
-        "    connector.lean.skip_unused_imports()\n"
+        "    import connector.runtime.lean\n"
+        "    connector.runtime.lean.skip_unused_imports()\n"
         "importlib.import_module(sys.argv[1])\n"
         "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]\n"
         "print(len(sys.modules), int(rss))\n"
@@ -264,8 +269,8 @@ OWN_PACKAGES = ("connector", "api", "workflows", "activities", "workers", "datap
 
 _LIST_LIBRARIES = (
     "import importlib, json, sys\n"
-    "import connector.lean\n"
-    "connector.lean.skip_unused_imports()\n"
+    "import connector.runtime.lean\n"
+    "connector.runtime.lean.skip_unused_imports()\n"
     "importlib.import_module(sys.argv[1])\n"
     "own = set(sys.argv[2].split(','))\n"
     "print(json.dumps([n for n, m in list(sys.modules.items())\n"
@@ -273,8 +278,8 @@ _LIST_LIBRARIES = (
 )
 _IMPORT_LIBRARIES = (
     "import importlib, json, sys\n"
-    "import connector.lean\n"
-    "connector.lean.skip_unused_imports()\n"
+    "import connector.runtime.lean\n"
+    "connector.runtime.lean.skip_unused_imports()\n"
     "failed = 0\n"
     "for name in json.loads(sys.stdin.read()):\n"
     "    try:\n"
@@ -355,8 +360,8 @@ def _import_rss(names: str) -> tuple[int, float]:
 
 
 def library_floor() -> list[Floor]:
-    """Per role, VmRSS of a fresh interpreter (connector.lean applied) that imports (a) exactly
-    the library modules, stdlib and third party, that the role's entry module loads, and (b)
+    """Per role, VmRSS of a fresh interpreter (connector.runtime.lean applied) that imports (a)
+    exactly the library modules, stdlib and third party, that the role's entry module loads, and (b)
     only the entry modules of the dependencies the role cannot do without; none of the
     connector's own code in either: what the dependencies cost before a line of ours runs."""
     out = []
@@ -467,16 +472,16 @@ def render(
         "Import footprint of each role's entry module (what `connector <role>` loads before "
         "serving; fresh interpreter, VmRSS right after the import):",
         "",
-        "| role | module | modules loaded | RSS after import (MiB) | without connector.lean: "
-        "modules | RSS (MiB) |",
+        "| role | module | modules loaded | RSS after import (MiB) | "
+        "without connector.runtime.lean: modules | RSS (MiB) |",
         "|---|---|---:|---:|---:|---:|",
         *[
             f"| {r} | `{m}` | {n:,} | {rss:.1f} | {n0:,} | {rss0:.1f} |"
             for r, m, n, rss, n0, rss0 in imports
         ],
         "",
-        "Library floor: VmRSS of a fresh interpreter per role (connector.lean applied) that "
-        "imports no module of the connector's own, only (a) exactly the library modules, "
+        "Library floor: VmRSS of a fresh interpreter per role (connector.runtime.lean applied) "
+        "that imports no module of the connector's own, only (a) exactly the library modules, "
         "stdlib and third party, that the role's entry module loads, or (b) just the entry "
         "modules of the dependencies the role cannot run without (`ROLE_DEPENDENCIES` in "
         "tests/bench/startup_bench.py: FastAPI + uvicorn[standard] in the planes, "
@@ -513,7 +518,7 @@ def render(
         "file-backed pages (libpython, the Rust and C extensions) counted in full in every "
         "process, which is why PSS is the fairer sum.",
         "- Reductions applied: `python -m connector` marks the optional imports a role never "
-        "uses as absent (connector/lean.py: httpx's command-line client with "
+        "uses as absent (connector/runtime/lean.py: httpx's command-line client with "
         "click/rich/pygments, uvicorn's reload watcher watchfiles, rich via structlog, "
         "pydantic's v1 layer that FastAPI probes); the DSP schema validator imports "
         "jsonschema/referencing on first use; the data plane imports joserfc (and with it "

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import load_settings
 from connector.stores.migrate import migrate
 from tests import services

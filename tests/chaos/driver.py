@@ -72,7 +72,8 @@ __all__ = [
 
 KINDS: Final = ("control-plane", "data-plane", "worker", "postgres", "redis", "temporal")
 SIDES: Final = ("provider", "consumer")
-# The name each kind has in the supervisor's pid file (`_write_pids` in connector/runner.py).
+# The name each kind has in the supervisor's pid file (`_write_pids` in
+# connector/runtime/runner.py).
 PID_NAME: Final = {
     "control-plane": "control-plane",
     "data-plane": "data-plane",

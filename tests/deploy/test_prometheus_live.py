@@ -37,7 +37,7 @@ import httpx
 import pytest
 import yaml
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import TaskQueues
 from tests.deploy import metric_refs
 from tests.edge import Edge
@@ -512,7 +512,7 @@ def _assert_silent(prom: Prometheus, *, phase: str) -> None:
 
 async def _backup_now(edge: Edge) -> int:
     from connector.temporal.client import connect
-    from workers.backup_ops import backup_now
+    from commands.backup import backup_now
 
     settings = edge.settings()
     client = await connect(settings)

@@ -88,7 +88,7 @@ def test_a_misrouted_public_path_fails(stack: Edge) -> None:
 
 
 def test_nothing_listening_fails_after_the_attempts() -> None:
-    from connector.embedded import free_port
+    from connector.runtime.embedded import free_port
 
     proc = smoke(f"http://127.0.0.1:{free_port()}", "--attempts", "2")
     assert proc.returncode == 1

@@ -61,7 +61,7 @@ class SecretBackend:
     async def __aenter__(self) -> SecretBackend:
         import uvicorn
 
-        from connector.embedded import free_port
+        from connector.runtime.embedded import free_port
 
         self.port = free_port()
         self._server = uvicorn.Server(

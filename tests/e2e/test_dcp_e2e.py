@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from connector.core.dsp import DSP_CONTEXT_2025_1
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from tests.dcp_holder import DcpWorld, Holder, dcp_world
 from tests.scripted_peer import new_pid, request_message
 from tests.twoconn import OPEN_POLICY, Connector, running_connector

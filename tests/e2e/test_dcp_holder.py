@@ -29,7 +29,7 @@ from temporalio.worker import Replayer
 
 from connector.core.identity.dcp import DCP_CONTEXT
 from connector.core.identity.dcp_holder import unverified_claims
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.encryption.aead import SEALED_PREFIX
 from connector.identity.keys import KeyRing
 from connector.identity.runtime import load_keyring
@@ -611,9 +611,9 @@ async def test_cli_imports_lists_and_requests_credentials(world: World, tmp_path
 async def test_the_dr_reconcile_rebuilds_credential_requests_from_their_workflows(
     world: World,
 ) -> None:
-    """After a restore, `connector.reconcile` re-projects requests from the workflows."""
+    """After a restore, `connector.services.reconcile` re-projects requests from the workflows."""
     from connector.encryption.runtime import data_keys
-    from connector.reconcile import reconcile
+    from connector.services.reconcile import reconcile
     from workers.registry import projection_kinds
 
     resp = await world.cut.post(

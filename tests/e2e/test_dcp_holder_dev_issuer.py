@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connector.core.identity.dcp_holder import unverified_claims
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from tests.dcp_issuer_peer import credentials_cli
 from tests.issuer.issuer_harness import issuer_cli, running_issuer
 from tests.twoconn import Connector, did_for, running_connector

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from tests.dcp_issuer_peer import DcpPeer, dcp_peer
 from tests.twoconn import OPEN_POLICY, Connector, did_for, running_connector
 

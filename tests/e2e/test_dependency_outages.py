@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connector import embedded
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.runner import Child
+from connector.runtime import embedded
+from connector.runtime.runner import Child
 from tests import services
 from tests.scripted_peer import (
     CONTEXT,

@@ -30,7 +30,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client
 
-from connector.embedded import PG_SYSTEM_USER
+from connector.runtime.embedded import PG_SYSTEM_USER
 from tests.e2e.secret_scan import (
     SecretBackend,
     encrypted_share,

@@ -26,8 +26,8 @@ from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState, Role
-from connector.embedded import free_port
-from connector.metrics import BACKUP_LAST_SUCCESS, BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
+from connector.runtime.embedded import free_port
+from connector.runtime.metrics import BACKUP_LAST_SUCCESS, BACKUP_LAST_VERIFIED, BACKUP_SIZE_BYTES
 from connector.settings import TASK_QUEUE_CONTROL
 from connector.temporal.client import connect
 from tests.deploy.metric_refs import referenced_metric_families

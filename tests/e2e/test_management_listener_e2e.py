@@ -23,7 +23,7 @@ import pytest
 
 from api.app import create_app
 from api.listeners import Listener, ListenerPair
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import Settings, load_settings
 from tests.http.catalog_fixtures import migrated
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.metrics import NEGOTIATION_DURATION_SECONDS, NEGOTIATIONS_TOTAL
+from connector.runtime.metrics import NEGOTIATION_DURATION_SECONDS, NEGOTIATIONS_TOTAL
 from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
 
 pytestmark = pytest.mark.e2e

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector import embedded
-from connector.runner import Child
+from connector.runtime import embedded
+from connector.runtime.runner import Child
 from tests import services
 from tests.twoconn import Connector, running_connector
 from workers.main import health_app

@@ -26,9 +26,9 @@ import pytest
 from joserfc import jwt
 
 from connector.core.dsp import DspVersion, validate_against_schema
+from connector.http.ratelimit import WINDOW_SECONDS
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.tokens import TokenIssuer, bearer
-from connector.ratelimit import WINDOW_SECONDS
 from tests.scripted_peer import (
     CONTEXT,
     ScriptedPeer,

@@ -23,7 +23,7 @@ from activities.operator_webhook import OperatorWebhookActivities
 from connector.core.ids import transfer_workflow_id
 from connector.core.transfer.states import Role
 from connector.core.webhook_signature import HEADER, ID_HEADER, verify
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
 from connector.settings import OperatorWebhookSettings
 from connector.temporal.client import connect
 from connector.temporal.codec import data_converter

@@ -178,7 +178,7 @@ class Sink:
 
         import uvicorn
 
-        from connector.embedded import free_port
+        from connector.runtime.embedded import free_port
 
         self.port = free_port()
         self._server = uvicorn.Server(

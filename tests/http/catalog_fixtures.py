@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from connector.catalog import CatalogService
+from connector.services.catalog import CatalogService
 from connector.settings import load_settings
 from connector.stores.migrate import migrate
 

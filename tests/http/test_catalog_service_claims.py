@@ -14,18 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.app import create_app
-from connector.catalog import (
+from connector.core.dsp import CatalogRequestMessage, validate_against_schema
+from connector.core.dsp.version import DspVersion
+from connector.core.errors import NotFoundError
+from connector.core.identity.claims import VerifiedCaller
+from connector.http.outbound import GuardedHttp, OutboundConfig
+from connector.services.catalog import (
     CallerFacts,
     generation_key,
     offer_id_for,
     page_key,
     parse_offer_id,
 )
-from connector.core.dsp import CatalogRequestMessage, validate_against_schema
-from connector.core.dsp.version import DspVersion
-from connector.core.errors import NotFoundError
-from connector.core.identity.claims import VerifiedCaller
-from connector.outbound import GuardedHttp, OutboundConfig
 from tests.http.catalog_fixtures import (
     HEADERS,
     MGMT,
@@ -200,7 +200,7 @@ async def test_catalog_request_fetches_and_merges_a_counterpartys_pages(
 def test_only_caller_bound_policies_may_be_memoised() -> None:
     from pydantic import JsonValue
 
-    from connector.catalog import caller_only
+    from connector.services.catalog import caller_only
 
     by_claim = claim_policy("p", "tier", "gold")["policy"]
     by_date: list[JsonValue] = [

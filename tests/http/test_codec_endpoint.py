@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from connector.encryption.keyring import DataKeys, rotate
-from connector.maintenance import is_guarded
+from connector.services.maintenance import is_guarded
 from connector.settings import load_settings
 from connector.temporal.codec import ENCODING, EncryptionCodec
 from tests.http.catalog_fixtures import migrated

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from api.app import create_app
-from connector.catalog import parse_offer_id, resolve_offer_id
 from connector.core.dsp import DSP_CONTEXT_0_8, DSP_CONTEXT_2025_1, validate_against_schema
 from connector.core.dsp.version import DspVersion
+from connector.services.catalog import parse_offer_id, resolve_offer_id
 from tests.http.catalog_fixtures import (
     Harness,
     asset,

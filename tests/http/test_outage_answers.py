@@ -1,4 +1,4 @@
-"""The one mapping of dependency outages to HTTP (connector.http_errors): the errors asyncpg,
+"""The one mapping of dependency outages to HTTP (connector.http.errors): the errors asyncpg,
 redis-py and the Temporal SDK raise when their server is down, hung or refusing work answer 503
 with `Retry-After` (`server.retry_after_seconds`) in each surface's shape; anything else of the
 same Python types (a bug, a missing file, misuse of asyncpg) stays an unexpected 500.
@@ -24,8 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from connector.core.dsp import DspVersion, validate_against_schema
 from connector.core.errors import UnavailableError
-from connector.http_errors import install_error_handlers, outage
-from connector.redis_outage import RedisOutage
+from connector.http.errors import install_error_handlers, outage
+from connector.runtime.redis_outage import RedisOutage
 from connector.settings import load_settings
 from connector.stores.pool import POOL_ERROR_NOTE
 

@@ -23,11 +23,11 @@ from fastapi import FastAPI
 from joserfc import jwt
 
 from api import management as management_routes
-from api.dsp import catalog as dsp_catalog
-from api.dsp import negotiations as dsp_negotiations
-from api.dsp import transfers as dsp_transfers
+from api.catalog import dsp_routes as dsp_catalog
+from api.negotiation import dsp_routes as dsp_negotiations
+from api.transfer import dsp_routes as dsp_transfers
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.http_errors import CORRELATION_HEADER, install_error_handlers
+from connector.http.errors import CORRELATION_HEADER, install_error_handlers
 from connector.identity.apikeys import load_api_keys
 from connector.identity.did import MemoryDidSource, build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id

@@ -12,7 +12,7 @@ from connector.identity.did import MemoryDidSource
 from connector.issuer.service import open_issuer
 from connector.issuer.store import DB_FILE, StatusListFullError
 from connector.issuer.writeback import StorageWriter
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
 from tests.issuer.issuer_harness import init_issuer, utc_now
 
 HOLDER = "did:web:127.0.0.1%3A7398"

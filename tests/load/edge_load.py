@@ -48,10 +48,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.core.dsp import DSP_CONTEXT_2025_1
-from connector.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key
 from connector.identity.tokens import TokenIssuer, bearer
+from connector.runtime.embedded import free_port
 from tests.edge import Edge
 
 ROOT: Final = Path(__file__).resolve().parents[2]

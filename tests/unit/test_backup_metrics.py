@@ -17,7 +17,7 @@ from connector.core.backup import (
     Verification,
     known_status,
 )
-from connector.metrics import (
+from connector.runtime.metrics import (
     BACKUP_DURATION_SECONDS,
     BACKUP_EXPECTED_SINCE,
     BACKUP_LAST_SUCCESS,

@@ -1,4 +1,4 @@
-"""The catalog generation kept in process by a Redis watch (connector.catalog_cache)."""
+"""The catalog generation kept in process by a Redis watch (connector.services.catalog_cache)."""
 
 import asyncio
 import uuid
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
-from connector.catalog_cache import CatalogCache, generation_key
+from connector.services.catalog_cache import CatalogCache, generation_key
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from connector.core.errors import (
     RangeNotSatisfiableError,
     UnavailableError,
 )
-from connector.embedded import free_port
-from connector.outbound import GuardedHttp, OutboundConfig
+from connector.http.outbound import GuardedHttp, OutboundConfig
+from connector.runtime.embedded import free_port
 from connector.settings import DataPlaneSettings
 from dataplane.io import ByteRange, open_source
 

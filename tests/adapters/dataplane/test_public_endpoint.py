@@ -32,7 +32,7 @@ import pytest
 import uvicorn
 
 from connector.data_address import PROXY_METHODS
-from connector.embedded import free_port
+from connector.runtime.embedded import free_port
 from connector.settings import load_settings
 from connector.stores.migrate import migrate
 from dataplane.app import create_app as create_dataplane

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpcore
 import pytest
 
-from connector.outbound import Resolver
+from connector.http.outbound import Resolver
 
 
 def _free_port() -> int:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connector.outbound import (
+from connector.http.outbound import (
     GuardedHttp,
     OutboundConfig,
     OutboundRefusedError,

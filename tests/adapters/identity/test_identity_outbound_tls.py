@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from connector.outbound import GuardedHttp, OutboundConfig
+from connector.http.outbound import GuardedHttp, OutboundConfig
 
 if TYPE_CHECKING:
     from tests.adapters.identity.conftest import MakeResolver, SpyBackend

@@ -16,12 +16,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from connector.core.errors import UnauthorizedError, UnavailableError
+from connector.http.outbound import GuardedHttp, OutboundConfig
 from connector.identity.did import DidResolutionError, DidResolver, build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.replay import RedisReplayStore, jti_key
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
 from connector.identity.trust import TrustList
-from connector.outbound import GuardedHttp, OutboundConfig
 
 if TYPE_CHECKING:
     from tests.adapters.identity.conftest import LoopbackServer, MakeResolver, SpyBackend

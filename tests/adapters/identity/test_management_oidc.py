@@ -15,6 +15,7 @@ from joserfc.jwk import ECKey
 
 from connector.core.errors import UnauthorizedError, UnavailableError
 from connector.core.identity.access_tokens import AccessTokenRules
+from connector.http.outbound import GuardedHttp, OutboundConfig
 from connector.identity.oidc import (
     REFRESH_INTERVAL_SECONDS,
     JwksError,
@@ -22,7 +23,6 @@ from connector.identity.oidc import (
     RemoteJwks,
     load_jwks_file,
 )
-from connector.outbound import GuardedHttp, OutboundConfig
 from connector.settings import OidcSettings
 from tests.oidc_tokens import AUDIENCE, ISSUER, NOW, SCOPE, TestIdp
 

@@ -1,4 +1,4 @@
-"""Per-caller DSP rate limit (connector.ratelimit) against a real Redis."""
+"""Per-caller DSP rate limit (connector.http.ratelimit) against a real Redis."""
 
 import asyncio
 import logging
@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from connector.core.errors import RateLimitedError
-from connector.ratelimit import SYNC_SECONDS, WINDOW_SECONDS, RateLimiter, rate_key
+from connector.http.ratelimit import SYNC_SECONDS, WINDOW_SECONDS, RateLimiter, rate_key
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ async def test_fails_open_when_redis_is_down(
 ) -> None:
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     rl = limiter(dead, participant, 1, Clock(T0))
-    with caplog.at_level(logging.WARNING, logger="connector.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="connector.http.ratelimit"):
         for _ in range(3):
             await rl.check("did:web:a")
     assert "rate limit store unavailable" in caplog.text

@@ -20,13 +20,13 @@ from redis.backoff import NoBackoff
 
 from api.security import CallerDep
 from connector.core.errors import UnauthorizedError, UnavailableError
-from connector.http_errors import install_error_handlers
+from connector.http.errors import install_error_handlers
+from connector.http.outbound import GuardedHttp, OutboundConfig
 from connector.identity.did import DidResolver, MemoryDidSource, build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.replay import RedisReplayStore, jti_key
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
 from connector.identity.trust import TrustList
-from connector.outbound import GuardedHttp, OutboundConfig
 from connector.settings import load_settings
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from api.gateway import NEGOTIATION
+from api.negotiation.gateway import NEGOTIATION
 from api.process_gateway import ProcessGateway
 from connector.core.negotiation.aggregate import new_negotiation
 from connector.core.negotiation.record import NegotiationRecord

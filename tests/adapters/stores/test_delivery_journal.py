@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from connector.embedded import free_port
-from connector.outbound import GuardedHttp, OutboundConfig
+from connector.http.outbound import GuardedHttp, OutboundConfig
+from connector.runtime.embedded import free_port
 from connector.stores import delivery_journal
 from connector.stores.migrate import migrate
 

@@ -19,7 +19,7 @@ from connector.data_address import (
     is_finite,
     source_problems,
 )
-from connector.outbound import OutboundConfig, OutboundRefusedError, vet_offline
+from connector.http.outbound import OutboundConfig, OutboundRefusedError, vet_offline
 from connector.settings import DataPlaneSettings
 from dataplane.proxy import ProxyOptions, PullRequest, confine_sub_path, proxied_url
 

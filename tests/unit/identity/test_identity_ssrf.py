@@ -8,7 +8,12 @@ import httpcore
 import pytest
 
 from connector.core.errors import ErrorCode
-from connector.outbound import GuardedHttp, OutboundConfig, OutboundRefusedError, refusal_reason
+from connector.http.outbound import (
+    GuardedHttp,
+    OutboundConfig,
+    OutboundRefusedError,
+    refusal_reason,
+)
 
 
 class NoConnectBackend(httpcore.AsyncNetworkBackend):

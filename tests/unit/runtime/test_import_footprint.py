@@ -1,4 +1,4 @@
-"""Each role's entry module, loaded as `python -m connector <role>` loads it (connector.lean
+"""Each role's entry module, loaded as `python -m connector <role>` loads it (connector.runtime.lean
 first), keeps out the libraries it never uses at idle: they cost resident memory in every
 process of the role (docs/benchmarks.md, Runtime)."""
 
@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 _LOADED = (
     "import importlib, json, sys\n"
-    "import connector.lean\n"
-    "connector.lean.skip_unused_imports()\n"
+    "import connector.runtime.lean\n"
+    "connector.runtime.lean.skip_unused_imports()\n"
     "importlib.import_module(sys.argv[1])\n"
     "print(json.dumps(sorted(n for n, m in sys.modules.items() if m is not None)))\n"
 )
@@ -58,6 +58,6 @@ def test_role_entry_module_leaves_out_what_the_role_does_not_use(
     loaded = _packages(_loaded(module))
     assert module in loaded
     assert absent.isdisjoint(loaded), sorted(absent & loaded)
-    # connector.lean's markers hold: these take their "not installed" path in every role.
+    # connector.runtime.lean's markers hold: these take their "not installed" path in every role.
     # (click stays: uvicorn's package imports its command line, and every role runs uvicorn.)
     assert {"rich", "pygments", "watchfiles", "pydantic.v1"}.isdisjoint(loaded)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from connector.logging import REDACTED, configure_logging, get_logger
+from connector.runtime.logging import REDACTED, configure_logging, get_logger
 from connector.settings import LoggingSettings
 
 
@@ -35,7 +35,7 @@ def events(out: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_stdlib_extra_fields_are_kept_and_redacted(json_logs: io.StringIO) -> None:
-    logging.getLogger("connector.ratelimit").warning(
+    logging.getLogger("connector.http.ratelimit").warning(
         "rate limit store unavailable", extra={"error": "MaxConnectionsError", "token": "s3cret"}
     )
     (event,) = events(json_logs)

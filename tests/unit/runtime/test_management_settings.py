@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI
 
 from api.listeners import ListenerRouting
-from connector.embedded import free_port
-from connector.http_errors import install_error_handlers
-from connector.runner import StartError, Supervisor, banner
+from connector.http.errors import install_error_handlers
+from connector.runtime.embedded import free_port
+from connector.runtime.runner import StartError, Supervisor, banner
 from connector.settings import ConfigError, load_settings, to_env
 
 OIDC_ENV = {

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.gc_tuning import GEN0_THRESHOLD, tune_for_serving
-from connector.runner import StartError, _together
+from connector.runtime.runner import StartError, _together
 
 
 async def test_steps_run_together_and_the_first_failure_is_raised_as_itself() -> None:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from connector.core import errors
 from connector.core.errors import ERROR_TYPES, ErrorCode, RangeNotSatisfiableError
-from connector.http_errors import STATUS, Surface, error_response
+from connector.http.errors import STATUS, Surface, error_response
 from dataplane.io import ByteRange, forwarded_range, parse_range
 
 SIZE = 100

@@ -14,8 +14,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from api.gateway import TemporalGateway
-from connector.catalog import caller_facts, policy_context, resolve_offer_id
+from api.negotiation.gateway import NegotiationGateway
 from connector.core.dsp import (
     ContractAgreementMessage,
     ContractAgreementVerificationMessage,
@@ -39,7 +38,8 @@ from connector.core.negotiation.messages import MessageKind
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
 from connector.core.policy import Scope, evaluate, parse_policy
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
+from connector.services.catalog import caller_facts, policy_context, resolve_offer_id
 from connector.settings import Settings
 from connector.stores import negotiations
 from connector.stores.catalog import PgCatalogReadModel, ResolvedOffer
@@ -72,14 +72,14 @@ class ContractDecision:
     mode: ProviderMode
 
 
-class NegotiationEdge:
+class NegotiationService:
     """Everything the DSP routes need, for one connector."""
 
     def __init__(
         self,
         settings: Settings,
         pool: asyncpg.Pool,
-        gateway: TemporalGateway,
+        gateway: NegotiationGateway,
         http: GuardedHttp | None = None,
     ) -> None:
         self._settings = settings

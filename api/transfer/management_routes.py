@@ -22,13 +22,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.idempotency import IdempotencyKeyDep, idempotent
-from api.management.negotiations import STARTED_RESPONSES, _discover
-from api.negotiations import NegotiationEdge, derived_pid, new_pid
+from api.negotiation.management_routes import STARTED_RESPONSES, _discover
+from api.negotiation.service import NegotiationService, derived_pid, new_pid
 from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
-from api.transfer_gateway import TransferGateway
-from api.transfers import TransferEdge
+from api.transfer.gateway import TransferGateway
+from api.transfer.service import TransferService
 from connector.core.errors import (
     BadRequestError,
     ConflictError,
@@ -45,8 +45,8 @@ from connector.core.transfer.states import Role, TransferState
 from connector.data_address import TO_PROVIDER, check_destination, destination_kind
 from connector.encryption.keyring import DataKeys
 from connector.encryption.values import open_address
-from connector.outbound import GuardedHttp, OutboundRefusedError
-from connector.resources import Resources
+from connector.http.outbound import GuardedHttp, OutboundRefusedError
+from connector.runtime.resources import Resources
 from connector.settings import Settings
 from connector.stores import negotiations, transfers
 from connector.stores.idempotency import Claimed
@@ -93,8 +93,8 @@ class CommandRequest(BaseModel):
     reason: str | None = None
 
 
-EdgeDep = Annotated[TransferEdge, Depends(app_state("transfers"))]
-NegotiationEdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
+EdgeDep = Annotated[TransferService, Depends(app_state("transfers"))]
+NegotiationEdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
 GatewayDep = Annotated[TransferGateway, Depends(app_state("transfer_gateway"))]
 ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
@@ -248,8 +248,8 @@ async def start_transfer(
 async def _start_transfer(
     body: TransferRequest,
     claimed: Claimed | None,
-    edge: TransferEdge,
-    negotiation_edge: NegotiationEdge,
+    edge: TransferService,
+    negotiation_edge: NegotiationService,
     gateway: TransferGateway,
     resources: Resources,
     request: Request,

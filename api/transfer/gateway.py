@@ -1,7 +1,7 @@
 """The API's door to Temporal for transfer processes: inbound DSP messages and operator commands
 become workflow updates; answers become projections before the HTTP answer leaves
-(read-your-writes, as for negotiations in `api.gateway`). Starting and the mapping of Temporal
-errors are shared with negotiations (`api.process_gateway`).
+(read-your-writes, as for negotiations in `api.negotiation.gateway`). Starting and the mapping of
+Temporal errors are shared with negotiations (`api.process_gateway`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api.body import read_json
-from api.negotiations import NegotiationEdge
+from api.negotiation.service import NegotiationService
 from api.security import CallerDep, ReaderDep
 from api.state import app_state
 from connector.core.dsp import (
@@ -43,12 +43,12 @@ def _echo_pids(body: Any) -> dict[str, str]:
 
 
 async def _read_message(request: Request, body: Annotated[Any, Depends(read_json)]) -> Any:
-    # connector.http_errors puts these into the ContractNegotiationError of a failed request.
+    # connector.http.errors puts these into the ContractNegotiationError of a failed request.
     request.state.dsp_pids = _echo_pids(body)
     return body
 
 
-EdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
+EdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
 BodyDep = Annotated[Any, Depends(_read_message)]
 
 

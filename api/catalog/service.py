@@ -1,8 +1,8 @@
-"""The per-app `CatalogService` (connector.catalog) as a FastAPI dependency.
+"""The per-app `CatalogService` (connector.services.catalog) as a FastAPI dependency.
 
 The lifespan builds it with `open_catalog_service` (which also starts the generation watch,
-`connector.catalog_cache`); an app whose state lacks one, or holds one from an earlier lifespan
-(tests run one app through several), gets one built on first use, without the watch."""
+`connector.services.catalog_cache`); an app whose state lacks one, or holds one from an earlier
+lifespan (tests run one app through several), gets one built on first use, without the watch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from connector.catalog import CatalogService
+from connector.services.catalog import CatalogService
 
 
 def _build(state: Any) -> CatalogService:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.gateway import TemporalGateway
 from api.idempotency import IdempotencyKeyDep, idempotent
-from api.negotiations import NegotiationEdge, derived_pid, new_pid
+from api.negotiation.gateway import NegotiationGateway
+from api.negotiation.service import NegotiationService, derived_pid, new_pid
 from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
@@ -21,8 +21,8 @@ from connector.core.negotiation.aggregate import new_negotiation
 from connector.core.negotiation.decide import Decision
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
-from connector.outbound import GuardedHttp
-from connector.resources import Resources
+from connector.http.outbound import GuardedHttp
+from connector.runtime.resources import Resources
 from connector.stores import negotiations
 from connector.stores.idempotency import Claimed
 from workflows.contracts import NegotiationStart, OperatorDecision
@@ -78,8 +78,8 @@ class DecisionRequest(BaseModel):
     reason: str | None = Field(default=None, description="Why (kept in our timeline only)")
 
 
-EdgeDep = Annotated[NegotiationEdge, Depends(app_state("negotiations"))]
-GatewayDep = Annotated[TemporalGateway, Depends(app_state("gateway"))]
+EdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
+GatewayDep = Annotated[NegotiationGateway, Depends(app_state("gateway"))]
 ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
 
@@ -182,8 +182,8 @@ async def _start_negotiation(
     body: NegotiationRequest,
     offer_id: str,
     claimed: Claimed | None,
-    edge: NegotiationEdge,
-    gateway: TemporalGateway,
+    edge: NegotiationService,
+    gateway: NegotiationGateway,
     resources: Resources,
     request: Request,
 ) -> JSONResponse:

@@ -42,7 +42,7 @@ from connector.core.errors import (
     UnavailableError,
     UnexpectedError,
 )
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 from connector.stores.pool import POOL_ERROR_NOTE
 
 log = get_logger(__name__)

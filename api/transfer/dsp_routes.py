@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from api.body import read_json
 from api.security import CallerDep, ReaderDep
 from api.state import app_state
-from api.transfers import TransferEdge, with_pids
+from api.transfer.service import TransferService, with_pids
 from connector.core.dsp import (
     DspModel,
     DspVersion,
@@ -34,7 +34,7 @@ from connector.core.transfer.messages import MessageKind
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import TransferState
 
-EdgeDep = Annotated[TransferEdge, Depends(app_state("transfers"))]
+EdgeDep = Annotated[TransferService, Depends(app_state("transfers"))]
 BodyDep = Annotated[Any, Depends(read_json)]
 
 

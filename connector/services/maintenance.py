@@ -28,7 +28,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from connector.core.errors import UnavailableError
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -219,7 +219,7 @@ class MaintenanceMiddleware:
             return
         from starlette.requests import Request
 
-        from connector.http_errors import error_response
+        from connector.http.errors import error_response
 
         reason = str(info.get("reason") or "maintenance")
         response = error_response(

@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import URL
 
 from api.body import read_json
-from api.catalog_service import CatalogServiceDep, catalog_service
+from api.catalog.service import CatalogServiceDep, catalog_service
 from api.security import CallerDep, require_caller
-from connector.catalog import DEFAULT_PAGE_SIZE, CatalogPage, decode_catalog_request
 from connector.core.dsp.version import DspVersion
 from connector.core.errors import BadRequestError
+from connector.services.catalog import DEFAULT_PAGE_SIZE, CatalogPage, decode_catalog_request
 from connector.stores.catalog import MAX_PAGE_SIZE
 
 router = APIRouter(tags=["dsp: catalog"])

@@ -15,10 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from api.negotiations import derived_pid
-from api.transfer_gateway import TransferGateway
+from api.negotiation.service import derived_pid
+from api.transfer.gateway import TransferGateway
 from connector import data_address
-from connector.catalog import caller_facts, policy_context
 from connector.core.dsp import (
     DspModel,
     DspVersion,
@@ -43,7 +42,8 @@ from connector.core.transfer.messages import MessageKind
 from connector.core.transfer.record import TransferRecord
 from connector.core.transfer.states import Role
 from connector.data_address import FROM_COUNTERPARTY, check_destination
-from connector.outbound import GuardedHttp
+from connector.http.outbound import GuardedHttp
+from connector.services.catalog import caller_facts, policy_context
 from connector.settings import Settings
 from connector.stores import negotiations, transfers
 from connector.stores.catalog import PgAssetStore
@@ -65,7 +65,7 @@ def with_pids(exc: ConnectorError, consumer_pid: str | None, provider_pid: str |
         exc.pids = pids  # type: ignore[attr-defined]
 
 
-class TransferEdge:
+class TransferService:
     """Everything the DSP transfer routes need, for one connector."""
 
     def __init__(

@@ -34,7 +34,7 @@ from typing import Final, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from connector.logging import get_logger
+from connector.runtime.logging import get_logger
 
 __all__ = [
     "RECHECK_SECONDS",

@@ -45,7 +45,7 @@ import httpx
 from pydantic import JsonValue, ValidationError
 from redis.asyncio import Redis
 
-from connector.catalog_cache import CatalogCache, generation_key, page_key
+from connector.services.catalog_cache import CatalogCache, generation_key, page_key
 from connector.core.dsp import (
     Catalog,
     CatalogRequestMessage,
@@ -76,8 +76,8 @@ from connector.core.policy import (
     validate_policy,
 )
 from connector.core.policy.functions import canonical_left_operand, is_credential_operand
-from connector.logging import get_logger
-from connector.outbound import GuardedHttp, OutboundRefusedError
+from connector.runtime.logging import get_logger
+from connector.http.outbound import GuardedHttp, OutboundRefusedError
 from connector.stores.catalog import (
     ASSET_FIELDS,
     MAX_PAGE_SIZE,

@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.body import read_json
-from api.catalog_service import CatalogServiceDep
+from api.catalog.service import CatalogServiceDep
 from api.management.models import CatalogRequestIn, ExplainIn, parse_body
-from connector.catalog import request_catalog
 from connector.identity.runtime import Identity
+from connector.services.catalog import request_catalog
 
 router = APIRouter(prefix="/catalog", tags=["management: catalog"])
 

