@@ -77,25 +77,27 @@ def create_app(
             )
             if resources.temporal is None:  # pragma: no cover - the control plane always has one
                 raise RuntimeError("the control plane needs a Temporal client")
-            gateway = NegotiationGateway(
-                resources.temporal, resources.pool, settings.temporal.task_queues.control, metrics
-            )
-            app.state.gateway = gateway
+            control_queue = settings.temporal.task_queues.control
             app.state.maintenance = MaintenanceFlag(
                 resources.pool,
                 resources.redis,
                 maintenance_key(settings.identity.resolved_participant_id(settings.server)),
                 retry_after=settings.backup.maintenance_retry_after_seconds,
             )
-            app.state.negotiations = NegotiationService(
-                settings, resources.pool, gateway, identity.http
+            # The routes reach the workflows only through these services (and their gateways).
+            negotiation_service = NegotiationService(
+                settings,
+                resources.pool,
+                NegotiationGateway(resources.temporal, resources.pool, control_queue, metrics),
+                identity.http,
             )
-            transfer_gateway = TransferGateway(
-                resources.temporal, resources.pool, settings.temporal.task_queues.control, keys
-            )
-            app.state.transfer_gateway = transfer_gateway
+            app.state.negotiations = negotiation_service
             app.state.transfers = TransferService(
-                settings, resources.pool, transfer_gateway, identity.http
+                settings,
+                resources.pool,
+                TransferGateway(resources.temporal, resources.pool, control_queue, keys),
+                identity.http,
+                negotiation_service,
             )
             refresher = asyncio.create_task(
                 _refresh_gauges(resources.pool, resources.temporal, settings, metrics)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
 from connector.core.errors import BadRequestError, TooLargeError
@@ -33,3 +33,24 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise BadRequestError("request body is empty; a JSON object is required")
     return parse_json(raw, max_bytes=limit, max_depth=settings.max_json_depth)
+
+
+def named_pids(body: Any) -> dict[str, str]:
+    """The pids a DSP message names, under their 2025-1 or 0.8 names."""
+    if not isinstance(body, dict):
+        return {}
+    found = {
+        key: body.get(key, body.get(f"dspace:{key}")) for key in ("providerPid", "consumerPid")
+    }
+    return {key: value for key, value in found.items() if isinstance(value, str) and value}
+
+
+async def read_dsp_message(request: Request, body: Annotated[Any, Depends(read_json)]) -> Any:
+    """The body of a negotiation or transfer message. The pids it names are kept for the
+    `ContractNegotiationError` / `TransferError` of a request that fails from here on: errors
+    echo them (dsp.md §10, decision 0002; `connector.http.errors`)."""
+    request.state.dsp_pids = named_pids(body)
+    return body
+
+
+DspMessageDep = Annotated[Any, Depends(read_dsp_message)]

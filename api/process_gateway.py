@@ -1,5 +1,5 @@
 """What the negotiation and transfer gateways share: starting a process's workflow, the first
-inbound message (update-with-start, or a plain start of a process already opened at the edge,
+inbound message (update-with-start, or a plain start of a process the service already opened,
 decision 0008), projection before the HTTP answer (read-your-writes, decision 0003), and the one
 mapping of Temporal errors to the connector's (`ProcessGateway._map`).
 
@@ -146,7 +146,7 @@ class ProcessGateway(Generic[R]):
             return record
 
     def _projected(self, record: R, result: Any) -> None:
-        """Hook: the edge wrote `record` (`result` is the store's answer)."""
+        """Hook: the service wrote `record` (`result` is the store's answer)."""
 
     async def _deliver_message(
         self,
@@ -162,7 +162,7 @@ class ProcessGateway(Generic[R]):
         Only a true retry, a copy of the message that produced the current state, is answered
         from what the first copy got; any other copy is judged again (an illegal one is a DSP
         400), also when the server still holds an answer for that content (decision 0019).
-        `seen_version` is the version the edge read before sending the update.
+        `seen_version` is the version the service read before sending the update.
         """
         kind = self._kind
 
@@ -309,7 +309,7 @@ class ProcessGateway(Generic[R]):
         own_pid: str,
         search_attributes: TypedSearchAttributes | None = None,
     ) -> bool:
-        """Start the workflow of a process the edge opened (the counterparty's first message is
+        """Start the workflow of a process the service opened (the counterparty's first message is
         already applied to the start's record): no workflow task stands between the message and
         the answer (decision 0008). False when a workflow with this id exists, running or not.
         """

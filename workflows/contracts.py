@@ -34,7 +34,8 @@ class NegotiationStart(_Contract):
     auto_accept: bool = True
     # Pause before a second message of ours in a row: the peer may not be listening yet.
     back_to_back_pause: timedelta = timedelta(milliseconds=0)
-    # Policy decision on the request that started a provider negotiation (made at the API edge).
+    # Policy decision on the request that started a provider negotiation (made by the control
+    # plane's negotiation service).
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
 
@@ -68,7 +69,8 @@ class InboundNegotiationMessage(_Contract):
     agreement: JsonObject | None = None
     code: str | None = None
     reason: tuple[str, ...] = ()
-    # Provider: the contract policy decision on this request's offer, made at the API edge.
+    # Provider: the contract policy decision on this request's offer, made by the control plane's
+    # negotiation service.
     policy_allowed: bool | None = None
     policy_reasons: tuple[str, ...] = ()
 

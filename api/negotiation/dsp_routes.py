@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.body import read_json
+from api.body import DspMessageDep
 from api.negotiation.service import NegotiationService
 from api.security import CallerDep, ReaderDep
 from api.state import app_state
@@ -31,25 +31,8 @@ from connector.core.jsonld import decode, encode
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState, Role
 
-
-def _echo_pids(body: Any) -> dict[str, str]:
-    """The pids a message carried, 2025-1 or 0.8 names (dsp.md §10: errors echo them)."""
-    if not isinstance(body, dict):
-        return {}
-    found = {
-        key: body.get(key, body.get(f"dspace:{key}")) for key in ("providerPid", "consumerPid")
-    }
-    return {key: value for key, value in found.items() if isinstance(value, str) and value}
-
-
-async def _read_message(request: Request, body: Annotated[Any, Depends(read_json)]) -> Any:
-    # connector.http.errors puts these into the ContractNegotiationError of a failed request.
-    request.state.dsp_pids = _echo_pids(body)
-    return body
-
-
-EdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
-BodyDep = Annotated[Any, Depends(_read_message)]
+ServiceDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
+BodyDep = DspMessageDep
 
 
 def ack(record: NegotiationRecord, version: DspVersion, status: int = 200) -> JSONResponse:
@@ -68,55 +51,61 @@ def router(version: DspVersion) -> APIRouter:
         return decode(body, model, version)
 
     @r.post("/request", status_code=201, summary="Initial ContractRequestMessage (provider)")
-    async def initial_request(caller: CallerDep, edge: EdgeDep, body: BodyDep) -> JSONResponse:
+    async def initial_request(
+        caller: CallerDep, service: ServiceDep, body: BodyDep
+    ) -> JSONResponse:
         msg = parse(body, ContractRequestMessage)
-        return ack(await edge.initial_request(msg, caller, version), version, 201)
+        return ack(await service.initial_request(msg, caller, version), version, 201)
 
     @r.post("/offers", status_code=201, summary="Initial ContractOfferMessage (consumer)")
-    async def initial_offer(caller: CallerDep, edge: EdgeDep, body: BodyDep) -> JSONResponse:
+    async def initial_offer(caller: CallerDep, service: ServiceDep, body: BodyDep) -> JSONResponse:
         msg = parse(body, ContractOfferMessage)
-        return ack(await edge.initial_offer(msg, caller, version), version, 201)
+        return ack(await service.initial_offer(msg, caller, version), version, 201)
 
     @r.get("/{pid}", summary="A negotiation's state (provider path or consumer callback)")
-    async def get_negotiation(pid: str, caller: ReaderDep, edge: EdgeDep) -> JSONResponse:
-        return ack(await edge.owned(pid, caller), version)
+    async def get_negotiation(pid: str, caller: ReaderDep, service: ServiceDep) -> JSONResponse:
+        return ack(await service.owned(pid, caller), version)
 
     @r.post("/{pid}/request", summary="Counter ContractRequestMessage (provider)")
     async def counter_request(
-        pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
     ) -> JSONResponse:
         msg = parse(body, ContractRequestMessage)
-        return ack(await edge.message(pid, msg, caller, Role.PROVIDER), version)
+        return ack(await service.message(pid, msg, caller, Role.PROVIDER), version)
 
     @r.post("/{pid}/offers", summary="Counter ContractOfferMessage (consumer)")
     async def counter_offer(
-        pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
     ) -> JSONResponse:
         msg = parse(body, ContractOfferMessage)
-        return ack(await edge.message(pid, msg, caller, Role.CONSUMER), version)
+        return ack(await service.message(pid, msg, caller, Role.CONSUMER), version)
 
     @r.post("/{pid}/events", summary="ContractNegotiationEventMessage (ACCEPTED or FINALIZED)")
-    async def event(pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep) -> JSONResponse:
+    async def event(
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
+    ) -> JSONResponse:
         msg = parse(body, ContractNegotiationEventMessage)
-        return ack(await edge.message(pid, msg, caller, None), version)
+        return ack(await service.message(pid, msg, caller, None), version)
 
     @r.post("/{pid}/agreement", summary="ContractAgreementMessage (consumer)")
-    async def agreement(pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep) -> JSONResponse:
+    async def agreement(
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
+    ) -> JSONResponse:
         msg = parse(body, ContractAgreementMessage)
-        return ack(await edge.message(pid, msg, caller, Role.CONSUMER), version)
+        return ack(await service.message(pid, msg, caller, Role.CONSUMER), version)
 
     @r.post("/{pid}/agreement/verification", summary="ContractAgreementVerificationMessage")
     async def verification(
-        pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
     ) -> JSONResponse:
         msg = parse(body, ContractAgreementVerificationMessage)
-        return ack(await edge.message(pid, msg, caller, Role.PROVIDER), version)
+        return ack(await service.message(pid, msg, caller, Role.PROVIDER), version)
 
     @r.post("/{pid}/termination", summary="ContractNegotiationTerminationMessage")
     async def termination(
-        pid: str, caller: CallerDep, edge: EdgeDep, body: BodyDep
+        pid: str, caller: CallerDep, service: ServiceDep, body: BodyDep
     ) -> JSONResponse:
         msg = parse(body, ContractNegotiationTerminationMessage)
-        return ack(await edge.message(pid, msg, caller, None), version)
+        return ack(await service.message(pid, msg, caller, None), version)
 
     return r

@@ -63,7 +63,7 @@ class NegotiationGateway(ProcessGateway[NegotiationRecord]):
     async def deliver(
         self, role: Role, own_pid: str, msg: InboundNegotiationMessage, seen_version: int
     ) -> NegotiationRecord:
-        """Apply a counterparty's message; `seen_version` is the version the edge looked at.
+        """Apply a counterparty's message; `seen_version` is the version the service looked at.
 
         A retry of the message that made the current state (its answer was lost, or our worker
         crashed before the peer saw it) is answered with that state; anything else is judged by

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -10,22 +10,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.idempotency import IdempotencyKeyDep, idempotent
-from api.negotiation.gateway import NegotiationGateway
-from api.negotiation.service import NegotiationService, derived_pid, new_pid
+from api.negotiation.service import NegotiationService
 from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
-from connector.core.dsp import DspVersion
-from connector.core.errors import BadRequestError, NotFoundError, UnavailableError
-from connector.core.negotiation.aggregate import new_negotiation
+from connector.core.errors import BadRequestError, NotFoundError
 from connector.core.negotiation.decide import Decision
 from connector.core.negotiation.record import NegotiationRecord
-from connector.core.negotiation.states import Role
-from connector.http.outbound import GuardedHttp
 from connector.runtime.resources import Resources
 from connector.stores import negotiations
 from connector.stores.idempotency import Claimed
-from workflows.contracts import NegotiationStart, OperatorDecision
+from workflows.contracts import OperatorDecision
 
 # Postgres OFFSET is a bigint: anything larger fails in the driver (was a 500).
 MAX_OFFSET = 2**63 - 1
@@ -78,8 +73,7 @@ class DecisionRequest(BaseModel):
     reason: str | None = Field(default=None, description="Why (kept in our timeline only)")
 
 
-EdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
-GatewayDep = Annotated[NegotiationGateway, Depends(app_state("gateway"))]
+ServiceDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
 ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
 
@@ -132,25 +126,6 @@ def _awaiting(record: NegotiationRecord) -> dict[str, Any] | None:
     }
 
 
-async def _discover(http: GuardedHttp, address: str) -> tuple[str, DspVersion]:
-    """(DSP base URL, version): as given, or picked from the peer's version document."""
-    trimmed = address.rstrip("/")
-    for version in (DspVersion.V2025_1, DspVersion.V0_8):
-        if trimmed.endswith(version.path_segment):
-            return trimmed, version
-    try:
-        resp = await http.request("GET", f"{trimmed}/.well-known/dspace-version")
-        versions = resp.json().get("protocolVersions", []) if resp.status_code == 200 else []
-    except (ValueError, OSError, TimeoutError) as exc:
-        raise UnavailableError(f"cannot read the counterparty's DSP versions: {exc}") from None
-    offered = {v.get("version"): v.get("path") for v in versions if isinstance(v, dict)}
-    for version in (DspVersion.V2025_1, DspVersion.V0_8):
-        path = offered.get(version.value)
-        if isinstance(path, str):
-            return trimmed + "/" + path.strip("/"), version
-    raise BadRequestError("the counterparty serves neither DSP 2025-1 nor 0.8")
-
-
 @router.post(
     "/negotiations",
     status_code=201,
@@ -161,9 +136,7 @@ async def start_negotiation(
     body: NegotiationRequest,
     principal: ApiKeyDep,
     idempotency_key: IdempotencyKeyDep,
-    edge: EdgeDep,
-    gateway: GatewayDep,
-    resources: ResourcesDep,
+    service: ServiceDep,
     request: Request,
 ) -> Response:
     offer_id = body.offer.get("@id")
@@ -171,7 +144,7 @@ async def start_negotiation(
         raise BadRequestError("offer needs an @id", pointer="/offer/@id")
 
     async def run(claimed: Claimed | None) -> JSONResponse:
-        return await _start_negotiation(body, offer_id, claimed, edge, gateway, resources, request)
+        return await _start_negotiation(body, offer_id, claimed, service)
 
     return await idempotent(
         request, principal, idempotency_key, body.model_dump(mode="json", by_alias=True), run
@@ -179,56 +152,22 @@ async def start_negotiation(
 
 
 async def _start_negotiation(
-    body: NegotiationRequest,
-    offer_id: str,
-    claimed: Claimed | None,
-    edge: NegotiationService,
-    gateway: NegotiationGateway,
-    resources: Resources,
-    request: Request,
+    body: NegotiationRequest, offer_id: str, claimed: Claimed | None, service: NegotiationService
 ) -> JSONResponse:
     if body.reuse:
-        existing = await negotiations.find_reusable(resources.pool, body.counter_party_id, offer_id)
+        existing = await service.reusable(body.counter_party_id, offer_id)
         if existing is not None:
             return JSONResponse({**view(existing), "reused": True}, status_code=200)
-    http: GuardedHttp = request.app.state.identity.http
-    base, version = await _discover(http, body.counter_party_address)
-    await http.vet(base)
-    if body.reuse:
-        # Concurrent callers derive the same id and so join one workflow.
-        round_ = await negotiations.count_terminated(
-            resources.pool, body.counter_party_id, offer_id
-        )
-        consumer_pid = derived_pid("reuse", body.counter_party_id, offer_id, str(round_))
-    elif claimed is not None:
-        # A retry of this key (also after a crash) starts, and so joins, the same workflow.
-        consumer_pid = derived_pid("idempotency", claimed.seed, "negotiation")
-    else:
-        consumer_pid = new_pid()
-    now = datetime.now(UTC)
-    offer = dict(body.offer)
-    offer.setdefault("assigner", body.counter_party_id)
-    record = NegotiationRecord(
-        negotiation=new_negotiation(
-            role=Role.CONSUMER,
-            initiator=Role.CONSUMER,
-            own_pid=consumer_pid,
-            participant_id=edge.participant_id,
-            counterparty_id=body.counter_party_id,
-            counterparty_address=base,
-            offer=offer,
-            at=now,
-        ),
-        dsp_version=version.value,
-        offer_id=offer_id,
-        asset_id=offer.get("target") if isinstance(offer.get("target"), str) else None,
-        deadline_at=edge.deadline(now),
-    )
-    start = NegotiationStart(
-        record=record, callback_address=edge.callback_address(version), **edge.start_options()
-    )
     try:
-        started = await gateway.start(start)
+        started = await service.request_offer(
+            counterparty_address=body.counter_party_address,
+            counterparty_id=body.counter_party_id,
+            offer=body.offer,
+            offer_id=offer_id,
+            reuse=body.reuse,
+            # A retry of this key (also after a crash) starts, and so joins, the same workflow.
+            seed=claimed.seed if claimed is not None else None,
+        )
     except StartedUnprojected as unprojected:
         # Started, but Postgres did not answer: never a 5xx after the side effect.
         return JSONResponse(view(unprojected.record), status_code=202)
@@ -272,7 +211,7 @@ async def list_negotiations(
 
 @router.get("/negotiations/{negotiation_id}", summary="One negotiation with its timeline")
 async def get_negotiation(
-    negotiation_id: str, _: ApiKeyDep, resources: ResourcesDep, gateway: GatewayDep
+    negotiation_id: str, _: ApiKeyDep, resources: ResourcesDep, service: ServiceDep
 ) -> dict[str, Any]:
     record = await negotiations.get(resources.pool, negotiation_id)
     if record is None:
@@ -280,7 +219,7 @@ async def get_negotiation(
     out = view(record, timeline=True)
     if not record.negotiation.is_terminal:
         # What it is doing right now: a retrying send shows its last error and next attempt.
-        out["workflow"] = await gateway.pending(record.negotiation.role, negotiation_id)
+        out["workflow"] = await service.pending(record.negotiation.role, negotiation_id)
         pending = out["workflow"].get("pendingActivities") or []
         errors = [p["lastError"] for p in pending if p.get("lastError")]
         out["lastError"] = errors[-1] if errors else None
@@ -302,14 +241,9 @@ async def decide(
     negotiation_id: str,
     body: DecisionRequest,
     principal: ApiKeyDep,
-    resources: ResourcesDep,
-    gateway: GatewayDep,
+    service: ServiceDep,
 ) -> dict[str, Any]:
-    record = await negotiations.get(resources.pool, negotiation_id)
-    if record is None:
-        raise NotFoundError(f"negotiation {negotiation_id} is unknown")
-    decided = await gateway.decide(
-        record.negotiation.role,
+    decided = await service.decide(
         negotiation_id,
         OperatorDecision(
             decision=Decision(body.decision),

@@ -1,6 +1,7 @@
-"""Negotiation use cases at the API edge: turn a verified DSP message into a workflow update.
+"""Negotiation use cases of the control plane: a verified DSP message becomes a workflow update
+or start, an operator's request a consumer negotiation.
 
-The edge does what needs the database and the caller's identity (resolve the offer, evaluate
+The service does what needs the database and the caller's identity (resolve the offer, evaluate
 the contract policy, check the caller owns the process); the workflow does the rest.
 """
 
@@ -10,10 +11,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 
+from api.discovery import dsp_base
 from api.negotiation.gateway import NegotiationGateway
 from connector.core.dsp import (
     ContractAgreementMessage,
@@ -32,6 +34,7 @@ from connector.core.errors import (
     NotFoundError,
 )
 from connector.core.identity.claims import VerifiedCaller
+from connector.core.ids import derived_pid
 from connector.core.negotiation.aggregate import JsonObject, new_negotiation
 from connector.core.negotiation.decide import Holds, ProviderMode, id_of, rules_differ
 from connector.core.negotiation.messages import MessageKind
@@ -43,24 +46,17 @@ from connector.services.catalog import caller_facts, policy_context, resolve_off
 from connector.settings import Settings
 from connector.stores import negotiations
 from connector.stores.catalog import PgCatalogReadModel, ResolvedOffer
-from workflows.contracts import InboundNegotiationMessage, NegotiationStart
-
-# Deterministic pids for a counterparty's initiating message: a re-sent identical request maps
-# to the same process (idempotent), never to a second negotiation.
-_PID_NAMESPACE: Final = uuid.UUID("6f0c2a8e-3b5d-4f1e-9a7c-2d4b8e6f1a30")
-
-
-def derived_pid(*parts: str) -> str:
-    return f"urn:uuid:{uuid.uuid5(_PID_NAMESPACE, '|'.join(parts))}"
+from workflows.contracts import InboundNegotiationMessage, NegotiationStart, OperatorDecision
 
 
 def new_pid() -> str:
+    """A fresh pid for a process we start with no key to derive it from."""
     return f"urn:uuid:{uuid.uuid4()}"
 
 
 @dataclass(frozen=True)
 class ContractDecision:
-    """The edge's verdict on a requested offer (policy facts for the provider workflow)."""
+    """The service's verdict on a requested offer (policy facts for the provider workflow)."""
 
     offer: JsonObject  # as requested, with our target and assigner filled in
     offer_id: str
@@ -73,14 +69,14 @@ class ContractDecision:
 
 
 class NegotiationService:
-    """Everything the DSP routes need, for one connector."""
+    """The negotiation use cases of one connector, for the DSP and the management routes."""
 
     def __init__(
         self,
         settings: Settings,
         pool: asyncpg.Pool,
         gateway: NegotiationGateway,
-        http: GuardedHttp | None = None,
+        http: GuardedHttp,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -115,6 +111,101 @@ class NegotiationService:
             "holds": self.holds(mode),
             "deadline": timedelta(seconds=self._settings.negotiation.deadline_seconds),
         }
+
+    async def counterparty(self, address: str) -> tuple[str, DspVersion]:
+        """(DSP base, version) of the counterparty at `address`, refused if the SSRF guard would
+        refuse it."""
+        base, version = await dsp_base(self._http, address)
+        await self._http.vet(base)
+        return base, version
+
+    # --- consumer side: the operator's request ------------------------------------------
+
+    def consumer_start(
+        self,
+        *,
+        own_pid: str,
+        counterparty_id: str,
+        counterparty_address: str,
+        version: DspVersion,
+        offer: JsonObject,
+        offer_id: str,
+        now: datetime,
+    ) -> NegotiationStart:
+        """How a negotiation we open as consumer for `offer` starts (its assigner defaults to
+        the counterparty)."""
+        complete = dict(offer)
+        complete.setdefault("assigner", counterparty_id)
+        target = complete.get("target")
+        record = NegotiationRecord(
+            negotiation=new_negotiation(
+                role=Role.CONSUMER,
+                initiator=Role.CONSUMER,
+                own_pid=own_pid,
+                participant_id=self.participant_id,
+                counterparty_id=counterparty_id,
+                counterparty_address=counterparty_address,
+                offer=complete,
+                at=now,
+            ),
+            dsp_version=version.value,
+            offer_id=offer_id,
+            asset_id=target if isinstance(target, str) else None,
+            deadline_at=self.deadline(now),
+        )
+        return NegotiationStart(
+            record=record, callback_address=self.callback_address(version), **self.start_options()
+        )
+
+    async def reusable(self, counterparty_id: str, offer_id: str) -> NegotiationRecord | None:
+        """A valid agreement or a running negotiation with `counterparty_id` for `offer_id`."""
+        return await negotiations.find_reusable(self._pool, counterparty_id, offer_id)
+
+    async def request_offer(
+        self,
+        *,
+        counterparty_address: str,
+        counterparty_id: str,
+        offer: JsonObject,
+        offer_id: str,
+        reuse: bool,
+        seed: str | None,
+    ) -> NegotiationRecord:
+        """Negotiate `offer` with the provider at `counterparty_address`; raises
+        `StartedUnprojected` when started but not yet readable.
+
+        The negotiation's pid is derived when a retry must meet the same workflow: per
+        counterparty, offer and round with `reuse` (concurrent callers join one), per
+        `Idempotency-Key` reservation with `seed` (decision 0009)."""
+        base, version = await self.counterparty(counterparty_address)
+        if reuse:
+            round_ = await negotiations.count_terminated(self._pool, counterparty_id, offer_id)
+            consumer_pid = derived_pid("reuse", counterparty_id, offer_id, str(round_))
+        elif seed is not None:
+            consumer_pid = derived_pid("idempotency", seed, "negotiation")
+        else:
+            consumer_pid = new_pid()
+        start = self.consumer_start(
+            own_pid=consumer_pid,
+            counterparty_id=counterparty_id,
+            counterparty_address=base,
+            version=version,
+            offer=offer,
+            offer_id=offer_id,
+            now=datetime.now(UTC),
+        )
+        return await self._gateway.start(start)
+
+    async def decide(self, own_pid: str, decision: OperatorDecision) -> NegotiationRecord:
+        """An operator's decision on our negotiation `own_pid` (decision 0012)."""
+        record = await negotiations.get(self._pool, own_pid)
+        if record is None:
+            raise NotFoundError(f"negotiation {own_pid} is unknown")
+        return await self._gateway.decide(record.negotiation.role, own_pid, decision)
+
+    async def pending(self, role: Role, own_pid: str) -> dict[str, Any]:
+        """What the workflow of our negotiation `own_pid` is doing right now (retries)."""
+        return await self._gateway.pending(role, own_pid)
 
     # --- lookups ------------------------------------------------------------------------
 
@@ -345,8 +436,6 @@ class NegotiationService:
 
     async def _vet(self, url: str) -> None:
         """Refuse a callback address the SSRF guard would refuse, before anything is stored."""
-        if self._http is None:
-            return
         try:
             await self._http.vet(url)
         except ConnectorError as exc:

@@ -13,7 +13,6 @@ durable workflow (get-or-negotiate, decision 0005).
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -22,41 +21,31 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.idempotency import IdempotencyKeyDep, idempotent
-from api.negotiation.management_routes import STARTED_RESPONSES, _discover
-from api.negotiation.service import NegotiationService, derived_pid, new_pid
+from api.negotiation.management_routes import STARTED_RESPONSES
 from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
-from api.transfer.gateway import TransferGateway
 from api.transfer.service import TransferService
 from connector.core.errors import (
     BadRequestError,
     ConflictError,
     NotFoundError,
     UnavailableError,
-    UnprocessableError,
 )
-from connector.core.negotiation.aggregate import new_negotiation
-from connector.core.negotiation.record import NegotiationRecord
-from connector.core.negotiation.states import Role as NegotiationRole
-from connector.core.transfer.aggregate import JsonObject, new_transfer
+from connector.core.transfer.aggregate import JsonObject
 from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
 from connector.core.transfer.states import Role, TransferState
-from connector.data_address import TO_PROVIDER, check_destination, destination_kind
 from connector.encryption.keyring import DataKeys
 from connector.encryption.values import open_address
-from connector.http.outbound import GuardedHttp, OutboundRefusedError
+from connector.http.outbound import GuardedHttp
 from connector.runtime.resources import Resources
-from connector.settings import Settings
-from connector.stores import negotiations, transfers
+from connector.stores import transfers
 from connector.stores.idempotency import Claimed
-from workflows.contracts import NegotiationStart, TransferCommand, TransferStart
+from workflows.contracts import TransferCommand
 
 router = APIRouter(prefix="/management/v1", tags=["transfers"])
 
 _SECRET_PROPERTIES = frozenset({"authorization", "refreshToken", "refresh_token"})
-# How long an operator command waits for the state it asks for before answering 202.
-COMMAND_WAIT_SECONDS = 10.0
 COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Done: the counterparty acknowledged the message the command sent"},
     202: {"description": "Accepted: the message is still on its way to the counterparty"},
@@ -93,9 +82,7 @@ class CommandRequest(BaseModel):
     reason: str | None = None
 
 
-EdgeDep = Annotated[TransferService, Depends(app_state("transfers"))]
-NegotiationEdgeDep = Annotated[NegotiationService, Depends(app_state("negotiations"))]
-GatewayDep = Annotated[TransferGateway, Depends(app_state("transfer_gateway"))]
+ServiceDep = Annotated[TransferService, Depends(app_state("transfers"))]
 ResourcesDep = Annotated[Resources, Depends(app_state("resources"))]
 
 
@@ -165,60 +152,6 @@ def _property(address: dict[str, Any], name: str) -> str | None:
     return None
 
 
-async def _check_destination(
-    destination: dict[str, Any], http: GuardedHttp, request: Request
-) -> None:
-    """422 with the pointer below /dataDestination for a push destination the provider's data
-    plane would refuse (the rules of `connector.data_address`: HTTP, or S3 for a provider that
-    writes into the consumer's bucket), then the resolving SSRF check of an HTTP endpoint."""
-    settings: Settings = request.app.state.settings
-    check_destination(
-        destination,
-        settings.dataplane,
-        settings.outbound,
-        kinds=TO_PROVIDER,
-        at="/dataDestination",
-    )
-    endpoint = destination.get("endpoint")
-    if destination_kind(destination) == "http" and isinstance(endpoint, str):
-        try:
-            await http.vet(endpoint)
-        except OutboundRefusedError as exc:
-            raise UnprocessableError(
-                f"/dataDestination/endpoint: {'; '.join(exc.reasons)}",
-                pointer="/dataDestination/endpoint",
-            ) from None
-
-
-async def _agreement_for(
-    body: TransferRequest, resources: Resources
-) -> tuple[str | None, NegotiationRecord | None]:
-    """(agreement id, None) if usable; else (None, the running negotiation for it, if any)."""
-    if body.agreement_id is not None:
-        agreement = await negotiations.get_agreement(resources.pool, body.agreement_id)
-        if (
-            agreement is None
-            or agreement["role"] != Role.CONSUMER.value
-            or agreement["providerId"] != body.counter_party_id
-        ):
-            raise BadRequestError(
-                f"no agreement {body.agreement_id} with {body.counter_party_id}",
-                pointer="/agreementId",
-            )
-        return body.agreement_id, None
-    if body.offer is None:
-        raise BadRequestError("give an agreementId or an offer", pointer="/agreementId")
-    offer_id = body.offer.get("@id")
-    if not isinstance(offer_id, str):
-        raise BadRequestError("offer needs an @id", pointer="/offer/@id")
-    existing = await negotiations.find_reusable(resources.pool, body.counter_party_id, offer_id)
-    if existing is not None and existing.negotiation.agreement:
-        agreement_id = existing.negotiation.agreement.get("@id")
-        if isinstance(agreement_id, str):
-            return agreement_id, None
-    return None, existing
-
-
 @router.post(
     "/transfers",
     status_code=201,
@@ -229,16 +162,11 @@ async def start_transfer(
     body: TransferRequest,
     principal: ApiKeyDep,
     idempotency_key: IdempotencyKeyDep,
-    edge: EdgeDep,
-    negotiation_edge: NegotiationEdgeDep,
-    gateway: GatewayDep,
-    resources: ResourcesDep,
+    service: ServiceDep,
     request: Request,
 ) -> Response:
     async def run(claimed: Claimed | None) -> JSONResponse:
-        return await _start_transfer(
-            body, claimed, edge, negotiation_edge, gateway, resources, request
-        )
+        return await _start_transfer(body, claimed, service)
 
     return await idempotent(
         request, principal, idempotency_key, body.model_dump(mode="json", by_alias=True), run
@@ -246,83 +174,18 @@ async def start_transfer(
 
 
 async def _start_transfer(
-    body: TransferRequest,
-    claimed: Claimed | None,
-    edge: TransferService,
-    negotiation_edge: NegotiationService,
-    gateway: TransferGateway,
-    resources: Resources,
-    request: Request,
+    body: TransferRequest, claimed: Claimed | None, service: TransferService
 ) -> JSONResponse:
-    # Under an Idempotency-Key, ids come from its reservation: a retry (also after a crash)
-    # starts, and so joins, the same workflow, and recognises the negotiation it started.
-    if claimed is not None:
-        transfer_pid = derived_pid("idempotency", claimed.seed, "transfer")
-        negotiation_pid = derived_pid("idempotency", claimed.seed, "negotiation")
-    else:
-        transfer_pid, negotiation_pid = new_pid(), new_pid()
-    http: GuardedHttp = request.app.state.identity.http
-    if body.data_destination is not None:
-        await _check_destination(body.data_destination, http, request)
-    agreement_id, running = await _agreement_for(body, resources)
-    base, version = await _discover(http, body.counter_party_address)
-    await http.vet(base)
-    now = datetime.now(UTC)
-    negotiation: NegotiationStart | None = None
-    if agreement_id is None:
-        if running is not None and running.own_pid != negotiation_pid:
-            raise ConflictError(
-                f"negotiation {running.own_pid} for this offer is still running; "
-                "start the transfer once it is FINALIZED, or terminate it"
-            )
-        offer = dict(body.offer or {})
-        offer.setdefault("assigner", body.counter_party_id)
-        record = NegotiationRecord(
-            negotiation=new_negotiation(
-                role=NegotiationRole.CONSUMER,
-                initiator=NegotiationRole.CONSUMER,
-                own_pid=negotiation_pid,
-                participant_id=negotiation_edge.participant_id,
-                counterparty_id=body.counter_party_id,
-                counterparty_address=base,
-                offer=offer,
-                at=now,
-            ),
-            dsp_version=version.value,
-            offer_id=str(offer["@id"]),
-            asset_id=offer.get("target") if isinstance(offer.get("target"), str) else None,
-            deadline_at=negotiation_edge.deadline(now),
-        )
-        negotiation = NegotiationStart(
-            record=record,
-            callback_address=negotiation_edge.callback_address(version),
-            **negotiation_edge.start_options(),
-        )
-    asset = (body.offer or {}).get("target")
-    record_t = TransferRecord(
-        transfer=new_transfer(
-            role=Role.CONSUMER,
-            own_pid=transfer_pid,
-            agreement_id=agreement_id or PENDING_AGREEMENT,
-            format=body.format,
-            counterparty_id=body.counter_party_id,
-            counterparty_address=base,
-            data_address=body.data_destination,
-            at=now,
-        ),
-        dsp_version=version.value,
-        asset_id=asset if isinstance(asset, str) else None,
-        push=body.data_destination is not None,
-        negotiation_id=negotiation.record.own_pid if negotiation else None,
-    )
-    start = TransferStart(
-        record=record_t,
-        callback_address=edge.callback_address(version),
-        negotiation=negotiation,
-        **edge.start_options(),
-    )
     try:
-        started = await gateway.start(start)
+        started = await service.request_transfer(
+            counterparty_address=body.counter_party_address,
+            counterparty_id=body.counter_party_id,
+            agreement_id=body.agreement_id,
+            offer=body.offer,
+            format=body.format,
+            data_destination=body.data_destination,
+            seed=claimed.seed if claimed is not None else None,
+        )
     except StartedUnprojected as unprojected:
         # Started, but Postgres did not answer: never a 5xx after the side effect.
         return JSONResponse(view(unprojected.record), status_code=202)
@@ -376,15 +239,6 @@ async def get_transfer(transfer_id: str, _: ApiKeyDep, resources: ResourcesDep) 
     return view(await _get(resources, transfer_id), timeline=True)
 
 
-_TARGET: dict[str, set[TransferState]] = {
-    "start": {TransferState.STARTED, TransferState.TERMINATED},
-    "suspend": {TransferState.SUSPENDED, TransferState.TERMINATED},
-    "resume": {TransferState.STARTED, TransferState.TERMINATED},
-    "terminate": {TransferState.TERMINATED, TransferState.COMPLETED},
-    "complete": {TransferState.COMPLETED, TransferState.TERMINATED},
-}
-
-
 @router.post(
     "/transfers/{transfer_id}/{command}",
     summary="start (a held request), suspend, resume, terminate or complete",
@@ -394,25 +248,14 @@ async def command_transfer(
     transfer_id: str,
     command: Literal["start", "suspend", "resume", "terminate", "complete"],
     principal: ApiKeyDep,
-    resources: ResourcesDep,
-    gateway: GatewayDep,
+    service: ServiceDep,
     body: CommandRequest | None = None,
 ) -> JSONResponse:
-    record = await _get(resources, transfer_id)
-    before = record.transfer.version
-    await gateway.command(
-        record.transfer.role,
+    record, acknowledged = await service.command(
         transfer_id,
         TransferCommand(command=command, reason=body.reason if body else None, operator=principal),
     )
-    # Answer once the counterparty acknowledged (the state changed), or 202 while in flight.
-    deadline = time.monotonic() + COMMAND_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        current = await _get(resources, transfer_id)
-        if current.transfer.version > before and current.transfer.state in _TARGET[command]:
-            return JSONResponse(view(current), status_code=200)
-        await asyncio.sleep(0.05)
-    return JSONResponse(view(await _get(resources, transfer_id)), status_code=202)
+    return JSONResponse(view(record), status_code=200 if acknowledged else 202)
 
 
 _refresh_locks: dict[str, asyncio.Lock] = {}

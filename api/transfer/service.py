@@ -1,7 +1,7 @@
-"""Transfer process use cases at the API edge: turn a verified DSP message into a workflow
-update (dsp.md §9).
+"""Transfer process use cases of the control plane: a verified DSP message becomes a workflow
+update or start (dsp.md §9), an operator's request or command a consumer transfer or an update.
 
-The edge does what needs the database and the caller's identity: the agreement must exist, be
+The service does what needs the database and the caller's identity: the agreement must exist, be
 ours as provider with the caller as consumer, and still allow use now under its policy (scope
 TRANSFER); the format must be one of the dataset's distributions; the asset's data address
 becomes the flow's source. The workflow does the rest.
@@ -9,13 +9,15 @@ becomes the flow's source. The workflow does the rest.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
-from api.negotiation.service import derived_pid
+from api.negotiation.service import NegotiationService, new_pid
 from api.transfer.gateway import TransferGateway
 from connector import data_address
 from connector.core.dsp import (
@@ -29,40 +31,58 @@ from connector.core.dsp import (
 )
 from connector.core.errors import (
     BadRequestError,
+    ConflictError,
     ConnectorError,
     ForbiddenError,
     NotFoundError,
     UnavailableError,
+    UnprocessableError,
 )
 from connector.core.identity.claims import VerifiedCaller
+from connector.core.ids import derived_pid
+from connector.core.negotiation.record import NegotiationRecord
 from connector.core.policy import Scope, evaluate, parse_policy
-from connector.core.transfer.aggregate import new_transfer
+from connector.core.transfer.aggregate import JsonObject, new_transfer
 from connector.core.transfer.hold import StartMode
 from connector.core.transfer.messages import MessageKind
-from connector.core.transfer.record import TransferRecord
-from connector.core.transfer.states import Role
-from connector.data_address import FROM_COUNTERPARTY, check_destination
-from connector.http.outbound import GuardedHttp
+from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
+from connector.core.transfer.states import Role, TransferState
+from connector.data_address import (
+    FROM_COUNTERPARTY,
+    TO_PROVIDER,
+    check_destination,
+    destination_kind,
+)
+from connector.http.outbound import GuardedHttp, OutboundRefusedError
 from connector.services.catalog import caller_facts, policy_context
 from connector.settings import Settings
 from connector.stores import negotiations, transfers
 from connector.stores.catalog import PgAssetStore
-from workflows.contracts import InboundTransferMessage, TransferStart
+from workflows.contracts import (
+    InboundTransferMessage,
+    NegotiationStart,
+    TransferCommand,
+    TransferStart,
+)
 
 PUSH_SUFFIX = "-PUSH"
+# How long an operator command waits for the state it asks for before answering 202.
+COMMAND_WAIT_SECONDS: Final = 10.0
+COMMAND_POLL_SECONDS: Final = 0.05
+# The states an operator command is done in (the one asked for, or an end it met).
+_TARGET: Final[dict[str, set[TransferState]]] = {
+    "start": {TransferState.STARTED, TransferState.TERMINATED},
+    "suspend": {TransferState.SUSPENDED, TransferState.TERMINATED},
+    "resume": {TransferState.STARTED, TransferState.TERMINATED},
+    "terminate": {TransferState.TERMINATED, TransferState.COMPLETED},
+    "complete": {TransferState.COMPLETED, TransferState.TERMINATED},
+}
 
 
 def is_finite(source: dict[str, Any]) -> bool:
     """Files and objects end; an HTTP source is an API (non-finite) unless it says otherwise
     (`finite`, or `completeOnFirstRead: true`; `connector.data_address.is_finite`)."""
     return data_address.is_finite(source)
-
-
-def with_pids(exc: ConnectorError, consumer_pid: str | None, provider_pid: str | None) -> None:
-    """Attach the pids the request carried, for the TransferError body (dsp.md §10)."""
-    pids = {k: v for k, v in (("consumerPid", consumer_pid), ("providerPid", provider_pid)) if v}
-    if pids and not getattr(exc, "pids", None):
-        exc.pids = pids  # type: ignore[attr-defined]
 
 
 class TransferService:
@@ -73,12 +93,14 @@ class TransferService:
         settings: Settings,
         pool: asyncpg.Pool,
         gateway: TransferGateway,
-        http: GuardedHttp | None = None,
+        http: GuardedHttp,
+        negotiations: NegotiationService,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._gateway = gateway
         self._http = http
+        self._negotiations = negotiations
         self._assets = PgAssetStore(pool)
         self.participant_id = settings.identity.resolved_participant_id(settings.server)
 
@@ -94,6 +116,153 @@ class TransferService:
             "start_mode": StartMode(self._settings.transfer.provider_start),
             "hold_timeout": timedelta(seconds=self._settings.transfer.hold_timeout_seconds),
         }
+
+    # --- consumer side: the operator's request ------------------------------------------
+
+    async def request_transfer(
+        self,
+        *,
+        counterparty_address: str,
+        counterparty_id: str,
+        agreement_id: str | None,
+        offer: JsonObject | None,
+        format: str,
+        data_destination: JsonObject | None,
+        seed: str | None,
+    ) -> TransferRecord:
+        """Start a transfer under `agreement_id`, or under an agreement for `offer`: a valid one
+        is reused, else it is negotiated first inside the same workflow (get-or-negotiate,
+        decision 0005). Raises `StartedUnprojected` when started but not yet readable.
+
+        With `seed` (an `Idempotency-Key` reservation, decision 0009) the ids are derived from
+        it: a retry, also after a crash, starts, and so joins, the same workflow, and recognises
+        the negotiation it started."""
+        if seed is not None:
+            transfer_pid = derived_pid("idempotency", seed, "transfer")
+            negotiation_pid = derived_pid("idempotency", seed, "negotiation")
+        else:
+            transfer_pid, negotiation_pid = new_pid(), new_pid()
+        if data_destination is not None:
+            await self._check_destination(data_destination)
+        agreed, running = await self._agreement_for(
+            counterparty_id, agreement_id=agreement_id, offer=offer
+        )
+        base, version = await self._negotiations.counterparty(counterparty_address)
+        now = datetime.now(UTC)
+        negotiation: NegotiationStart | None = None
+        if agreed is None:
+            if running is not None and running.own_pid != negotiation_pid:
+                raise ConflictError(
+                    f"negotiation {running.own_pid} for this offer is still running; "
+                    "start the transfer once it is FINALIZED, or terminate it"
+                )
+            requested = dict(offer or {})
+            negotiation = self._negotiations.consumer_start(
+                own_pid=negotiation_pid,
+                counterparty_id=counterparty_id,
+                counterparty_address=base,
+                version=version,
+                offer=requested,
+                offer_id=str(requested["@id"]),
+                now=now,
+            )
+        asset = (offer or {}).get("target")
+        record = TransferRecord(
+            transfer=new_transfer(
+                role=Role.CONSUMER,
+                own_pid=transfer_pid,
+                agreement_id=agreed or PENDING_AGREEMENT,
+                format=format,
+                counterparty_id=counterparty_id,
+                counterparty_address=base,
+                data_address=data_destination,
+                at=now,
+            ),
+            dsp_version=version.value,
+            asset_id=asset if isinstance(asset, str) else None,
+            push=data_destination is not None,
+            negotiation_id=negotiation.record.own_pid if negotiation else None,
+        )
+        start = TransferStart(
+            record=record,
+            callback_address=self.callback_address(version),
+            negotiation=negotiation,
+            **self.start_options(),
+        )
+        return await self._gateway.start(start)
+
+    async def _check_destination(self, destination: JsonObject) -> None:
+        """422 with the pointer below /dataDestination for a push destination the provider's data
+        plane would refuse (the rules of `connector.data_address`: HTTP, or S3 for a provider
+        that writes into the consumer's bucket), then the resolving SSRF check of an HTTP
+        endpoint."""
+        check_destination(
+            destination,
+            self._settings.dataplane,
+            self._settings.outbound,
+            kinds=TO_PROVIDER,
+            at="/dataDestination",
+        )
+        endpoint = destination.get("endpoint")
+        if destination_kind(destination) == "http" and isinstance(endpoint, str):
+            try:
+                await self._http.vet(endpoint)
+            except OutboundRefusedError as exc:
+                raise UnprocessableError(
+                    f"/dataDestination/endpoint: {'; '.join(exc.reasons)}",
+                    pointer="/dataDestination/endpoint",
+                ) from None
+
+    async def _agreement_for(
+        self, counterparty_id: str, *, agreement_id: str | None, offer: JsonObject | None
+    ) -> tuple[str | None, NegotiationRecord | None]:
+        """(agreement id, None) if usable; else (None, the running negotiation for it, if any)."""
+        if agreement_id is not None:
+            agreement = await negotiations.get_agreement(self._pool, agreement_id)
+            if (
+                agreement is None
+                or agreement["role"] != Role.CONSUMER.value
+                or agreement["providerId"] != counterparty_id
+            ):
+                raise BadRequestError(
+                    f"no agreement {agreement_id} with {counterparty_id}", pointer="/agreementId"
+                )
+            return agreement_id, None
+        if offer is None:
+            raise BadRequestError("give an agreementId or an offer", pointer="/agreementId")
+        offer_id = offer.get("@id")
+        if not isinstance(offer_id, str):
+            raise BadRequestError("offer needs an @id", pointer="/offer/@id")
+        existing = await negotiations.find_reusable(self._pool, counterparty_id, offer_id)
+        if existing is not None and existing.negotiation.agreement:
+            found = existing.negotiation.agreement.get("@id")
+            if isinstance(found, str):
+                return found, None
+        return None, existing
+
+    async def command(self, own_pid: str, cmd: TransferCommand) -> tuple[TransferRecord, bool]:
+        """An operator's command for our transfer `own_pid` (decision 0013): the record, and
+        whether the counterparty acknowledged (the state changed to what the command asks for)
+        within `COMMAND_WAIT_SECONDS`; else the message is still on its way."""
+        record = await self.get(own_pid)
+        before = record.transfer.version
+        await self._gateway.command(record.transfer.role, own_pid, cmd)
+        deadline = time.monotonic() + COMMAND_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            current = await self.get(own_pid)
+            if current.transfer.version > before and current.transfer.state in _TARGET[cmd.command]:
+                return current, True
+            await asyncio.sleep(COMMAND_POLL_SECONDS)
+        return await self.get(own_pid), False
+
+    async def get(self, own_pid: str) -> TransferRecord:
+        """Our transfer `own_pid` (404 if unknown)."""
+        record = await transfers.get(self._pool, own_pid)
+        if record is None:
+            raise NotFoundError(f"transfer {own_pid} is unknown")
+        return record
+
+    # --- lookups ------------------------------------------------------------------------
 
     async def owned(self, pid: str, caller: VerifiedCaller) -> TransferRecord:
         """Our transfer `pid`, if the caller is its counterparty (else 404, as DSP wants)."""
@@ -252,8 +421,6 @@ class TransferService:
 
     async def _vet(self, url: str, pointer: str) -> None:
         """Refuse an address the SSRF guard would refuse, before anything is stored."""
-        if self._http is None:
-            return
         try:
             await self._http.vet(url)
         except ConnectorError as exc:

@@ -312,7 +312,7 @@ def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
     if status == 503:
         headers["Retry-After"] = str(retry_after(request))  # RFC 9110 §10.2.3
     if surface is Surface.DSP:
-        pids = getattr(exc, "pids", None) or getattr(request.state, "dsp_pids", None)
+        pids = getattr(request.state, "dsp_pids", None)
         path_pid = request.path_params.get("pid") or process_pid(path)
         body = dsp_error_body(path, status, reasons, pids, path_pid)
         return JSONResponse(body, status, headers)
