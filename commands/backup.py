@@ -1,8 +1,8 @@
 """Operator side of backups and DR: the backup Schedule and the `connector backup|restore` commands.
 
-Lives in the composition-root package because it needs the workflow names and contracts, which
-`connector` may not import. `connector.cli` calls in lazily; the ops worker ensures the Schedule
-when it starts, and so does `connector temporal-bootstrap`.
+They start workflows, so they need the workflow names and contracts, which `connector` may not
+import (decision 0029). `connector.cli` calls in lazily; the ops worker ensures the Schedule when
+it starts, and so does `connector temporal-bootstrap` (`commands.bootstrap`).
 """
 
 from __future__ import annotations

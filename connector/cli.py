@@ -230,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "temporal-bootstrap":
-        return _exit(asyncio.run(_temporal_bootstrap(settings)))
+        from commands.bootstrap import temporal_bootstrap
+
+        return _exit(asyncio.run(temporal_bootstrap(settings)))
     if args.command == "backup":
         from commands.backup import run_backup_command
 
@@ -425,20 +427,6 @@ async def _migrate(settings: Settings) -> int:
         f"applied {len(names)} migration(s){': ' + ', '.join(names) if names else ''}; "
         f"schema at version {migrate.latest_version()}"
     )
-    return 0
-
-
-async def _temporal_bootstrap(settings: Settings) -> int:
-    from connector.temporal.client import bootstrap, connect, is_temporal_cloud
-    from commands.backup import ensure_backup_schedule
-
-    # Self-hosted: through `default`, as our namespace may not exist yet. Temporal Cloud routes
-    # every call by the client's namespace and has no `default`.
-    cloud = is_temporal_cloud(settings.temporal)
-    client = await connect(settings) if cloud else await connect(settings, namespace="default")
-    for change in await bootstrap(client, settings.temporal) or ["nothing to change"]:
-        print(change)
-    print(await ensure_backup_schedule(await connect(settings), settings))
     return 0
 
 
