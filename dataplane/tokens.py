@@ -21,16 +21,17 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from connector.core.clock import Clock
 from connector.core.errors import ForbiddenError, UnauthorizedError
+from connector.runtime.clock import utc_now
 from connector.settings import DataPlaneSettings
 from connector.stores import dataplane as store
 
@@ -48,10 +49,6 @@ _SEAL_HEADER: Final = {"alg": "dir", "enc": "A256GCM"}
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _seal(refresh_token: str, plaintext: str) -> str:
@@ -108,7 +105,7 @@ class TokenService:
         redis: Redis,
         settings: DataPlaneSettings,
         participant_id: str,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._pool = pool
         self._redis = redis

@@ -37,7 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -45,7 +45,8 @@ import httpx
 from pydantic import JsonValue, ValidationError
 from redis.asyncio import Redis
 
-from connector.services.catalog_cache import CatalogCache, generation_key, page_key
+from connector.core import cursor as cursor_codec
+from connector.core.clock import Clock
 from connector.core.dsp import (
     Catalog,
     CatalogRequestMessage,
@@ -76,8 +77,10 @@ from connector.core.policy import (
     validate_policy,
 )
 from connector.core.policy.functions import canonical_left_operand, is_credential_operand
-from connector.runtime.logging import get_logger
 from connector.http.outbound import GuardedHttp, OutboundRefusedError
+from connector.runtime.clock import utc_now
+from connector.runtime.logging import get_logger
+from connector.services.catalog_cache import CatalogCache, generation_key, page_key
 from connector.stores.catalog import (
     ASSET_FIELDS,
     MAX_PAGE_SIZE,
@@ -136,12 +139,7 @@ PROPERTY_TERMS: Final[Mapping[str, str]] = {
 # Catalog Offers carry no target (the Dataset is) and no assignee (anyone admitted may accept).
 _NOT_IN_OFFERS: Final = frozenset({"target", "assignee"})
 
-Clock = Callable[[], datetime]
 _T = TypeVar("_T")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- offer ids
@@ -356,13 +354,13 @@ def dataset_properties(properties: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _token(data: Mapping[str, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode("ascii")
+    return cursor_codec.encode(dict(data))
 
 
 def _parse_token(token: str) -> tuple[str | None, str | None]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
+        data = cursor_codec.decode(token)
+    except ValueError:
         data = None
     if isinstance(data, dict) and len(data) == 1:
         after, before = data.get("a"), data.get("b")
@@ -420,7 +418,7 @@ class CatalogService:
         *,
         participant_id: str,
         base_url: str,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         cache_ttl: timedelta = CACHE_TTL,
     ) -> None:
         self.pool = pool

@@ -20,8 +20,6 @@ Each repository method is one statement or one explicit transaction.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any, Final, Generic, Literal, TypeVar
 
 import asyncpg
 
+from connector.core import cursor as cursor_codec
 from connector.core.errors import (
     BadRequestError,
     ConflictError,
@@ -252,15 +251,10 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def _b64(data: object) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def _unb64(token: str) -> Any:
     try:
-        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError) as exc:
+        return cursor_codec.decode(token)
+    except ValueError as exc:
         raise BadRequestError("malformed cursor", pointer="/cursor") from exc
 
 
@@ -268,7 +262,7 @@ def _encode_cursor(query: ListQuery, row: asyncpg.Record) -> str:
     column = SORT_COLUMNS[query.sort_field]
     key = row[column]
     value = key.isoformat() if isinstance(key, datetime) else key
-    return _b64({"s": query.sort_spec, "k": value, "id": row["id"]})
+    return cursor_codec.encode({"s": query.sort_spec, "k": value, "id": row["id"]})
 
 
 def _decode_cursor(query: ListQuery) -> tuple[Any, str] | None:

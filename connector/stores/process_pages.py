@@ -4,14 +4,14 @@ those columns and a `record` holding the process as JSON."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+
+from connector.core import cursor as cursor_codec
 
 __all__ = ["Page", "decode_cursor", "encode_cursor", "list_page"]
 
@@ -26,14 +26,12 @@ class Page(Generic[R]):
 
 
 def encode_cursor(updated_at: datetime, own_pid: str) -> str:
-    raw = json.dumps([updated_at.isoformat(), own_pid]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursor_codec.encode([updated_at.isoformat(), own_pid])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, pid = json.loads(base64.urlsafe_b64decode(padded))
+        at, pid = cursor_codec.decode(cursor)
         return datetime.fromisoformat(at), str(pid)
     except (ValueError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
