@@ -98,6 +98,7 @@ def create_app(
                 TransferGateway(resources.temporal, resources.pool, control_queue, keys),
                 identity.http,
                 negotiation_service,
+                keys,
             )
             refresher = asyncio.create_task(
                 _refresh_gauges(resources.pool, resources.temporal, settings, metrics)

@@ -12,8 +12,6 @@ durable workflow (get-or-negotiate, decision 0005).
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -25,19 +23,13 @@ from api.negotiation.management_routes import STARTED_RESPONSES
 from api.process_gateway import StartedUnprojected
 from api.security import ApiKeyDep
 from api.state import app_state
-from api.transfer.service import TransferService
+from api.transfer.service import TransferService, endpoint_property
 from connector.core.errors import (
     BadRequestError,
-    ConflictError,
     NotFoundError,
-    UnavailableError,
 )
 from connector.core.transfer.aggregate import JsonObject
 from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
-from connector.core.transfer.states import Role, TransferState
-from connector.encryption.keyring import DataKeys
-from connector.encryption.values import open_address
-from connector.http.outbound import GuardedHttp
 from connector.runtime.resources import Resources
 from connector.stores import transfers
 from connector.stores.idempotency import Claimed
@@ -139,17 +131,6 @@ def view(record: TransferRecord, *, timeline: bool = False) -> dict[str, Any]:
         out["dataAddress"] = redacted(t.data_address)
         out["timeline"] = [e.model_dump(mode="json") for e in t.timeline]
     return out
-
-
-def _property(address: dict[str, Any], name: str) -> str | None:
-    for prop in address.get("endpointProperties") or []:
-        if isinstance(prop, dict) and prop.get("name") in (
-            name,
-            f"https://w3id.org/edc/v0.0.1/ns/{name}",
-        ):
-            value = prop.get("value")
-            return str(value) if value is not None else None
-    return None
 
 
 @router.post(
@@ -258,103 +239,16 @@ async def command_transfer(
     return JSONResponse(view(record), status_code=200 if acknowledged else 202)
 
 
-_refresh_locks: dict[str, asyncio.Lock] = {}
-
-
 @router.get("/transfers/{transfer_id}/edr", summary="Endpoint and token of a pull (consumer)")
 async def get_edr(
-    transfer_id: str,
-    _: ApiKeyDep,
-    resources: ResourcesDep,
-    request: Request,
-    refresh: bool = False,
+    transfer_id: str, _: ApiKeyDep, service: ServiceDep, refresh: bool = False
 ) -> dict[str, Any]:
-    record = await _get(resources, transfer_id)
-    t = record.transfer
-    if t.role is not Role.CONSUMER or record.push:
-        raise BadRequestError("an EDR exists only for the consumer side of a pull")
-    if t.state is not TransferState.STARTED or t.data_address is None:
-        raise ConflictError(f"transfer {transfer_id} is {t.state.value}; no usable EDR")
-    keys: DataKeys = request.app.state.data_keys
-    # Stored sealed (connector.stores.transfers); opened only here, for the operator.
-    address: dict[str, Any] = open_address(keys, t.data_address, transfer_id)
-    expires_at: datetime | None = None
-    stored = await transfers.get_edr(resources.pool, transfer_id, keys)
-    if stored is not None and stored[2] >= t.updated_at:
-        address, expires_at = stored[0], stored[1]
-    elif (seconds := _property(address, "expiresIn")) and seconds.isdigit():
-        expires_at = t.updated_at + timedelta(seconds=int(seconds))
-    soon = expires_at is not None and expires_at - datetime.now(UTC) < timedelta(seconds=30)
-    if refresh or soon:
-        address, expires_at = await _refresh(request, resources, transfer_id, address)
+    address, expires_at = await service.edr(transfer_id, refresh=refresh)
     return {
         "transferId": transfer_id,
         "endpoint": address.get("endpoint"),
         "endpointType": address.get("endpointType"),
-        "authorization": _property(address, "authorization"),
-        "authType": _property(address, "authType") or "bearer",
+        "authorization": endpoint_property(address, "authorization"),
+        "authType": endpoint_property(address, "authType") or "bearer",
         "expiresAt": expires_at.isoformat() if expires_at else None,
     }
-
-
-async def _refresh(
-    request: Request, resources: Resources, transfer_id: str, address: dict[str, Any]
-) -> tuple[dict[str, Any], datetime | None]:
-    """Rotate the token at the provider's refresh endpoint; one refresh at a time per transfer."""
-    lock = _refresh_locks.setdefault(transfer_id, asyncio.Lock())
-    keys: DataKeys = request.app.state.data_keys
-    async with lock:
-        stored = await transfers.get_edr(resources.pool, transfer_id, keys)
-        if stored is not None and stored[0] != address:
-            renewed_at = stored[1]
-            if renewed_at is not None and renewed_at - datetime.now(UTC) > timedelta(seconds=30):
-                return stored[0], renewed_at  # someone refreshed while we waited
-        endpoint = _property(address, "refreshEndpoint")
-        token = _property(address, "refreshToken")
-        if not endpoint or not token:
-            raise ConflictError("the provider offered no refresh for this transfer")
-        http: GuardedHttp = request.app.state.identity.http
-        try:
-            resp = await http.request(
-                "POST",
-                endpoint,
-                content=f"grant_type=refresh_token&refresh_token={token}".encode(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-        except OSError as exc:
-            raise UnavailableError(f"refresh endpoint unreachable: {exc}") from None
-        if resp.status_code != 200:
-            raise ConflictError(f"the provider refused the refresh ({resp.status_code})")
-        data = resp.json()
-        now = datetime.now(UTC)
-        expires_at = now + timedelta(seconds=int(data.get("expires_in", 0)))
-        renewed = {
-            **address,
-            "endpointProperties": [
-                p
-                for p in address.get("endpointProperties") or []
-                if not (
-                    isinstance(p, dict)
-                    and p.get("name") in ("authorization", "refreshToken", "expiresIn")
-                )
-            ]
-            + [
-                {
-                    "@type": "EndpointProperty",
-                    "name": "authorization",
-                    "value": data["access_token"],
-                },
-                {
-                    "@type": "EndpointProperty",
-                    "name": "refreshToken",
-                    "value": data["refresh_token"],
-                },
-                {
-                    "@type": "EndpointProperty",
-                    "name": "expiresIn",
-                    "value": str(data["expires_in"]),
-                },
-            ],
-        }
-        await transfers.put_edr(resources.pool, transfer_id, renewed, expires_at, keys)
-        return renewed, expires_at

@@ -53,6 +53,8 @@ from connector.data_address import (
     check_destination,
     destination_kind,
 )
+from connector.encryption.keyring import DataKeys
+from connector.encryption.values import open_address
 from connector.http.outbound import GuardedHttp, OutboundRefusedError
 from connector.services.catalog import caller_facts, policy_context
 from connector.settings import Settings
@@ -85,6 +87,18 @@ def is_finite(source: dict[str, Any]) -> bool:
     return data_address.is_finite(source)
 
 
+def endpoint_property(address: dict[str, Any], name: str) -> str | None:
+    """The value of endpoint property `name` of a DataAddress (plain or EDC-namespaced)."""
+    for prop in address.get("endpointProperties") or []:
+        if isinstance(prop, dict) and prop.get("name") in (
+            name,
+            f"https://w3id.org/edc/v0.0.1/ns/{name}",
+        ):
+            value = prop.get("value")
+            return str(value) if value is not None else None
+    return None
+
+
 class TransferService:
     """Everything the DSP transfer routes need, for one connector."""
 
@@ -95,12 +109,15 @@ class TransferService:
         gateway: TransferGateway,
         http: GuardedHttp,
         negotiations: NegotiationService,
+        keys: DataKeys,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._gateway = gateway
         self._http = http
         self._negotiations = negotiations
+        self._keys = keys  # EDRs are stored sealed under them
+        self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._assets = PgAssetStore(pool)
         self.participant_id = settings.identity.resolved_participant_id(settings.server)
 
@@ -261,6 +278,91 @@ class TransferService:
         if record is None:
             raise NotFoundError(f"transfer {own_pid} is unknown")
         return record
+
+    async def edr(self, own_pid: str, *, refresh: bool) -> tuple[dict[str, Any], datetime | None]:
+        """The data address (endpoint and token) of our consumer pull `own_pid` and when its
+        token expires; refreshed at the provider when asked or when it expires within 30 s."""
+        record = await self.get(own_pid)
+        t = record.transfer
+        if t.role is not Role.CONSUMER or record.push:
+            raise BadRequestError("an EDR exists only for the consumer side of a pull")
+        if t.state is not TransferState.STARTED or t.data_address is None:
+            raise ConflictError(f"transfer {own_pid} is {t.state.value}; no usable EDR")
+        # Stored sealed (connector.stores.transfers); opened only here, for the operator.
+        address: dict[str, Any] = open_address(self._keys, t.data_address, own_pid)
+        expires_at: datetime | None = None
+        stored = await transfers.get_edr(self._pool, own_pid, self._keys)
+        if stored is not None and stored[2] >= t.updated_at:
+            address, expires_at = stored[0], stored[1]
+        elif (seconds := endpoint_property(address, "expiresIn")) and seconds.isdigit():
+            expires_at = t.updated_at + timedelta(seconds=int(seconds))
+        soon = expires_at is not None and expires_at - datetime.now(UTC) < timedelta(seconds=30)
+        if refresh or soon:
+            address, expires_at = await self._refresh_edr(own_pid, address)
+        return address, expires_at
+
+    async def _refresh_edr(
+        self, own_pid: str, address: dict[str, Any]
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """Rotate the token at the provider's refresh endpoint; one refresh at a time per
+        transfer."""
+        lock = self._refresh_locks.setdefault(own_pid, asyncio.Lock())
+        async with lock:
+            stored = await transfers.get_edr(self._pool, own_pid, self._keys)
+            if stored is not None and stored[0] != address:
+                renewed_at = stored[1]
+                if renewed_at is not None and renewed_at - datetime.now(UTC) > timedelta(
+                    seconds=30
+                ):
+                    return stored[0], renewed_at  # someone refreshed while we waited
+            endpoint = endpoint_property(address, "refreshEndpoint")
+            token = endpoint_property(address, "refreshToken")
+            if not endpoint or not token:
+                raise ConflictError("the provider offered no refresh for this transfer")
+            try:
+                resp = await self._http.request(
+                    "POST",
+                    endpoint,
+                    content=f"grant_type=refresh_token&refresh_token={token}".encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+            except OSError as exc:
+                raise UnavailableError(f"refresh endpoint unreachable: {exc}") from None
+            if resp.status_code != 200:
+                raise ConflictError(f"the provider refused the refresh ({resp.status_code})")
+            data = resp.json()
+            now = datetime.now(UTC)
+            expires_at = now + timedelta(seconds=int(data.get("expires_in", 0)))
+            renewed = {
+                **address,
+                "endpointProperties": [
+                    p
+                    for p in address.get("endpointProperties") or []
+                    if not (
+                        isinstance(p, dict)
+                        and p.get("name") in ("authorization", "refreshToken", "expiresIn")
+                    )
+                ]
+                + [
+                    {
+                        "@type": "EndpointProperty",
+                        "name": "authorization",
+                        "value": data["access_token"],
+                    },
+                    {
+                        "@type": "EndpointProperty",
+                        "name": "refreshToken",
+                        "value": data["refresh_token"],
+                    },
+                    {
+                        "@type": "EndpointProperty",
+                        "name": "expiresIn",
+                        "value": str(data["expires_in"]),
+                    },
+                ],
+            }
+            await transfers.put_edr(self._pool, own_pid, renewed, expires_at, self._keys)
+            return renewed, expires_at
 
     # --- lookups ------------------------------------------------------------------------
 
