@@ -100,7 +100,7 @@ def endpoint_property(address: dict[str, Any], name: str) -> str | None:
 
 
 class TransferService:
-    """Everything the DSP transfer routes need, for one connector."""
+    """The transfer use cases of one connector, for the DSP and the management routes."""
 
     def __init__(
         self,
@@ -108,14 +108,15 @@ class TransferService:
         pool: asyncpg.Pool,
         gateway: TransferGateway,
         http: GuardedHttp,
-        negotiations: NegotiationService,
+        negotiation_service: NegotiationService,
         keys: DataKeys,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._gateway = gateway
         self._http = http
-        self._negotiations = negotiations
+        # Get-or-negotiate starts a consumer negotiation inside the transfer workflow.
+        self._negotiations = negotiation_service
         self._keys = keys  # EDRs are stored sealed under them
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._assets = PgAssetStore(pool)
