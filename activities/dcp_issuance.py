@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 from connector.core.errors import ConnectorError, UnauthorizedError
 from connector.core.identity.dcp import DCP_CONTEXT
 from connector.core.identity.dcp_holder import CREDENTIAL_FORMAT
-from connector.identity.did import DidDocumentSource
 from connector.http.outbound import GuardedHttp, OutboundRefusedError
+from connector.identity.did import DidDocumentSource
 from connector.stores import credentials
 from workflows import names
 from workflows.credential_contracts import (

@@ -18,19 +18,19 @@ from temporalio.client import Client
 from api import codec, discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
+from api.catalog import dsp_routes as dsp_catalog
 from api.catalog.service import open_catalog_service
 from api.content_type import JsonBodyMiddleware
 from api.dcp import credential_service as dcp_credential_service
 from api.docs import install_docs
-from api.catalog import dsp_routes as dsp_catalog
-from api.negotiation import dsp_routes as dsp_negotiations
-from api.transfer import dsp_routes as dsp_transfers
-from api.negotiation.gateway import NegotiationGateway
 from api.idempotency import purge_periodically
 from api.management import credentials as management_credentials
+from api.negotiation import dsp_routes as dsp_negotiations
 from api.negotiation import management_routes as management_negotiations
-from api.transfer import management_routes as management_transfers
+from api.negotiation.gateway import NegotiationGateway
 from api.negotiation.service import NegotiationService
+from api.transfer import dsp_routes as dsp_transfers
+from api.transfer import management_routes as management_transfers
 from api.transfer.gateway import TransferGateway
 from api.transfer.service import TransferService
 from connector import __version__
@@ -39,10 +39,11 @@ from connector.encryption.runtime import data_keys
 from connector.http.errors import install_error_handlers
 from connector.identity.apikeys import ApiKeyVerifier, ensure_edge_api_key, load_api_keys
 from connector.identity.holder import CredentialHolder
-from connector.identity.runtime import build_identity, utc_now
-from connector.services.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
+from connector.identity.runtime import build_identity
+from connector.runtime.clock import utc_now
 from connector.runtime.metrics import HttpMetricsMiddleware, Metrics, child_registry
 from connector.runtime.resources import Resources, borrowed, open_resources
+from connector.services.maintenance import MaintenanceFlag, MaintenanceMiddleware, maintenance_key
 from connector.settings import Settings
 from connector.stores import negotiations
 

@@ -8,12 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from connector.core.identity.dcp import PROFILE_VC11_SL2021_JWT
-from connector.identity.profile import AuthProfile
-
 from connector.core.dsp import DspVersion
 from connector.core.errors import BadRequestError, UnavailableError
+from connector.core.identity.dcp import PROFILE_VC11_SL2021_JWT
 from connector.http.outbound import GuardedHttp
+from connector.identity.profile import AuthProfile
 
 router = APIRouter(tags=["dsp"])
 

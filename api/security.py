@@ -13,7 +13,8 @@ from connector.http.errors import correlation_id
 from connector.http.ratelimit import RateLimiter
 from connector.identity.apikeys import ApiKeyVerifier
 from connector.identity.oidc import JwksError, OidcVerifier
-from connector.identity.runtime import Identity, utc_now
+from connector.identity.runtime import Identity
+from connector.runtime.clock import utc_now
 from connector.runtime.logging import get_logger
 from connector.settings import Settings
 

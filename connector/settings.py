@@ -28,8 +28,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.core.identity.dcp import DEFAULT_SCOPES, scope_type
-from connector.identity.trust import TrustConfig
 from connector.http.outbound import OutboundConfig
+from connector.identity.trust import TrustConfig
 
 ENV_PREFIX = "CONNECTOR_"
 ENV_NESTED_DELIMITER = "__"

@@ -33,11 +33,11 @@ from connector.core.identity.dcp import (
     VC_CONTEXT_V1,
     scope_type,
 )
-from connector.runtime.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.sts import issue_access_token, issue_si_token
 from connector.identity.tokens import bearer
+from connector.runtime.embedded import free_port
 
 
 def ring() -> KeyRing:

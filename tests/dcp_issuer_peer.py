@@ -39,9 +39,9 @@ from joserfc import jwt
 
 from connector.core.identity.dcp import DCP_CONTEXT, scope_for
 from connector.core.identity.dcp_holder import VC_CONTEXT
-from connector.runtime.embedded import free_port
 from connector.identity.did import build_did_document
 from connector.identity.keys import KeyRing, load_or_create_keyring
+from connector.runtime.embedded import free_port
 from connector.settings import Settings, to_env
 from tests.twoconn import did_for
 

@@ -26,9 +26,9 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from connector.identity.runtime import build_identity
 from connector.runtime import health
 from connector.runtime.embedded import free_port
-from connector.identity.runtime import build_identity
 from connector.runtime.logging import get_logger
 from connector.runtime.metrics import Metrics, TemporalProxyCollector, child_registry
 from connector.runtime.resources import Resources, open_resources
@@ -112,7 +112,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
     """The ops worker keeps the backup and credential renewal Schedules in line with
     configuration (idempotent)."""
     from commands.backup import ensure_backup_schedule
-    from workers.credential_ops import ensure_renewal_schedule
+    from commands.credentials import ensure_renewal_schedule
 
     try:
         log.info("backup schedule", change=await ensure_backup_schedule(client, settings))

@@ -24,13 +24,13 @@ from connector.core.identity.dcp_holder import (
     parse_presentation_query,
 )
 from connector.encryption.keyring import DataKeys
+from connector.http.outbound import GuardedHttp
 from connector.identity.credentials import verify_credential
 from connector.identity.did import DidDocumentSource, DidResolver
 from connector.identity.keys import KeyRing
 from connector.identity.presentation import QueryAuthorizer, mint_presentation
 from connector.identity.replay import RedisReplayStore, ReplayStore
 from connector.identity.trust import TrustList
-from connector.http.outbound import GuardedHttp
 from connector.settings import Settings
 from connector.stores import credentials
 

@@ -31,7 +31,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -41,6 +40,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import extract_compact
 
+from connector.core.clock import Clock
 from connector.core.errors import ConnectorError, UnauthorizedError, UnavailableError
 from connector.core.guards import parse_json
 from connector.core.identity.access_tokens import AccessTokenRules, check_access_token
@@ -60,7 +60,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Monotonic = Callable[[], float]
 PublicKey = RSAKey | ECKey | OKPKey
 

@@ -51,6 +51,7 @@ from connector.core.identity.dcp import (
     status_bit,
     status_list_bits,
 )
+from connector.http.outbound import GuardedHttp
 from connector.identity.did import DidDocumentSource, UnknownKeyError, select_key
 from connector.identity.keys import KeyRing
 from connector.identity.sts import issue_si_token
@@ -63,7 +64,6 @@ from connector.identity.tokens import (
     bearer,
 )
 from connector.identity.trust import TrustList
-from connector.http.outbound import GuardedHttp
 
 __all__ = ["CREDENTIAL_SERVICE", "PresentationVerifier", "credential_service_url"]
 

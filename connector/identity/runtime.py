@@ -7,7 +7,7 @@ the verifier (inbound) and serves the DID document, workers use the issuer (outb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -26,11 +26,8 @@ from connector.identity.tokens import (
     check_profile,
 )
 from connector.identity.trust import TrustList
+from connector.runtime.clock import utc_now
 from connector.settings import Settings
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def load_keyring(settings: Settings) -> KeyRing:

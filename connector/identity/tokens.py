@@ -35,7 +35,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
@@ -54,6 +54,7 @@ from joserfc.jwk import ECKey, OKPKey
 from joserfc.jws import extract_compact
 from joserfc.util import urlsafe_b64decode
 
+from connector.core.clock import Clock
 from connector.core.errors import UnauthorizedError
 from connector.core.identity.claims import (
     DEFAULT_LEEWAY_SECONDS,
@@ -82,7 +83,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 DEV_TOKEN_PREFIX: Final = "dev:"  # noqa: S105 - a scheme marker, not a secret
 MAX_TOKEN_BYTES: Final = 8192

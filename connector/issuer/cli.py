@@ -324,10 +324,10 @@ def _serve(issuer: DevIssuer, args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from connector.http.outbound import GuardedHttp, OutboundConfig
     from connector.identity.did import DidResolver
     from connector.issuer.app import create_issuer_app
     from connector.issuer.writeback import StorageWriter
-    from connector.http.outbound import GuardedHttp, OutboundConfig
 
     public = urlsplit(issuer.config.public_url)
     cidrs = list(args.allow_cidr)

@@ -4,14 +4,14 @@ signed status list (decision 0024). Used by the CLI commands and by the HTTP ser
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from joserfc import jwt
 
+from connector.core.clock import Clock
 from connector.core.errors import BadRequestError, NotFoundError
 from connector.core.issuer.credentials import (
     SUPPORTED_TYPES,
@@ -25,10 +25,10 @@ from connector.identity.did import build_did_document
 from connector.identity.keys import KeyRing, load_or_create_keyring, rotate_keyring
 from connector.issuer.config import KEYS_DIR, IssuerConfig, IssuerConfigError, load_config
 from connector.issuer.store import DB_FILE, CredentialRecord, IssuerStore
+from connector.runtime.clock import utc_now
 
 __all__ = ["ISSUER_SERVICE_FRAGMENT", "KEY_GRACE", "DevIssuer", "open_issuer", "rotate_issuer_key"]
 
-Clock = Callable[[], datetime]
 
 ISSUER_SERVICE_FRAGMENT: Final = "#issuer-service"
 MAX_VALIDITY_DAYS: Final = 3650
@@ -37,16 +37,12 @@ MAX_VALIDITY_DAYS: Final = 3650
 KEY_GRACE: Final = timedelta(days=MAX_VALIDITY_DAYS)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class DevIssuer:
     config: IssuerConfig
     keyring: KeyRing
     store: IssuerStore
-    clock: Clock = _utc_now
+    clock: Clock = utc_now
 
     @property
     def did(self) -> str:
@@ -147,7 +143,7 @@ class DevIssuer:
         )
 
 
-def open_issuer(data_dir: Path, *, clock: Clock = _utc_now) -> DevIssuer:
+def open_issuer(data_dir: Path, *, clock: Clock = utc_now) -> DevIssuer:
     """The issuer kept in `data_dir`.
 
     Raises:

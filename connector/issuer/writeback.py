@@ -22,11 +22,11 @@ import httpx
 
 from connector.core.errors import ConnectorError
 from connector.core.issuer.messages import RequestStatus, credential_message
+from connector.http.outbound import GuardedHttp
 from connector.identity.did import DidDocumentSource
 from connector.identity.tokens import TokenIssuer, bearer
 from connector.issuer.service import DevIssuer
 from connector.issuer.store import RequestRecord
-from connector.http.outbound import GuardedHttp
 
 __all__ = ["CREDENTIAL_SERVICE", "DeliveryPolicy", "StorageWriter", "credential_service_url"]
 

@@ -1,8 +1,8 @@
 """`connector up`: the edge supervisor. Starts what is not configured externally, then the roles.
 
 Order: the data dir made private (umask 077 for every child, group/other bits removed from what
-exists; `connector.runtime.datadir`), Postgres, Redis, Temporal dev server (each awaited ready; the Web
-UI wired to the control plane's codec endpoint), migrations, Temporal bootstrap, the data key
+exists; `connector.runtime.datadir`), Postgres, Redis, Temporal dev server (each awaited ready; the
+Web UI wired to the control plane's codec endpoint), migrations, Temporal bootstrap, the data key
 ring, then the roles (decision 0016): by default the control plane, the data plane and the
 workers of every task queue run inside this process (`InProcess`, built by the CLI:
 `workers.edge.EdgeProcess`); with `--separate-roles` they are child processes, one per role and
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
+from connector.gc_tuning import tune_for_serving
 from connector.runtime import embedded
 from connector.runtime.datadir import private_umask, secure_data_dir
 from connector.runtime.embedded import EmbeddedError, ServiceSpec, ensure_port_free, free_port
-from connector.gc_tuning import tune_for_serving
 from connector.runtime.logging import get_logger
 from connector.runtime.metrics import (
     MULTIPROC_ENV,

@@ -15,10 +15,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from commands.backup import service_for
 from connector.runtime.embedded import free_port
 from connector.settings import Settings, to_env
 from tests.backup.backup_support import client_for, make_settings, ops_worker, seed
-from commands.backup import service_for
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult
 

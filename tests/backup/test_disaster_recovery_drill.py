@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from temporalio.client import Client
 
+from commands.backup import format_report
 from connector.services import maintenance
 from connector.services.reconcile import ProjectionKind, workflow_ids
 from tests.backup.backup_support import client_for, count, make_settings, ops_worker, seed
@@ -25,7 +26,6 @@ from tests.backup.drill_support import (
     drill_kind,
     upsert_drill_item,
 )
-from commands.backup import format_report
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, RestoreReport
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from commands.backup import service_for
 from connector.encryption.runtime import data_keys
 from connector.stores import credentials
 from tests.backup.backup_support import make_settings, seed
-from commands.backup import service_for
 
 pytestmark = pytest.mark.integration
 

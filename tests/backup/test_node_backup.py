@@ -30,10 +30,10 @@ from connector.backup.node import (
 from connector.backup.node_restore import NodeRestoreError, restore_node
 from connector.backup.service import BackupService
 from connector.core.backup import backup_id_for
-from connector.runtime.embedded import free_port, temporal_db_path
 from connector.encryption.keyring import DataKeys, create_key_file
 from connector.encryption.runtime import data_keys
 from connector.identity.apikeys import ensure_edge_api_key
+from connector.runtime.embedded import free_port, temporal_db_path
 from connector.settings import Settings
 from tests import services
 from tests.backup.backup_support import client_for, make_settings, seed

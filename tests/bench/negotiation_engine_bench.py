@@ -37,7 +37,8 @@ WRITES: dict[str, list[int]] = {"consumer": [0, 0], "provider": [0, 0]}
 
 
 def _count_writes() -> None:
-    """Count every projection write; before api.negotiation.gateway binds the function at its import."""
+    """Count every projection write; before api.negotiation.gateway binds the function at its
+    import."""
     upsert = negotiations.upsert_view
 
     async def counted(conn: Any, record: NegotiationRecord) -> Any:
@@ -212,8 +213,9 @@ def render(table: str, count: int, seconds: float) -> str:
             "workers in one process each, decision 0016; tests/twoconn.py with "
             "`edge_process=True`, secure did:web identity, the open policy) on one embedded "
             "Postgres, Redis and Temporal dev server (the pragmas and flags of "
-            "`connector.runtime.embedded.temporal_spec`); negotiations to FINALIZED one at a time; then "
-            "every history of both sides is read back from Temporal and its events counted. "
+            "`connector.runtime.embedded.temporal_spec`); negotiations to FINALIZED one at a "
+            "time; then every history of both sides is read back from Temporal and its events "
+            "counted. "
             "Projection writes = calls of `connector.stores.negotiations.upsert_view` by the "
             "edge and the workflow (one statement and round trip each), counted in the process.",
             table,

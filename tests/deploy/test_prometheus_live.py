@@ -511,8 +511,8 @@ def _assert_silent(prom: Prometheus, *, phase: str) -> None:
 
 
 async def _backup_now(edge: Edge) -> int:
-    from connector.temporal.client import connect
     from commands.backup import backup_now
+    from connector.temporal.client import connect
 
     settings = edge.settings()
     client = await connect(settings)

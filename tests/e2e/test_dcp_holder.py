@@ -29,10 +29,10 @@ from temporalio.worker import Replayer
 
 from connector.core.identity.dcp import DCP_CONTEXT
 from connector.core.identity.dcp_holder import unverified_claims
-from connector.runtime.embedded import free_port
 from connector.encryption.aead import SEALED_PREFIX
 from connector.identity.keys import KeyRing
 from connector.identity.runtime import load_keyring
+from connector.runtime.embedded import free_port
 from connector.temporal.client import connect
 from connector.temporal.codec import data_converter
 from tests.dcp_issuer_peer import DcpPeer, access_token, credentials_cli, dcp_peer, sign
@@ -482,7 +482,7 @@ async def test_renewal_requests_a_new_credential_for_each_expiring_one(world: Wo
 
 
 async def test_the_renewal_schedule_runs_the_renewal_workflow(world: World) -> None:
-    from workers.credential_ops import ensure_renewal_schedule
+    from commands.credentials import ensure_renewal_schedule
 
     client = await connect(world.cut.settings)
     change = await ensure_renewal_schedule(client, world.cut.settings)

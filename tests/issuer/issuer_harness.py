@@ -21,13 +21,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from connector.core.errors import UnauthorizedError
-from connector.runtime.embedded import free_port
+from connector.http.outbound import GuardedHttp, OutboundConfig
 from connector.identity.did import DidResolver, build_did_document, did_web
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.replay import MemoryReplayStore
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
 from connector.identity.trust import TrustList
-from connector.http.outbound import GuardedHttp, OutboundConfig
+from connector.runtime.embedded import free_port
 
 
 def utc_now() -> datetime:

@@ -8,11 +8,11 @@ import pytest
 
 from connector.core.issuer.messages import RequestStatus
 from connector.core.issuer.statuslist import MIN_BITS
+from connector.http.outbound import GuardedHttp
 from connector.identity.did import MemoryDidSource
 from connector.issuer.service import open_issuer
 from connector.issuer.store import DB_FILE, StatusListFullError
 from connector.issuer.writeback import StorageWriter
-from connector.http.outbound import GuardedHttp
 from tests.issuer.issuer_harness import init_issuer, utc_now
 
 HOLDER = "did:web:127.0.0.1%3A7398"

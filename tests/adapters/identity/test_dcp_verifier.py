@@ -15,14 +15,14 @@ from redis.asyncio import Redis
 
 from connector.core.errors import UnauthorizedError
 from connector.core.identity.dcp import DEFAULT_SCOPES, scope_for
-from connector.runtime.embedded import free_port
+from connector.http.outbound import GuardedHttp, OutboundConfig
 from connector.identity.did import DidResolver
 from connector.identity.presentations import PresentationVerifier
 from connector.identity.profile import AuthProfile
 from connector.identity.replay import RedisReplayStore
 from connector.identity.tokens import TokenVerifier
 from connector.identity.trust import TrustList
-from connector.http.outbound import GuardedHttp, OutboundConfig
+from connector.runtime.embedded import free_port
 from tests.dcp_holder import DcpWorld, Holder, dcp_world, ring
 
 US = "did:web:verifier.example"

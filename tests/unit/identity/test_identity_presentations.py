@@ -14,11 +14,11 @@ from joserfc.jwk import OctKey
 
 from connector.core.errors import UnauthorizedError
 from connector.core.identity.dcp import DEFAULT_SCOPES
+from connector.http.outbound import GuardedHttp
 from connector.identity.did import MemoryDidSource, build_did_document
 from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.presentations import PresentationVerifier, credential_service_url
 from connector.identity.trust import TrustList
-from connector.http.outbound import GuardedHttp
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HOLDER = "did:web:holder.example"

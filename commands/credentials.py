@@ -1,9 +1,8 @@
 """Operator side of the DCP holder (decision 0023): the `credential-renewal` Schedule and the
 `connector credentials list|request|import|requests` commands.
 
-In the composition-root package because it needs workflow names and contracts, which
-`connector` may not import. `connector.cli` calls in lazily; the control worker ensures the
-Schedule when it starts.
+With the other operator commands that start workflows (decision 0029). `connector.cli` calls
+in lazily; the control worker ensures the Schedule when it starts.
 """
 
 from __future__ import annotations
@@ -32,15 +31,16 @@ from api.management.credentials import (
     request_view,
     start_request,
 )
+from commands.backup import connect_client
 from connector.core.errors import ConnectorError
 from connector.encryption.runtime import data_keys
-from connector.identity.holder import CredentialHolder
-from connector.identity.runtime import load_keyring, utc_now
 from connector.http.outbound import GuardedHttp
+from connector.identity.holder import CredentialHolder
+from connector.identity.runtime import load_keyring
+from connector.runtime.clock import utc_now
 from connector.runtime.resources import open_resources
 from connector.settings import Settings
 from connector.stores import credentials
-from commands.backup import connect_client
 from workflows import names
 from workflows.credential_contracts import RenewalInput
 
