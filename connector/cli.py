@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _exit(asyncio.run(run_backup_command(settings, args)))
     if args.command == "credentials":
-        from commands.credentials import run_credentials_command
+        from workers.credential_ops import run_credentials_command
 
         return _exit(asyncio.run(run_credentials_command(settings, args)))
     if args.command == "restore":

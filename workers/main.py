@@ -112,7 +112,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
     """The ops worker keeps the backup and credential renewal Schedules in line with
     configuration (idempotent)."""
     from commands.backup import ensure_backup_schedule
-    from commands.credentials import ensure_renewal_schedule
+    from workers.credential_ops import ensure_renewal_schedule
 
     try:
         log.info("backup schedule", change=await ensure_backup_schedule(client, settings))

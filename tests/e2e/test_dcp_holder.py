@@ -482,7 +482,7 @@ async def test_renewal_requests_a_new_credential_for_each_expiring_one(world: Wo
 
 
 async def test_the_renewal_schedule_runs_the_renewal_workflow(world: World) -> None:
-    from commands.credentials import ensure_renewal_schedule
+    from workers.credential_ops import ensure_renewal_schedule
 
     client = await connect(world.cut.settings)
     change = await ensure_renewal_schedule(client, world.cut.settings)

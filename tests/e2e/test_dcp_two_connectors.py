@@ -182,7 +182,7 @@ async def test_non_member_member_and_revoked_member(space: DcpSpace) -> None:
 
 
 async def test_the_renewal_schedule_renews_with_the_dev_issuer(space: DcpSpace) -> None:
-    from commands.credentials import ensure_renewal_schedule
+    from workers.credential_ops import ensure_renewal_schedule
 
     provider = space.provider
     original = space.held[provider.name]

@@ -1,8 +1,9 @@
 """Operator side of the DCP holder (decision 0023): the `credential-renewal` Schedule and the
 `connector credentials list|request|import|requests` commands.
 
-With the other operator commands that start workflows (decision 0029). `connector.cli` calls
-in lazily; the control worker ensures the Schedule when it starts.
+In the composition-root package: it shares the management API's request use case
+(`api.management.credentials`), which `commands/` may not import (decision 0029).
+`connector.cli` calls in lazily; the control worker ensures the Schedule when it starts.
 """
 
 from __future__ import annotations
