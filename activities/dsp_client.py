@@ -13,7 +13,7 @@ fails unsent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import httpx
@@ -140,19 +140,12 @@ class DspClientActivities:
             raise _unreachable(exc, url) from None
         if resp.status_code < 300:
             return RemoteAck(status=resp.status_code, peer_pid=self._peer_pid(resp, out))
-        rejection = _peer_reasons(resp)
-        summary = f"{resp.status_code} from {url}" + (
-            f": {'; '.join(rejection.reasons)}" if rejection.reasons else ""
+        self._raise_for(
+            resp,
+            url,
+            retry_404=not is_initial(n, out.action),
+            not_found_attempts=out.not_found_attempts,
         )
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
-        if (
-            resp.status_code == 404
-            and not is_initial(n, out.action)
-            and activity.info().attempt < out.not_found_attempts
-        ):
-            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
-        raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
 
     @staticmethod
     def _peer_pid(resp: httpx.Response, out: OutboundNegotiationMessage) -> str | None:
@@ -195,7 +188,6 @@ class DspClientActivities:
             peer_pid = _pid_in(resp, "providerPid") if initial else None
             return RemoteAck(status=resp.status_code, peer_pid=peer_pid)
         self._raise_for(resp, url, retry_404=not initial, not_found_attempts=out.not_found_attempts)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post(
         self,
@@ -226,7 +218,9 @@ class DspClientActivities:
     @staticmethod
     def _raise_for(
         resp: httpx.Response, url: str, *, retry_404: bool, not_found_attempts: int
-    ) -> None:
+    ) -> NoReturn:
+        """The one mapping of a peer's non-2xx answer to the activity's error (STYLE.md rule 5):
+        5xx and 429 retryable, 404 retryable while the peer may not know the process yet."""
         rejection = _peer_reasons(resp)
         summary = f"{resp.status_code} from {url}" + (
             f": {'; '.join(rejection.reasons)}" if rejection.reasons else ""
