@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
@@ -74,17 +74,6 @@ class NegotiationGateway(ProcessGateway[NegotiationRecord]):
             handle, own_pid, msg, update=update_id(own_pid, msg), seen_version=seen_version
         )
 
-    @staticmethod
-    async def _applied(handle: WorkflowHandle[Any, Any], update: str) -> bool:
-        """Whether update `update` was accepted and completed (also after the workflow closed)."""
-        try:
-            await handle.get_update_handle(update, result_type=NegotiationRecord).result(
-                rpc_timeout=timedelta(seconds=2)
-            )
-        except (WorkflowUpdateFailedError, RPCError):
-            return False
-        return True
-
     async def open_with_message(
         self, start: NegotiationStart, msg: InboundNegotiationMessage
     ) -> NegotiationRecord:
@@ -107,7 +96,7 @@ class NegotiationGateway(ProcessGateway[NegotiationRecord]):
         if not await self._open(
             opened, workflow_id=workflow_id, own_pid=own_pid, search_attributes=attributes
         ):
-            return await self._reopened(workflow_id, own_pid, digest)
+            return await self._reopened(own_pid, digest)
         return await self._applied_answer(record)
 
     def _projected(self, record: NegotiationRecord, result: Any) -> None:
@@ -115,7 +104,7 @@ class NegotiationGateway(ProcessGateway[NegotiationRecord]):
             # Counted by whoever writes a version first (here, or the workflow's projection).
             self._metrics.negotiation_projected(record.negotiation, result.entered)
 
-    async def _reopened(self, workflow_id: str, own_pid: str, digest: str) -> NegotiationRecord:
+    async def _reopened(self, own_pid: str, digest: str) -> NegotiationRecord:
         """The opening message again, for a negotiation that exists (running or ended)."""
         existing = await negotiations.get(self._pool, own_pid)
         for _ in range(_OPENING_POLLS):
@@ -129,11 +118,6 @@ class NegotiationGateway(ProcessGateway[NegotiationRecord]):
             raise UnavailableError(f"negotiation {own_pid} is being created; send it again shortly")
         if existing.opening == digest:
             return existing
-        if existing.opening is None:
-            # Opened by update-with-start (before decision 0008): the update id is the digest.
-            handle = self._client.get_workflow_handle(workflow_id)
-            if await self._applied(handle, digest):
-                return existing
         raise IllegalTransitionError(
             f"negotiation {own_pid} was opened by a different message; "
             "a new negotiation needs a new pid"
