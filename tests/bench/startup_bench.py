@@ -265,7 +265,16 @@ def import_cost() -> list[tuple[str, str, int, float, int, float]]:
     return out
 
 
-OWN_PACKAGES = ("connector", "api", "workflows", "activities", "workers", "dataplane", "tests")
+OWN_PACKAGES = (
+    "connector",
+    "api",
+    "workflows",
+    "activities",
+    "workers",
+    "commands",
+    "dataplane",
+    "tests",
+)
 
 _LIST_LIBRARIES = (
     "import importlib, json, sys\n"
