@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from connector.runtime.embedded import free_port
+from connector.runtime.embedded import free_ports
 from connector.settings import Settings, load_settings
 
 
@@ -29,7 +29,7 @@ class Edge:
     @classmethod
     def allocate(cls, data_dir: Path) -> Edge:
         names = ["server", "dataplane", "metrics", "worker", "temporal", "ui", "postgres", "redis"]
-        return cls(data_dir=data_dir, ports={n: free_port() for n in names})
+        return cls(data_dir=data_dir, ports=dict(zip(names, free_ports(len(names)), strict=True)))
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
