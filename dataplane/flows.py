@@ -32,6 +32,7 @@ import asyncpg
 from connector.core.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from connector.core.transfer.wire import ENDPOINT_TYPE_HTTP
 from connector.data_address import completes_on_first_read
+from connector.http.errors import outage
 from connector.http.outbound import GuardedHttp
 from connector.runtime.logging import get_logger
 from connector.runtime.metrics import Metrics
@@ -52,6 +53,10 @@ _STOP_TARGET: Final = {
     "complete": ("COMPLETED", ("STARTED", "COMPLETED")),
 }
 _PROGRESS_EVERY: Final = 1.0
+# A delivered pull whose COMPLETED record met a database outage is written again, pausing this
+# long at first and doubling up to the maximum.
+_COMPLETION_RETRY_SECONDS: Final = 0.25
+_COMPLETION_RETRY_MAX_SECONDS: Final = 10.0
 
 
 def _now() -> datetime:
@@ -267,8 +272,20 @@ class FlowManager:
             await source.aclose()
 
     async def _pull_completed(self, flow_id: str, sent: int) -> None:
-        await store.progress(self._pool, flow_id, sent)
-        await store.set_state(self._pool, flow_id, "COMPLETED", only_from=("STARTED",))
+        """Record the delivered pull; written again while the database is unreachable, since the
+        bytes are gone and only this record tells the transfer it is complete."""
+        pause = _COMPLETION_RETRY_SECONDS
+        while True:
+            try:
+                await store.progress(self._pool, flow_id, sent)
+                await store.set_state(self._pool, flow_id, "COMPLETED", only_from=("STARTED",))
+                return
+            except Exception as exc:
+                if outage(exc) is None:
+                    raise
+                log.warning("pull delivered, completion not recorded yet", flow_id=flow_id)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _COMPLETION_RETRY_MAX_SECONDS)
 
     # --- push -----------------------------------------------------------------------------
 

@@ -520,6 +520,32 @@ async def test_the_first_whole_read_completes_a_finite_pull_by_default(
     assert (await dataplane.client.get(endpoint, headers=bearer(token))).status_code == 403
 
 
+async def test_a_pull_delivered_during_a_database_outage_is_still_recorded_complete(
+    dataplane: DataPlane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes reached the consumer while Postgres refused connections: the COMPLETED record
+    is written once it answers again, or the transfer would wait for it forever."""
+    from connector.stores import dataplane as flow_store
+
+    data = os.urandom(1000)
+    flow_id, token = await _file_flow(dataplane, data)
+    real_set_state = flow_store.set_state
+    refusals = 2
+
+    async def refusing_set_state(*args: Any, **kwargs: Any) -> Any:
+        nonlocal refusals
+        if refusals and args[2] == "COMPLETED":
+            refusals -= 1
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        return await real_set_state(*args, **kwargs)
+
+    monkeypatch.setattr(flow_store, "set_state", refusing_set_state)
+    resp = await dataplane.client.get(f"{dataplane.url}/public/{flow_id}", headers=bearer(token))
+    assert resp.content == data
+    await dataplane.wait_state(flow_id, "COMPLETED")
+    assert refusals == 0
+
+
 async def test_complete_on_first_read_false_keeps_the_pull_open(dataplane: DataPlane) -> None:
     data = os.urandom(1000)
     flow_id, token = await _file_flow(dataplane, data, completeOnFirstRead=False)
