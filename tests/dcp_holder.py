@@ -8,7 +8,6 @@ DIDs: `did:web:127.0.0.1%3A<port>:issuer`, `...:other-issuer`, `...:holders:<nam
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import json
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from joserfc import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +36,7 @@ from connector.identity.keys import KeyEntry, KeyRing, generate_key, key_id
 from connector.identity.sts import issue_access_token, issue_si_token
 from connector.identity.tokens import bearer
 from connector.runtime.embedded import free_port
+from tests.loopback import serving_app
 
 
 def ring() -> KeyRing:
@@ -320,16 +319,5 @@ def _claims(token: str) -> dict[str, Any]:
 @asynccontextmanager
 async def dcp_world() -> AsyncIterator[DcpWorld]:
     world = DcpWorld(free_port())
-    server = uvicorn.Server(
-        uvicorn.Config(world.app(), host="127.0.0.1", port=world.port, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
+    async with serving_app(world.app(), world.port):
         yield world
-    finally:
-        server.should_exit = True
-        await task

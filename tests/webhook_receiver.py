@@ -3,18 +3,17 @@ with `fail_first`, the first call of each notice id is answered 503 so the sende
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from connector.core.webhook_signature import ID_HEADER
 from connector.runtime.embedded import free_port
+from tests.loopback import serving_app
 
 # (headers with lower-case names, raw body, the status we answered)
 Call = tuple[dict[str, str], bytes, int]
@@ -50,15 +49,5 @@ class WebhookReceiver:
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[WebhookReceiver]:
-        config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                await asyncio.sleep(0.01)
+        async with serving_app(self._app(), self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task

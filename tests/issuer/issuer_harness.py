@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -28,6 +27,7 @@ from connector.identity.replay import MemoryReplayStore
 from connector.identity.tokens import TokenIssuer, TokenVerifier, bearer
 from connector.identity.trust import TrustList
 from connector.runtime.embedded import free_port
+from tests.loopback import serving_app
 
 
 def utc_now() -> datetime:
@@ -185,18 +185,8 @@ class LoopbackHolder:
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[LoopbackHolder]:
-        config = uvicorn.Config(
-            self._app(), host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        try:
-            while not server.started:
-                await asyncio.sleep(0.01)
+        async with serving_app(self._app(), self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
 
     async def wait_for_deliveries(self, count: int = 1, timeout: float = 20.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
