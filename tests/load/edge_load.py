@@ -30,6 +30,7 @@ import collections
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import sys
@@ -81,6 +82,8 @@ STATES: Final = (
 # activity would, for about two minutes.
 VERIFY_RETRIES: Final = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 #: Statuses of refused negotiation requests that k6 counts (ops/load/catalog-negotiation.js).
+#: The sleep at the end of each VU iteration (ops/load/catalog-negotiation.js).
+THINK: Final = 1.0
 REFUSALS: Final = ("0", "400", "401", "404", "409", "429", "500", "502", "503", "504", "other")
 
 
@@ -322,6 +325,7 @@ def report(
     stand_in: ConsumerStandIn,
     cpu: float,
     wall: float,
+    k6_cpu: float,
 ) -> str:
     catalog = metric(summary, "http_req_duration{name:catalog}")
     negotiation = metric(summary, "http_req_duration{name:negotiation_request}")
@@ -399,7 +403,9 @@ def report(
         f"- CPU of the edge stack (connector process, Postgres, Redis, Temporal) during the run "
         f"and the settling: {cpu:,.0f} s over {wall:,.0f} s wall "
         f"({cpu / max(1, states['FINALIZED']) * 1000:,.0f} ms per FINALIZED negotiation, "
-        "catalog requests included).",
+        "catalog requests included); k6 itself (signing every token, on the same cores): "
+        f"{k6_cpu:,.0f} s.",
+        capacity(summary, cpu + k6_cpu, int(iterations.get("count", 0)), int(vus)),
         "",
         "Targets (issue 18):",
         "",
@@ -415,6 +421,26 @@ def report(
         "",
     ]
     return "\n".join(lines)
+
+
+def capacity(summary: dict[str, Any], cpu: float, iterations: int, vus: int) -> str:
+    """What the closed loop asks of the machine (Little's law): `vus` VUs that sleep `THINK`
+    between iterations complete vus / (THINK + catalog + negotiation) iterations per second,
+    so a negotiation answer under 1 s at the peak needs that rate, and its CPU per iteration."""
+    if not iterations or not vus:
+        return "- Capacity: no iterations completed."
+    per_iteration = cpu / iterations
+    catalog_p50 = float(metric(summary, "http_req_duration{name:catalog}").get("med", 0.0)) / 1000
+    needed = vus / (THINK + catalog_p50 + 1.0)
+    cores = os.cpu_count() or 1
+    return (
+        f"- Capacity: {per_iteration * 1000:,.0f} ms of CPU per iteration (the edge stack and "
+        f"k6), so {cores} cores complete at most {cores / per_iteration:,.1f} iterations/s. "
+        f"With {vus} VUs sleeping {THINK:.0f} s, a negotiation answer under 1 s needs "
+        f"{needed:,.0f} iterations/s (Little's law: {vus} / ({THINK:.0f} s + catalog p50 "
+        f"{catalog_p50:.2f} s + 1 s)), i.e. at most {cores / needed * 1000:,.0f} ms of CPU per "
+        f"iteration on {cores} cores, or {needed * per_iteration:,.1f} cores at today's cost."
+    )
 
 
 INTRO: Final = f"""{SECTION}
@@ -508,14 +534,20 @@ async def run(quick: bool, write: bool, keep: bool) -> int:
             print(
                 f"[load] k6 PROFILE={profile} against {base} (as {DIDS} participants)", flush=True
             )
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             k6 = await asyncio.create_subprocess_exec("bash", str(RUN_SH), "--quiet", env=env)
             code = await k6.wait()
+            # The stack is not waited for until it stops: the reaped children are k6 and run.sh.
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            k6_cpu = (children.ru_utime - children_before.ru_utime) + (
+                children.ru_stime - children_before.ru_stime
+            )
             print(f"[load] k6 exited {code}; waiting for the negotiations to end", flush=True)
             states, waited = await settle(management, SETTLE_SECONDS[profile])
             cpu = cpu_seconds(pids) - cpu_before
             wall = time.monotonic() - wall_before
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-            text = report(variant, summary, code, states, waited, stand_in, cpu, wall)
+            text = report(variant, summary, code, states, waited, stand_in, cpu, wall, k6_cpu)
         print(text, flush=True)
         if write:
             write_doc(variant, text)
