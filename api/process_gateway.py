@@ -26,6 +26,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     TypedSearchAttributes,
@@ -65,6 +66,8 @@ T = TypeVar("T")
 _TASK_FAILURE_MARK: Final = "unexpected workflow task failure"
 _TASK_FAILURE_RETRIES: Final = 4
 _TASK_FAILURE_PAUSE_SECONDS: Final = 0.05
+#: How long a resend waits for the answer the first copy of its message got.
+_ANSWER_POLL: Final = timedelta(seconds=2)
 # A start that joins (USE_EXISTING) is idempotent by workflow id: when the engine failed while
 # it ran, it may have started the workflow or not, so it is sent again until this budget is
 # spent rather than answered 5xx (decision 0021).
@@ -206,7 +209,13 @@ class ProcessGateway(Generic[R]):
         """
         try:
             answered = handle.get_update_handle(update, result_type=self._kind.record_type)
-            first: R = await answered.result(rpc_timeout=timedelta(seconds=2))
+            first: R = await answered.result(rpc_timeout=_ANSWER_POLL)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            # The first copy is still being applied: its outcome is not ours to judge yet.
+            raise UnavailableError(
+                f"{self._kind.name} {own_pid}: this message is still being applied; "
+                "send it again shortly"
+            ) from None
         except (WorkflowUpdateFailedError, RPCError):
             return None
         current = await self._kind.load(self._pool, own_pid)

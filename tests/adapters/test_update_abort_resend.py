@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -23,13 +24,18 @@ with workflow.unsafe.imports_passed_through():
     import asyncpg
     import pytest
     from temporalio.api.enums.v1 import EventType
-    from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+    from temporalio.client import (
+        Client,
+        WorkflowExecutionStatus,
+        WorkflowHandle,
+        WorkflowUpdateStage,
+    )
     from temporalio.worker import Worker
 
     from api import process_gateway
     from api.negotiation.gateway import NEGOTIATION
     from api.process_gateway import _RESENT_AFTER_ABORT, ProcessGateway
-    from connector.core.errors import NotFoundError
+    from connector.core.errors import NotFoundError, UnavailableError
     from connector.core.negotiation.record import NegotiationRecord
     from connector.stores.migrate import migrate
     from workers.main import workflow_runner
@@ -158,3 +164,52 @@ async def test_a_same_id_resend_to_a_closed_run_that_took_it_gets_the_stored_ans
         assert again == ["m"]
         answered = handle.get_update_handle("update-1", result_type=list)
         assert await answered.result() == ["m"]
+
+
+@workflow.defn(name="test.abort-resend-held")
+class HeldWorkflow:
+    """Its `take` update is accepted and then waits for `release`: an update still in flight."""
+
+    def __init__(self) -> None:
+        self._released = False
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self._released)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.signal
+    def release(self) -> None:
+        self._released = True
+
+    @workflow.update
+    async def take(self, message: str) -> str:
+        await workflow.wait_condition(lambda: self._released)
+        return message
+
+
+async def test_a_resend_whose_first_copy_is_still_in_flight_is_asked_again_later(
+    temporal_address: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first copy's answer does not come within the poll: a 503 (send it again), never the
+    SDK's timeout escaping as a 500."""
+    monkeypatch.setattr(process_gateway, "_ANSWER_POLL", timedelta(seconds=0.5))
+    client = await Client.connect(temporal_address, namespace="connector")
+    queue = f"abort-resend-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[HeldWorkflow],
+        workflow_runner=workflow_runner(sandbox=False),
+    ):
+        handle = await client.start_workflow(
+            HeldWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=queue
+        )
+        await handle.start_update(
+            HeldWorkflow.take, "m", id="update-held", wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        gateway = _gateway(client, pool)
+        with pytest.raises(UnavailableError, match="still being applied"):
+            await gateway._produced_current(handle, "pid-3", "update-held")
+        await handle.signal(HeldWorkflow.release)
+        await handle.result()
