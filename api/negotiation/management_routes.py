@@ -12,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.idempotency import IdempotencyKeyDep, idempotent
 from api.negotiation.service import NegotiationService
 from api.process_gateway import StartedUnprojected
+from api.process_lists import (
+    AwaitingParam,
+    CounterPartyIdParam,
+    LimitParam,
+    RoleParam,
+    page_answer,
+    process_query,
+)
 from api.security import ApiKeyDep
 from api.state import app_state
 from connector.core.errors import BadRequestError, NotFoundError
@@ -179,34 +187,25 @@ async def list_negotiations(
     _: ApiKeyDep,
     resources: ResourcesDep,
     state: str | None = None,
-    role: Literal["provider", "consumer"] | None = None,
-    counter_party_id: Annotated[str | None, Query(alias="counterPartyId")] = None,
+    role: RoleParam = None,
+    counter_party_id: CounterPartyIdParam = None,
     asset_id: Annotated[str | None, Query(alias="assetId")] = None,
     awaiting: Annotated[
-        Literal["operator"] | None,
+        AwaitingParam,
         Query(description="`operator`: only negotiations that wait for a person's decision"),
     ] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: LimitParam = 50,
 ) -> dict[str, Any]:
-    try:
-        page = await negotiations.list_page(
-            resources.pool,
-            state=state.upper() if state else None,
-            role=role,
-            counterparty_id=counter_party_id,
-            asset_id=asset_id,
-            awaiting_operator=True if awaiting == "operator" else None,
-            cursor=cursor,
-            limit=limit,
-        )
-    except ValueError as exc:
-        raise BadRequestError(str(exc), pointer="/cursor") from None
-    return {
-        "items": [view(r) for r in page.items],
-        "total": page.total,
-        "nextCursor": page.next_cursor,
-    }
+    query = process_query(
+        state=state,
+        role=role,
+        counter_party_id=counter_party_id,
+        awaiting=awaiting,
+        cursor=cursor,
+        limit=limit,
+    )
+    return await page_answer(negotiations.list_page(resources.pool, query, asset_id=asset_id), view)
 
 
 @router.get("/negotiations/{negotiation_id}", summary="One negotiation with its timeline")

@@ -21,13 +21,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.idempotency import IdempotencyKeyDep, idempotent
 from api.negotiation.management_routes import STARTED_RESPONSES
 from api.process_gateway import StartedUnprojected
+from api.process_lists import (
+    AwaitingParam,
+    CounterPartyIdParam,
+    LimitParam,
+    RoleParam,
+    page_answer,
+    process_query,
+)
 from api.security import ApiKeyDep
 from api.state import app_state
 from api.transfer.service import TransferService, endpoint_property
-from connector.core.errors import (
-    BadRequestError,
-    NotFoundError,
-)
+from connector.core.errors import NotFoundError
 from connector.core.transfer.aggregate import JsonObject
 from connector.core.transfer.record import PENDING_AGREEMENT, TransferRecord
 from connector.runtime.resources import Resources
@@ -178,34 +183,26 @@ async def list_transfers(
     _: ApiKeyDep,
     resources: ResourcesDep,
     state: str | None = None,
-    role: Literal["provider", "consumer"] | None = None,
+    role: RoleParam = None,
     awaiting: Annotated[
-        Literal["operator"] | None,
+        AwaitingParam,
         Query(description="`operator`: only the transfers held for a person (the queue)"),
     ] = None,
     agreement_id: Annotated[str | None, Query(alias="agreementId")] = None,
-    counter_party_id: Annotated[str | None, Query(alias="counterPartyId")] = None,
+    counter_party_id: CounterPartyIdParam = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: LimitParam = 50,
 ) -> dict[str, Any]:
-    try:
-        page = await transfers.list_page(
-            resources.pool,
-            state=state.upper() if state else None,
-            role=role,
-            agreement_id=agreement_id,
-            counterparty_id=counter_party_id,
-            awaiting_operator=True if awaiting == "operator" else None,
-            cursor=cursor,
-            limit=limit,
-        )
-    except ValueError as exc:
-        raise BadRequestError(str(exc), pointer="/cursor") from None
-    return {
-        "items": [view(r) for r in page.items],
-        "total": page.total,
-        "nextCursor": page.next_cursor,
-    }
+    query = process_query(
+        state=state,
+        role=role,
+        counter_party_id=counter_party_id,
+        awaiting=awaiting,
+        cursor=cursor,
+        limit=limit,
+    )
+    listed = transfers.list_page(resources.pool, query, agreement_id=agreement_id)
+    return await page_answer(listed, view)
 
 
 async def _get(resources: Resources, transfer_id: str) -> TransferRecord:

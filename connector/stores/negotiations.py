@@ -17,7 +17,7 @@ from connector.core.negotiation.decide import id_of
 from connector.core.negotiation.record import NegotiationRecord
 from connector.core.negotiation.states import NegotiationState
 from connector.stores import process_pages
-from connector.stores.process_pages import Page
+from connector.stores.process_pages import Page, ProcessQuery
 
 TABLE: Final = "negotiations"
 EVENTS_TABLE: Final = "negotiation_events"
@@ -174,30 +174,16 @@ async def count_terminated(
 
 
 async def list_page(
-    pool: asyncpg.Pool,
-    *,
-    state: str | None = None,
-    role: str | None = None,
-    counterparty_id: str | None = None,
-    asset_id: str | None = None,
-    awaiting_operator: bool | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
+    pool: asyncpg.Pool, query: ProcessQuery, *, asset_id: str | None = None
 ) -> Page[NegotiationRecord]:
     """Newest first, keyset-paginated, with the total of the filtered set."""
     return await process_pages.list_page(
         pool,
         TABLE,
-        [
-            ("state", state),
-            ("role", role),
-            ("counterparty_id", counterparty_id),
-            ("asset_id", asset_id),
-            ("awaiting_decision", awaiting_operator),
-        ],
+        [*query.filters("awaiting_decision"), ("asset_id", asset_id)],
         NegotiationRecord.model_validate_json,
-        cursor=cursor,
-        limit=limit,
+        cursor=query.cursor,
+        limit=query.limit,
     )
 
 

@@ -13,7 +13,7 @@ import asyncpg
 
 from connector.core import cursor as cursor_codec
 
-__all__ = ["Page", "decode_cursor", "encode_cursor", "list_page"]
+__all__ = ["Page", "ProcessQuery", "decode_cursor", "encode_cursor", "list_page"]
 
 R = TypeVar("R")
 
@@ -23,6 +23,29 @@ class Page(Generic[R]):
     items: list[R]
     total: int
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessQuery:
+    """What every process list is asked for: the filters both kinds share (None: any) and the
+    page (`cursor` from the previous page's `next_cursor`)."""
+
+    state: str | None = None
+    role: str | None = None
+    counterparty_id: str | None = None
+    awaiting_operator: bool | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+    def filters(self, awaiting_column: str) -> list[tuple[str, Any]]:
+        """The shared filters as `list_page` takes them; each table says how it marks a process
+        that waits for a person."""
+        return [
+            ("state", self.state),
+            ("role", self.role),
+            ("counterparty_id", self.counterparty_id),
+            (awaiting_column, self.awaiting_operator),
+        ]
 
 
 def encode_cursor(updated_at: datetime, own_pid: str) -> str:

@@ -25,7 +25,7 @@ from connector.core.transfer.record import TransferRecord
 from connector.encryption.keyring import DataKeys
 from connector.encryption.values import open_address, seal_address
 from connector.stores import process_pages
-from connector.stores.process_pages import Page
+from connector.stores.process_pages import Page, ProcessQuery
 
 TABLE: Final = "transfers"
 EVENTS_TABLE: Final = "transfer_events"
@@ -128,31 +128,17 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, own_pid: str) -> Transfer
 
 
 async def list_page(
-    pool: asyncpg.Pool,
-    *,
-    state: str | None = None,
-    role: str | None = None,
-    agreement_id: str | None = None,
-    counterparty_id: str | None = None,
-    awaiting_operator: bool | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
+    pool: asyncpg.Pool, query: ProcessQuery, *, agreement_id: str | None = None
 ) -> Page[TransferRecord]:
     """Newest first, keyset-paginated, with the total of the filtered set; `awaiting_operator`
     True lists the transfers held for a person (decision 0013)."""
     return await process_pages.list_page(
         pool,
         TABLE,
-        [
-            ("state", state),
-            ("role", role),
-            ("agreement_id", agreement_id),
-            ("counterparty_id", counterparty_id),
-            ("(awaiting IS NOT NULL)", awaiting_operator),
-        ],
+        [*query.filters("(awaiting IS NOT NULL)"), ("agreement_id", agreement_id)],
         TransferRecord.model_validate_json,
-        cursor=cursor,
-        limit=limit,
+        cursor=query.cursor,
+        limit=query.limit,
     )
 
 
