@@ -58,7 +58,7 @@ async def create_asset(
     async def run(claimed: Claimed | None) -> JSONResponse:
         record = await created_once(
             claimed,
-            lambda: service.create_asset(
+            lambda: service.assets.create(
                 asset_id, body.properties, body.data_address.model_dump(), body.distributions
             ),
             lambda: service.assets.get(asset_id),
@@ -86,7 +86,7 @@ async def replace_asset(asset_id: str, request: Request, service: CatalogService
     body = await _asset_in(request)
     asset_id = resolve_id(asset_id, body.id)
     _check_data_address(request, body)
-    record = await service.replace_asset(
+    record = await service.assets.replace(
         asset_id,
         body.properties,
         body.data_address.model_dump(),
@@ -97,5 +97,5 @@ async def replace_asset(asset_id: str, request: Request, service: CatalogService
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset")
 async def delete_asset(asset_id: str, service: CatalogServiceDep) -> Response:
-    await service.delete_asset(asset_id)
+    await service.assets.delete(asset_id)
     return Response(status_code=204)

@@ -44,7 +44,7 @@ async def create_offer(
     async def run(claimed: Claimed | None) -> JSONResponse:
         record = await created_once(
             claimed,
-            lambda: service.create_offer(
+            lambda: service.offers.create(
                 offer_id,
                 selector,
                 body.access_policy_id,
@@ -74,7 +74,7 @@ async def get_offer(offer_id: str, service: CatalogServiceDep) -> OfferOut:
 @router.put("/{offer_id}", response_model=OfferOut, summary="Replace an offer")
 async def replace_offer(offer_id: str, request: Request, service: CatalogServiceDep) -> OfferOut:
     body = parse_body(OfferIn, await read_json(request))
-    record = await service.replace_offer(
+    record = await service.offers.replace(
         resolve_id(offer_id, body.id),
         parse_selector(body.asset_selector),
         body.access_policy_id,
@@ -86,5 +86,5 @@ async def replace_offer(offer_id: str, request: Request, service: CatalogService
 
 @router.delete("/{offer_id}", status_code=204, summary="Delete an offer")
 async def delete_offer(offer_id: str, service: CatalogServiceDep) -> Response:
-    await service.delete_offer(offer_id)
+    await service.offers.delete(offer_id)
     return Response(status_code=204)

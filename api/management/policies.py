@@ -27,6 +27,7 @@ from api.management.models import (
     wire,
 )
 from api.security import ApiKeyDep
+from connector.services.catalog import normalise_policy
 from connector.stores.catalog import POLICY_FIELDS
 from connector.stores.idempotency import Claimed
 
@@ -46,7 +47,7 @@ async def create_policy(
     async def run(claimed: Claimed | None) -> JSONResponse:
         record = await created_once(
             claimed,
-            lambda: service.create_policy(policy_id, body.policy),
+            lambda: service.policies.create(policy_id, normalise_policy(policy_id, body.policy)),
             lambda: service.policies.get(policy_id),
         )
         return created(PolicyOut.of(record))
@@ -70,13 +71,14 @@ async def get_policy(policy_id: str, service: CatalogServiceDep) -> PolicyOut:
 @router.put("/{policy_id}", response_model=PolicyOut, summary="Replace a policy")
 async def replace_policy(policy_id: str, request: Request, service: CatalogServiceDep) -> PolicyOut:
     body = parse_body(PolicyIn, await read_json(request))
-    record = await service.replace_policy(resolve_id(policy_id, body.id), body.policy)
+    policy_id = resolve_id(policy_id, body.id)
+    record = await service.policies.replace(policy_id, normalise_policy(policy_id, body.policy))
     return PolicyOut.of(record)
 
 
 @router.delete("/{policy_id}", status_code=204, summary="Delete a policy")
 async def delete_policy(policy_id: str, service: CatalogServiceDep) -> Response:
-    await service.delete_policy(policy_id)
+    await service.policies.delete(policy_id)
     return Response(status_code=204)
 
 

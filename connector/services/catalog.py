@@ -2,9 +2,10 @@
 
 `CatalogService` is what the API and the negotiation activities use:
 
-* **Writes** (`create_asset`, `replace_policy`, `delete_offer`, ...) go to the Postgres stores
-  (`connector.stores.catalog`) and then bump the catalog *generation* in Redis, so the next
-  catalog request cannot be served from a page cached before the write.
+* **Writes** go straight to its Postgres stores (`assets`, `policies`, `offers`;
+  `connector.stores.catalog`), which it builds to bump the catalog *generation* in Redis after
+  each committed write, so the next catalog request cannot be served from a page cached before
+  the write. Policies are stored in the canonical form `normalise_policy` returns.
 * **Catalog pages** (`catalog_page`): every *distinct* access policy is evaluated once per
   request (scope `catalog`, facts from the verified caller: participant id, claims, now); the set
   of admitted access-policy ids is the caller's *class*. One SQL statement returns the page of
@@ -35,10 +36,10 @@ import json
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import asyncpg
 import httpx
@@ -85,17 +86,12 @@ from connector.stores.catalog import (
     ASSET_FIELDS,
     MAX_PAGE_SIZE,
     PROPERTIES_PREFIX,
-    AssetRecord,
     Criterion,
     DatasetRow,
-    ListQuery,
-    OfferRecord,
-    Page,
     PgAssetStore,
     PgCatalogReadModel,
     PgOfferStore,
     PgPolicyStore,
-    PolicyRecord,
     ResolvedOffer,
     parse_criteria,
 )
@@ -138,8 +134,6 @@ PROPERTY_TERMS: Final[Mapping[str, str]] = {
 
 # Catalog Offers carry no target (the Dataset is) and no assignee (anyone admitted may accept).
 _NOT_IN_OFFERS: Final = frozenset({"target", "assignee"})
-
-_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- offer ids
@@ -196,7 +190,9 @@ async def resolve_offer_id(read_model: PgCatalogReadModel, dsp_offer_id: str) ->
 # --------------------------------------------------------------------------- policies
 
 
-def normalise_policy(policy_id: str, policy: object, *, pointer: str = "/policy") -> JsonValue:
+def normalise_policy(
+    policy_id: str, policy: object, *, pointer: str = "/policy"
+) -> dict[str, JsonValue]:
     """Validate an ODRL policy (compact 2025-1) and return its canonical form.
 
     A missing `@id` defaults to `policy_id`.
@@ -211,8 +207,7 @@ def normalise_policy(policy_id: str, policy: object, *, pointer: str = "/policy"
             *(f"{pointer}{p.pointer}: {p.message}" for p in problems),
             pointer=pointer + problems[0].pointer,
         )
-    canonical: JsonValue = to_json(parse_policy(policy))
-    return canonical
+    return to_json(parse_policy(policy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,12 +419,12 @@ class CatalogService:
         self.pool = pool
         self.participant_id = participant_id
         self.base_url = base_url.rstrip("/")
-        self.assets = PgAssetStore(pool)
-        self.policies = PgPolicyStore(pool)
-        self.offers = PgOfferStore(pool)
-        self.read_model = PgCatalogReadModel(pool)
         self._clock = clock
         self._cache = CatalogCache(redis, participant_id, cache_ttl)
+        self.assets = PgAssetStore(pool, on_write=self._cache.bump)
+        self.policies = PgPolicyStore(pool, on_write=self._cache.bump)
+        self.offers = PgOfferStore(pool, on_write=self._cache.bump)
+        self.read_model = PgCatalogReadModel(pool)
         self._memo_ttl = cache_ttl.total_seconds()
         self._memo: _PolicyMemo | None = None
         self._pages: OrderedDict[str, tuple[float, CatalogPage]] = OrderedDict()
@@ -441,81 +436,6 @@ class CatalogService:
 
     async def aclose(self) -> None:
         await self._cache.stop_watch()
-
-    # ---- writes: store, then invalidate --------------------------------------------------
-
-    async def _written(self, result: _T) -> _T:
-        await self._cache.bump()
-        return result
-
-    async def create_asset(
-        self,
-        asset_id: str,
-        properties: Mapping[str, Any],
-        data_address: Mapping[str, Any],
-        distributions: Sequence[str],
-    ) -> AssetRecord:
-        created = await self.assets.create(asset_id, properties, data_address, distributions)
-        return await self._written(created)
-
-    async def replace_asset(
-        self,
-        asset_id: str,
-        properties: Mapping[str, Any],
-        data_address: Mapping[str, Any],
-        distributions: Sequence[str],
-    ) -> AssetRecord:
-        replaced = await self.assets.replace(asset_id, properties, data_address, distributions)
-        return await self._written(replaced)
-
-    async def delete_asset(self, asset_id: str) -> None:
-        await self.assets.delete(asset_id)
-        await self._cache.bump()
-
-    async def create_policy(self, policy_id: str, policy: object) -> PolicyRecord:
-        canonical = normalise_policy(policy_id, policy)
-        assert isinstance(canonical, dict)  # noqa: S101 - to_json returns an object
-        return await self._written(await self.policies.create(policy_id, canonical))
-
-    async def replace_policy(self, policy_id: str, policy: object) -> PolicyRecord:
-        canonical = normalise_policy(policy_id, policy)
-        assert isinstance(canonical, dict)  # noqa: S101 - to_json returns an object
-        return await self._written(await self.policies.replace(policy_id, canonical))
-
-    async def delete_policy(self, policy_id: str) -> None:
-        await self.policies.delete(policy_id)
-        await self._cache.bump()
-
-    async def create_offer(
-        self,
-        offer_id: str,
-        selector: Mapping[str, Any],
-        access: str,
-        contract: str,
-        provider_decision: str | None = None,
-    ) -> OfferRecord:
-        return await self._written(
-            await self.offers.create(offer_id, selector, access, contract, provider_decision)
-        )
-
-    async def replace_offer(
-        self,
-        offer_id: str,
-        selector: Mapping[str, Any],
-        access: str,
-        contract: str,
-        provider_decision: str | None = None,
-    ) -> OfferRecord:
-        return await self._written(
-            await self.offers.replace(offer_id, selector, access, contract, provider_decision)
-        )
-
-    async def delete_offer(self, offer_id: str) -> None:
-        await self.offers.delete(offer_id)
-        await self._cache.bump()
-
-    async def list_assets(self, query: ListQuery) -> Page[AssetRecord]:
-        return await self.assets.list(query)
 
     # ---- policy evaluation ---------------------------------------------------------------
 

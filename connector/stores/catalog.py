@@ -21,7 +21,7 @@ Each repository method is one statement or one explicit transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Generic, Literal, TypeVar
@@ -391,11 +391,24 @@ async def _link_asset_to_criteria_offers(conn: asyncpg.Connection, asset_id: str
         )
 
 
-class PgAssetStore:
-    """Assets (the datasets of our catalog) and their `offer_assets` rows."""
+class _WriteStore:
+    """A store whose committed writes are announced: `on_write` runs after each one (the catalog
+    service bumps the catalog generation there, so no page cached before a write is served after
+    it). A store used only to read needs none."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, on_write: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._pool = pool
+        self._on_write = on_write
+
+    async def _written(self) -> None:
+        if self._on_write is not None:
+            await self._on_write()
+
+
+class PgAssetStore(_WriteStore):
+    """Assets (the datasets of our catalog) and their `offer_assets` rows."""
 
     async def create(
         self,
@@ -416,6 +429,7 @@ class PgAssetStore:
             if row is None:
                 raise ConflictError(f"asset {asset_id!r} already exists", pointer="/id")
             await _link_asset_to_criteria_offers(conn, asset_id)
+        await self._written()
         return AssetRecord.from_row(row)
 
     async def replace(
@@ -438,6 +452,7 @@ class PgAssetStore:
                 raise NotFoundError(f"asset {asset_id!r} not found")
             await conn.execute(_UNLINK_CRITERIA_OFFERS, asset_id)
             await _link_asset_to_criteria_offers(conn, asset_id)
+        await self._written()
         return AssetRecord.from_row(row)
 
     async def get(self, asset_id: str) -> AssetRecord:
@@ -459,6 +474,7 @@ class PgAssetStore:
                 )
             if await conn.fetchval(_DELETE_ASSET, asset_id) is None:
                 raise NotFoundError(f"asset {asset_id!r} not found")
+        await self._written()
 
     async def list(self, query: ListQuery) -> Page[AssetRecord]:
         async with self._pool.acquire() as conn:
@@ -502,11 +518,8 @@ _OFFERS_USING_POLICY: Final = f"""
 _DELETE_POLICY: Final = f"DELETE FROM {POLICIES_TABLE} WHERE id = $1 RETURNING id"  # noqa: S608
 
 
-class PgPolicyStore:
+class PgPolicyStore(_WriteStore):
     """ODRL policies (stored in the canonical compact 2025-1 form)."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
 
     async def create(self, policy_id: str, policy: Mapping[str, Any]) -> PolicyRecord:
         """Raises ConflictError when the id is taken."""
@@ -514,6 +527,7 @@ class PgPolicyStore:
             row = await conn.fetchrow(_INSERT_POLICY, policy_id, _dumps(policy))
         if row is None:
             raise ConflictError(f"policy {policy_id!r} already exists", pointer="/id")
+        await self._written()
         return PolicyRecord.from_row(row)
 
     async def replace(self, policy_id: str, policy: Mapping[str, Any]) -> PolicyRecord:
@@ -522,6 +536,7 @@ class PgPolicyStore:
             row = await conn.fetchrow(_UPDATE_POLICY, policy_id, _dumps(policy))
         if row is None:
             raise NotFoundError(f"policy {policy_id!r} not found")
+        await self._written()
         return PolicyRecord.from_row(row)
 
     async def get(self, policy_id: str) -> PolicyRecord:
@@ -544,6 +559,7 @@ class PgPolicyStore:
                 raise ConflictError(f"policy {policy_id!r} is used by an offer") from exc
             if deleted is None:
                 raise NotFoundError(f"policy {policy_id!r} not found")
+        await self._written()
 
     async def list(self, query: ListQuery) -> Page[PolicyRecord]:
         async with self._pool.acquire() as conn:
@@ -646,11 +662,8 @@ async def _link_offer(
     )
 
 
-class PgOfferStore:
+class PgOfferStore(_WriteStore):
     """Offers (contract definitions) and their `offer_assets` rows, kept in sync on each write."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
 
     async def create(
         self,
@@ -672,6 +685,7 @@ class PgOfferStore:
             if row is None:
                 raise ConflictError(f"offer {offer_id!r} already exists", pointer="/id")
             await _link_offer(conn, offer_id, selector, access)
+        await self._written()
         return OfferRecord.from_row(row)
 
     async def replace(
@@ -697,6 +711,7 @@ class PgOfferStore:
                 raise NotFoundError(f"offer {offer_id!r} not found")
             await conn.execute(_UNLINK_OFFER, offer_id)
             await _link_offer(conn, offer_id, selector, access)
+        await self._written()
         return OfferRecord.from_row(row)
 
     async def get(self, offer_id: str) -> OfferRecord:
@@ -712,6 +727,7 @@ class PgOfferStore:
         async with self._pool.acquire() as conn:
             if await conn.fetchval(_DELETE_OFFER, offer_id) is None:
                 raise NotFoundError(f"offer {offer_id!r} not found")
+        await self._written()
 
     async def list(self, query: ListQuery) -> Page[OfferRecord]:
         async with self._pool.acquire() as conn:

@@ -295,6 +295,10 @@ async def test_every_management_write_invalidates_the_cached_catalog(harness: Ha
     assert "a-gold" in dataset_ids(catalog_of(await request(h, PARTNER_Y)))
     await h.put("/assets/a-gold", asset("a-gold", tier="silver"))
     assert "a-gold" not in dataset_ids(catalog_of(await request(h, PARTNER_Y)))
+    await h.put("/assets/a-gold", asset("a-gold", tier="gold"))
+    assert "a-gold" in dataset_ids(catalog_of(await request(h, PARTNER_Y)))
+    assert (await h.delete("/assets/a-gold")).status_code == 204
+    assert "a-gold" not in dataset_ids(catalog_of(await request(h, PARTNER_Y)))
     assert (await h.delete("/offers/o-new")).status_code == 204
     assert "a-new" not in dataset_ids(catalog_of(await request(h, PARTNER_Y)))
 
