@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.idempotency import IdempotencyKeyDep, idempotent
 from api.negotiation.service import NegotiationService
-from api.process_gateway import StartedUnprojected
 from api.process_lists import (
     AwaitingParam,
     CounterPartyIdParam,
@@ -20,6 +19,7 @@ from api.process_lists import (
     page_answer,
     process_query,
 )
+from api.process_starts import STARTED_RESPONSES, started_answer
 from api.security import ApiKeyDep
 from api.state import app_state
 from connector.core.errors import BadRequestError, NotFoundError
@@ -32,14 +32,6 @@ from workflows.contracts import OperatorDecision
 
 # Postgres OFFSET is a bigint: anything larger fails in the driver (was a 500).
 MAX_OFFSET = 2**63 - 1
-
-# The creating POSTs' other success: the process was started, its record not yet readable.
-STARTED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {
-        "description": "Started, but the connector's database did not answer: the body is the "
-        "record the process was started with (its id is final); read it again shortly."
-    }
-}
 
 router = APIRouter(prefix="/management/v1", tags=["negotiations"])
 
@@ -166,20 +158,16 @@ async def _start_negotiation(
         existing = await service.reusable(body.counter_party_id, offer_id)
         if existing is not None:
             return JSONResponse({**view(existing), "reused": True}, status_code=200)
-    try:
-        started = await service.request_offer(
-            counterparty_address=body.counter_party_address,
-            counterparty_id=body.counter_party_id,
-            offer=body.offer,
-            offer_id=offer_id,
-            reuse=body.reuse,
-            # A retry of this key (also after a crash) starts, and so joins, the same workflow.
-            seed=claimed.seed if claimed is not None else None,
-        )
-    except StartedUnprojected as unprojected:
-        # Started, but Postgres did not answer: never a 5xx after the side effect.
-        return JSONResponse(view(unprojected.record), status_code=202)
-    return JSONResponse(view(started), status_code=201)
+    start = service.request_offer(
+        counterparty_address=body.counter_party_address,
+        counterparty_id=body.counter_party_id,
+        offer=body.offer,
+        offer_id=offer_id,
+        reuse=body.reuse,
+        # A retry of this key (also after a crash) starts, and so joins, the same workflow.
+        seed=claimed.seed if claimed is not None else None,
+    )
+    return await started_answer(start, view)
 
 
 @router.get("/negotiations", summary="Negotiations, newest first, filtered, with totals")

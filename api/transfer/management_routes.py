@@ -19,8 +19,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.idempotency import IdempotencyKeyDep, idempotent
-from api.negotiation.management_routes import STARTED_RESPONSES
-from api.process_gateway import StartedUnprojected
 from api.process_lists import (
     AwaitingParam,
     CounterPartyIdParam,
@@ -29,6 +27,7 @@ from api.process_lists import (
     page_answer,
     process_query,
 )
+from api.process_starts import STARTED_RESPONSES, started_answer
 from api.security import ApiKeyDep
 from api.state import app_state
 from api.transfer.service import TransferService, endpoint_property
@@ -162,20 +161,16 @@ async def start_transfer(
 async def _start_transfer(
     body: TransferRequest, claimed: Claimed | None, service: TransferService
 ) -> JSONResponse:
-    try:
-        started = await service.request_transfer(
-            counterparty_address=body.counter_party_address,
-            counterparty_id=body.counter_party_id,
-            agreement_id=body.agreement_id,
-            offer=body.offer,
-            format=body.format,
-            data_destination=body.data_destination,
-            seed=claimed.seed if claimed is not None else None,
-        )
-    except StartedUnprojected as unprojected:
-        # Started, but Postgres did not answer: never a 5xx after the side effect.
-        return JSONResponse(view(unprojected.record), status_code=202)
-    return JSONResponse(view(started), status_code=201)
+    start = service.request_transfer(
+        counterparty_address=body.counter_party_address,
+        counterparty_id=body.counter_party_id,
+        agreement_id=body.agreement_id,
+        offer=body.offer,
+        format=body.format,
+        data_destination=body.data_destination,
+        seed=claimed.seed if claimed is not None else None,
+    )
+    return await started_answer(start, view)
 
 
 @router.get("/transfers", summary="Transfers, newest first, filtered, with totals")
