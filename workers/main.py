@@ -24,7 +24,7 @@ from temporalio.worker import (
     Worker,
     WorkflowRunner,
 )
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import SandboxRestrictions
 
 from connector.identity.runtime import build_identity
 from connector.runtime import health
@@ -34,6 +34,7 @@ from connector.runtime.metrics import Metrics, TemporalProxyCollector, child_reg
 from connector.runtime.resources import Resources, open_resources
 from connector.settings import Settings
 from workers.registry import WorkerContext, registry
+from workers.sandbox import SandboxedRunner
 
 log = get_logger(__name__)
 ROLE = "worker"
@@ -219,11 +220,15 @@ SANDBOX_PASSTHROUGH: Final = (
 
 
 def workflow_runner(*, sandbox: bool = True) -> WorkflowRunner:
-    """The runner workers use (and replay tests, so they replay as production runs)."""
+    """The runner workers use (and replay tests, so they replay as production runs).
+
+    The sandbox is the SDK's, with our helper modules passed through and its context lookups
+    taken directly (`workers.sandbox`); the workflow modules themselves are still re-imported
+    and restricted for every run (decision 0030)."""
     if not sandbox:
         return UnsandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+    return SandboxedRunner(restrictions=restrictions)
 
 
 def build_workers(
