@@ -163,6 +163,8 @@ async def serve_one_process(cfg: dict[str, Any], data_dir: Path) -> None:
     from tests import twoconn
 
     ProcessGateway.eager_start = cfg.get("eager", True)
+    if cfg.get("runner") == "sdk":
+        _sdk_sandbox_runner()
     if cfg.get("workflow_threads"):
         import workers.edge
 
@@ -182,6 +184,26 @@ async def serve_one_process(cfg: dict[str, Any], data_dir: Path) -> None:
         STATE["db_url"] = conn.db_url
         STATE["ready"] = True
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def _sdk_sandbox_runner() -> None:
+    """Workers with the SDK's own sandbox runner, as before decision 0030 (our helper modules
+    passed through, contexts looked up through the SDK's `exec`)."""
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    import workers.main
+
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(
+        *workers.main.SANDBOX_PASSTHROUGH
+    )
+    ours = workers.main.workflow_runner
+
+    def runner(*, sandbox: bool = True) -> Any:
+        return (
+            SandboxedWorkflowRunner(restrictions=restrictions) if sandbox else ours(sandbox=False)
+        )
+
+    workers.main.workflow_runner = runner
 
 
 def serve_main(raw: str) -> None:
@@ -234,6 +256,7 @@ async def pair(
     layout: str = "separate",
     eager: bool = True,
     threads: int | None = None,
+    runner: str = "ours",
 ) -> AsyncIterator[tuple[Child, Child]]:
     ports = {"provider": embedded.free_port(), "consumer": embedded.free_port()}
     children: list[Child] = []
@@ -253,6 +276,7 @@ async def pair(
                 "layout": layout,
                 "eager": eager,
                 "workflow_threads": threads,
+                "runner": runner,
             }
             log = root / f"{name}.log"
             with log.open("wb") as out:
@@ -807,6 +831,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "one-process": {"layout": "one-process", "eager": True},
     "one-process-no-sandbox": {"layout": "one-process", "eager": True, "sandbox": False},
     "one-process-1-workflow-thread": {"layout": "one-process", "eager": True, "threads": 1},
+    "one-process-sdk-sandbox": {"layout": "one-process", "eager": True, "runner": "sdk"},
 }
 VARIANT_LABELS: dict[str, str] = {
     "separate": "process per role (`--separate-roles`): control plane + worker process each",
@@ -814,6 +839,8 @@ VARIANT_LABELS: dict[str, str] = {
     "one-process": "one process per connector (the default of `connector up`)",
     "one-process-no-sandbox": "one process per connector, workers without the sandbox",
     "one-process-1-workflow-thread": "one process per connector, one thread for workflow tasks",
+    "one-process-sdk-sandbox": "one process per connector, the SDK's sandbox runner "
+    "(before decision 0030)",
 }
 
 
@@ -870,7 +897,9 @@ async def layout_runs(args: argparse.Namespace) -> tuple[list[LayoutRun], dict[s
                     load[f"{variant}-{round_}"] = f"{EXTRA['load']} -> {EXTRA['load_after']}"
                     print(
                         f"{variant} round {round_ + 1}: {run.rate or 0:.1f}/s, "
-                        f"{sum(CPU.values()) * 1000:.0f} ms CPU per negotiation",
+                        f"{sum(CPU.values()) * 1000:.0f} ms CPU per negotiation "
+                        f"({(CPU.get('provider', 0) + CPU.get('consumer', 0)) * 1000:.0f} ms "
+                        "in the two connectors)",
                         file=sys.stderr,
                     )
     finally:
@@ -1081,11 +1110,10 @@ def notes(rows: list[Row], args: argparse.Namespace, cpu_total: float) -> list[s
             f"{cpu_total * 1000:.0f} ms of CPU per negotiation in all, {off_own * 1000:.0f} ms "
             f"instead of {own * 1000:.0f} ms in the two connectors' processes, "
             f"{1 - off_own / own if own else 0:.0%} less). The Temporal SDK's sandbox "
-            "re-imports the workflow's module for every workflow run, and (temporalio 1.35) runs "
-            "a freshly "
-            "compiled code string each time it visits a payload of a workflow task "
-            "(`get_serialization_context` through `exec`). The sandbox stays on by default, as "
-            "STYLE.md asks; an operator may trade it for throughput."
+            "re-imports the workflow's module for every workflow run and runs the workflow's "
+            "code with its restrictions applied; the SDK's per-payload `exec` of the context "
+            "lookup is skipped by our runner (decision 0030). The sandbox stays on by default, "
+            "as STYLE.md asks; an operator may trade it for throughput."
         )
     if EXTRA.get("burst_statuses"):
         out.append(f"- Burst answers by status: {EXTRA['burst_statuses']}.")
