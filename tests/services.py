@@ -19,6 +19,7 @@ import asyncpg
 
 from connector.runtime import embedded
 from connector.runtime.runner import Child, _from_spec
+from connector.settings import TemporalSettings
 
 START_TIMEOUT = 60.0
 
@@ -63,7 +64,9 @@ async def redis(root: Path) -> AsyncIterator[str]:
 @asynccontextmanager
 async def temporal(root: Path, namespaces: list[str]) -> AsyncIterator[str]:
     port = embedded.free_port()
-    spec = embedded.temporal_spec(root, port, 0, namespaces[0])
+    # The Go runtime settings `connector up` gives the embedded server.
+    go_env = TemporalSettings().embedded_go_env
+    spec = embedded.temporal_spec(root, port, 0, namespaces[0], go_env=go_env)
     for extra in namespaces[1:]:
         spec.argv += ["--namespace", extra]
     async with running(spec):

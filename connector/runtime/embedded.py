@@ -18,7 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -330,9 +330,11 @@ def temporal_spec(
     ui_host: str = "127.0.0.1",
     *,
     codec_endpoint: str | None = None,
+    go_env: Mapping[str, str] | None = None,
 ) -> ServiceSpec:
     """The dev server; `codec_endpoint`: the connector's codec endpoint for the Web UI, so it
-    shows encrypted payloads decoded (api/codec.py)."""
+    shows encrypted payloads decoded (api/codec.py); `go_env`: Go runtime variables set for it
+    on top of this process's environment (`temporal.embedded_go_env`, decision 0031)."""
     db = temporal_db_path(data_dir)
     root = db.parent
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -377,6 +379,7 @@ def temporal_spec(
         argv=argv,
         log_file=root / "temporal.log",
         ready=ready,
+        env={**os.environ, **go_env} if go_env else None,
         ports=ports,
     )
 

@@ -290,6 +290,7 @@ class Supervisor:
                     s.temporal.namespace,
                     s.temporal.ui_host,
                     codec_endpoint=codec_endpoint(s),
+                    go_env=s.temporal.embedded_go_env,
                 )
             )
             overrides["temporal"] = {"address": f"127.0.0.1:{port}"}

@@ -108,6 +108,32 @@ async def _negotiation_through_the_worker(edge: Edge, client: Client, timeout: f
     return workflow_id
 
 
+def _environ(pid: int) -> dict[str, str]:
+    """The environment a running process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.decode().partition("=")[::2] for item in raw.split(b"\0") if item)
+
+
+def test_the_embedded_temporal_server_gets_the_configured_go_runtime_settings(
+    tmp_path: Path,
+) -> None:
+    edge = Edge.allocate(tmp_path / "var")
+    edge.start(
+        **LOOPBACK_PEER,
+        CONNECTOR_TEMPORAL__EMBEDDED_GO_ENV='{"GOGC": "150", "GOMEMLIMIT": "200MiB"}',
+    )
+    try:
+        edge.wait_ready()
+        environ = _environ(edge.pids()["temporal"])
+        assert (environ["GOGC"], environ["GOMEMLIMIT"]) == ("150", "200MiB")
+        # The setting replaces the default (GOMAXPROCS=1) rather than adding to it.
+        assert environ.get("GOMAXPROCS") == os.environ.get("GOMAXPROCS")
+        assert edge.get("server", "/ready").status_code == 200
+    finally:
+        edge.stop(signal.SIGTERM)
+    assert processes_mentioning(str(edge.data_dir)) == []
+
+
 async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     edge.start(**LOOPBACK_PEER)
@@ -117,6 +143,8 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path: Pa
         assert set(edge.pids()) == {"connector", "postgres", "redis", "temporal"}
         assert edge.process is not None
         assert edge.pids()["connector"] == edge.process.pid
+        # The dev server runs with the Go runtime settings of `temporal.embedded_go_env`.
+        assert _environ(edge.pids()["temporal"])["GOMAXPROCS"] == "1"
 
         health = edge.get("server", "/health")
         assert health.status_code == 200, health.text

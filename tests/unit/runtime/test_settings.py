@@ -72,6 +72,21 @@ def test_a_bad_value_is_one_line_naming_the_key(env: dict[str, str], fragment: s
     assert "\n" not in message
 
 
+def test_the_embedded_temporal_server_gets_one_go_thread_unless_configured() -> None:
+    assert load_settings(env={}).temporal.embedded_go_env == {"GOMAXPROCS": "1"}
+    s = load_settings(env={"CONNECTOR_TEMPORAL__EMBEDDED_GO_ENV": '{"GOGC": "200"}'})
+    assert s.temporal.embedded_go_env == {"GOGC": "200"}
+    assert load_settings(env=to_env(s)) == s
+    assert load_settings(env={}, temporal={"embedded_go_env": {}}).temporal.embedded_go_env == {}
+
+
+def test_the_embedded_temporal_server_env_takes_go_runtime_variables_only() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"CONNECTOR_TEMPORAL__EMBEDDED_GO_ENV": '{"LD_PRELOAD": "x.so"}'})
+    assert "temporal.embedded_go_env" in str(info.value)
+    assert "LD_PRELOAD" in str(info.value)
+
+
 def test_secret_values_never_appear_in_the_error_message() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(env={"CONNECTOR_DATABASE__URL": "mysql://user:hunter2@db/x"})
