@@ -383,11 +383,25 @@ def loadavg() -> str:
 
 
 @asynccontextmanager
-async def temporal_server(root: Path, *, pragmas: bool) -> AsyncIterator[str]:
+async def temporal_server(
+    root: Path,
+    *,
+    pragmas: bool,
+    go_env: dict[str, str] | None = None,
+    extra_argv: list[str] | None = None,
+) -> AsyncIterator[str]:
+    """`go_env`: the server's Go runtime variables (None: `temporal.embedded_go_env`'s
+    default, as `connector up` starts it; {}: Go's defaults); `extra_argv`: further flags of
+    `temporal server start-dev`."""
+    from connector.settings import TemporalSettings
+
     port = embedded.free_port()
-    spec = embedded.temporal_spec(root, port, 0, NAMESPACES[0])
+    if go_env is None:
+        go_env = TemporalSettings().embedded_go_env
+    spec = embedded.temporal_spec(root, port, 0, NAMESPACES[0], go_env=go_env)
     for extra in NAMESPACES[1:]:
         spec.argv += ["--namespace", extra]
+    spec.argv += extra_argv or []
     if not pragmas:
         argv, skip = [], False
         for arg in spec.argv:
@@ -462,7 +476,7 @@ async def _post(client: httpx.AsyncClient, url: str, body: Any) -> httpx.Respons
     from tests.twoconn import HEADERS
 
     resp = await client.post(url, json=body, headers=HEADERS)
-    if resp.status_code not in (200, 201, 409):
+    if resp.status_code not in (200, 201, 202, 409):  # 202: started, not yet projected
         raise RuntimeError(f"{url}: {resp.status_code} {resp.text}")
     return resp
 
