@@ -3,6 +3,7 @@ the quick and full runs each keep their own subsection of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ def states(**values: int) -> dict[str, int]:
     return out
 
 
-def test_the_report_judges_each_target_from_the_summary() -> None:
+def test_the_report_judges_each_target_from_the_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     text = report(
         "Quick (3 min)",
         SUMMARY,
@@ -44,6 +46,7 @@ def test_the_report_judges_each_target_from_the_summary() -> None:
         ConsumerStandIn(port=1),
         10.0,
         100.0,
+        10.0,
     )
     assert "| catalog | 100 | 40 | 300 | 480 |" in text
     assert "- catalog p95 < 500 ms: **met** (480 ms)" in text
@@ -54,6 +57,11 @@ def test_the_report_judges_each_target_from_the_summary() -> None:
     # The four answered 503 went ahead all the same; two are still AGREED.
     assert "4 of them were answered with a refusal" in text
     assert "**MISSED** (2 still open after 30 s)" in text
+    # 20 s of CPU (stack and k6) over 100 iterations; 200 VUs / (1 s + 0.04 s + 1 s).
+    assert "- Capacity: 200 ms of CPU per iteration" in text
+    assert "2 cores complete at most 10.0 iterations/s" in text
+    assert "needs 98 iterations/s" in text
+    assert "at most 20 ms of CPU per iteration on 2 cores, or 19.6 cores" in text
 
 
 def test_quick_and_full_runs_keep_their_own_subsections(
