@@ -82,6 +82,8 @@ STATES: Final = (
 # activity would, for about two minutes.
 VERIFY_RETRIES: Final = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 #: Statuses of refused negotiation requests that k6 counts (ops/load/catalog-negotiation.js).
+#: Connections the consumer stand-in sends its verifications on.
+SENDERS: Final = 32
 #: The sleep at the end of each VU iteration (ops/load/catalog-negotiation.js).
 THINK: Final = 1.0
 REFUSALS: Final = ("0", "400", "401", "404", "409", "429", "500", "502", "503", "504", "other")
@@ -107,6 +109,7 @@ class ConsumerStandIn:
     _server: uvicorn.Server | None = None
     _serving: asyncio.Task[None] | None = None
     _http: httpx.AsyncClient | None = None
+    _sending: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(SENDERS))
 
     def did(self, n: int) -> str:
         return f"did:web:localhost%3A{self.port}:vu:{n}"
@@ -168,9 +171,11 @@ class ConsumerStandIn:
         outcome = "error"
         for pause in (*VERIFY_RETRIES, None):
             try:
-                resp = await self._http.post(
-                    url, json=body, headers={"Authorization": bearer(issuer.issue(self.audience))}
-                )
+                # Signed once a connection is free, as a consumer's send does: a token minted
+                # while thousands of verifications wait for the pool would expire in the queue.
+                async with self._sending:
+                    token = bearer(issuer.issue(self.audience))
+                    resp = await self._http.post(url, json=body, headers={"Authorization": token})
                 outcome = str(resp.status_code)
                 if resp.status_code < 300 or resp.status_code not in (400, 404, 409, 429, 503):
                     break
@@ -189,7 +194,8 @@ class ConsumerStandIn:
             ]
         )
         self._http = httpx.AsyncClient(
-            timeout=30, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32)
+            timeout=30,
+            limits=httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS),
         )
         config = uvicorn.Config(
             app,
