@@ -512,6 +512,24 @@ async def catalog_offer(consumer: Connector, provider: Connector, asset_id: str)
     raise AssertionError(f"{asset_id} not in catalog {catalog}")
 
 
+async def negotiate_to_finalized(
+    consumer: Connector, provider: Connector, offer: dict[str, Any]
+) -> dict[str, Any]:
+    """One negotiation for `offer` started by the consumer's operator, FINALIZED on both sides;
+    the consumer's last view of it."""
+    started = await consumer.post(
+        "/negotiations",
+        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
+    )
+    assert started.status_code == 201, started.text
+    last: dict[str, Any] = await consumer.wait_state(
+        started.json()["id"], {"FINALIZED", "TERMINATED"}
+    )
+    assert last["state"] == "FINALIZED", last
+    await provider.wait_state(last["providerPid"], {"FINALIZED"})
+    return last
+
+
 class WorkerProcess:
     """`connector worker` as its own OS process, so a test can kill -9 it."""
 

@@ -74,7 +74,7 @@ async def _history(connector: Any, workflow_id: str) -> list[Any]:
 async def measure(count: int) -> tuple[str, str]:
     """The table, and the events of the last negotiation on both sides."""
     _count_writes()
-    from tests.twoconn import catalog_offer, connector_pair, publish_offer
+    from tests.twoconn import catalog_offer, connector_pair, negotiate_to_finalized, publish_offer
 
     with tempfile.TemporaryDirectory(prefix="negotiation-shape-") as tmp:
         root = Path(tmp)
@@ -89,18 +89,7 @@ async def measure(count: int) -> tuple[str, str]:
             last: dict[str, Any] = {}
             done: list[dict[str, Any]] = []
             for _ in range(count):
-                started = await cons.post(
-                    "/negotiations",
-                    {
-                        "counterPartyAddress": provider.dsp,
-                        "counterPartyId": provider.did,
-                        "offer": offer,
-                    },
-                )
-                assert started.status_code == 201, started.text
-                last = await cons.wait_state(started.json()["id"], {"FINALIZED", "TERMINATED"})
-                assert last["state"] == "FINALIZED", last
-                await provider.wait_state(last["providerPid"], {"FINALIZED"})
+                last = await negotiate_to_finalized(cons, provider, offer)
                 done.append(last)
             await asyncio.sleep(0.5)  # the last workflow's final projection
             writes = {

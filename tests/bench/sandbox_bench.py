@@ -73,7 +73,7 @@ VARIANTS: dict[str, Callable[[], WorkflowRunner]] = {
 
 async def record(count: int) -> list[Side]:
     """Both sides' histories of `count` negotiations, with each side's data converter."""
-    from tests.twoconn import catalog_offer, connector_pair, publish_offer
+    from tests.twoconn import catalog_offer, connector_pair, negotiate_to_finalized, publish_offer
 
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         root = Path(tmp)
@@ -87,18 +87,7 @@ async def record(count: int) -> list[Side]:
             offer = await catalog_offer(cons, provider, "asset-1")
             ids: list[tuple[str, str]] = []
             for _ in range(count):
-                started = await cons.post(
-                    "/negotiations",
-                    {
-                        "counterPartyAddress": provider.dsp,
-                        "counterPartyId": provider.did,
-                        "offer": offer,
-                    },
-                )
-                assert started.status_code == 201, started.text
-                last = await cons.wait_state(started.json()["id"], {"FINALIZED", "TERMINATED"})
-                assert last["state"] == "FINALIZED", last
-                await provider.wait_state(last["providerPid"], {"FINALIZED"})
+                last = await negotiate_to_finalized(cons, provider, offer)
                 ids.append((last["consumerPid"], last["providerPid"]))
             sides: list[Side] = []
             for connector, role, index in ((cons, Role.CONSUMER, 0), (provider, Role.PROVIDER, 1)):
@@ -136,18 +125,6 @@ async def replay(sides: list[Side], runner: WorkflowRunner) -> float:
     return time.process_time() - started
 
 
-async def _negotiate(cons: Any, provider: Any, offer: dict[str, Any]) -> None:
-    """One negotiation to FINALIZED on both sides."""
-    started = await cons.post(
-        "/negotiations",
-        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
-    )
-    assert started.status_code == 201, started.text
-    last = await cons.wait_state(started.json()["id"], {"FINALIZED", "TERMINATED"})
-    assert last["state"] == "FINALIZED", last
-    await provider.wait_state(last["providerPid"], {"FINALIZED"})
-
-
 #: `--live` variants, names of VARIANTS.
 LIVE = (
     "SDK sandbox (before decision 0030)",
@@ -160,7 +137,7 @@ async def live(count: int, rounds: int, variants: list[str]) -> str:
     and workers on one loop), negotiations one at a time; CPU of this process per negotiation,
     a fresh pair per variant and round, variants alternating."""
     import workers.main
-    from tests.twoconn import catalog_offer, connector_pair, publish_offer
+    from tests.twoconn import catalog_offer, connector_pair, negotiate_to_finalized, publish_offer
 
     ours = workers.main.workflow_runner
     cpu: dict[str, list[float]] = {name: [] for name in variants}
@@ -192,11 +169,11 @@ async def live(count: int, rounds: int, variants: list[str]) -> str:
                         offer = await catalog_offer(cons, provider, "asset-1")
 
                         for _ in range(3):  # warm-up
-                            await _negotiate(cons, provider, offer)
+                            await negotiate_to_finalized(cons, provider, offer)
                         gc.collect()
                         before = time.process_time()
                         for _ in range(count):
-                            await _negotiate(cons, provider, offer)
+                            await negotiate_to_finalized(cons, provider, offer)
                         cpu[name].append((time.process_time() - before) / count * 1000)
                     print(f"{name} round {r + 1}: {cpu[name][-1]:.1f} ms", flush=True)
     workers.main.workflow_runner = ours
