@@ -97,20 +97,24 @@ async def _accepted_updates(handle: WorkflowHandle[ClosingWorkflow, list[str]]) 
     ]
 
 
+def _worker(client: Client, workflow: type) -> Worker:
+    """A worker for `workflow` alone, on a task queue of its own."""
+    return Worker(
+        client,
+        task_queue=f"abort-resend-{uuid.uuid4().hex[:8]}",
+        workflows=[workflow],
+        workflow_runner=workflow_runner(sandbox=False),
+    )
+
+
 async def _closing_during_the_update(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[WorkflowHandle[ClosingWorkflow, list[str]], Worker]:
-    queue = f"abort-resend-{uuid.uuid4().hex[:8]}"
-    worker = Worker(
-        client,
-        task_queue=queue,
-        workflows=[ClosingWorkflow],
-        workflow_runner=workflow_runner(sandbox=False),
-    )
+    worker = _worker(client, ClosingWorkflow)
     # The resend waits until the retried task has closed the run.
     monkeypatch.setattr(process_gateway, "_TASK_FAILURE_PAUSE_SECONDS", 1.5)
     handle: WorkflowHandle[ClosingWorkflow, list[str]] = await client.start_workflow(
-        ClosingWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=queue
+        ClosingWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=worker.task_queue
     )
     return handle, worker
 
@@ -146,15 +150,9 @@ async def test_a_same_id_resend_to_a_closed_run_that_took_it_gets_the_stored_ans
     temporal_address: str, pool: asyncpg.Pool
 ) -> None:
     client = await Client.connect(temporal_address, namespace="connector")
-    queue = f"abort-resend-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[ClosingWorkflow],
-        workflow_runner=workflow_runner(sandbox=False),
-    ):
+    async with _worker(client, ClosingWorkflow) as worker:
         handle = await client.start_workflow(
-            ClosingWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=queue
+            ClosingWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=worker.task_queue
         )
         assert await handle.execute_update(ClosingWorkflow.take, "m", id="update-1") == ["m"]
         assert await handle.result() == ["m"]
@@ -195,15 +193,9 @@ async def test_a_resend_whose_first_copy_is_still_in_flight_is_asked_again_later
     SDK's timeout escaping as a 500."""
     monkeypatch.setattr(process_gateway, "_ANSWER_POLL", timedelta(seconds=0.5))
     client = await Client.connect(temporal_address, namespace="connector")
-    queue = f"abort-resend-{uuid.uuid4().hex[:8]}"
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[HeldWorkflow],
-        workflow_runner=workflow_runner(sandbox=False),
-    ):
+    async with _worker(client, HeldWorkflow) as worker:
         handle = await client.start_workflow(
-            HeldWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=queue
+            HeldWorkflow.run, id=f"abort-resend-{uuid.uuid4()}", task_queue=worker.task_queue
         )
         await handle.start_update(
             HeldWorkflow.take, "m", id="update-held", wait_for_stage=WorkflowUpdateStage.ACCEPTED
