@@ -6,18 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 import asyncpg
 from fastapi import FastAPI
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from api import codec, discovery, wellknown
 from api import health as health_routes
 from api import management as management_routes
+from api.admission import Admission, task_queue_backlog
 from api.catalog import dsp_routes as dsp_catalog
 from api.catalog.service import open_catalog_service
 from api.content_type import JsonBodyMiddleware
@@ -85,18 +82,26 @@ def create_app(
                 maintenance_key(settings.identity.resolved_participant_id(settings.server)),
                 retry_after=settings.backup.maintenance_retry_after_seconds,
             )
+            temporal = resources.temporal
+            admission = Admission(
+                lambda: task_queue_backlog(temporal, settings.temporal.namespace, control_queue),
+                settings.admission,
+                metrics,
+            )
             # The routes reach the workflows only through these services (and their gateways).
             negotiation_service = NegotiationService(
                 settings,
                 resources.pool,
-                NegotiationGateway(resources.temporal, resources.pool, control_queue, metrics),
+                NegotiationGateway(
+                    resources.temporal, resources.pool, control_queue, metrics, admission
+                ),
                 identity.http,
             )
             app.state.negotiations = negotiation_service
             app.state.transfers = TransferService(
                 settings,
                 resources.pool,
-                TransferGateway(resources.temporal, resources.pool, control_queue, keys),
+                TransferGateway(resources.temporal, resources.pool, control_queue, keys, admission),
                 identity.http,
                 negotiation_service,
                 keys,
@@ -175,20 +180,3 @@ async def _refresh_gauges(
                 backlog = await task_queue_backlog(client, settings.temporal.namespace, queue)
                 metrics.task_queue_backlog.labels(queue).set(backlog)
         await asyncio.sleep(GAUGE_REFRESH_SECONDS)
-
-
-async def task_queue_backlog(client: Client, namespace: str, queue: str) -> int:
-    """Approximate number of workflow and activity tasks waiting for a worker on `queue`."""
-    total = 0
-    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
-        described = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(
-                namespace=namespace,
-                task_queue=TaskQueue(name=queue),
-                task_queue_type=kind,
-                report_stats=True,
-            ),
-            timeout=timedelta(seconds=2),
-        )
-        total += described.stats.approximate_backlog_count
-    return total

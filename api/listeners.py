@@ -177,6 +177,7 @@ class ListenerPair:
         management: Listener,
         *,
         timeout_graceful_shutdown: int = 5,
+        keep_alive_seconds: int = 5,
         handle_signals: bool = True,
     ) -> None:
         self.main = main
@@ -193,6 +194,7 @@ class ListenerPair:
                 proxy_headers=False,
                 lifespan="off",
                 timeout_graceful_shutdown=timeout_graceful_shutdown,
+                timeout_keep_alive=keep_alive_seconds,
             )
             for listener in (main, management)
         }

@@ -36,6 +36,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.admission import Admission
 from api.worker_wait import WORKER_ANSWER_SECONDS, settle_start, within_worker_wait
 from connector.core.errors import (
     BadRequestError,
@@ -120,12 +121,24 @@ class ProcessGateway(Generic[R]):
     eager_start: bool = True
 
     def __init__(
-        self, client: Client, pool: asyncpg.Pool, task_queue: str, kind: ProcessKind[R]
+        self,
+        client: Client,
+        pool: asyncpg.Pool,
+        task_queue: str,
+        kind: ProcessKind[R],
+        admission: Admission | None = None,
     ) -> None:
         self._client = client
         self._pool = pool
         self._task_queue = task_queue
         self._kind = kind
+        self._admission = admission
+
+    async def _admit(self) -> None:
+        """Wait at the door before a new process starts (decision 0032); nothing is started
+        when it refuses."""
+        if self._admission is not None:
+            await self._admission.admit(self._kind.name)
 
     async def _project(self, record: R) -> R:
         async with self._pool.acquire() as conn:
@@ -232,6 +245,7 @@ class ProcessGateway(Generic[R]):
     ) -> R:
         """The counterparty's first message creates our side (update-with-start); a re-sent one
         joins the running workflow, and one for a finished process gets its last state."""
+        await self._admit()
         kind = self._kind
         operation: WithStartWorkflowOperation[Any, R] = WithStartWorkflowOperation(
             kind.workflow,
@@ -278,6 +292,7 @@ class ProcessGateway(Generic[R]):
         A joining start whose outcome the engine left unknown is sent again within
         `_AMBIGUOUS_START_SECONDS` (decision 0021).
         """
+        await self._admit()
         joins = conflict is WorkflowIDConflictPolicy.USE_EXISTING
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (_AMBIGUOUS_START_SECONDS if joins else 0.0)

@@ -358,7 +358,13 @@ def _serve_split(settings: Settings, app: object) -> int:
     )
 
     async def serve() -> int:
-        pair = ListenerPair(app, main, management, timeout_graceful_shutdown=5)  # type: ignore[arg-type]
+        pair = ListenerPair(
+            app,  # type: ignore[arg-type]
+            main,
+            management,
+            timeout_graceful_shutdown=5,
+            keep_alive_seconds=settings.server.keep_alive_seconds,
+        )
         return await pair.serve()
 
     tune_for_serving()
@@ -385,6 +391,7 @@ def _serve(settings: Settings, app: object, host: str, port: int) -> int:
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.server.keep_alive_seconds,
     )
     return 0
 

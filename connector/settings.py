@@ -64,6 +64,15 @@ class ServerSettings(_Section):
         "own, backup.maintenance_retry_after_seconds), on every route of every process",
     )
 
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="How long an idle HTTP/1.1 connection stays open on the control and data "
+        "plane listeners: longer than a client's pause between requests (a `Retry-After`), so "
+        "its next request does not race the close and meet a reset",
+    )
+
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -379,6 +388,30 @@ class OperatorWebhookSettings(_Section):
         ):
             raise ValueError("operator_webhook.url needs a secret of 16 or more characters")
         return self
+
+
+class AdmissionSettings(_Section):
+    """Admission of new processes while the engine is behind (decision 0032)."""
+
+    max_backlog: int = Field(
+        default=200,
+        ge=0,
+        description="A new negotiation or transfer waits at the door while the control task "
+        "queue holds at least this many tasks no worker has taken (0: admit every one)",
+    )
+    wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="How long a new process waits for the backlog to fall before it is refused "
+        "503 + Retry-After",
+    )
+    refresh_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often each control plane reads the backlog"
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="`Retry-After` of a refused start"
+    )
 
 
 class RateLimitSettings(_Section):
@@ -777,6 +810,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     outbound: OutboundConfig = OutboundConfig()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    admission: AdmissionSettings = AdmissionSettings()
     negotiation: NegotiationSettings = NegotiationSettings()
     transfer: TransferSettings = TransferSettings()
     operator_webhook: OperatorWebhookSettings = OperatorWebhookSettings()

@@ -160,6 +160,7 @@ class EdgeProcess:
                 access_log=False,
                 proxy_headers=False,
                 timeout_graceful_shutdown=5,
+                timeout_keep_alive=s.server.keep_alive_seconds,
             )
         )
         from api.listeners import Listener, bind
@@ -190,6 +191,7 @@ class EdgeProcess:
             Listener("main", s.server.host, s.server.port),
             Listener("management", s.management.listener_host(s.server), s.management.port),
             timeout_graceful_shutdown=5,
+            keep_alive_seconds=s.server.keep_alive_seconds,
             handle_signals=False,
         )
         task = asyncio.create_task(_pair_serve(pair), name="control-plane")

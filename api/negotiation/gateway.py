@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError
 
+from api.admission import Admission
 from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.errors import IllegalTransitionError, UnavailableError
 from connector.core.ids import negotiation_workflow_id
@@ -55,9 +56,14 @@ NEGOTIATION = ProcessKind(
 
 class NegotiationGateway(ProcessGateway[NegotiationRecord]):
     def __init__(
-        self, client: Client, pool: asyncpg.Pool, task_queue: str, metrics: Metrics | None = None
+        self,
+        client: Client,
+        pool: asyncpg.Pool,
+        task_queue: str,
+        metrics: Metrics | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        super().__init__(client, pool, task_queue, NEGOTIATION)
+        super().__init__(client, pool, task_queue, NEGOTIATION, admission)
         self._metrics = metrics
 
     async def deliver(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncpg
 from temporalio.client import Client
 
+from api.admission import Admission
 from api.process_gateway import ProcessGateway, ProcessKind, content_id
 from connector.core.ids import transfer_workflow_id
 from connector.core.transfer.record import TransferRecord
@@ -47,8 +48,15 @@ def transfer_kind(keys: DataKeys) -> ProcessKind[TransferRecord]:
 
 
 class TransferGateway(ProcessGateway[TransferRecord]):
-    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str, keys: DataKeys) -> None:
-        super().__init__(client, pool, task_queue, transfer_kind(keys))
+    def __init__(
+        self,
+        client: Client,
+        pool: asyncpg.Pool,
+        task_queue: str,
+        keys: DataKeys,
+        admission: Admission | None = None,
+    ) -> None:
+        super().__init__(client, pool, task_queue, transfer_kind(keys), admission)
 
     async def deliver(
         self, role: Role, own_pid: str, msg: InboundTransferMessage, seen_version: int

@@ -148,6 +148,15 @@ class UnavailableError(ConnectorError):
     code = ErrorCode.UNAVAILABLE
 
 
+class OverloadedError(UnavailableError):
+    """A new process refused while the engine is behind (decision 0032): 503 with its own
+    `Retry-After`."""
+
+    def __init__(self, *reasons: str, retry_after: int = 1) -> None:
+        super().__init__(*reasons)
+        self.retry_after = retry_after
+
+
 class UnexpectedError(ConnectorError):
     code = ErrorCode.UNEXPECTED
 

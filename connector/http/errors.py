@@ -37,6 +37,7 @@ from connector.core.errors import (
     ConnectorError,
     ErrorCode,
     MethodNotAllowedError,
+    OverloadedError,
     RangeNotSatisfiableError,
     RateLimitedError,
     UnavailableError,
@@ -309,7 +310,9 @@ def error_response(request: Request, exc: ConnectorError) -> JSONResponse:
         headers["Allow"] = ", ".join(exc.allow)  # RFC 9110 §15.5.6: a 405 must carry it
     if isinstance(exc, RangeNotSatisfiableError) and status == 416:
         headers["Content-Range"] = f"bytes */{exc.size}"  # RFC 9110 §14.4: the current length
-    if status == 503:
+    if isinstance(exc, OverloadedError):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif status == 503:
         headers["Retry-After"] = str(retry_after(request))  # RFC 9110 §10.2.3
     if surface is Surface.DSP:
         pids = getattr(request.state, "dsp_pids", None)

@@ -61,6 +61,9 @@ BACKUP_FAILURES_TOTAL: Final = "connector_backup_failures_total"
 BACKUP_EXPECTED_SINCE: Final = "connector_backup_expected_since_timestamp_seconds"
 BACKUP_STAGES: Final = ("dump", "verify", "backup", "restore")
 TASK_QUEUE_BACKLOG: Final = "connector_task_queue_backlog"
+ADMISSION_REFUSED_TOTAL: Final = "connector_admission_refused_total"
+ADMISSION_WAIT_SECONDS: Final = "connector_admission_wait_seconds"
+ADMISSION_PROCESSES: Final = ("negotiation", "transfer")
 
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _PROCESS_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0)
@@ -136,6 +139,21 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         )
+        # Admission of new processes (decision 0032).
+        self.admission_refused = Counter(
+            _strip_total(ADMISSION_REFUSED_TOTAL),
+            "New processes refused (503) while the control task queue's backlog stayed over "
+            "admission.max_backlog.",
+            ["process"],
+            registry=registry,
+        )
+        self.admission_wait = Histogram(
+            ADMISSION_WAIT_SECONDS,
+            "How long a new process waited at the door for the backlog to fall (admitted or not).",
+            ["process"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.transfer_duration = Histogram(
             TRANSFER_DURATION_SECONDS,
             "Duration of finite transfers.",
@@ -206,6 +224,9 @@ class Metrics:
         for stage in BACKUP_STAGES:
             self.backup_failures.labels(stage)
             self.backup_duration.labels(stage)
+        for process in ADMISSION_PROCESSES:
+            self.admission_refused.labels(process)
+            self.admission_wait.labels(process)
 
 
 class KnownGauge:

@@ -206,6 +206,7 @@ export async function dspFlow() {
   errorRate.add(!catalogOk);
   const offer = catalogOk ? firstOffer(catalog.json()) : null;
 
+  let pause = 1;
   if (offer !== null) {
     const body = {
       '@context': CONTEXT,
@@ -229,12 +230,17 @@ export async function dspFlow() {
     } else {
       const status = REFUSALS.includes(String(res.status)) ? String(res.status) : 'other';
       negotiationsRefused.add(1, { status });
+      // As a polite consumer: a refusal's Retry-After is the pause before the next try.
+      const retryAfter = parseInt(res.headers['Retry-After'] || '', 10);
+      if (res.status === 503 && retryAfter > 0) {
+        pause = Math.min(retryAfter, 60);
+      }
     }
   } else if (catalogOk) {
     errorRate.add(true); // a catalog without an offer: nothing to negotiate is a failure here
   }
 
-  sleep(1);
+  sleep(pause);
 }
 
 export function managementReads() {

@@ -30,6 +30,7 @@ REQUIRED_ALERTS = {
     "ConnectorNegotiationsStuck",
     "ConnectorTransferFailures",
     "ConnectorTaskQueueBacklogGrowing",
+    "ConnectorAdmissionRefusing",
     "ConnectorBackupStale",
     "ConnectorBackupUnverified",
     "ConnectorBackupMissing",

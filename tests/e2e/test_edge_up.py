@@ -134,6 +134,39 @@ def test_the_embedded_temporal_server_gets_the_configured_go_runtime_settings(
     assert processes_mentioning(str(edge.data_dir)) == []
 
 
+def _health_on(sock: socket.socket) -> bytes:
+    """GET /health on an open connection; its status line, once the whole answer is read."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received or b"closed"
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return lines[0]
+
+
+def _answers_after_idle(ports: list[int], idle: float) -> list[bytes]:
+    """Each listener answers a second request on a connection left idle for `idle` seconds
+    (`server.keep_alive_seconds`: a client pausing for a `Retry-After` meets no reset)."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for port in ports]
+    try:
+        firsts = [_health_on(sock) for sock in socks]
+        assert all(line.startswith(b"HTTP/1.1 200") for line in firsts), firsts
+        time.sleep(idle)
+        return [_health_on(sock) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     edge = Edge.allocate(tmp_path / "var")
     edge.start(**LOOPBACK_PEER)
@@ -154,6 +187,9 @@ async def test_up_runs_the_whole_stack_stops_cleanly_and_keeps_data(tmp_path: Pa
         assert {"status", "timestamp", "version"} <= set(body)
         assert edge.get("server", "/ready").status_code == 200
         assert edge.get("dataplane", "/health").status_code == 200
+        # Longer than uvicorn's default keep-alive (5 s), shorter than ours (75 s).
+        seconds = _answers_after_idle([edge.ports["server"], edge.ports["dataplane"]], 6.0)
+        assert all(line.startswith(b"HTTP/1.1 200") for line in seconds), seconds
 
         ui = edge.get("ui", "/")
         assert ui.status_code == 200

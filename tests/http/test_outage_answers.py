@@ -23,7 +23,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from connector.core.dsp import DspVersion, validate_against_schema
-from connector.core.errors import UnavailableError
+from connector.core.errors import OverloadedError, UnavailableError
 from connector.http.errors import install_error_handlers, outage
 from connector.runtime.redis_outage import RedisOutage
 from connector.settings import load_settings
@@ -189,3 +189,16 @@ async def test_other_errors_stay_unexpected_500_without_retry_after(
     assert resp.status_code == 500, resp.text
     assert "Retry-After" not in resp.headers
     assert resp.json()["detail"].startswith("error id ")
+
+
+async def test_a_refused_start_carries_the_admission_retry_after() -> None:
+    """At capacity (decision 0032) the refusal names its own `Retry-After`, in each shape."""
+    refused = OverloadedError("the connector is at capacity", retry_after=RETRY_AFTER + 5)
+    resp = await _answer(refused, "/dsp/2025-1/negotiations/request")
+    assert (resp.status_code, resp.headers["Retry-After"]) == (503, str(RETRY_AFTER + 5))
+    body = resp.json()
+    assert (body["@type"], body["code"]) == ("ContractNegotiationError", "503")
+    assert body["reason"] == ["the connector is at capacity"], body
+    resp = await _answer(refused, "/management/v1/negotiations")
+    assert (resp.status_code, resp.headers["Retry-After"]) == (503, str(RETRY_AFTER + 5))
+    assert resp.json()["type"] == "urn:connector:error:unavailable"

@@ -86,6 +86,8 @@ VERIFY_RETRIES: Final = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 SENDERS: Final = 32
 #: The sleep at the end of each VU iteration (ops/load/catalog-negotiation.js).
 THINK: Final = 1.0
+#: How often the timeline samples the provider's states and backlog.
+SAMPLE_SECONDS: Final = 30.0
 REFUSALS: Final = ("0", "400", "401", "404", "409", "429", "500", "502", "503", "504", "other")
 
 
@@ -283,6 +285,34 @@ async def settle(management: httpx.AsyncClient, seconds: float) -> tuple[dict[st
         await asyncio.sleep(2)
 
 
+async def timeline(
+    management: httpx.AsyncClient, metrics_url: str, samples: list[str], clock0: float
+) -> None:
+    """Every `SAMPLE_SECONDS`: the provider's open negotiations by state and the task queues'
+    backlog (the connector's gauge, what KEDA scales on), printed and kept for the report."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            await asyncio.sleep(SAMPLE_SECONDS)
+            try:
+                states = await provider_states(management)
+                exposition = (await http.get(metrics_url)).text
+            except httpx.HTTPError:
+                continue
+            backlog = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in exposition.splitlines()
+                if line.startswith("connector_task_queue_backlog{")
+            )
+            open_ = {s: states[s] for s in STATES[:5] if states[s]}
+            line = (
+                f"{time.monotonic() - clock0:5.0f} s: {states['all']:,} started, open "
+                + (", ".join(f"{s} {n:,}" for s, n in open_.items()) or "none")
+                + f"; task queue backlog {backlog:,.0f}"
+            )
+            samples.append(line)
+            print(f"[load] {line}", flush=True)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -429,6 +459,16 @@ def report(
     return "\n".join(lines)
 
 
+def timeline_text(samples: list[str]) -> str:
+    if not samples:
+        return ""
+    return (
+        f"\nTimeline (every {SAMPLE_SECONDS:.0f} s from the start of k6; provider side):\n\n"
+        + "\n".join(f"- {line}" for line in samples)
+        + "\n"
+    )
+
+
 def capacity(summary: dict[str, Any], cpu: float, iterations: int, vus: int) -> str:
     """What the closed loop asks of the machine (Little's law): `vus` VUs that sleep `THINK`
     between iterations complete vus / (THINK + catalog + negotiation) iterations per second,
@@ -464,8 +504,12 @@ iteration is a catalog request, a ContractRequestMessage with the full offer of 
 {DIDS} did:web participants (one test key) whose DID documents a consumer stand-in serves on
 loopback and the connector trusts. The callbackAddress is that stand-in: it answers 200 to every
 DSP message and verifies each agreement with a signed ContractAgreementVerificationMessage, so a
-negotiation can reach FINALIZED. Thresholds apply to the tagged requests themselves: catalog p95 <
-500 ms, negotiation request p95 < 1 s, failed requests and checks < 1 %. After k6 ends, the
+negotiation can reach FINALIZED. A VU whose negotiation request is refused 503 (the connector at
+capacity, decision 0032) pauses for its `Retry-After` instead of 1 s, as a polite consumer would;
+the refusal counts as a failed request. Thresholds apply to the tagged requests themselves:
+catalog p95 < 500 ms, negotiation request p95 < 1 s, failed requests and checks < 1 %. The
+timeline samples the provider's open negotiations and its control queue's backlog every
+{SAMPLE_SECONDS:.0f} s. After k6 ends, the
 negotiations are given time to end (as long as one still ends every {SETTLE_STALL:.0f} s; at most
 {SETTLE_SECONDS["quick"]:.0f} s after the quick run, {SETTLE_SECONDS["load"]:.0f} s after the full
 one), then their states are counted on the provider. k6, the connector and everything else on
@@ -541,6 +585,10 @@ async def run(quick: bool, write: bool, keep: bool) -> int:
                 f"[load] k6 PROFILE={profile} against {base} (as {DIDS} participants)", flush=True
             )
             children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            samples: list[str] = []
+            sampler = asyncio.create_task(
+                timeline(management, edge.url("metrics", "/metrics"), samples, wall_before)
+            )
             k6 = await asyncio.create_subprocess_exec("bash", str(RUN_SH), "--quiet", env=env)
             code = await k6.wait()
             # The stack is not waited for until it stops: the reaped children are k6 and run.sh.
@@ -550,10 +598,12 @@ async def run(quick: bool, write: bool, keep: bool) -> int:
             )
             print(f"[load] k6 exited {code}; waiting for the negotiations to end", flush=True)
             states, waited = await settle(management, SETTLE_SECONDS[profile])
+            sampler.cancel()
             cpu = cpu_seconds(pids) - cpu_before
             wall = time.monotonic() - wall_before
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
             text = report(variant, summary, code, states, waited, stand_in, cpu, wall, k6_cpu)
+            text += timeline_text(samples)
         print(text, flush=True)
         if write:
             write_doc(variant, text)
