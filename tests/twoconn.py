@@ -51,6 +51,8 @@ class Exchange:
     request: Any
     status: int
     response: Any
+    #: `time.monotonic()` when the answer was complete.
+    at: float = 0.0
 
 
 class Recorder:
@@ -101,7 +103,14 @@ class Recorder:
         finally:
             self.in_flight -= 1
         self.exchanges.append(
-            Exchange(scope["method"], scope["path"], _json(body_in), status, _json(body_out))
+            Exchange(
+                scope["method"],
+                scope["path"],
+                _json(body_in),
+                status,
+                _json(body_out),
+                time.monotonic(),
+            )
         )
 
 
@@ -512,19 +521,29 @@ async def catalog_offer(consumer: Connector, provider: Connector, asset_id: str)
     raise AssertionError(f"{asset_id} not in catalog {catalog}")
 
 
+async def request_negotiation(
+    consumer: Connector,
+    provider: Connector,
+    offer: dict[str, Any],
+    accepted: tuple[int, ...] = (201,),
+) -> str:
+    """The consumer's operator asks for `offer` from `provider`; the consumer's negotiation id."""
+    resp = await consumer.post(
+        "/negotiations",
+        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
+    )
+    assert resp.status_code in accepted, resp.text
+    negotiation_id: str = resp.json()["id"]
+    return negotiation_id
+
+
 async def negotiate_to_finalized(
     consumer: Connector, provider: Connector, offer: dict[str, Any]
 ) -> dict[str, Any]:
     """One negotiation for `offer` started by the consumer's operator, FINALIZED on both sides;
     the consumer's last view of it."""
-    started = await consumer.post(
-        "/negotiations",
-        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
-    )
-    assert started.status_code == 201, started.text
-    last: dict[str, Any] = await consumer.wait_state(
-        started.json()["id"], {"FINALIZED", "TERMINATED"}
-    )
+    negotiation_id = await request_negotiation(consumer, provider, offer)
+    last: dict[str, Any] = await consumer.wait_state(negotiation_id, {"FINALIZED", "TERMINATED"})
     assert last["state"] == "FINALIZED", last
     await provider.wait_state(last["providerPid"], {"FINALIZED"})
     return last

@@ -153,6 +153,7 @@ class Delivery(Generic[A, S]):
         before: Callable[[], Awaitable[None]] | None,
     ) -> RemoteAck:
         started = workflow.now()
+        pause: timedelta | None = None
         try:
             return await sending.first_try(self._activity, message, answering=answering)
         except SendFailure as err:
@@ -164,6 +165,13 @@ class Delivery(Generic[A, S]):
                 raise
             self.last_error = failure_text(err)
             self._first_try_unsent = sending.not_sent(err)
+            pause = sending.asked_pause(err)
+        if pause:
+            # The peer's Retry-After holds for the retries too (the activity's own retries
+            # honour it through the same failure).
+            left = None if deadline is None else deadline - (workflow.now() - started)
+            if left is None or left > timedelta(0):
+                await workflow.sleep(pause if left is None else min(pause, left))
         remaining = None if deadline is None else deadline - (workflow.now() - started)
         if remaining is not None and remaining <= options.SEND_MIN_REMAINING:
             raise DeadlinePassed(self.last_error or "deadline passed")

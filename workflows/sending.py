@@ -35,6 +35,12 @@ def not_sent(err: BaseException) -> bool:
     return isinstance(cause, ApplicationError) and cause.type == names.ERR_PEER_NOT_CONNECTED
 
 
+def asked_pause(err: BaseException) -> timedelta | None:
+    """The pause the peer asked for with its refusal (`Retry-After`, decision 0032)."""
+    cause = cause_of(err)
+    return cause.next_retry_delay if isinstance(cause, ApplicationError) else None
+
+
 async def first_try(activity: str, message: object, *, answering: bool) -> RemoteAck:
     """The quick try: a local activity, or one scheduled attempt when `answering` the peer."""
     if answering:

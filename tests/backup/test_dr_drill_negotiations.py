@@ -14,7 +14,13 @@ from connector.settings import load_settings, to_env
 from connector.temporal.client import connect
 from tests.backup.backup_support import ops_worker
 from tests.e2e.transfer_helpers import MIB, agreement_for, random_file, start_transfer
-from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
+from tests.twoconn import (
+    Connector,
+    catalog_offer,
+    connector_pair,
+    publish_offer,
+    request_negotiation,
+)
 from workflows import names
 from workflows.backup_contracts import BackupInput, BackupResult, RestoreInput, RestoreReport
 
@@ -22,12 +28,7 @@ pytestmark = [pytest.mark.e2e]
 
 
 async def _negotiate(consumer: Connector, provider: Connector, offer: dict[str, Any]) -> str:
-    resp = await consumer.post(
-        "/negotiations",
-        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
-    )
-    assert resp.status_code == 201, resp.text
-    negotiation_id: str = resp.json()["id"]
+    negotiation_id = await request_negotiation(consumer, provider, offer)
     await consumer.wait_state(negotiation_id, {"FINALIZED"})
     return negotiation_id
 

@@ -7,35 +7,43 @@ negotiation ends FINALIZED, each once."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from api.admission import task_queue_backlog
 from connector.core.dsp import DspVersion, validate_against_schema
 from connector.temporal.client import connect
-from tests.twoconn import Connector, catalog_offer, connector_pair, publish_offer
+from tests.twoconn import (
+    Connector,
+    Exchange,
+    catalog_offer,
+    connector_pair,
+    publish_offer,
+    request_negotiation,
+)
 
 pytestmark = pytest.mark.e2e
 
+MAX_BACKLOG = 2
+WAIT_SECONDS = 1.0
+RETRY_AFTER_SECONDS = 2
 ADMISSION = {
-    "max_backlog": 2,
-    "wait_seconds": 1.0,
+    "max_backlog": MAX_BACKLOG,
+    "wait_seconds": WAIT_SECONDS,
     "refresh_seconds": 0.2,
-    "retry_after_seconds": 2,
+    "retry_after_seconds": RETRY_AFTER_SECONDS,
 }
 
 
-async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]) -> str:
-    resp = await consumer.post(
-        "/negotiations",
-        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
-    )
-    assert resp.status_code == 201, resp.text
-    negotiation_id: str = resp.json()["id"]
-    return negotiation_id
+def refusals_of(provider: Connector) -> list[Exchange]:
+    return [
+        ex
+        for ex in provider.recorder.exchanges
+        if ex.path == "/dsp/2025-1/negotiations/request" and ex.status == 503
+    ]
 
 
 async def _backlog_reaches(provider: Connector, tasks: int, timeout: float = 30) -> None:
@@ -66,21 +74,15 @@ async def test_at_capacity_a_new_negotiation_is_refused_and_finishes_after_the_b
         await consumer.start_workers()
         await publish_offer(provider, "asset-1")
         offer = await catalog_offer(consumer, provider, "asset-1")
-        admitted = [await _start(consumer, provider, offer) for _ in range(2)]
+        admitted = [await request_negotiation(consumer, provider, offer) for _ in range(2)]
         for negotiation_id in admitted:
             await consumer.wait_state(negotiation_id, {"REQUESTED"}, 30)
         # No provider worker runs: each started negotiation's first workflow task waits.
-        await _backlog_reaches(provider, ADMISSION["max_backlog"])
+        await _backlog_reaches(provider, MAX_BACKLOG)
 
-        refused_id = await _start(consumer, provider, offer)
+        refused_id = await request_negotiation(consumer, provider, offer)
         deadline = time.monotonic() + 30
-        while not (
-            refusals := [
-                ex
-                for ex in provider.recorder.exchanges
-                if ex.path == "/dsp/2025-1/negotiations/request" and ex.status == 503
-            ]
-        ):
+        while not (refusals := refusals_of(provider)):
             assert time.monotonic() < deadline, provider.recorder.exchanges
             await asyncio.sleep(0.1)
         body = refusals[0].response
@@ -96,6 +98,14 @@ async def test_at_capacity_a_new_negotiation_is_refused_and_finishes_after_the_b
         assert (await provider.get("/negotiations")).json()["total"] == 2
         consumer_side = (await consumer.get(f"/negotiations/{refused_id}")).json()
         assert consumer_side["state"] == "INITIAL", consumer_side  # its request not yet taken
+
+        # The consumer's send honours the refusal's Retry-After (2 s) before each new attempt,
+        # which again waits 1 s at the door: no attempt follows the last sooner.
+        while len(refusals := refusals_of(provider)) < 3:
+            assert time.monotonic() < deadline + 30, provider.recorder.exchanges
+            await asyncio.sleep(0.1)
+        gaps = [b.at - a.at for a, b in itertools.pairwise(refusals)]
+        assert min(gaps) >= RETRY_AFTER_SECONDS + WAIT_SECONDS - 0.3, gaps
 
         await provider.start_workers()
         for negotiation_id in [*admitted, refused_id]:

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.twoconn import Connector, WorkerProcess, catalog_offer, connector_pair, publish_offer
+from tests.twoconn import (
+    Connector,
+    WorkerProcess,
+    catalog_offer,
+    connector_pair,
+    publish_offer,
+    request_negotiation,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,15 +66,9 @@ async def _state(connector: Connector, negotiation_id: str) -> str:
 
 
 async def _start(consumer: Connector, provider: Connector, offer: dict[str, Any]) -> str:
-    resp = await consumer.post(
-        "/negotiations",
-        {"counterPartyAddress": provider.dsp, "counterPartyId": provider.did, "offer": offer},
-    )
     # 202: started, but the control plane's own projection write waited out its pool (fifty
     # starts at once on a loaded machine); the workflow projects it (decision 0001).
-    assert resp.status_code in (201, 202), resp.text
-    negotiation_id: str = resp.json()["id"]
-    return negotiation_id
+    return await request_negotiation(consumer, provider, offer, accepted=(201, 202))
 
 
 @pytest.mark.timeout(900)

@@ -1,6 +1,9 @@
 """`make load`: the seed's k6 load test against the edge stack in the SECURE profile (issue 18).
 
-    python -m tests.load.edge_load [--quick] [--no-write] [--keep]
+    python -m tests.load.edge_load [--quick] [--no-write] [--keep] [--env NAME=VALUE ...]
+
+`--env` sets a connector setting for the run (e.g. `CONNECTOR_ADMISSION__WAIT_SECONDS=20`); the
+report then goes under a heading of its own that names it (`make load LOAD_ENV="..."`).
 
 1. A consumer stand-in starts on a free loopback port (`ConsumerStandIn`): it serves the did:web
    documents of `DIDS` test participants (one P-256 key, `did:web:localhost%3A<port>:vu:<n>`) and
@@ -354,6 +357,7 @@ def metric(summary: dict[str, Any], name: str) -> dict[str, Any]:
 
 def report(
     variant: str,
+    command: str,
     summary: dict[str, Any],
     k6_code: int,
     states: dict[str, int],
@@ -394,7 +398,7 @@ def report(
         f"({platform.processor() or platform.machine()}, Python {platform.python_version()}); "
         f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min: "
         "other work shared the cores). "
-        f"Command: `make load{' QUICK=1' if variant.startswith('Quick') else ''}`; k6 exit code "
+        f"Command: `{command}`; k6 exit code "
         f"{k6_code}.",
         "",
         "| request | count | p50 (ms) | p90 (ms) | p95 (ms) | p99 (ms) | max (ms) |",
@@ -534,7 +538,8 @@ def write_doc(variant: str, text: str) -> None:
         title = chunk.split("\n", 1)[0]
         kept[title] = "### " + chunk.rstrip("\n") + "\n"
     kept[variant] = text.rstrip("\n") + "\n"
-    order = [t for t in ("Full (16 min)", "Quick (3 min)") if t in kept]
+    # The two plain variants first, then those with settings of their own.
+    order = sorted(kept, key=lambda t: (t not in ("Full (16 min)", "Quick (3 min)"), t))
     section = INTRO + "\n" + "\n".join(kept[t] for t in order)
     DOC.write_text(before + section.rstrip("\n") + "\n" + ("\n" + after if after else ""))
 
@@ -542,8 +547,14 @@ def write_doc(variant: str, text: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
-async def run(quick: bool, write: bool, keep: bool) -> int:
-    variant = "Quick (3 min)" if quick else "Full (16 min)"
+async def run(quick: bool, write: bool, keep: bool, settings: dict[str, str]) -> int:
+    variant = ("Quick (3 min)" if quick else "Full (16 min)") + "".join(
+        f", {name}={value}" for name, value in sorted(settings.items())
+    )
+    command = "make load" + (" QUICK=1" if quick else "")
+    if settings:
+        command += ' LOAD_ENV="' + " ".join(f"{k}={v}" for k, v in sorted(settings.items())) + '"'
+
     profile = "quick" if quick else "load"
     tmp = Path(tempfile.mkdtemp(prefix="edge-load-"))
     stand_in = ConsumerStandIn(port=free_port())
@@ -556,6 +567,7 @@ async def run(quick: bool, write: bool, keep: bool) -> int:
         "CONNECTOR_OUTBOUND__ALLOW_CIDRS": json.dumps(["127.0.0.0/8"]),
         "CONNECTOR_MANAGEMENT__API_KEYS": json.dumps([API_KEY]),
         "CONNECTOR_LOGGING__LEVEL": "warning",
+        **settings,
     }
     code = 1
     try:
@@ -602,7 +614,9 @@ async def run(quick: bool, write: bool, keep: bool) -> int:
             cpu = cpu_seconds(pids) - cpu_before
             wall = time.monotonic() - wall_before
             summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-            text = report(variant, summary, code, states, waited, stand_in, cpu, wall, k6_cpu)
+            text = report(
+                variant, command, summary, code, states, waited, stand_in, cpu, wall, k6_cpu
+            )
             text += timeline_text(samples)
         print(text, flush=True)
         if write:
@@ -628,11 +642,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 minutes instead of 16")
     parser.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and connector log")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a CONNECTOR_* setting for this run (repeatable)",
+    )
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.env)
+    if not all(name.startswith("CONNECTOR_") for name in settings):
+        parser.error("--env takes CONNECTOR_* settings")
     import uvloop
 
     uvloop.install()
-    return asyncio.run(run(args.quick, not args.no_write, args.keep))
+    return asyncio.run(run(args.quick, not args.no_write, args.keep, settings))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def test_the_report_judges_each_target_from_the_summary(monkeypatch: pytest.Monk
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     text = report(
         "Quick (3 min)",
+        "make load QUICK=1",
         SUMMARY,
         99,
         states(FINALIZED=98, AGREED=2),
@@ -48,6 +49,7 @@ def test_the_report_judges_each_target_from_the_summary(monkeypatch: pytest.Monk
         100.0,
         10.0,
     )
+    assert "Command: `make load QUICK=1`; k6 exit code 99." in text
     assert "| catalog | 100 | 40 | 300 | 480 |" in text
     assert "- catalog p95 < 500 ms: **met** (480 ms)" in text
     assert "- negotiation request p95 < 1 s: **MISSED** (1,500 ms)" in text
@@ -72,8 +74,12 @@ def test_quick_and_full_runs_keep_their_own_subsections(
     monkeypatch.setattr(edge_load, "DOC", doc)
     write_doc("Quick (3 min)", "### Quick (3 min)\n\nquick 1\n")
     write_doc("Full (16 min)", "### Full (16 min)\n\nfull 1\n")
+    variant = "Quick (3 min), CONNECTOR_ADMISSION__WAIT_SECONDS=20"
+    write_doc(variant, f"### {variant}\n\nwaiting longer\n")
     write_doc("Quick (3 min)", "### Quick (3 min)\n\nquick 2\n")
     text = doc.read_text()
+    # The plain runs first, then the ones with settings of their own.
+    assert text.index("full 1") < text.index("quick 2") < text.index("waiting longer")
     assert text.count(edge_load.SECTION) == 1
     assert "quick 1" not in text
     assert text.index("full 1") < text.index("quick 2")
