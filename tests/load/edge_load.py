@@ -221,6 +221,10 @@ class ConsumerStandIn:
     async def stop(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
+            # Still retrying against a stack that is gone: their answers no longer count.
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             await self._serving
