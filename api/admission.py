@@ -30,6 +30,8 @@ __all__ = ["Admission", "task_queue_backlog"]
 log = get_logger(__name__)
 
 _DESCRIBE_TIMEOUT: Final = timedelta(seconds=2)
+#: How long a request waits for a new reading of the backlog before it uses the last one.
+_FRESH_WAIT: Final = 0.25
 
 
 async def task_queue_backlog(client: Client, namespace: str, queue: str) -> int:
@@ -65,26 +67,37 @@ class Admission:
         self._clock = clock
         self._backlog = 0
         self._measured_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._reading: asyncio.Task[None] | None = None
 
     async def backlog(self) -> int:
-        """The last backlog read, read anew when older than `refresh_seconds`.
+        """The backlog, read anew when the last reading is older than `refresh_seconds`.
 
-        When it cannot be read, processes are admitted: the start itself then meets whatever
-        keeps Temporal from answering, and answers for it.
+        A request waits at most `_FRESH_WAIT` for a new reading, then goes on with the last one
+        (the reading goes on in the background): with Temporal hung, the start's own bound
+        answers for it (api/worker_wait.py), not this one.
         """
-        refresh = self._settings.refresh_seconds
-        if self._clock() - self._measured_at < refresh:
-            return self._backlog
-        async with self._lock:
-            if self._clock() - self._measured_at >= refresh:
-                try:
-                    self._backlog = await self._measure()
-                except Exception as exc:
-                    log.warning("task queue backlog unreadable; admitting", error=str(exc))
-                    self._backlog = 0
-                self._measured_at = self._clock()
+        stale = self._clock() - self._measured_at >= self._settings.refresh_seconds
+        if stale:
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.get_running_loop().create_task(self.refresh())
+            await asyncio.wait({self._reading}, timeout=_FRESH_WAIT)
         return self._backlog
+
+    async def refresh(self) -> None:
+        """Read the backlog now. When it cannot be read, processes are admitted: the start itself
+        then meets whatever keeps Temporal from answering, and answers for it."""
+        try:
+            self._backlog = await self._measure()
+        except Exception as exc:
+            log.warning("task queue backlog unreadable; admitting", error=str(exc))
+            self._backlog = 0
+        self._measured_at = self._clock()
+
+    async def aclose(self) -> None:
+        """Stop a reading in flight (the control plane is shutting down)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            await asyncio.gather(self._reading, return_exceptions=True)
 
     async def admit(self, process: str) -> None:
         """Return once a new `process` ("negotiation", "transfer") may start; raise

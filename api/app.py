@@ -116,6 +116,7 @@ def create_app(
             finally:
                 refresher.cancel()
                 purger.cancel()
+                await admission.aclose()
                 limiter = getattr(app.state, "rate_limiter", None)
                 if limiter is not None:
                     # Built on first use with this lifespan's Redis; the next lifespan builds anew.
