@@ -95,6 +95,20 @@ async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+async def temporal_serving(port: int, host: str = "127.0.0.1") -> bool:
+    """The Temporal frontend on `port` answers a client's first call (`GetSystemInfo`, which
+    every client makes when it connects): it accepts connections before that, and answers
+    "Frontend is not healthy yet" until its services are up."""
+    from temporalio.service import ConnectConfig, RetryConfig, ServiceClient
+
+    config = ConnectConfig(target_host=f"{host}:{port}", retry_config=RetryConfig(max_retries=0))
+    try:
+        await asyncio.wait_for(ServiceClient.connect(config), timeout=3.0)
+    except Exception:  # any failure: not serving yet
+        return False
+    return True
+
+
 # --- Postgres --------------------------------------------------------------------------------
 
 
@@ -372,7 +386,11 @@ def temporal_spec(
         ports["temporal.ui_port"] = ui_port
 
     async def ready() -> bool:
-        return await tcp_open(port) and (not ui_port or await tcp_open(ui_port))
+        return (
+            await tcp_open(port)
+            and await temporal_serving(port)
+            and (not ui_port or await tcp_open(ui_port))
+        )
 
     return ServiceSpec(
         name="temporal",
