@@ -98,7 +98,8 @@ async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 async def temporal_serving(port: int, host: str = "127.0.0.1") -> bool:
     """The Temporal frontend on `port` answers a client's first call (`GetSystemInfo`, which
     every client makes when it connects): it accepts connections before that, and answers
-    "Frontend is not healthy yet" until its services are up."""
+    "Frontend is not healthy yet" until its services are up. The caller has imported
+    temporalio.service (connector.runtime.runner: never while another thread imports)."""
     from temporalio.service import ConnectConfig, RetryConfig, ServiceClient
 
     config = ConnectConfig(target_host=f"{host}:{port}", retry_config=RetryConfig(max_retries=0))

@@ -302,10 +302,12 @@ class Supervisor:
             log.info("starting", service=child.name)
             await child.spawn()
             self.services.append(child)
-        # The readiness checks import the Postgres and Redis clients: here, before the preload
-        # thread imports, so no two threads import at once.
+        # The readiness checks import the Postgres, Redis and Temporal clients: here, before the
+        # preload thread imports, so no two threads import at once (two threads importing
+        # temporalio at once meet a partially initialised module).
         import asyncpg  # noqa: F401
         import redis.asyncio  # noqa: F401
+        import temporalio.service  # noqa: F401
 
         preload = (
             asyncio.create_task(asyncio.to_thread(_import_all, self.preload))
