@@ -53,6 +53,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
 from connector.core import search_attributes
+from connector.runtime.embedded import free_ports
 from connector.settings import load_settings
 from tests.e2e.transfer_helpers import MIB, Sink, write_file
 from tests.edge import Edge, pid_alive, processes_mentioning
@@ -296,6 +297,7 @@ class Side:
         self._http: httpx.AsyncClient | None = None
         self._probe_http: httpx.AsyncClient | None = None
         self._temporal: Client | None = None
+        self._extra: dict[str, str] = {}
 
     @property
     def did(self) -> str:
@@ -321,12 +323,27 @@ class Side:
         self.edge.data_dir.mkdir(parents=True, exist_ok=True)
         extra = self.env(peer)
         self.namespace = load_settings(env=self.edge.env(**extra)).temporal.namespace
+        self._extra = extra
         self.edge.start(**extra)
+
+    def _start_on_other_ports(self) -> None:
+        """Start again with new ports for everything but the two listeners the peer knows: one
+        picked for this stack was taken before it was bound (the other stack's Temporal dev
+        server picks its HTTP API and metrics ports at random)."""
+        kept = ("server", "dataplane")
+        moved = [name for name in self.edge.ports if name not in kept]
+        self.edge.ports.update(zip(moved, free_ports(len(moved)), strict=True))
+        self.edge.start(**self._extra)
 
     async def ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
+        retried = False
         while "connector is up" not in self.edge.log():
             if self.edge.process is not None and self.edge.process.poll() is not None:
+                if not retried and "address already in use" in self.edge.log():
+                    retried = True
+                    self._start_on_other_ports()
+                    continue
                 raise RuntimeError(f"{self.name}: connector up exited:\n{self.edge.log()[-4000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name}: connector up not ready in {timeout}s")
